@@ -1,0 +1,78 @@
+/**
+ * The admin listener (loopback by default): metrics, health, readiness, usage data, and the
+ * connection list and test button. Never a token: summaries mask it.
+ */
+import express, { type Express } from 'express';
+import type { Config } from '../config/load.js';
+import { GatewayError } from '../errors.js';
+import type { TokenProvider } from '../tokens/provider.js';
+import { summarizeTokenResult } from '../tokens/summary.js';
+import type { Metrics } from './metrics.js';
+import type { Usage } from './usage.js';
+
+export interface AdminState {
+  metrics: Metrics;
+  usage: Usage;
+  provider: TokenProvider;
+  config: () => Config;
+  ready: () => boolean;
+}
+
+export function createAdminApp(state: AdminState): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', state.metrics.registry.contentType);
+    res.send(await state.metrics.registry.metrics());
+  });
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    const ready = state.ready();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'draining' });
+  });
+  app.get('/usage', (req, res) => {
+    const only = typeof req.query.connection === 'string' ? req.query.connection : undefined;
+    if (only !== undefined && !state.config().connections.has(only)) {
+      res.status(404).json({ error: `unknown connection ${only.slice(0, 100)}` });
+      return;
+    }
+    res.json(state.usage.snapshot(state.provider.expiries(), only));
+  });
+  app.get('/connections', (_req, res) => {
+    const expiries = state.provider.expiries();
+    res.json({
+      connections: [...state.config().connections.values()].map((c) => {
+        const expiresIn = expiries.get(c.key);
+        return {
+          connection: c.key,
+          displayName: c.displayName,
+          tokenEndpoint: c.tokenUrl ?? null,
+          issuer: c.issuer ?? null,
+          clientAuth: c.auth.method,
+          tokenCached: expiresIn !== undefined && expiresIn > 0,
+          expiresInSeconds: expiresIn === undefined ? null : Math.max(0, Math.floor(expiresIn)),
+        };
+      }),
+    });
+  });
+  app.post('/connections/:key/test', async (req, res) => {
+    const connection = state.config().connections.get(req.params.key);
+    if (connection === undefined) {
+      res.status(404).json({ ok: false, error: `unknown connection ${req.params.key.slice(0, 100)}` });
+      return;
+    }
+    const started = performance.now();
+    try {
+      const token = await state.provider.fetchUncached(connection.key, connection.params);
+      res.json(summarizeTokenResult(connection.key, { token }, performance.now() - started));
+    } catch (error) {
+      if (!(error instanceof GatewayError)) throw error;
+      res.status(502).json(summarizeTokenResult(connection.key, { error }, performance.now() - started));
+    }
+  });
+  return app;
+}

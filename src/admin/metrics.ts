@@ -1,0 +1,100 @@
+/**
+ * Every metric of SPEC.md, on a registry of our own. Label values are bounded: route names and
+ * connection keys from the config, reason codes from fixed lists; never paths, tokens or client ids.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class Metrics {
+  readonly registry = new Registry();
+  #expirySource: () => Map<string, number> = () => new Map();
+
+  readonly tokenRequests = new Counter({
+    name: 'tokengate_token_requests_total',
+    help: 'Requests sent to token endpoints, by outcome',
+    labelNames: ['connection', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly tokenFailures = new Counter({
+    name: 'tokengate_token_failures_total',
+    help: 'Failed token acquisitions by reason (OAuth error code, http_status, timeout, network, invalid_response, circuit_open)',
+    labelNames: ['connection', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly tokenDuration = new Histogram({
+    name: 'tokengate_token_request_duration_seconds',
+    help: 'Duration of token endpoint requests',
+    labelNames: ['connection'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly cacheLookups = new Counter({
+    name: 'tokengate_token_cache_lookups_total',
+    help: 'Token cache lookups on the request path, by result',
+    labelNames: ['connection', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly tokenExpiresIn = new Gauge({
+    name: 'tokengate_token_expires_in_seconds',
+    help: 'Seconds until the soonest expiry among the connection\'s cached tokens',
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.tokenExpiresIn.reset();
+      for (const [connection, seconds] of this.#expirySource()) this.tokenExpiresIn.set({ connection }, Math.round(seconds * 1000) / 1000);
+    },
+  });
+  readonly requests = new Counter({
+    name: 'tokengate_requests_total',
+    help: 'Requests answered, by route, method and status sent to the caller (route="unmatched" for 404s)',
+    labelNames: ['route', 'method', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: 'tokengate_request_duration_seconds',
+    help: 'Time from request to response headers sent, by route',
+    labelNames: ['route'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'tokengate_auth_failures_total',
+    help: 'Caller requests that could not be authenticated upstream, by route, connection and reason',
+    labelNames: ['route', 'connection', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamErrors = new Counter({
+    name: 'tokengate_upstream_errors_total',
+    help: 'Upstream failures, by route and reason (unavailable, timeout, reset)',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly configReloads = new Counter({
+    name: 'tokengate_config_reloads_total',
+    help: 'Config reloads, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly accessDenied = new Counter({
+    name: 'tokengate_access_denied_total',
+    help: 'Callers refused by the access policy, by route and reason (missing_key, wrong_key, address)',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheErrors = new Counter({
+    name: 'tokengate_cache_errors_total',
+    help: 'Shared token cache (Redis) calls that failed, by operation',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'tokengate_' });
+  }
+
+  /** Where the expiry gauge reads from at scrape time (no per-request cost). */
+  setExpirySource(source: () => Map<string, number>): void {
+    this.#expirySource = source;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Usage data per connection, the way operators read it under a "Usage Data" tab: token requests,
+ * successes, failures by reason, cache hit ratio, expiry, and the most recent failures. Never a
+ * token, secret or assertion: failures carry only sanitised text.
+ */
+import type { Connection } from '../config/load.js';
+import { sanitizeText, type TokenError } from '../errors.js';
+
+export const RECENT_FAILURES = 100;
+const DESCRIPTION_MAX = 200;
+
+export interface FailureRecord {
+  time: string;
+  connection: string;
+  route: string | undefined;
+  code: string;
+  reason: string;
+  oauthError: string | undefined;
+  error_description: string | undefined;
+  httpStatus: number | undefined;
+  requestId: string | undefined;
+}
+
+/** Counters a route's hot path increments directly (no lookups, no allocation). */
+export class ConnectionStats {
+  tokenRequests = 0;
+  successes = 0;
+  failures = 0;
+  cacheHits = 0;
+  cacheMisses = 0;
+  readonly failuresByReason = new Map<string, number>();
+  lastSuccessAt: string | undefined;
+  lastFailureAt: string | undefined;
+}
+
+export class Usage {
+  readonly #stats = new Map<string, ConnectionStats>();
+  readonly #displayNames = new Map<string, string>();
+  readonly #recent: FailureRecord[] = [];
+  #next = 0;
+
+  /** Keeps the counters of connections that stay; new ones start at zero. */
+  setConnections(connections: Iterable<Connection>): void {
+    this.#displayNames.clear();
+    for (const connection of connections) {
+      this.#displayNames.set(connection.key, connection.displayName);
+      if (!this.#stats.has(connection.key)) this.#stats.set(connection.key, new ConnectionStats());
+    }
+    for (const key of this.#stats.keys()) if (!this.#displayNames.has(key)) this.#stats.delete(key);
+  }
+
+  stats(connection: string): ConnectionStats {
+    let stats = this.#stats.get(connection);
+    if (stats === undefined) {
+      stats = new ConnectionStats();
+      this.#stats.set(connection, stats);
+    }
+    return stats;
+  }
+
+  recordRequest(connection: string, outcome: 'success' | 'failure'): void {
+    const stats = this.stats(connection);
+    stats.tokenRequests++;
+    if (outcome === 'success') {
+      stats.successes++;
+      stats.lastSuccessAt = new Date().toISOString();
+    }
+  }
+
+  /** Records a failure (counts and ring buffer) and returns the record, for the log line. */
+  recordFailure(connection: string, error: TokenError, route: string | undefined, requestId: string | undefined): FailureRecord {
+    const stats = this.stats(connection);
+    stats.failures++;
+    stats.failuresByReason.set(error.reason, (stats.failuresByReason.get(error.reason) ?? 0) + 1);
+    const record: FailureRecord = {
+      time: new Date().toISOString(),
+      connection,
+      route,
+      code: error.code,
+      reason: error.reason,
+      oauthError: error.oauthError,
+      error_description: sanitizeText(error.detail, DESCRIPTION_MAX),
+      httpStatus: error.endpointStatus,
+      requestId,
+    };
+    stats.lastFailureAt = record.time;
+    if (this.#recent.length < RECENT_FAILURES) this.#recent.push(record);
+    else this.#recent[this.#next] = record;
+    this.#next = (this.#next + 1) % RECENT_FAILURES;
+    return record;
+  }
+
+  /** The /usage document, newest failures first; `only` narrows it to one connection. */
+  snapshot(expiries: Map<string, number>, only?: string): Record<string, unknown> {
+    const connections: Record<string, unknown>[] = [];
+    for (const [key, displayName] of this.#displayNames) {
+      if (only !== undefined && key !== only) continue;
+      const stats = this.stats(key);
+      const lookups = stats.cacheHits + stats.cacheMisses;
+      const expiresIn = expiries.get(key);
+      connections.push({
+        connection: key,
+        displayName,
+        tokenRequests: stats.tokenRequests,
+        successes: stats.successes,
+        failures: stats.failures,
+        failuresByReason: Object.fromEntries(stats.failuresByReason),
+        cacheHits: stats.cacheHits,
+        cacheMisses: stats.cacheMisses,
+        cacheHitRatio: lookups === 0 ? null : Math.round((stats.cacheHits / lookups) * 10_000) / 10_000,
+        tokenExpiresInSeconds: expiresIn === undefined ? null : Math.max(0, Math.floor(expiresIn)),
+        lastSuccessAt: stats.lastSuccessAt ?? null,
+        lastFailureAt: stats.lastFailureAt ?? null,
+      });
+    }
+    const ordered = [...this.#recent.slice(this.#next), ...this.#recent.slice(0, this.#next)].reverse();
+    return {
+      connections,
+      recentFailures: ordered.filter((f) => only === undefined || f.connection === only),
+    };
+  }
+}

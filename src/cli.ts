@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+/**
+ * tokengate serve | validate | token. Exit codes: 0 success, 1 invalid config or failed
+ * operation, 2 bad command-line usage.
+ */
+import { parseArgs } from 'node:util';
+import { Metrics } from './admin/metrics.js';
+import { Usage } from './admin/usage.js';
+import { ConfigError, formatProblem } from './config/errors.js';
+import { loadConfig } from './config/load.js';
+import { GatewayError } from './errors.js';
+import { createLogger } from './log.js';
+import { Gateway } from './server.js';
+import { Telemetry } from './telemetry.js';
+import { TokenProvider } from './tokens/provider.js';
+import { summarizeTokenResult } from './tokens/summary.js';
+
+const USAGE = `usage:
+  tokengate serve [--config FILE]
+  tokengate validate [--config FILE]
+  tokengate token KEY [--config FILE] [--param name=value]... [--show-token]
+
+FILE defaults to $TOKENGATE_CONFIG, else config/gateway.yaml.`;
+
+class UsageError extends Error {}
+
+function configFile(value: string | undefined): string {
+  return value ?? process.env.TOKENGATE_CONFIG ?? 'config/gateway.yaml';
+}
+
+function printConfigError(error: ConfigError): void {
+  process.stderr.write(`invalid config ${error.file}: ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}\n`);
+  for (const problem of error.problems) process.stderr.write(`  ${formatProblem(error.file, problem)}\n`);
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const log = createLogger();
+  const gateway = await Gateway.start({ configFile: configFile(values.config), logger: log, watch: true });
+  process.on('SIGHUP', () => gateway.reload());
+  return new Promise((done) => {
+    const stop = (signal: string) => {
+      log.info({ event: 'signal', signal }, `${signal}: shutting down`);
+      void gateway.stop().then(() => done(0));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function validate(args: string[]): number {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const file = configFile(values.config);
+  const config = loadConfig(file);
+  for (const warning of config.warnings) process.stderr.write(`warning: ${warning}\n`);
+  process.stdout.write(`${file}: valid (${config.routes.length} routes, ${config.connections.size} connections)\n`);
+  return 0;
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      param: { type: 'string', multiple: true },
+      'show-token': { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('token takes exactly one connection KEY');
+  const key = positionals[0]!;
+  const extra: Record<string, string> = {};
+  for (const pair of values.param ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new UsageError(`--param wants name=value, got "${pair}"`);
+    extra[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const config = loadConfig(configFile(values.config));
+  const connection = config.connections.get(key);
+  if (connection === undefined) {
+    process.stderr.write(`unknown connection "${key}"; known: ${[...config.connections.keys()].join(', ') || 'none'}\n`);
+    return 1;
+  }
+  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
+  const provider = new TokenProvider(config.connections.values(), new Telemetry(new Metrics(), new Usage(), log));
+  const started = performance.now();
+  try {
+    const result = await provider.fetchUncached(key, { ...connection.params, ...extra });
+    process.stdout.write(`${JSON.stringify(summarizeTokenResult(key, { token: result, showToken: values['show-token'] }, performance.now() - started), null, 2)}\n`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    process.stdout.write(`${JSON.stringify(summarizeTokenResult(key, { error }, performance.now() - started), null, 2)}\n`);
+    return 1;
+  } finally {
+    provider.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest);
+      case 'validate':
+        return validate(rest);
+      case 'token':
+        return await token(rest);
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(`${USAGE}\n`);
+        return 0;
+      default:
+        throw new UsageError(command === undefined ? 'no command given' : `unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printConfigError(error);
+      return 1;
+    }
+    if (error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+      return 2;
+    }
+    process.stderr.write(`tokengate: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,427 @@
+/**
+ * YAML → one validated, typed, frozen Config. Every problem is collected and reported at once,
+ * each with the file, the key path and, where the YAML tells us, line and column.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import {
+  clientSecretBasic,
+  clientSecretJwt,
+  clientSecretPost,
+  CredentialProblem,
+  privateKeyJwt,
+  type ClientAuth,
+} from '../tokens/client-auth.js';
+import { ConfigError, formatPath, type ConfigProblem } from './errors.js';
+import { configSchema, type RawAccess, type RawConfig, type RawConnection, type RawRoute } from './schema.js';
+import { Secret } from './secret.js';
+
+export interface AccessPolicy {
+  /** Lower-cased header name carrying the API key. */
+  readonly header: string;
+  readonly apiKeys: readonly Secret[];
+  readonly allowFrom: readonly string[];
+}
+
+export interface Connection {
+  readonly key: string;
+  readonly displayName: string;
+  readonly clientId: string;
+  readonly tokenUrl: string | undefined;
+  readonly issuer: string | undefined;
+  readonly auth: ClientAuth;
+  readonly params: Readonly<Record<string, string>>;
+  readonly timeouts: RawConnection['timeouts'];
+  readonly retry: RawConnection['retry'];
+  readonly token: RawConnection['token'];
+  /** Changes whenever anything that could change the tokens changes (config or secret values). */
+  readonly fingerprint: string;
+  /** Hash of the authorization server and client id: namespaces shared cache entries. */
+  readonly identity: string;
+}
+
+export interface Route extends Omit<RawRoute, 'access'> {
+  readonly index: number;
+  readonly upstreamUrl: URL;
+  /** The connection's params overlaid with the route's (the token cache key uses these). */
+  readonly effectiveParams: Readonly<Record<string, string>>;
+  readonly access: AccessPolicy | undefined;
+}
+
+export interface Config {
+  readonly file: string;
+  readonly listen: RawConfig['listen'];
+  readonly admin: RawConfig['admin'];
+  readonly logging: RawConfig['logging'];
+  readonly cache: Omit<RawConfig['cache'], 'encryptionKey'> & { readonly encryptionKey: Secret | undefined };
+  readonly access: AccessPolicy | undefined;
+  readonly connections: ReadonlyMap<string, Connection>;
+  readonly routes: readonly Route[];
+  /** Things worth a warning at start-up and on reload (inline secrets, ...). */
+  readonly warnings: readonly string[];
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname.endsWith('.localhost');
+}
+
+export function loadConfig(file: string, options: LoadOptions = {}): Config {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the config file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+  }
+  return parseConfig(text, file, options);
+}
+
+/** Parses config text; `file` names it in problems and anchors relative secret files. */
+export function parseConfig(text: string, file: string, options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((error) => ({
+        path: '',
+        message: `YAML syntax error: ${error.message.split('\n')[0] ?? error.code}`,
+        line: error.linePos?.[0].line,
+        column: error.linePos?.[0].col,
+      })),
+    );
+  }
+  const located = (problem: Omit<ConfigProblem, 'line' | 'column'>, keyPath: readonly PropertyKey[]): ConfigProblem =>
+    withPosition(problem, doc, lineCounter, keyPath);
+
+  const problems: ConfigProblem[] = [];
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the YAML: ${(error as Error).message}` }]);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ConfigError(file, [{ path: '', message: 'the config must be a YAML mapping (key: value) at the top level' }]);
+  }
+  data = substituteVariables(data, [], env, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
+
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(located({ path: formatPath(issue.path), message: describeIssue(issue) }, issue.path));
+    throw new ConfigError(file, problems);
+  }
+  const raw = parsed.data;
+  const secrets = resolveSecrets(raw, file, env, problems, located);
+  const warnings: string[] = [];
+  for (const [name, def] of Object.entries(raw.secrets)) {
+    if ('value' in def) warnings.push(`secrets.${name} is an inline value; use env or file outside development`);
+  }
+
+  const secretRef = (name: string, keyPath: PropertyKey[]): Secret | undefined => {
+    if (!(name in raw.secrets)) {
+      problems.push(located({ path: formatPath(keyPath), message: `unknown secret "${name}"; define it under secrets` }, keyPath));
+      return undefined;
+    }
+    return secrets.get(name);
+  };
+
+  const access = (policy: RawAccess | undefined, keyPath: PropertyKey[]): AccessPolicy | undefined => {
+    if (policy === undefined) return undefined;
+    const apiKeys = (policy.apiKeys ?? []).map((k, i) => secretRef(k.secret, [...keyPath, 'apiKeys', i, 'secret']));
+    (policy.allowFrom ?? []).forEach((cidr, i) => {
+      if (!isCidr(cidr)) problems.push(located({ path: formatPath([...keyPath, 'allowFrom', i]), message: `"${cidr}" is not an IPv4 or IPv6 CIDR block` }, [...keyPath, 'allowFrom', i]));
+    });
+    if (apiKeys.length === 0 && (policy.allowFrom ?? []).length === 0) {
+      problems.push(located({ path: formatPath(keyPath), message: 'an access policy needs apiKeys, allowFrom, or both' }, keyPath));
+    }
+    return Object.freeze({
+      header: policy.header.toLowerCase(),
+      apiKeys: Object.freeze(apiKeys.filter((s): s is Secret => s !== undefined)),
+      allowFrom: Object.freeze([...(policy.allowFrom ?? [])]),
+    });
+  };
+
+  const connections = new Map<string, Connection>();
+  for (const [key, conn] of Object.entries(raw.connections)) {
+    const built = buildConnection(key, conn, secretRef, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
+    if (built !== undefined) connections.set(key, built);
+  }
+
+  const routes: Route[] = [];
+  const seenNames = new Map<string, number>();
+  raw.routes.forEach((route, index) => {
+    const keyPath = ['routes', index];
+    const earlier = seenNames.get(route.name);
+    if (earlier !== undefined) {
+      problems.push(located({ path: formatPath([...keyPath, 'name']), message: `duplicate route name "${route.name}" (also routes[${earlier}])` }, [...keyPath, 'name']));
+    }
+    seenNames.set(route.name, index);
+    const upstreamUrl = new URL(route.upstream);
+    if (upstreamUrl.search !== '' || upstreamUrl.hash !== '' || upstreamUrl.username !== '' || upstreamUrl.password !== '') {
+      problems.push(located({ path: formatPath([...keyPath, 'upstream']), message: 'an upstream is a base URL: no query, fragment or user info' }, [...keyPath, 'upstream']));
+    }
+    let effectiveParams: Record<string, string> = {};
+    if (route.auth.type === 'client-connection') {
+      const name = route.auth.connection;
+      if (name === undefined) {
+        problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: 'required when auth.type is client-connection' }, [...keyPath, 'auth']));
+      } else if (!(name in raw.connections)) {
+        problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: `unknown connection "${name}"; known: ${Object.keys(raw.connections).join(', ') || 'none'}` }, [...keyPath, 'auth', 'connection']));
+      } else {
+        effectiveParams = { ...connections.get(name)?.params, ...stringParams(route.auth.params) };
+      }
+    } else if (route.auth.connection !== undefined || route.auth.params !== undefined) {
+      problems.push(located({ path: formatPath([...keyPath, 'auth']), message: 'auth.type none takes no connection or params' }, [...keyPath, 'auth']));
+    }
+    const pathPrefix = route.match.pathPrefix.length > 1 ? route.match.pathPrefix.replace(/\/+$/, '') : route.match.pathPrefix;
+    routes.push(
+      deepFreeze({
+        ...route,
+        match: { ...route.match, pathPrefix, methods: route.match.methods?.map((m) => m.toUpperCase()) },
+        index,
+        upstreamUrl,
+        effectiveParams,
+        access: access(route.access, [...keyPath, 'access']),
+      }),
+    );
+  });
+  const topAccess = access(raw.access, ['access']);
+
+  let encryptionKey: Secret | undefined;
+  if (raw.cache.encryptionKey !== undefined) encryptionKey = secretRef(raw.cache.encryptionKey.secret, ['cache', 'encryptionKey', 'secret']);
+  if (raw.cache.store === 'redis' && raw.cache.encryptionKey === undefined && !raw.cache.allowPlaintext) {
+    problems.push(located({ path: 'cache.encryptionKey', message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis' }, ['cache']));
+  }
+
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return Object.freeze({
+    file,
+    listen: Object.freeze(raw.listen),
+    admin: Object.freeze(raw.admin),
+    logging: Object.freeze(raw.logging),
+    cache: Object.freeze({ ...raw.cache, redis: Object.freeze(raw.cache.redis), encryptionKey }),
+    access: topAccess,
+    connections,
+    routes: Object.freeze(routes),
+    warnings: Object.freeze(warnings),
+  });
+}
+
+type Report = (keyPath: PropertyKey[], message: string) => void;
+
+function buildConnection(
+  key: string,
+  conn: RawConnection,
+  secretRef: (name: string, keyPath: PropertyKey[]) => Secret | undefined,
+  report: Report,
+): Connection | undefined {
+  const base: PropertyKey[] = ['connections', key];
+  let problemCount = 0;
+  const counted: Report = (p, m) => {
+    problemCount++;
+    report(p, m);
+  };
+  if ((conn.tokenUrl === undefined) === (conn.issuer === undefined)) {
+    counted(base, 'set exactly one of tokenUrl and issuer');
+  }
+  for (const field of ['tokenUrl', 'issuer'] as const) {
+    const value = conn[field];
+    if (value === undefined) continue;
+    const url = new URL(value);
+    if (url.protocol !== 'https:' && !isLoopbackHost(url.hostname) && !conn.allowInsecureHttp) {
+      counted([...base, field], `must be https: (the client's credentials travel on it) unless the host is loopback or allowInsecureHttp: true is set`);
+    }
+  }
+  if ((conn.clientSecret === undefined) === (conn.privateKeyJwt === undefined)) {
+    counted(base, 'set exactly one of clientSecret and privateKeyJwt');
+  }
+  const audience = conn.privateKeyJwt?.audience;
+  if (audience === 'issuer' && conn.issuer === undefined) {
+    counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer');
+  }
+  const secretPaths: Array<[string, PropertyKey[]]> = [];
+  if (conn.clientSecret !== undefined) secretPaths.push([conn.clientSecret.secret, [...base, 'clientSecret', 'secret']]);
+  if (conn.privateKeyJwt !== undefined) {
+    secretPaths.push([conn.privateKeyJwt.secret, [...base, 'privateKeyJwt', 'secret']]);
+    if (conn.privateKeyJwt.certificate !== undefined) secretPaths.push([conn.privateKeyJwt.certificate, [...base, 'privateKeyJwt', 'certificate']]);
+  }
+  const resolved = secretPaths.map(([name, path]) => secretRef(name, path));
+  if (problemCount > 0 || resolved.some((s) => s === undefined)) return undefined;
+
+  let auth: ClientAuth;
+  const pathText = formatPath(base);
+  try {
+    if (conn.clientSecret !== undefined) {
+      const secret = resolved[0] as Secret;
+      const method = conn.clientSecret.method;
+      if (conn.clientSecret.algorithm !== undefined && method !== 'client_secret_jwt') {
+        counted([...base, 'clientSecret', 'algorithm'], 'algorithm applies to method client_secret_jwt only');
+        return undefined;
+      }
+      auth =
+        method === 'client_secret_basic'
+          ? clientSecretBasic(conn.clientId, secret)
+          : method === 'client_secret_post'
+            ? clientSecretPost(conn.clientId, secret)
+            : clientSecretJwt(conn.clientId, secret, conn.clientSecret.algorithm ?? 'HS256', 'token-endpoint', `${pathText}.clientSecret`);
+    } else {
+      const pkj = conn.privateKeyJwt!;
+      auth = privateKeyJwt({
+        clientId: conn.clientId,
+        key: resolved[0] as Secret,
+        format: pkj.format,
+        keyId: pkj.keyId,
+        algorithm: pkj.algorithm,
+        audience: pkj.audience,
+        certificate: resolved[1],
+        thumbprint: pkj.thumbprint,
+        path: `${pathText}.privateKeyJwt`,
+      });
+    }
+  } catch (error) {
+    if (error instanceof CredentialProblem) {
+      report([...base, ...error.path.slice(pathText.length + 1).split('.')], error.message);
+      return undefined;
+    }
+    throw error;
+  }
+
+  const params = stringParams(conn.params);
+  const hash = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 16);
+  return Object.freeze({
+    key,
+    displayName: conn.displayName ?? key,
+    clientId: conn.clientId,
+    tokenUrl: conn.tokenUrl,
+    issuer: conn.issuer,
+    auth,
+    params: Object.freeze(params),
+    timeouts: Object.freeze(conn.timeouts),
+    retry: Object.freeze(conn.retry),
+    token: Object.freeze(conn.token),
+    fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal())])),
+    identity: hash(JSON.stringify([conn.tokenUrl ?? conn.issuer, conn.clientId])),
+  });
+}
+
+function stringParams(params: Record<string, string | number | boolean> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params ?? {})) out[k] = String(v);
+  return out;
+}
+
+function resolveSecrets(
+  raw: RawConfig,
+  file: string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  located: (problem: Omit<ConfigProblem, 'line' | 'column'>, keyPath: readonly PropertyKey[]) => ConfigProblem,
+): Map<string, Secret> {
+  const out = new Map<string, Secret>();
+  const dir = dirname(resolve(file));
+  for (const [name, def] of Object.entries(raw.secrets)) {
+    const keyPath = ['secrets', name];
+    if ('env' in def) {
+      const value = env[def.env];
+      if (value === undefined || value === '') {
+        problems.push(located({ path: formatPath([...keyPath, 'env']), message: `environment variable ${def.env} is not set` }, [...keyPath, 'env']));
+      } else out.set(name, new Secret(name, value));
+    } else if ('file' in def) {
+      try {
+        out.set(name, new Secret(name, readFileSync(resolve(dir, def.file), 'utf8').replace(/\r?\n$/, '')));
+      } catch (error) {
+        problems.push(located({ path: formatPath([...keyPath, 'file']), message: `cannot read ${def.file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}` }, [...keyPath, 'file']));
+      }
+    } else {
+      out.set(name, new Secret(name, def.value));
+    }
+  }
+  return out;
+}
+
+const VARIABLE = /\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * `${VAR}` and `${VAR:-default}` in non-secret string values; `$${VAR}` stays literal. Secret
+ * definitions are left alone: they have `env` for that, and a substituted secret could be logged.
+ */
+function substituteVariables(value: unknown, keyPath: PropertyKey[], env: NodeJS.ProcessEnv, report: Report): unknown {
+  if (typeof value === 'string') {
+    const single = /^\$\{[^}]*\}$/.test(value);
+    const result = value.replace(VARIABLE, (whole, escaped: string | undefined, name: string, fallback: string | undefined) => {
+      if (escaped !== undefined) return whole.slice(1);
+      const found = env[name];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback;
+      report(keyPath, `environment variable ${name} is not set (write \${${name}:-default} for a default)`);
+      return whole;
+    });
+    // `port: ${PORT:-8080}` means a number: a value that is one variable takes the type it reads as.
+    if (single && /^-?\d+(\.\d+)?$/.test(result)) return Number(result);
+    if (single && (result === 'true' || result === 'false')) return result === 'true';
+    return result;
+  }
+  if (Array.isArray(value)) return value.map((item, i) => substituteVariables(item, [...keyPath, i], env, report));
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = keyPath.length === 0 && k === 'secrets' ? v : substituteVariables(v, [...keyPath, k], env, report);
+    }
+    return out;
+  }
+  return value;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'secrets') {
+    return 'a secret is exactly one of { env: VAR }, { file: PATH } or { value: TEXT }';
+  }
+  return issue.message;
+}
+
+function withPosition(
+  problem: Omit<ConfigProblem, 'line' | 'column'>,
+  doc: Document,
+  lineCounter: LineCounter,
+  keyPath: readonly PropertyKey[],
+): ConfigProblem {
+  for (let length = keyPath.length; length >= 1; length--) {
+    const node = doc.getIn(keyPath.slice(0, length) as unknown[], true) as { range?: [number, number, number] } | undefined;
+    if (node?.range !== undefined) {
+      const pos = lineCounter.linePos(node.range[0]);
+      return { ...problem, line: pos.line, column: pos.col };
+    }
+  }
+  return problem;
+}
+
+function isCidr(text: string): boolean {
+  const [address, bits, extra] = text.split('/');
+  if (address === undefined || extra !== undefined) return false;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  const max = v4 !== null ? 32 : address.includes(':') ? 128 : -1;
+  if (max < 0) return false;
+  if (v4 !== null && v4.slice(1).some((octet) => Number(octet) > 255)) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof URL)) {
+    for (const item of Object.values(value)) deepFreeze(item);
+    Object.freeze(value);
+  }
+  return value;
+}

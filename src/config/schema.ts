@@ -1,0 +1,188 @@
+/**
+ * The one source of the config's shape: the loader validates with it, the types come from it,
+ * and config/tokengate.schema.json is generated from it (npm run schema).
+ */
+import { z } from 'zod';
+
+export const DEFAULT_LISTEN_HOST = '0.0.0.0';
+export const DEFAULT_LISTEN_PORT = 8080;
+export const DEFAULT_ADMIN_HOST = '127.0.0.1';
+export const DEFAULT_ADMIN_PORT = 9090;
+export const DEFAULT_TOKEN_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000;
+export const DEFAULT_TOKEN_MAX_ATTEMPTS = 3;
+export const DEFAULT_TOKEN_BUDGET_MS = 15_000;
+export const DEFAULT_RETRY_AFTER_CAP_MS = 5_000;
+export const DEFAULT_EXPIRY_SKEW_S = 30;
+export const DEFAULT_TOKEN_LIFETIME_S = 300;
+export const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS = 30_000;
+export const DEFAULT_REPLAY_BODY_LIMIT = 64 * 1024;
+export const DEFAULT_ACCESS_HEADER = 'X-Gateway-Key';
+export const DEFAULT_REDIS_KEY_PREFIX = 'tokengate:';
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+
+const name = z.string().min(1);
+const secretRef = name.describe('name of an entry under `secrets`');
+const positiveMs = z.number().int().positive();
+
+const httpUrl = z
+  .string()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute http: or https: URL');
+
+export const secretSchema = z.union([
+  z.strictObject({ env: name.describe('environment variable holding the secret') }),
+  z.strictObject({ file: name.describe('file holding the secret, relative to the config file') }),
+  z.strictObject({ value: z.string().describe('the secret inline (logged as a warning; not for production)') }),
+]);
+
+const paramValue = z.union([z.string(), z.number(), z.boolean()]);
+const paramsSchema = z
+  .record(z.string().min(1), paramValue)
+  .describe('extra token-request parameters, sent as form fields');
+
+export const clientSecretSchema = z.strictObject({
+  secret: secretRef,
+  method: z
+    .enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt'])
+    .default('client_secret_basic'),
+  algorithm: z.enum(['HS256', 'HS384', 'HS512']).optional().describe('client_secret_jwt only; default HS256'),
+});
+
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+] as const;
+
+export const privateKeyJwtSchema = z.strictObject({
+  secret: secretRef.describe('secret holding the private key: PEM (PKCS#8, PKCS#1 RSA, SEC1 EC) or a JWK'),
+  format: z.enum(['pem', 'jwk']).optional().describe('detected when absent'),
+  keyId: z.string().min(1).optional().describe('JWS "kid" header'),
+  algorithm: z.enum(ASYMMETRIC_ALGORITHMS).default('RS256'),
+  audience: z
+    .string()
+    .min(1)
+    .default('token-endpoint')
+    .describe('token-endpoint (default) | issuer | any literal string'),
+  certificate: secretRef.optional().describe('secret holding the PEM X.509 certificate of the key; adds x5t#S256'),
+  thumbprint: z.enum(['sha256', 'sha1']).default('sha256').describe('sha1 also adds the x5t header (Entra ID)'),
+});
+
+export const connectionSchema = z.strictObject({
+  displayName: z.string().min(1).optional(),
+  clientId: z.string().min(1),
+  tokenUrl: httpUrl.optional().describe('the token endpoint ("Access Token URL")'),
+  issuer: httpUrl.optional().describe('instead of tokenUrl: discover token_endpoint (RFC 8414 / OIDC Discovery)'),
+  clientSecret: clientSecretSchema.optional(),
+  privateKeyJwt: privateKeyJwtSchema.optional(),
+  params: paramsSchema.optional(),
+  allowInsecureHttp: z.boolean().default(false).describe('allow an http: tokenUrl/issuer on a non-loopback host'),
+  timeouts: z
+    .strictObject({
+      connectMs: positiveMs.default(DEFAULT_TOKEN_CONNECT_TIMEOUT_MS),
+      totalMs: positiveMs.default(DEFAULT_TOKEN_TIMEOUT_MS).describe('one token request, connect to last byte'),
+    })
+    .prefault({}),
+  retry: z
+    .strictObject({
+      maxAttempts: z.number().int().min(1).max(10).default(DEFAULT_TOKEN_MAX_ATTEMPTS),
+      budgetMs: positiveMs.default(DEFAULT_TOKEN_BUDGET_MS).describe('longest a caller waits for a token'),
+      retryAfterCapMs: positiveMs.default(DEFAULT_RETRY_AFTER_CAP_MS),
+    })
+    .prefault({}),
+  token: z
+    .strictObject({
+      expirySkewSeconds: z.number().min(0).default(DEFAULT_EXPIRY_SKEW_S),
+      defaultLifetimeSeconds: z.number().positive().default(DEFAULT_TOKEN_LIFETIME_S).describe('when expires_in is absent'),
+      refreshAhead: z.boolean().default(true),
+    })
+    .prefault({}),
+});
+
+export const accessSchema = z.strictObject({
+  header: z.string().min(1).default(DEFAULT_ACCESS_HEADER),
+  apiKeys: z.array(z.strictObject({ secret: secretRef })).optional(),
+  allowFrom: z.array(z.string().min(1)).optional().describe('CIDR blocks, e.g. 10.0.0.0/8'),
+});
+
+export const routeSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits, and _ . : - (it is a metric label)'),
+  match: z.strictObject({
+    pathPrefix: z.string().startsWith('/', 'must start with /'),
+    methods: z.array(z.string().regex(/^[A-Za-z]+$/)).min(1).optional(),
+    host: z.string().min(1).optional(),
+  }),
+  upstream: httpUrl,
+  stripPrefix: z.boolean().default(false),
+  auth: z.strictObject({
+    type: z.enum(['client-connection', 'none']).default('client-connection'),
+    connection: z.string().min(1).optional(),
+    params: paramsSchema.optional().describe("overrides of the connection's params for this route"),
+  }),
+  timeouts: z
+    .strictObject({
+      connectMs: positiveMs.default(DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS),
+      responseMs: positiveMs.default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS).describe('until the response headers arrive'),
+    })
+    .prefault({}),
+  replayOn401: z
+    .enum(['invalid_token', 'any', 'off'])
+    .default('invalid_token')
+    .describe('refetch the token and replay once when the upstream answers 401'),
+  replayBodyLimit: z.number().int().min(0).default(DEFAULT_REPLAY_BODY_LIMIT).describe('bytes buffered for a replay'),
+  access: accessSchema.optional(),
+});
+
+export const configSchema = z.strictObject({
+  $schema: z.string().optional(),
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default(DEFAULT_LISTEN_HOST),
+      port: z.number().int().min(0).max(65535).default(DEFAULT_LISTEN_PORT),
+      headersTimeoutMs: positiveMs.default(DEFAULT_HEADERS_TIMEOUT_MS),
+      requestTimeoutMs: positiveMs.default(DEFAULT_REQUEST_TIMEOUT_MS),
+      maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_MAX_HEADER_BYTES),
+    })
+    .prefault({}),
+  admin: z
+    .strictObject({
+      host: z.string().min(1).default(DEFAULT_ADMIN_HOST),
+      port: z.number().int().min(0).max(65535).default(DEFAULT_ADMIN_PORT),
+    })
+    .prefault({}),
+  logging: z
+    .strictObject({
+      accessLog: z.enum(['off', 'trace', 'debug', 'info']).default('info'),
+    })
+    .prefault({}),
+  secrets: z.record(z.string().min(1), secretSchema).default({}),
+  cache: z
+    .strictObject({
+      store: z.enum(['memory', 'redis']).default('memory'),
+      redis: z
+        .strictObject({
+          url: z.string().min(1).default('redis://127.0.0.1:6379'),
+          keyPrefix: z.string().default(DEFAULT_REDIS_KEY_PREFIX),
+        })
+        .prefault({}),
+      encryptionKey: z.strictObject({ secret: secretRef }).optional(),
+      allowPlaintext: z.boolean().default(false),
+    })
+    .prefault({}),
+  access: accessSchema.optional(),
+  connections: z.record(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits, and _ . : -'), connectionSchema).default({}),
+  routes: z.array(routeSchema).default([]),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+export type RawConnection = z.output<typeof connectionSchema>;
+export type RawRoute = z.output<typeof routeSchema>;
+export type RawAccess = z.output<typeof accessSchema>;

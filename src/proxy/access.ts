@@ -1,0 +1,49 @@
+/**
+ * The inbound access policy: who may make the gateway spend a connection's credentials. API keys
+ * are compared in constant time; source addresses against CIDR allow-lists (net.BlockList).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { BlockList, isIPv4 } from 'node:net';
+import type { AccessPolicy } from '../config/load.js';
+
+export type AccessDenial = 'missing_key' | 'wrong_key' | 'address';
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+export class AccessChecker {
+  readonly header: string;
+  readonly #keys: readonly Buffer[];
+  readonly #allow: BlockList | undefined;
+
+  constructor(policy: AccessPolicy) {
+    this.header = policy.header;
+    // Comparing digests keeps the comparison constant-time whatever the lengths.
+    this.#keys = policy.apiKeys.map((secret) => digest(secret.reveal()));
+    if (policy.allowFrom.length > 0) {
+      const list = new BlockList();
+      for (const cidr of policy.allowFrom) {
+        const [address = '', bits] = cidr.split('/');
+        const type = isIPv4(address) ? 'ipv4' : 'ipv6';
+        list.addSubnet(address, bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits), type);
+      }
+      this.#allow = list;
+    }
+  }
+
+  /** Why the caller is refused, or undefined when it may pass. Address first: 403 beats 401. */
+  check(remoteAddress: string | undefined, key: string | string[] | undefined): AccessDenial | undefined {
+    if (this.#allow !== undefined) {
+      if (remoteAddress === undefined) return 'address';
+      const address = remoteAddress.startsWith('::ffff:') && isIPv4(remoteAddress.slice(7)) ? remoteAddress.slice(7) : remoteAddress;
+      if (!this.#allow.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')) return 'address';
+    }
+    if (this.#keys.length > 0) {
+      if (typeof key !== 'string' || key === '') return 'missing_key';
+      const presented = digest(key);
+      let match = false;
+      for (const expected of this.#keys) match = timingSafeEqual(presented, expected) || match;
+      if (!match) return 'wrong_key';
+    }
+    return undefined;
+  }
+}

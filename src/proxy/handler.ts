@@ -1,0 +1,388 @@
+/**
+ * The proxy listener's request handler: normalise → match → access → token → inject → forward.
+ * Everything per route (target, agent, metric children, token key) is built once per config in
+ * compileRoutes(); the per-request path allocates only what each request really owns.
+ */
+import { randomUUID } from 'node:crypto';
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import httpProxy from 'http-proxy';
+import type { Counter, Histogram } from 'prom-client';
+import type { Metrics } from '../admin/metrics.js';
+import type { ConnectionStats, Usage } from '../admin/usage.js';
+import type { Config, Route } from '../config/load.js';
+import { GatewayError, TokenError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { normalizePath, splitTarget } from '../routing/path.js';
+import { hostName, Router, upstreamPath } from '../routing/router.js';
+import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
+import { AccessChecker } from './access.js';
+import { acceptRequestId, dropHopByHop, prepareUpstreamHeaders } from './headers.js';
+import { writeProblem } from './problem.js';
+
+const UNMATCHED = 'unmatched';
+
+interface RouteRuntime {
+  readonly name: string;
+  readonly route: Route;
+  readonly key: TokenKey | undefined;
+  readonly upstreamHost: string;
+  readonly basePath: string;
+  readonly proxyOptions: httpProxy.ServerOptions;
+  readonly access: AccessChecker | undefined;
+  readonly duration: Histogram.Internal<'route'>;
+  readonly hits: Counter.Internal | undefined;
+  readonly misses: Counter.Internal | undefined;
+  readonly stats: ConnectionStats | undefined;
+  readonly codes: Map<string, Counter.Internal>;
+}
+
+/** Per-request state the http-proxy event handlers need; one object per forwarded request. */
+interface Exchange {
+  readonly runtime: Runtime;
+  readonly route: RouteRuntime;
+  readonly requestId: string;
+  token: CachedToken | undefined;
+  /** The buffered request body, when the request may be replayed after a 401. */
+  body: Buffer | undefined;
+  replayable: boolean;
+  replayed: boolean;
+  proxyReq: ClientRequest | undefined;
+  timedOut: boolean;
+}
+
+const EXCHANGE = Symbol('tokengate.exchange');
+type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
+
+/** A compiled config: routes with everything resolved, ready for requests. */
+export interface Runtime {
+  readonly config: Config;
+  readonly router: Router<RouteRuntime>;
+}
+
+/** Keep-alive agents shared by routes with the same upstream origin, sized for a busy gateway. */
+function agentFor(cache: Map<string, http.Agent>, url: URL): http.Agent {
+  let agent = cache.get(url.origin);
+  if (agent === undefined) {
+    const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
+    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    cache.set(url.origin, agent);
+  }
+  return agent;
+}
+
+export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, agents: Map<string, http.Agent>): Runtime {
+  const defaultAccess = config.access === undefined ? undefined : new AccessChecker(config.access);
+  const router = new Router<RouteRuntime>(config.routes, (route) => {
+    const url = route.upstreamUrl;
+    const connection = route.auth.type === 'client-connection' ? route.auth.connection : undefined;
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    return {
+      name: route.name,
+      route,
+      key: connection === undefined ? undefined : tokenKey(connection, route.effectiveParams),
+      upstreamHost: url.host,
+      basePath: url.pathname.replace(/\/+$/, ''),
+      proxyOptions: {
+        target: { protocol: url.protocol, host: hostname, hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') } as never,
+        agent: agentFor(agents, url),
+        // Our path is already normalised: toProxy keeps http-proxy from re-parsing (and re-escaping) it.
+        toProxy: true,
+        selfHandleResponse: true,
+        xfwd: false,
+        changeOrigin: false,
+      },
+      access: route.access === undefined ? defaultAccess : new AccessChecker(route.access),
+      duration: metrics.requestDuration.labels({ route: route.name }),
+      hits: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'hit' }),
+      misses: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'miss' }),
+      stats: connection === undefined ? undefined : usage.stats(connection),
+      codes: new Map(),
+    };
+  });
+  return { config, router };
+}
+
+const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+/** `proxyReq.setTimeout` callback: `this` is the request, so no closure per request. */
+function onUpstreamTimeout(this: ClientRequest): void {
+  const exchange = (this as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE];
+  if (exchange !== undefined) exchange.timedOut = true;
+  this.destroy();
+}
+
+export class ProxyHandler {
+  #runtime: Runtime;
+  readonly #provider: TokenProvider;
+  readonly #metrics: Metrics;
+  readonly #log: Logger;
+  readonly #proxy: httpProxy;
+  readonly #unmatched = new Map<string, Counter.Internal>();
+  readonly #unmatchedDuration: Histogram.Internal<'route'>;
+  readonly #proto: 'http' | 'https';
+
+  constructor(runtime: Runtime, provider: TokenProvider, metrics: Metrics, log: Logger, proto: 'http' | 'https' = 'http') {
+    this.#runtime = runtime;
+    this.#provider = provider;
+    this.#metrics = metrics;
+    this.#log = log;
+    this.#proto = proto;
+    this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
+    this.#proxy = httpProxy.createProxyServer({});
+    // Without an error listener an upstream failure would kill the process.
+    this.#proxy.on('error', (error, req, res) => this.#onProxyError(error, req as TrackedRequest, res as ServerResponse));
+    this.#proxy.on('proxyReq', (proxyReq, req) => this.#onProxyReq(proxyReq, req as TrackedRequest));
+    this.#proxy.on('proxyRes', (proxyRes, req, res) => this.#onProxyRes(proxyRes, req as TrackedRequest, res));
+    this.#proxy.on('econnreset', () => undefined);
+  }
+
+  /** Swaps in a reloaded config; requests already started finish on the one they began with. */
+  setRuntime(runtime: Runtime): void {
+    this.#runtime = runtime;
+  }
+
+  get runtime(): Runtime {
+    return this.#runtime;
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const runtime = this.#runtime;
+    const requestId = acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const method = req.method ?? 'GET';
+
+    // RFC 9112 §6.1: a message with both is a smuggling attempt; Node refuses most, we refuse all.
+    if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] !== undefined) {
+      return this.#refuse(res, started, method, requestId, 'a request must not carry both Content-Length and Transfer-Encoding');
+    }
+    let target = req.url ?? '/';
+    let host = hostName(req.headers.host);
+    if (target.charCodeAt(0) !== 47 /* / */) {
+      // RFC 9112 §3.2.2 absolute-form: match on its path and authority; forward only where a route says.
+      const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
+      if (absolute === null) return this.#refuse(res, started, method, requestId, 'unsupported request target');
+      host = hostName(absolute[1]);
+      target = absolute[2] === '' || absolute[2]!.startsWith('?') ? `/${absolute[2]}` : absolute[2]!;
+    }
+    const { path: rawPath, query } = splitTarget(target);
+    const path = normalizePath(rawPath);
+    if (path === undefined) return this.#refuse(res, started, method, requestId, 'the request path is ambiguous or climbs above the root');
+
+    const matched = runtime.router.match(method, host, path);
+    if (matched === undefined) {
+      this.#finishUnmatched(res, started, method);
+      return writeProblem(res, new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }), requestId);
+    }
+    const route = matched.data;
+    this.#trackResponse(res, started, route, method);
+
+    const remoteAddress = req.socket.remoteAddress;
+    if (route.access !== undefined) {
+      const denial = route.access.check(remoteAddress, req.headers[route.access.header]);
+      if (denial !== undefined) {
+        this.#metrics.accessDenied.inc({ route: route.name, reason: denial });
+        return writeProblem(
+          res,
+          new GatewayError('ACCESS_DENIED', {
+            status: denial === 'address' ? 403 : 401,
+            detail: denial === 'address' ? 'this address may not use this route' : `a valid key is required in ${route.access.header}`,
+          }),
+          requestId,
+          { route: route.name },
+        );
+      }
+    }
+
+    const originalHost = req.headers.host;
+    req.url = upstreamPath(route.route, route.basePath, path) + query;
+    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: originalHost }, route.access?.header);
+
+    const exchange: Exchange = {
+      runtime,
+      route,
+      requestId,
+      token: undefined,
+      body: undefined,
+      replayable: false,
+      replayed: false,
+      proxyReq: undefined,
+      timedOut: false,
+    };
+    (req as TrackedRequest)[EXCHANGE] = exchange;
+    res.once('close', () => {
+      // The caller went away before the answer was complete: stop the upstream request too.
+      if (!res.writableFinished) exchange.proxyReq?.destroy();
+    });
+
+    if (route.key === undefined) return this.#prepareBody(req, res, exchange);
+    const token = this.#provider.peek(route.key);
+    if (token !== undefined) {
+      route.hits!.inc();
+      route.stats!.cacheHits++;
+      exchange.token = token;
+      return this.#prepareBody(req, res, exchange);
+    }
+    route.misses!.inc();
+    route.stats!.cacheMisses++;
+    this.#provider.get(route.key, { route: route.name, requestId }).then(
+      (fresh) => {
+        exchange.token = fresh;
+        this.#prepareBody(req, res, exchange);
+      },
+      (error: unknown) => this.#tokenFailed(res, exchange, error),
+    );
+  };
+
+  /**
+   * A request may be replayed after a 401 only if its body can be sent again: none at all, or
+   * one small enough to have been buffered (route.replayBodyLimit). Larger bodies stream.
+   */
+  #prepareBody(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+    const { route } = exchange.route;
+    if (route.replayOn401 === 'off' || exchange.route.key === undefined) return this.#forward(req, res, exchange);
+    const length = req.headers['content-length'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if (!chunked && (length === undefined || length === '0')) {
+      exchange.replayable = METHODS_WITHOUT_BODY.has(req.method ?? 'GET') || length === '0';
+      return this.#forward(req, res, exchange);
+    }
+    if (chunked || Number(length) > route.replayBodyLimit) return this.#forward(req, res, exchange);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => {
+      exchange.body = Buffer.concat(chunks);
+      exchange.replayable = true;
+      this.#forward(req, res, exchange);
+    });
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+    if (res.destroyed) return;
+    if (exchange.token !== undefined) req.headers.authorization = `Bearer ${exchange.token.accessToken}`;
+    const options = exchange.route.proxyOptions;
+    if (exchange.body !== undefined || exchange.replayed) {
+      this.#proxy.web(req, res, { ...options, buffer: Readable.from(exchange.body === undefined ? [] : [exchange.body]) });
+    } else {
+      this.#proxy.web(req, res, options);
+    }
+  }
+
+  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest): void {
+    const exchange = req[EXCHANGE];
+    if (exchange === undefined) return;
+    exchange.proxyReq = proxyReq;
+    (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
+    const { timeouts } = exchange.route.route;
+    proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
+    proxyReq.once('socket', (socket: Socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
+      socket.once('connect', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+    });
+  }
+
+  #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
+    const exchange = req[EXCHANGE]!;
+    const status = proxyRes.statusCode ?? 502;
+    if (status === 401 && exchange.route.key !== undefined && exchange.token !== undefined) {
+      if (!exchange.replayed && exchange.replayable && this.#wantsReplay(exchange.route.route, proxyRes)) {
+        return this.#replay(proxyRes, req, res, exchange);
+      }
+      if (exchange.replayed) {
+        this.#metrics.authFailures.inc({ route: exchange.route.name, connection: exchange.route.key.connection, reason: 'upstream_unauthorized' });
+      }
+    }
+    const headers = proxyRes.headers;
+    dropHopByHop(headers);
+    delete headers['x-request-id'];
+    res.writeHead(status, headers);
+    proxyRes.pipe(res);
+  }
+
+  /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */
+  #wantsReplay(route: Route, proxyRes: IncomingMessage): boolean {
+    if (route.replayOn401 === 'any') return true;
+    const challenge = proxyRes.headers['www-authenticate'];
+    return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) && /error\s*=\s*"?invalid_token"?/i.test(challenge);
+  }
+
+  #replay(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse, exchange: Exchange): void {
+    proxyRes.resume();
+    exchange.replayed = true;
+    exchange.proxyReq = undefined;
+    const key = exchange.route.key!;
+    this.#provider.invalidate(key, exchange.token!.accessToken);
+    this.#log.info({ event: 'token_replay', route: exchange.route.name, connection: key.connection, requestId: exchange.requestId }, 'upstream refused the token; refetching and replaying once');
+    this.#provider.get(key, { route: exchange.route.name, requestId: exchange.requestId }).then(
+      (fresh) => {
+        exchange.token = fresh;
+        this.#forward(req, res, exchange);
+      },
+      (error: unknown) => this.#tokenFailed(res, exchange, error),
+    );
+  }
+
+  #onProxyError(error: Error, req: TrackedRequest, res: ServerResponse): void {
+    const exchange = req[EXCHANGE];
+    if (exchange === undefined || res.destroyed || req.socket.destroyed) return;
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    const reason = exchange.timedOut ? 'timeout' : NETWORK_UNAVAILABLE.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') ? 'unavailable' : 'reset';
+    this.#metrics.upstreamErrors.inc({ route: exchange.route.name, reason });
+    this.#log.warn({ event: 'upstream_error', route: exchange.route.name, reason, errorCode: code, requestId: exchange.requestId }, `upstream of ${exchange.route.name} failed: ${reason}`);
+    const gatewayError =
+      reason === 'timeout'
+        ? new GatewayError('UPSTREAM_TIMEOUT', { detail: 'the upstream did not answer in time' })
+        : new GatewayError('UPSTREAM_UNAVAILABLE', { detail: reason === 'reset' ? 'the upstream reset the connection' : `cannot reach the upstream (${code || 'error'})` });
+    writeProblem(res, gatewayError, exchange.requestId, { route: exchange.route.name });
+  }
+
+  #tokenFailed(res: ServerResponse, exchange: Exchange, error: unknown): void {
+    const connection = exchange.route.key!.connection;
+    const gatewayError =
+      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', cause: error });
+    if (!(error instanceof GatewayError)) this.#log.error({ err: error, connection }, 'unexpected error while obtaining a token');
+    const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
+    this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });
+    writeProblem(res, gatewayError, exchange.requestId, { route: exchange.route.name, connection });
+  }
+
+  #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string): void {
+    this.#finishUnmatched(res, started, method);
+    res.setHeader('connection', 'close');
+    writeProblem(res, new GatewayError('BAD_REQUEST', { detail }), requestId);
+  }
+
+  #finishUnmatched(res: ServerResponse, started: number, method: string): void {
+    res.once('finish', () => {
+      this.#unmatchedDuration.observe((performance.now() - started) / 1000);
+      this.#count(this.#unmatched, UNMATCHED, method, res.statusCode);
+    });
+  }
+
+  #trackResponse(res: ServerResponse, started: number, route: RouteRuntime, method: string): void {
+    res.once('finish', () => {
+      route.duration.observe((performance.now() - started) / 1000);
+      this.#count(route.codes, route.name, method, res.statusCode);
+    });
+  }
+
+  #count(children: Map<string, Counter.Internal>, route: string, method: string, status: number): void {
+    const id = `${method} ${status}`;
+    let child = children.get(id);
+    if (child === undefined) {
+      child = this.#metrics.requests.labels({ route, method, code: String(status) });
+      children.set(id, child);
+    }
+    child.inc();
+  }
+
+  close(): void {
+    this.#proxy.close();
+  }
+}

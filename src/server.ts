@@ -1,0 +1,204 @@
+/**
+ * Builds the listeners from a config, and starts, reloads and drains them.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, dirname, resolve } from 'node:path';
+import { createAdminApp } from './admin/app.js';
+import { Metrics } from './admin/metrics.js';
+import { Usage } from './admin/usage.js';
+import { ConfigError } from './config/errors.js';
+import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
+import { createLogger, type Logger } from './log.js';
+import { compileRoutes, ProxyHandler } from './proxy/handler.js';
+import { Telemetry } from './telemetry.js';
+import { TokenProvider } from './tokens/provider.js';
+
+export const DEFAULT_DRAIN_MS = 25_000;
+const WATCH_DEBOUNCE_MS = 200;
+
+export interface GatewayOptions {
+  configFile: string;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Override the config's ports (tests use 0). */
+  listenPort?: number;
+  adminPort?: number;
+  /** Reload when the config file changes. */
+  watch?: boolean;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  error?: ConfigError;
+}
+
+export class Gateway {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly usage: Usage;
+  readonly provider: TokenProvider;
+  #config: Config;
+  readonly #handler: ProxyHandler;
+  readonly #agents = new Map<string, http.Agent>();
+  readonly #proxyServer: http.Server;
+  readonly #adminServer: http.Server;
+  readonly #options: GatewayOptions;
+  #draining = false;
+  #watcher: FSWatcher | undefined;
+
+  private constructor(config: Config, options: GatewayOptions, log: Logger) {
+    this.#options = options;
+    this.log = log;
+    this.#config = config;
+    this.metrics = new Metrics();
+    this.usage = new Usage();
+    this.usage.setConnections(config.connections.values());
+    this.provider = new TokenProvider(config.connections.values(), new Telemetry(this.metrics, this.usage, log));
+    this.metrics.setExpirySource(() => this.provider.expiries());
+    this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents), this.provider, this.metrics, log);
+    this.#proxyServer = http.createServer(
+      {
+        maxHeaderSize: config.listen.maxHeaderBytes,
+        headersTimeout: config.listen.headersTimeoutMs,
+        requestTimeout: config.listen.requestTimeoutMs,
+      },
+      this.#handler.handle,
+    );
+    this.#proxyServer.on('clientError', (error, socket) => {
+      // Malformed requests (Node's parser refused them, smuggling shapes included) get a plain 400.
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy(error);
+    });
+    this.#adminServer = http.createServer(
+      createAdminApp({
+        metrics: this.metrics,
+        usage: this.usage,
+        provider: this.provider,
+        config: () => this.#config,
+        ready: () => !this.#draining && this.#proxyServer.listening,
+      }),
+    );
+  }
+
+  /** Loads the config (throws ConfigError before any listener starts) and starts both listeners. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const log = options.logger ?? createLogger();
+    const config = loadConfig(options.configFile, { env: options.env });
+    const gateway = new Gateway(config, options, log);
+    gateway.#warn(config);
+    await Promise.all([
+      listen(gateway.#proxyServer, config.listen.host, options.listenPort ?? config.listen.port),
+      listen(gateway.#adminServer, config.admin.host, options.adminPort ?? config.admin.port),
+    ]);
+    if (options.watch === true) gateway.#watch();
+    log.info(
+      { event: 'started', proxy: gateway.proxyUrl, admin: gateway.adminUrl, routes: config.routes.length, connections: config.connections.size },
+      `tokengate listening on ${gateway.proxyUrl} (admin ${gateway.adminUrl})`,
+    );
+    return gateway;
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  get proxyUrl(): string {
+    return urlOf(this.#proxyServer);
+  }
+
+  get adminUrl(): string {
+    return urlOf(this.#adminServer);
+  }
+
+  /**
+   * Loads and validates the config file again. If valid, swaps it in atomically (in-flight
+   * requests finish on the old routes; tokens of unchanged connections are kept); if not, keeps
+   * serving the old one and logs every problem.
+   */
+  reload(): ReloadResult {
+    let config: Config;
+    try {
+      config = loadConfig(this.#options.configFile, { env: this.#options.env });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      this.metrics.configReloads.inc({ outcome: 'failure' });
+      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${problem.path} ${problem.message}`);
+      return { ok: false, error };
+    }
+    this.provider.update(config.connections.values());
+    this.usage.setConnections(config.connections.values());
+    this.#handler.setRuntime(compileRoutes(config, this.metrics, this.usage, this.#agents));
+    this.#config = config;
+    this.metrics.configReloads.inc({ outcome: 'success' });
+    this.#warn(config);
+    this.log.info({ event: 'config_reloaded', routes: config.routes.length, connections: config.connections.size }, 'config reloaded');
+    return { ok: true };
+  }
+
+  /**
+   * Graceful shutdown: /readyz turns 503, the listener stops accepting, in-flight requests finish
+   * (up to `deadlineMs`), keep-alive sockets are closed.
+   */
+  async stop(deadlineMs = DEFAULT_DRAIN_MS): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#watcher?.close();
+    this.log.info({ event: 'draining', deadlineMs }, 'draining: finishing in-flight requests');
+    const closed = new Promise<void>((done) => this.#proxyServer.close(() => done()));
+    this.#proxyServer.closeIdleConnections();
+    const deadline = setTimeout(() => this.#proxyServer.closeAllConnections(), deadlineMs);
+    const idle = setInterval(() => this.#proxyServer.closeIdleConnections(), 100);
+    await closed;
+    clearTimeout(deadline);
+    clearInterval(idle);
+    this.#adminServer.closeAllConnections();
+    await new Promise<void>((done) => this.#adminServer.close(() => done()));
+    this.#handler.close();
+    this.provider.close();
+    for (const agent of this.#agents.values()) agent.destroy();
+    this.log.info({ event: 'stopped' }, 'tokengate stopped');
+  }
+
+  #warn(config: Config): void {
+    for (const warning of config.warnings) this.log.warn({ event: 'config_warning' }, warning);
+    const exposed = !isLoopbackHost(config.listen.host);
+    const unguarded = config.access === undefined && config.routes.some((r) => r.access === undefined && r.auth.type === 'client-connection');
+    if (exposed && unguarded) {
+      this.log.warn(
+        { event: 'no_access_policy', host: config.listen.host },
+        `SECURITY: the proxy listens on ${config.listen.host} and routes with credentials have no access policy: anyone who can reach it can spend those credentials. Set access (apiKeys / allowFrom).`,
+      );
+    }
+  }
+
+  #watch(): void {
+    const file = resolve(this.#options.configFile);
+    let timer: NodeJS.Timeout | undefined;
+    // Watch the folder: editors and Kubernetes ConfigMaps replace the file rather than write it.
+    this.#watcher = watch(dirname(file), (_event, name) => {
+      if (name !== null && name !== basename(file) && name !== '..data') return;
+      clearTimeout(timer);
+      timer = setTimeout(() => this.reload(), WATCH_DEBOUNCE_MS);
+    });
+    this.#watcher.on('error', (error) => this.log.warn({ event: 'config_watch_error', err: error }, 'cannot watch the config file'));
+  }
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((done, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, () => {
+      server.off('error', fail);
+      done();
+    });
+  });
+}
+
+function urlOf(server: http.Server): string {
+  const address = server.address() as AddressInfo | null;
+  if (address === null) return '';
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}

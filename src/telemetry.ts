@@ -1,0 +1,29 @@
+/**
+ * Fans the token provider's events out to metrics, usage data and the failure log line, so all
+ * three always agree on what happened.
+ */
+import type { Metrics } from './admin/metrics.js';
+import type { Usage } from './admin/usage.js';
+import type { TokenError } from './errors.js';
+import type { Logger } from './log.js';
+import type { TokenObserver, TokenRequestContext } from './tokens/provider.js';
+
+export class Telemetry implements TokenObserver {
+  constructor(
+    readonly metrics: Metrics,
+    readonly usage: Usage,
+    readonly log: Logger,
+  ) {}
+
+  tokenRequest(connection: string, outcome: 'success' | 'failure', seconds: number): void {
+    this.metrics.tokenRequests.inc({ connection, outcome });
+    this.metrics.tokenDuration.observe({ connection }, seconds);
+    this.usage.recordRequest(connection, outcome);
+  }
+
+  tokenFailure(connection: string, error: TokenError, context: TokenRequestContext): void {
+    this.metrics.tokenFailures.inc({ connection, reason: error.reason });
+    const record = this.usage.recordFailure(connection, error, context.route, context.requestId);
+    this.log.warn({ event: 'token_failure', ...record }, `token request for ${connection} failed: ${error.reason}`);
+  }
+}

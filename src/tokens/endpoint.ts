@@ -1,0 +1,195 @@
+/**
+ * The token endpoint client: one client-credentials request (RFC 6749 §4.4), its answer parsed per
+ * §5.1 / §5.2. This is the one boundary where transport and token-endpoint failures become
+ * TokenErrors; retries and caching live in provider.ts.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
+
+/** Token responses are small; anything bigger is not a token response (or is an attack). */
+export const MAX_TOKEN_RESPONSE_BYTES = 256 * 1024;
+/** An `expires_in` longer than this is capped: a token cached for days outlives key rotations. */
+export const MAX_TOKEN_LIFETIME_S = 24 * 60 * 60;
+
+export interface TokenResponse {
+  readonly accessToken: string;
+  readonly tokenType: string;
+  /** Seconds, as the server sent it (validated), or undefined when absent. */
+  readonly expiresIn: number | undefined;
+  readonly scope: string | undefined;
+}
+
+export interface HttpCallOptions {
+  url: URL;
+  headers: Record<string, string>;
+  connectTimeoutMs: number;
+  timeoutMs: number;
+  agent?: http.Agent | undefined;
+}
+
+export interface PostFormOptions extends HttpCallOptions {
+  body: string;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+class TimeoutSignal extends Error {}
+class TooLarge extends Error {}
+
+/**
+ * One call to an authorization server: POST a form (body) or GET (no body). Never follows
+ * redirects (node:http does not), caps the response body, has connect and total time-outs.
+ */
+export function callAuthServer(options: HttpCallOptions & { body?: string }): Promise<RawResponse> {
+  const { url, body } = options;
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | undefined, response?: RawResponse) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(total);
+      if (error !== undefined) reject(error);
+      else resolve(response!);
+    };
+    const req = transport.request(url, {
+      method: body === undefined ? 'GET' : 'POST',
+      agent: options.agent,
+      headers:
+        body === undefined
+          ? { ...options.headers, accept: 'application/json' }
+          : {
+              ...options.headers,
+              'content-type': 'application/x-www-form-urlencoded',
+              accept: 'application/json',
+              'content-length': String(Buffer.byteLength(body)),
+            },
+    });
+    const total = setTimeout(() => req.destroy(new TimeoutSignal('token request timed out')), options.timeoutMs);
+    req.once('socket', (socket) => {
+      if (!socket.connecting) return;
+      const connect = setTimeout(() => req.destroy(new TimeoutSignal('connect timed out')), options.connectTimeoutMs);
+      socket.once('connect', () => clearTimeout(connect));
+      socket.once('close', () => clearTimeout(connect));
+    });
+    req.on('error', (error) => finish(error));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_TOKEN_RESPONSE_BYTES) {
+          req.destroy(new TooLarge(`token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', (error) => finish(error));
+      res.on('aborted', () => finish(new Error('token response aborted')));
+      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.end(body);
+  });
+}
+
+/** `Retry-After` as seconds (delta or HTTP date), or undefined. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function invalid(detail: string, status: number): TokenError {
+  return new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail, endpointStatus: status });
+}
+
+/** RFC 6749 §5.1. A token we cannot use is an error now, not a 401 from the upstream later. */
+export function parseTokenResponse(status: number, body: Buffer): TokenResponse {
+  const json = parseJson(body);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw invalid('the token response is not a JSON object', status);
+  }
+  const fields = json as Record<string, unknown>;
+  const accessToken = fields.access_token;
+  if (typeof accessToken !== 'string' || accessToken === '' || /[\s\u0000-\u001f\u007f]/.test(accessToken)) {
+    throw invalid('the token response has no usable access_token', status);
+  }
+  // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.
+  const tokenType = fields.token_type === undefined ? 'Bearer' : fields.token_type;
+  if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
+    throw invalid(`unsupported token_type ${JSON.stringify(sanitizeText(String(tokenType), 32))}; tokengate injects Bearer tokens only`, status);
+  }
+  let expiresIn: number | undefined;
+  const rawExpires = fields.expires_in;
+  if (rawExpires !== undefined && rawExpires !== null) {
+    // Some servers send the number as a string ("3600"); anything else non-numeric is unusable.
+    const value = typeof rawExpires === 'string' && /^\d+$/.test(rawExpires.trim()) ? Number(rawExpires) : rawExpires;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw invalid('expires_in is not a non-negative number of seconds', status);
+    }
+    expiresIn = Math.min(value, MAX_TOKEN_LIFETIME_S);
+  }
+  const scope = typeof fields.scope === 'string' ? fields.scope : undefined;
+  return { accessToken, tokenType: 'Bearer', expiresIn, scope };
+}
+
+/** RFC 6749 §5.2 and everything else a token endpoint can say instead of a token. */
+export function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer): TokenError {
+  const json = parseJson(body) as Record<string, unknown> | undefined;
+  const oauthError = typeof json?.error === 'string' ? sanitizeText(json.error, 64) : undefined;
+  const description = sanitizeText(json?.error_description);
+  const detail = oauthError === undefined ? `the token endpoint answered HTTP ${status}` : `${oauthError}${description === undefined ? '' : `: ${description}`}`;
+  if (status >= 500 || status === 429) {
+    return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
+      detail,
+      endpointStatus: status,
+      oauthError,
+      retryable: true,
+      retryAfter: parseRetryAfter(headers['retry-after']),
+    });
+  }
+  if (oauthError !== undefined) {
+    return new TokenError('TOKEN_REJECTED', reasonForOAuthError(oauthError), { detail, endpointStatus: status, oauthError });
+  }
+  return new TokenError('TOKEN_REJECTED', 'http_status', { detail, endpointStatus: status });
+}
+
+/** Transport failures (no HTTP answer) as TokenErrors. */
+export function transportError(error: unknown, what: string): TokenError {
+  if (error instanceof TimeoutSignal) {
+    return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', { detail: `${what}: ${error.message}`, retryable: true, cause: error });
+  }
+  if (error instanceof TooLarge) return invalid(error.message, 200);
+  const code = (error as NodeJS.ErrnoException).code;
+  return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', {
+    detail: `cannot reach the ${what}${code === undefined ? '' : ` (${code})`}`,
+    retryable: true,
+    cause: error,
+  });
+}
+
+/** One token request; every failure comes back as a TokenError with a reason. */
+export async function requestToken(options: PostFormOptions): Promise<TokenResponse> {
+  let response: RawResponse;
+  try {
+    response = await callAuthServer(options);
+  } catch (error) {
+    throw transportError(error, 'token endpoint');
+  }
+  if (response.status >= 200 && response.status < 300) return parseTokenResponse(response.status, response.body);
+  throw errorFromResponse(response.status, response.headers, response.body);
+}

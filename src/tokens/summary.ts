@@ -1,0 +1,41 @@
+/** The JSON summary of one token request, shared by the `token` command and the admin test button. */
+import { TokenError, type GatewayError } from '../errors.js';
+import type { TokenResponse } from './endpoint.js';
+
+/** First and last few characters only: enough to tell tokens apart, useless to an attacker. */
+export function maskToken(token: string): string {
+  if (token.length <= 16) return '*'.repeat(token.length);
+  return `${token.slice(0, 6)}…${token.slice(-4)} (${token.length} chars)`;
+}
+
+export function summarizeTokenResult(
+  connection: string,
+  result: { token: TokenResponse; showToken?: boolean } | { error: GatewayError },
+  elapsedMs: number,
+): Record<string, unknown> {
+  const took = Math.round(elapsedMs);
+  if ('error' in result) {
+    const { error } = result;
+    return {
+      ok: false,
+      connection,
+      code: error.code,
+      reason: error instanceof TokenError ? error.reason : undefined,
+      oauthError: error.oauthError,
+      detail: error.detail,
+      httpStatus: error instanceof TokenError ? error.endpointStatus : undefined,
+      tookMs: took,
+    };
+  }
+  const { token, showToken } = result;
+  return {
+    ok: true,
+    connection,
+    tokenType: token.tokenType,
+    scope: token.scope ?? null,
+    expiresIn: token.expiresIn ?? null,
+    expiresAt: token.expiresIn === undefined ? null : new Date(Date.now() + token.expiresIn * 1000).toISOString(),
+    accessToken: showToken === true ? token.accessToken : maskToken(token.accessToken),
+    tookMs: took,
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * A real authorization server for the tests: oidc-provider (a certified OpenID Connect server)
+ * with the client-credentials grant and introspection, on a loopback port.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider from 'oidc-provider';
+
+export interface OidcClient {
+  client_id: string;
+  client_secret?: string;
+  token_endpoint_auth_method?: string;
+  token_endpoint_auth_signing_alg?: string;
+  jwks?: { keys: Record<string, unknown>[] };
+  scope?: string;
+  [key: string]: unknown;
+}
+
+export interface OidcServer {
+  issuer: string;
+  tokenUrl: string;
+  /** Token requests the server received (any outcome). */
+  tokenRequests: number;
+  provider: Provider;
+  /** RFC 7662 introspection of a token, as the resource server would do it. */
+  introspect(token: string): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+export const INTROSPECTOR = { client_id: 'resource-server', client_secret: 'resource-server-secret-0123456789abcdef' };
+
+export async function startOidcProvider(clients: OidcClient[], options: { ttlSeconds?: number; features?: Record<string, unknown> } = {}): Promise<OidcServer> {
+  const server = http.createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const provider = new Provider(issuer, {
+    clients: [
+      ...clients.map((c) => ({ grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'orders.read orders.write', ...c })),
+      { ...INTROSPECTOR, grant_types: [], redirect_uris: [], response_types: [] },
+    ],
+    scopes: ['orders.read', 'orders.write'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      ...options.features,
+    },
+    ttl: { ClientCredentials: options.ttlSeconds ?? 600 },
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'],
+  } as never);
+  const result: OidcServer = {
+    issuer,
+    tokenUrl: `${issuer}/token`,
+    tokenRequests: 0,
+    provider,
+    async introspect(token: string) {
+      const response = await fetch(`${issuer}/token/introspection`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${INTROSPECTOR.client_id}:${INTROSPECTOR.client_secret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({ token }).toString(),
+      });
+      return (await response.json()) as Record<string, unknown>;
+    },
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
+  };
+  const callback = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.method === 'POST' && req.url === '/token') result.tokenRequests++;
+    callback(req, res);
+  });
+  return result;
+}
