@@ -1,0 +1,177 @@
+/** Plumbing for the benchmark: child processes, free ports, RSS, load runs and their statistics. */
+import autocannon from 'autocannon';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Announcement } from './peers/announce.js';
+
+export const CONNECTIONS = 50;
+const READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+export interface Peer {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+// A benchmark that dies half-way must not leave servers behind.
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      const force = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      child.once('exit', () => {
+        clearTimeout(force);
+        done();
+      });
+      child.kill('SIGTERM');
+    });
+}
+
+/** Forks a peer from bench/peers/ and waits until it listens. */
+export function forkPeer(name: string, file: string, args: string[] = []): Promise<Peer> {
+  const child = track(fork(file, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  return new Promise((done, fail) => {
+    child.once('exit', (code) => fail(new Error(`${name} exited (${code}) before listening`)));
+    child.once('message', (message: Announcement) => {
+      child.removeAllListeners('exit');
+      done({ name, port: message.port, url: `http://127.0.0.1:${message.port}`, child, stop: stopper(child) });
+    });
+  });
+}
+
+/** Spawns a server program and waits until `readyUrl` answers 200. */
+export async function spawnServer(name: string, command: string, args: string[], port: number, readyUrl: string, stdout: number | 'ignore'): Promise<Peer> {
+  const child = track(spawn(command, args, { stdio: ['ignore', stdout, 'inherit'] }));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before it was ready`);
+    const status = await getStatus(readyUrl).catch(() => 0);
+    if (status === 200) break;
+    if (Date.now() > deadline) throw new Error(`${name} not ready after ${READY_TIMEOUT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { name, port, url: `http://127.0.0.1:${port}`, child, stop: stopper(child) };
+}
+
+/** A port that was free a moment ago (for programs that cannot announce one). */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = http.createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => done(port));
+    });
+  });
+}
+
+const probeAgent = new http.Agent({ keepAlive: false });
+
+function getStatus(url: string): Promise<number> {
+  return new Promise((done, fail) => {
+    http.get(url, { agent: probeAgent }, (res) => {
+      res.resume();
+      res.once('end', () => done(res.statusCode ?? 0));
+    }).once('error', fail);
+  });
+}
+
+export function getJson<T>(url: string): Promise<T> {
+  return new Promise((done, fail) => {
+    http.get(url, { agent: probeAgent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.once('end', () => done(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T));
+    }).once('error', fail);
+  });
+}
+
+/** Resident set size of a process, from /proc (Linux), or `ps` elsewhere. */
+export function rssBytes(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (match !== null) return Number(match[1]) * 1024;
+  } catch {
+    // not Linux: fall through
+  }
+  return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) * 1024;
+}
+
+export interface LoadOptions {
+  readonly url: string;
+  readonly duration?: number;
+  readonly amount?: number;
+  readonly overallRate?: number;
+}
+
+export interface LoadResult {
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly requests: number;
+  /** Connection errors, time-outs and non-2xx answers. */
+  readonly errors: number;
+}
+
+/**
+ * One autocannon run. Latencies are recorded from each response with sub-millisecond precision
+ * (autocannon's own histogram rounds to whole milliseconds, too coarse for a 1 ms budget).
+ */
+export function load(options: LoadOptions): Promise<LoadResult> {
+  const latencies: number[] = [];
+  return new Promise((done, fail) => {
+    const instance = autocannon({ connections: CONNECTIONS, timeout: 10, ...options }, (error, result) => {
+      if (error !== null) return fail(error);
+      latencies.sort((a, b) => a - b);
+      done({
+        requestsPerSecond: result.requests.total / result.duration,
+        p50Ms: percentile(latencies, 0.5),
+        p99Ms: percentile(latencies, 0.99),
+        requests: result.requests.total,
+        errors: result.errors + result.timeouts + result.non2xx,
+      });
+    });
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => latencies.push(ms));
+  });
+}
+
+/** `sorted` ascending; nearest-rank percentile. */
+export function percentile(sorted: readonly number[], share: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(share * sorted.length) - 1)]!;
+}
+
+export function median(values: readonly number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 0.5);
+}
+
+/** 500 (or `count`) requests at once on fresh connections; resolves with their status codes. */
+export function burst(url: string, count: number): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+  const one = () =>
+    new Promise<number>((done) => {
+      http
+        .get(url, { agent }, (res) => {
+          res.resume();
+          res.once('end', () => done(res.statusCode ?? 0));
+        })
+        .once('error', () => done(0));
+    });
+  return Promise.all(Array.from({ length: count }, one));
+}
