@@ -44,8 +44,8 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /** Forks a peer from bench/peers/ and waits until it listens. */
-export function forkPeer(name: string, file: string, args: string[] = []): Promise<Peer> {
-  const child = track(fork(file, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+export function forkPeer(name: string, file: string, args: string[] = [], nodeArgs: string[] = []): Promise<Peer> {
+  const child = track(fork(file, args, { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   return new Promise((done, fail) => {
     child.once('exit', (code) => fail(new Error(`${name} exited (${code}) before listening`)));
     child.once('message', (message: Announcement) => {
@@ -113,11 +113,28 @@ export function rssBytes(pid: number): number {
   return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) * 1024;
 }
 
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (NaN elsewhere). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 export interface LoadOptions {
   readonly url: string;
   readonly duration?: number;
   readonly amount?: number;
   readonly overallRate?: number;
+  /** The serving process, whose CPU time per request is measured. */
+  readonly pid?: number;
 }
 
 export interface LoadResult {
@@ -127,6 +144,11 @@ export interface LoadResult {
   readonly requests: number;
   /** Connection errors, time-outs and non-2xx answers. */
   readonly errors: number;
+  /**
+   * CPU time the serving process spent per request, in microseconds: unlike req/s, barely moved
+   * by other processes competing for the same cores.
+   */
+  readonly cpuMicrosPerRequest: number;
 }
 
 /**
@@ -135,9 +157,12 @@ export interface LoadResult {
  */
 export function load(options: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = [];
+  const { pid, ...run } = options;
+  const cpuBefore = pid === undefined ? Number.NaN : cpuSeconds(pid);
   return new Promise((done, fail) => {
-    const instance = autocannon({ connections: CONNECTIONS, timeout: 10, ...options }, (error, result) => {
+    const instance = autocannon({ connections: CONNECTIONS, timeout: 10, ...run }, (error, result) => {
       if (error !== null) return fail(error);
+      const cpu = pid === undefined ? Number.NaN : cpuSeconds(pid) - cpuBefore;
       latencies.sort((a, b) => a - b);
       done({
         requestsPerSecond: result.requests.total / result.duration,
@@ -145,6 +170,7 @@ export function load(options: LoadOptions): Promise<LoadResult> {
         p99Ms: percentile(latencies, 0.99),
         requests: result.requests.total,
         errors: result.errors + result.timeouts + result.non2xx,
+        cpuMicrosPerRequest: (cpu * 1e6) / result.requests.total,
       });
     });
     instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => latencies.push(ms));

@@ -11,6 +11,8 @@ export function announce(server: Server): void {
   process.send?.({ port } satisfies Announcement);
   // The parent going away (crash, Ctrl-C) must not leave a peer listening.
   process.on('disconnect', () => process.exit(0));
+  // An orderly exit, so that --cpu-prof writes its profile.
+  process.once('SIGTERM', () => process.exit(0));
 }
 
 /** The upstream port passed as the first argument. */
