@@ -55,6 +55,7 @@ interface Exchange {
 
 const EXCHANGE = Symbol('tokengate.exchange');
 type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
+type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 
 /** A compiled config: routes with everything resolved, ready for requests. */
 export interface Runtime {
@@ -113,6 +114,11 @@ function onUpstreamTimeout(this: ClientRequest): void {
   const exchange = (this as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE];
   if (exchange !== undefined) exchange.timedOut = true;
   this.destroy();
+}
+
+/** The caller went away before the answer was complete: stop the upstream request too. `this` is the response. */
+function onCallerClose(this: TrackedResponse): void {
+  if (!this.writableFinished) this[EXCHANGE]?.proxyReq?.destroy();
 }
 
 export class ProxyHandler {
@@ -214,10 +220,8 @@ export class ProxyHandler {
       timedOut: false,
     };
     (req as TrackedRequest)[EXCHANGE] = exchange;
-    res.once('close', () => {
-      // The caller went away before the answer was complete: stop the upstream request too.
-      if (!res.writableFinished) exchange.proxyReq?.destroy();
-    });
+    (res as TrackedResponse)[EXCHANGE] = exchange;
+    res.on('close', onCallerClose);
 
     if (route.key === undefined) return this.#prepareBody(req, res, exchange);
     const token = this.#provider.peek(route.key);
@@ -279,12 +283,13 @@ export class ProxyHandler {
     (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
     const { timeouts } = exchange.route.route;
     proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
-    proxyReq.once('socket', (socket: Socket) => {
-      if (!socket.connecting) return;
-      const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
-      socket.once('connect', () => clearTimeout(timer));
-      socket.once('close', () => clearTimeout(timer));
-    });
+    // http-proxy emits proxyReq from the request's one 'socket' event, so the socket is here
+    // already; only a new connection (not a reused keep-alive one) needs a connect timer.
+    const socket: Socket | null = proxyReq.socket;
+    if (socket === null || !socket.connecting) return;
+    const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
   }
 
   #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
