@@ -4,7 +4,8 @@
  *   npm run bench               full run (a few minutes); table on stdout, JSON in bench/results/
  *   npm run bench -- --quick    smoke test (seconds): fails only if a request failed or the
  *                               gateway made other than one token request; never on a timing
- *   npm run bench -- --profile  also writes the gateway's CPU profile (node --cpu-prof) to bench/results/
+ *   npm run bench -- --profile  also writes CPU profiles (node --cpu-prof) of the gateway and the
+ *                               http-proxy baseline to bench/results/ (open in Chrome DevTools)
  *
  * Every server runs in its own process; autocannon drives them from this one, interleaved.
  */
@@ -29,6 +30,7 @@ const FIXED_RATE_S = 6;
 const COLD_START_REQUESTS = 500;
 const COLD_START_TOKEN_DELAY_MS = 200;
 const MEMORY_SETTLE_MS = 2_000;
+const RSS_SAMPLE_MS = 250;
 const MIB = 1024 * 1024;
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -49,6 +51,7 @@ interface TargetSummary {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
+  readonly cpuMicrosPerRequest: number;
   readonly rssMiB: number;
   readonly rounds: readonly LoadResult[];
 }
@@ -125,8 +128,50 @@ function summarize(target: Target, rounds: LoadResult[]): TargetSummary {
     p50Ms: median(rounds.map((r) => r.p50Ms)),
     p99Ms: median(rounds.map((r) => r.p99Ms)),
     errors: rounds.reduce((sum, r) => sum + r.errors, 0),
+    cpuMicrosPerRequest: median(rounds.map((r) => r.cpuMicrosPerRequest)),
     rssMiB: rssBytes(target.peer.child.pid!) / MIB,
     rounds,
+  };
+}
+
+interface MemoryRun {
+  readonly requests: number;
+  readonly errors: number;
+  /** Before the run (the gateway has already served the warm-up and the rounds). */
+  readonly beforeMiB: number;
+  /** Medians of the RSS samples in the first and the last quarter of the run. */
+  readonly firstQuarterMiB: number;
+  readonly lastQuarterMiB: number;
+  readonly growthMiB: number;
+  readonly peakMiB: number;
+  readonly afterMiB: number;
+}
+
+/**
+ * RSS over `requests` requests, sampled all along: V8's heap breathes in a sawtooth of tens of
+ * MiB between major GCs, so two single readings would measure the GC's phase, not a leak. The
+ * growth compares the medians of the first and the last quarter of the samples.
+ */
+async function memoryRun(gateway: Peer, url: string, requests: number): Promise<MemoryRun> {
+  const pid = gateway.child.pid!;
+  const beforeMiB = rssBytes(pid) / MIB;
+  const samples: number[] = [];
+  const sampler = setInterval(() => samples.push(rssBytes(pid) / MIB), RSS_SAMPLE_MS);
+  const result = await load({ url, amount: requests });
+  clearInterval(sampler);
+  await new Promise((done) => setTimeout(done, MEMORY_SETTLE_MS));
+  const quarter = Math.max(1, Math.floor(samples.length / 4));
+  const firstQuarterMiB = median(samples.slice(0, quarter));
+  const lastQuarterMiB = median(samples.slice(-quarter));
+  return {
+    requests,
+    errors: result.errors,
+    beforeMiB,
+    firstQuarterMiB,
+    lastQuarterMiB,
+    growthMiB: lastQuarterMiB - firstQuarterMiB,
+    peakMiB: Math.max(...samples),
+    afterMiB: rssBytes(pid) / MIB,
   };
 }
 
@@ -140,8 +185,11 @@ async function main(): Promise<number> {
     const upstream = await forkPeer('upstream', join(PEERS, 'upstream.ts'));
     const tokenEndpoint = await forkPeer('token endpoint', join(PEERS, 'token-endpoint.ts'), [String(COLD_START_TOKEN_DELAY_MS)]);
     peers.push(upstream, tokenEndpoint);
+    // --profile: CPU profiles of the gateway and of its baseline, to compare where the time goes.
+    const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', RESULTS] : [];
+    if (profile) mkdirSync(RESULTS, { recursive: true });
     const [baseline, forwarder] = await Promise.all([
-      forkPeer('http-proxy', join(PEERS, 'baseline.ts'), [String(upstream.port)]),
+      forkPeer('http-proxy', join(PEERS, 'baseline.ts'), [String(upstream.port)], nodeArgs),
       forkPeer('node http forwarder', join(PEERS, 'forwarder.ts'), [String(upstream.port)]),
     ]);
     peers.push(baseline, forwarder);
@@ -165,8 +213,6 @@ async function main(): Promise<number> {
     writeFileSync(configFile, gatewayYaml(port, adminPort, upstream.port, tokenEndpoint.port));
     const gatewayLog = join(work, 'gateway.log');
     const logFd = openSync(gatewayLog, 'w');
-    if (profile) mkdirSync(RESULTS, { recursive: true });
-    const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', RESULTS] : [];
     process.env.BENCH_CLIENT_SECRET = 'bench-client-secret';
     const gateway = await spawnServer('gateway', process.execPath, [...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile], port, `http://127.0.0.1:${adminPort}/readyz`, logFd);
     closeSync(logFd);
@@ -198,9 +244,9 @@ async function main(): Promise<number> {
       // Rotate the order each round so no target always runs right after the same neighbour.
       for (let i = 0; i < targets.length; i++) {
         const target = targets[(i + round) % targets.length]!;
-        const result = await load({ url: target.url, duration: PLAN.roundS });
+        const result = await load({ url: target.url, duration: PLAN.roundS, pid: target.peer.child.pid });
         rounds.get(target)!.push(result);
-        log(`  round ${round + 1} ${target.name}: ${fmt(result.requestsPerSecond, 0)} req/s, p99 ${fmt(result.p99Ms)} ms, ${result.errors} errors`);
+        log(`  round ${round + 1} ${target.name}: ${fmt(result.requestsPerSecond, 0)} req/s, p99 ${fmt(result.p99Ms)} ms, ${fmt(result.cpuMicrosPerRequest, 0)} µs CPU/req, ${result.errors} errors`);
       }
     }
     const summaries = targets.map((t) => summarize(t, rounds.get(t)!));
@@ -228,14 +274,10 @@ async function main(): Promise<number> {
       if (errors > 0) failures.push(`fixed rate: ${errors} failed requests`);
     }
 
-    let memory: { requests: number; beforeMiB: number; afterMiB: number; growthMiB: number; errors: number } | undefined;
+    let memory: MemoryRun | undefined;
     if (PLAN.memoryRequests > 0) {
-      const beforeMiB = rssBytes(gateway.child.pid!) / MIB;
-      const result = await load({ url: `${gateway.url}/api${PATH}`, amount: PLAN.memoryRequests });
-      await new Promise((done) => setTimeout(done, MEMORY_SETTLE_MS));
-      const afterMiB = rssBytes(gateway.child.pid!) / MIB;
-      memory = { requests: PLAN.memoryRequests, beforeMiB, afterMiB, growthMiB: afterMiB - beforeMiB, errors: result.errors };
-      if (result.errors > 0) failures.push(`memory run: ${result.errors} failed requests`);
+      memory = await memoryRun(gateway, `${gateway.url}/api${PATH}`, PLAN.memoryRequests);
+      if (memory.errors > 0) failures.push(`memory run: ${memory.errors} failed requests`);
     }
 
     const tokens = await tokenRequests(tokenEndpoint);
@@ -246,20 +288,28 @@ async function main(): Promise<number> {
     const endedLoad = loadavg();
 
     log('');
-    log(`${'target'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'RSS MiB'.padStart(8)}`);
+    log(`${'target'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU µs/req'.padStart(11)} ${'RSS MiB'.padStart(8)}`);
     for (const s of summaries) {
-      log(`${s.name.padEnd(24)} ${fmt(s.requestsPerSecond, 0).padStart(8)} ${fmt(s.p50Ms).padStart(8)} ${fmt(s.p99Ms).padStart(8)} ${String(s.errors).padStart(7)} ${fmt(s.rssMiB, 1).padStart(8)}`);
+      log(
+        `${s.name.padEnd(24)} ${fmt(s.requestsPerSecond, 0).padStart(8)} ${fmt(s.p50Ms).padStart(8)} ${fmt(s.p99Ms).padStart(8)} ${String(s.errors).padStart(7)} ${fmt(s.cpuMicrosPerRequest, 0).padStart(11)} ${fmt(s.rssMiB, 1).padStart(8)}`,
+      );
     }
-    const ratios = { gatewayToBaseline: gw.requestsPerSecond / base.requestsPerSecond, gatewayToDirect: gw.requestsPerSecond / direct.requestsPerSecond };
+    const ratios = {
+      gatewayToBaseline: gw.requestsPerSecond / base.requestsPerSecond,
+      gatewayToDirect: gw.requestsPerSecond / direct.requestsPerSecond,
+      cpuGatewayToBaseline: gw.cpuMicrosPerRequest / base.cpuMicrosPerRequest,
+    };
     log('');
-    log(`tokengate / http-proxy baseline: ${fmt(ratios.gatewayToBaseline)} (target ≥ 0.90)`);
-    log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)}`);
+    log(`tokengate / http-proxy baseline: ${fmt(ratios.gatewayToBaseline)} of its req/s (target ≥ 0.90), ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request`);
+    log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)} of its req/s`);
     log(`token requests made by tokengate: ${tokens} (expected 1)`);
     if (fixedRate !== undefined) {
       log(`fixed rate ${fixedRate.rate} req/s (${FIXED_RATE_SHARE * 100} % of the baseline's peak): p99 baseline ${fmt(fixedRate.baselineP99Ms)} ms, tokengate ${fmt(fixedRate.gatewayP99Ms)} ms, added ${fmt(fixedRate.addedP99Ms)} ms (target ≤ 1 ms)`);
     }
     if (memory !== undefined) {
-      log(`RSS over ${memory.requests} requests: ${fmt(memory.beforeMiB, 1)} → ${fmt(memory.afterMiB, 1)} MiB, growth ${fmt(memory.growthMiB, 1)} MiB (target ≤ 10 MiB; steady < 120 MiB)`);
+      log(
+        `tokengate RSS over ${memory.requests} requests: ${fmt(memory.beforeMiB, 1)} MiB before; median ${fmt(memory.firstQuarterMiB, 1)} MiB in the first quarter, ${fmt(memory.lastQuarterMiB, 1)} MiB in the last: growth ${fmt(memory.growthMiB, 1)} MiB (target ≤ 10); peak ${fmt(memory.peakMiB, 1)} MiB, ${fmt(memory.afterMiB, 1)} MiB after (steady target < 120)`,
+      );
     }
     if (peek !== undefined) {
       log(`TokenProvider.peek with ${peek.cachedTokens} cached tokens (1,000 connections × 10 param sets): ${fmt(peek.nsPerPeek, 0)} ns per lookup (a plain Map.get: ${fmt(peek.nsPerMapGet, 0)} ns)`);
