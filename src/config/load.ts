@@ -248,7 +248,10 @@ function buildConnection(
   }
   const audience = conn.privateKeyJwt?.audience;
   if (audience === 'issuer' && conn.issuer === undefined) {
-    counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer');
+    counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer (and no tokenUrl); use token-endpoint or a literal audience');
+  }
+  if (conn.privateKeyJwt?.thumbprint === 'sha1' && conn.privateKeyJwt.certificate === undefined) {
+    counted([...base, 'privateKeyJwt', 'thumbprint'], 'thumbprint: sha1 adds the x5t header from the certificate: set certificate too');
   }
   const secretPaths: Array<[string, PropertyKey[]]> = [];
   if (conn.clientSecret !== undefined) secretPaths.push([conn.clientSecret.secret, [...base, 'clientSecret', 'secret']]);
@@ -260,7 +263,7 @@ function buildConnection(
   if (problemCount > 0 || resolved.some((s) => s === undefined)) return undefined;
 
   let auth: ClientAuth;
-  const pathText = formatPath(base);
+  const block = conn.clientSecret !== undefined ? 'clientSecret' : 'privateKeyJwt';
   try {
     if (conn.clientSecret !== undefined) {
       const secret = resolved[0] as Secret;
@@ -274,7 +277,7 @@ function buildConnection(
           ? clientSecretBasic(conn.clientId, secret)
           : method === 'client_secret_post'
             ? clientSecretPost(conn.clientId, secret)
-            : clientSecretJwt(conn.clientId, secret, conn.clientSecret.algorithm ?? 'HS256', 'token-endpoint', `${pathText}.clientSecret`);
+            : clientSecretJwt(conn.clientId, secret, conn.clientSecret.algorithm ?? 'HS256', 'token-endpoint');
     } else {
       const pkj = conn.privateKeyJwt!;
       auth = privateKeyJwt({
@@ -286,12 +289,11 @@ function buildConnection(
         audience: pkj.audience,
         certificate: resolved[1],
         thumbprint: pkj.thumbprint,
-        path: `${pathText}.privateKeyJwt`,
       });
     }
   } catch (error) {
     if (error instanceof CredentialProblem) {
-      report([...base, ...error.path.slice(pathText.length + 1).split('.')], error.message);
+      report([...base, block, error.field], error.message);
       return undefined;
     }
     throw error;
