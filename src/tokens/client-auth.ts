@@ -130,12 +130,24 @@ function algorithmsFor(key: KeyObject): string[] {
   }
 }
 
+/** JSON.parse's own messages quote the input, which here is key material. */
+function parseJwk(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error('not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('a JWK is a JSON object');
+  return value as Record<string, unknown>;
+}
+
 export function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyObject {
   const detected = format ?? (text.trimStart().startsWith('{') ? 'jwk' : 'pem');
   let key: KeyObject;
   try {
     if (detected === 'jwk') {
-      const jwk = JSON.parse(text) as Record<string, unknown>;
+      const jwk = parseJwk(text);
       if (typeof jwk.d !== 'string') throw new Error('the JWK has no private part ("d")');
       key = createPrivateKey({ key: jwk as never, format: 'jwk' });
     } else {
@@ -147,10 +159,10 @@ export function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined)
   } catch (error) {
     throw new CredentialProblem('secret', `cannot read the private key as ${detected.toUpperCase()}: ${(error as Error).message}`);
   }
-  // An id-RSASSA-PSS key (PKCS#8 with the PSS OID) cannot be turned into a JWS signer by jose or
-  // WebCrypto; the same key as plain rsaEncryption signs PS256/384/512 fine.
+  // An id-RSASSA-PSS key (RFC 4055) cannot be turned into a JWS signer by jose or WebCrypto, and
+  // neither node nor openssl re-labels it; a plain rsaEncryption key signs PS256/384/512 fine.
   if (key.asymmetricKeyType === 'rsa-pss') {
-    throw new CredentialProblem('secret', 'RSASSA-PSS (id-RSASSA-PSS) keys are not supported; convert it to a plain RSA key (openssl rsa -in KEY -traditional) and keep algorithm PS256/PS384/PS512');
+    throw new CredentialProblem('secret', 'RSASSA-PSS-only keys (id-RSASSA-PSS) are not supported; use a plain RSA key (rsaEncryption, e.g. openssl genpkey -algorithm RSA), which signs PS256/PS384/PS512 too');
   }
   return key;
 }
