@@ -57,18 +57,24 @@ function assertProblem(configFile: string, path: string, message: RegExp, secret
 describe('privateKeyJwt config errors', () => {
   it('refuses an RSA key with ES256, naming the algorithm path and what the key can do', () => {
     const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256 }', { 'key.pem': encodeKey(rsa.privateKey, 'pkcs8') });
-    assertProblem(file, 'connections.c.privateKeyJwt.algorithm', /ES256 cannot be used with a rsa key; use RS256, RS384, RS512, PS256, PS384, PS512/);
+    assertProblem(file, 'connections.c.privateKeyJwt.algorithm', /ES256 cannot be used with this RSA key; use RS256, RS384, RS512, PS256, PS384, PS512/);
   });
 
   it('refuses an EC P-256 key with ES384', () => {
     const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES384 }', { 'key.pem': encodeKey(p256.privateKey, 'sec1') });
-    assertProblem(file, 'connections.c.privateKeyJwt.algorithm', /ES384 cannot be used with a ec \(prime256v1\) key; use ES256$/);
+    assertProblem(file, 'connections.c.privateKeyJwt.algorithm', /ES384 cannot be used with this EC P-256 key; use ES256$/);
   });
 
   it('refuses an Ed448 key: EdDSA here means Ed25519', () => {
     const ed448 = generateKeyPairSync('ed448').privateKey;
     const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: EdDSA }', { 'key.pem': encodeKey(ed448, 'pkcs8') });
-    assertProblem(file, 'connections.c.privateKeyJwt.algorithm', /EdDSA cannot be used with a ed448 key; this key type is not supported/);
+    assertProblem(file, 'connections.c.privateKeyJwt.secret', /ed448 keys are not supported; use an RSA, EC P-256\/P-384\/P-521 or Ed25519 key/);
+  });
+
+  it('refuses an EC key on a curve JOSE has no algorithm for (secp256k1)', () => {
+    const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey;
+    const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256 }', { 'key.pem': encodeKey(k1, 'sec1') });
+    assertProblem(file, 'connections.c.privateKeyJwt.secret', /EC secp256k1 keys are not supported/);
   });
 
   it('refuses an unparsable PEM key at the secret path', () => {
@@ -179,7 +185,7 @@ describe('validate command', () => {
       (error: { code: number; stderr: string }) => error,
     );
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /gateway\.yaml:\d+:\d+: connections\.c\.privateKeyJwt\.algorithm: ES256 cannot be used with a rsa key/);
+    assert.match(result.stderr, /gateway\.yaml:\d+:\d+: connections\.c\.privateKeyJwt\.algorithm: ES256 cannot be used with this RSA key/);
     assert.equal(result.stderr.includes('PRIVATE KEY'), false);
   });
 

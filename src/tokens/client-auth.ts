@@ -112,7 +112,12 @@ export function clientSecretJwt(clientId: string, secret: Secret, algorithm: key
   return jwtAssertion('client_secret_jwt', { clientId, key, algorithm, audience, header: {} });
 }
 
-const CURVE_ALGORITHM: Record<string, string> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
+/** RFC 7518 §3.4: each ECDSA algorithm has exactly one curve (node's names → JOSE's). */
+const CURVES: Record<string, { name: string; algorithm: string }> = {
+  prime256v1: { name: 'P-256', algorithm: 'ES256' },
+  secp384r1: { name: 'P-384', algorithm: 'ES384' },
+  secp521r1: { name: 'P-521', algorithm: 'ES512' },
+};
 
 /** Which JWS algorithms a key can sign with; checked at load so a mismatch is a config error, not a 502. */
 function algorithmsFor(key: KeyObject): string[] {
@@ -120,14 +125,25 @@ function algorithmsFor(key: KeyObject): string[] {
     case 'rsa':
       return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
     case 'ec': {
-      const alg = CURVE_ALGORITHM[key.asymmetricKeyDetails?.namedCurve ?? ''];
-      return alg === undefined ? [] : [alg];
+      const curve = CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
+      return curve === undefined ? [] : [curve.algorithm];
     }
     case 'ed25519':
       return ['EdDSA'];
     default:
       return [];
   }
+}
+
+/** "RSA", "EC P-256", "Ed25519", or node's name for anything else ("EC secp256k1", "ed448"). */
+function describeKey(key: KeyObject): string {
+  const type = key.asymmetricKeyType ?? 'unknown';
+  if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve ?? 'unknown curve';
+    return `EC ${CURVES[curve]?.name ?? curve}`;
+  }
+  const names: Record<string, string> = { rsa: 'RSA', ed25519: 'Ed25519' };
+  return names[type] ?? type;
 }
 
 /** JSON.parse's own messages quote the input, which here is key material. */
@@ -182,12 +198,9 @@ export function privateKeyJwt(options: PrivateKeyJwtOptions): ClientAuth {
   const key = parsePrivateKey(options.key.reveal(), options.format);
   const supported = algorithmsFor(key);
   if (!supported.includes(options.algorithm)) {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    const kind = `${key.asymmetricKeyType ?? 'unknown'}${curve === undefined ? '' : ` (${curve})`}`;
-    throw new CredentialProblem(
-      'algorithm',
-      `${options.algorithm} cannot be used with a ${kind} key; ${supported.length === 0 ? 'this key type is not supported' : `use ${supported.join(', ')}`}`,
-    );
+    const kind = describeKey(key);
+    if (supported.length === 0) throw new CredentialProblem('secret', `${kind} keys are not supported; use an RSA, EC P-256/P-384/P-521 or Ed25519 key`);
+    throw new CredentialProblem('algorithm', `${options.algorithm} cannot be used with this ${kind} key; use ${supported.join(', ')}`);
   }
   const modulus = key.asymmetricKeyDetails?.modulusLength;
   if (modulus !== undefined && modulus < 2048) {
