@@ -195,7 +195,11 @@ routes:
       assert.equal(introspection.active, true);
       assert.equal(introspection.client_id, 'seed-client');
       assert.equal(introspection.scope, 'orders.write');
-      assert.equal(gw.logText().includes(token), false);
+      // Neither the token, nor a client assertion (a JWS), nor the key reaches the logs.
+      const logs = gw.logText();
+      assert.equal(logs.includes(token), false);
+      assert.doesNotMatch(logs, /eyJ[\w-]{10,}\.eyJ/);
+      assert.equal(logs.includes(encodeKey(key.privateKey, 'pkcs8').split('\n')[1]!), false);
     } finally {
       await gw.stop();
       await upstream.close();
