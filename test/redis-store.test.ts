@@ -15,6 +15,8 @@ import { json, startEchoUpstream, startServer, type TestServer } from './support
 
 const KEY_1 = randomBytes(32).toString('base64');
 const KEY_2 = randomBytes(32).toString('hex');
+/** Short enough to see a refresh: usable for 1.8 s, refreshed ahead from 1.5 s on. */
+const SHORT_LIFETIME_S = 2;
 
 interface Cache {
   url: string;
@@ -38,7 +40,7 @@ connections:
     tokenUrl: ${tokenUrl}
     clientSecret: { secret: client-secret }
 routes:
-${['rest', 'rotate', 'damaged', 'plain', 'down']
+${['rest', 'rotate', 'damaged', 'plain', 'down', 'short']
   .map((scope) => `  - { name: ${scope}, match: { pathPrefix: /${scope} }, upstream: "${upstream}", stripPrefix: true, auth: { connection: fake, params: { scope: ${scope} } } }`)
   .join('\n')}
 `;
@@ -54,6 +56,7 @@ describe('shared cache entries in Redis', () => {
   let tokenEndpoint: TestServer;
   let upstream: TestServer;
   const gateways: TestGateway[] = [];
+  const calls: { scope: string; at: number }[] = [];
 
   /** A gateway on a key prefix of the test's own, so the test's entry is the only one under it. */
   const start = async (prefix: string, cache: Partial<Cache> = {}) => {
@@ -76,8 +79,10 @@ describe('shared cache entries in Redis', () => {
     redis = await startRedis();
     raw = new Redis(redis.url);
     tokenEndpoint = await startServer((_req, res, body) => {
-      const scope = new URLSearchParams(body.toString()).get('scope');
-      json(res, 200, { access_token: `secret-token-${scope}-${randomBytes(16).toString('hex')}`, token_type: 'Bearer', expires_in: 300 });
+      const scope = new URLSearchParams(body.toString()).get('scope') ?? '';
+      calls.push({ scope, at: Date.now() });
+      const expiresIn = scope === 'short' ? SHORT_LIFETIME_S : 300;
+      json(res, 200, { access_token: `secret-token-${scope}-${randomBytes(16).toString('hex')}`, token_type: 'Bearer', expires_in: expiresIn });
     });
     upstream = await startEchoUpstream();
   });
@@ -129,6 +134,24 @@ describe('shared cache entries in Redis', () => {
     const token = await get(await start(prefix, { key: undefined }), '/plain');
     const [entry] = await entries(prefix);
     assert.ok(entry!.value.includes(`"${token}"`));
+  });
+
+  it('refreshes a token ahead of its expiry once for the fleet', async () => {
+    const prefix = newPrefix();
+    const [a, b] = [await start(prefix), await start(prefix)];
+    const first = await get(a, '/short');
+    assert.equal(await get(b, '/short'), first);
+    // Refresh ahead runs on traffic: keep both replicas busy until both serve the new token.
+    const served = new Set<string>();
+    while (served.size < 2) {
+      const [fromA, fromB] = await Promise.all([get(a, '/short'), get(b, '/short')]);
+      if (fromA !== first) served.add('a');
+      if (fromB !== first) served.add('b');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const [obtained, refreshed, extra] = calls.filter((c) => c.scope === 'short');
+    assert.equal(extra, undefined, 'one refresh for both replicas');
+    assert.ok(refreshed!.at - obtained!.at < SHORT_LIFETIME_S * 1000 * 0.9, 'refreshed before the token became unusable');
   });
 
   it('serves every request when Redis is unreachable, counting the failed calls', async () => {
