@@ -13,6 +13,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty. */
   start(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
+  freeze(): void;
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw(): void;
 }
 
 const READY = 'Ready to accept connections';
@@ -67,12 +71,14 @@ export async function startRedis(): Promise<RedisServer> {
       child = undefined;
       if (running === undefined || running.exitCode !== null) return;
       const exited = once(running, 'exit');
-      running.kill('SIGKILL');
+      running.kill('SIGKILL'); // also ends a frozen server
       await exited;
     },
     async start() {
       if (child !== undefined) throw new Error('redis-server is already running');
       child = await launch(port);
     },
+    freeze: () => void child?.kill('SIGSTOP'),
+    thaw: () => void child?.kill('SIGCONT'),
   };
 }
