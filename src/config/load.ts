@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
+import { decodeEncryptionKey, ENCRYPTION_KEY_BYTES } from '../cache/crypto.js';
 import {
   clientSecretBasic,
   clientSecretJwt,
@@ -199,7 +200,16 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const topAccess = access(raw.access, ['access']);
 
   let encryptionKey: Secret | undefined;
-  if (raw.cache.encryptionKey !== undefined) encryptionKey = secretRef(raw.cache.encryptionKey.secret, ['cache', 'encryptionKey', 'secret']);
+  if (raw.cache.encryptionKey !== undefined) {
+    const keyPath = ['cache', 'encryptionKey', 'secret'];
+    encryptionKey = secretRef(raw.cache.encryptionKey.secret, keyPath);
+    if (encryptionKey !== undefined && decodeEncryptionKey(encryptionKey.reveal()) === undefined) {
+      problems.push(located({ path: formatPath(keyPath), message: `secret "${encryptionKey.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)` }, keyPath));
+    }
+  }
+  if (!/^rediss?:\/\//.test(raw.cache.redis.url)) {
+    problems.push(located({ path: 'cache.redis.url', message: 'must be a redis:// or rediss:// URL' }, ['cache', 'redis', 'url']));
+  }
   if (raw.cache.store === 'redis' && raw.cache.encryptionKey === undefined && !raw.cache.allowPlaintext) {
     problems.push(located({ path: 'cache.encryptionKey', message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis' }, ['cache']));
   }
