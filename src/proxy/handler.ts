@@ -19,7 +19,7 @@ import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, Router, upstreamPath } from '../routing/router.js';
 import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
 import { AccessChecker } from './access.js';
-import { acceptRequestId, dropHopByHop, prepareUpstreamHeaders } from './headers.js';
+import { acceptRequestId, endToEndHeaders, prepareUpstreamHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
 
 const UNMATCHED = 'unmatched';
@@ -303,8 +303,7 @@ export class ProxyHandler {
         this.#metrics.authFailures.inc({ route: exchange.route.name, connection: exchange.route.key.connection, reason: 'upstream_unauthorized' });
       }
     }
-    const headers = proxyRes.headers;
-    dropHopByHop(headers);
+    const headers = endToEndHeaders(proxyRes.headers);
     delete headers['x-request-id'];
     res.writeHead(status, headers);
     proxyRes.pipe(res);
