@@ -8,7 +8,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
-import { ConfigError } from './config/errors.js';
+import { ConfigError, formatProblem } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import { createLogger, type Logger } from './log.js';
 import { compileRoutes, ProxyHandler } from './proxy/handler.js';
@@ -124,7 +124,7 @@ export class Gateway {
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       this.metrics.configReloads.inc({ outcome: 'failure' });
-      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${problem.path} ${problem.message}`);
+      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
       return { ok: false, error };
     }
     this.provider.update(config.connections.values());
