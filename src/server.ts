@@ -15,7 +15,6 @@ import { compileRoutes, ProxyHandler } from './proxy/handler.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
-export const DEFAULT_DRAIN_MS = 25_000;
 const WATCH_DEBOUNCE_MS = 200;
 
 export interface GatewayOptions {
@@ -139,9 +138,9 @@ export class Gateway {
 
   /**
    * Graceful shutdown: /readyz turns 503, the listener stops accepting, in-flight requests finish
-   * (up to `deadlineMs`), keep-alive sockets are closed.
+   * (up to `deadlineMs`, by default listen.drainTimeoutMs), keep-alive sockets are closed.
    */
-  async stop(deadlineMs = DEFAULT_DRAIN_MS): Promise<void> {
+  async stop(deadlineMs = this.#config.listen.drainTimeoutMs): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     this.#watcher?.close();
