@@ -126,6 +126,12 @@ export class Gateway {
       for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
       return { ok: false, error };
     }
+    const before = listenerSettings(this.#config);
+    const after = listenerSettings(config);
+    const pending = Object.keys(after).filter((key) => after[key] !== before[key]);
+    if (pending.length > 0) {
+      this.log.warn({ event: 'config_restart_required', keys: pending }, `${pending.join(', ')} changed: takes effect on restart (the listeners are bound once)`);
+    }
     this.provider.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
     this.#handler.setRuntime(compileRoutes(config, this.metrics, this.usage, this.#agents));
@@ -183,6 +189,19 @@ export class Gateway {
     });
     this.#watcher.on('error', (error) => this.log.warn({ event: 'config_watch_error', err: error }, 'cannot watch the config file'));
   }
+}
+
+/** What the listeners were built with: a reload cannot change these, a restart does. */
+function listenerSettings({ listen, admin }: Config): Record<string, string | number> {
+  return {
+    'listen.host': listen.host,
+    'listen.port': listen.port,
+    'listen.headersTimeoutMs': listen.headersTimeoutMs,
+    'listen.requestTimeoutMs': listen.requestTimeoutMs,
+    'listen.maxHeaderBytes': listen.maxHeaderBytes,
+    'admin.host': admin.host,
+    'admin.port': admin.port,
+  };
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<void> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { ServeProcess } from './support/processes.js';
-import { startEchoUpstream, type TestServer } from './support/servers.js';
+import { startEchoUpstream, startServer, type TestServer } from './support/servers.js';
 
 const SECRET = 'reload-secret-0123456789abcdef';
 
@@ -151,6 +151,47 @@ ${shape.routes
     assert.equal(await reloads('failure'), 2);
     replace(file, yaml({ ...shape, routes: [...shape.routes, { name: 'b', prefix: '/b' }] }));
     await reloaded(1);
+    assert.equal((await fetch(`${serve.proxy}/b/1`)).status, 200);
+  });
+
+  it('lets a request in flight finish on the config it started with', async () => {
+    let arrived: () => void = () => {};
+    const upstreamHasIt = new Promise<void>((done) => (arrived = done));
+    let release: () => void = () => {};
+    const slow = await startServer((_req, res) => {
+      release = () => res.end('old route, complete');
+      arrived();
+    });
+    try {
+      const file = join(folder(), 'gateway.yaml');
+      const shape: Shape = { connections: { orders: 'orders.read' }, routes: [{ name: 'a', prefix: '/a', connection: 'orders' }] };
+      writeFileSync(file, yaml(shape).replace(`upstream: ${upstream.url}`, `upstream: ${slow.url}`));
+      serve = await ServeProcess.start(file, env);
+      const response = fetch(`${serve.proxy}/a/slow`);
+      await upstreamHasIt;
+
+      replace(file, yaml({ ...shape, routes: [{ name: 'b', prefix: '/b' }] }));
+      await reloaded(1);
+      assert.equal((await fetch(`${serve.proxy}/a/next`)).status, 404, 'the old route still matches new requests');
+      release();
+      const answer = await response;
+      assert.equal(answer.status, 200);
+      assert.equal(await answer.text(), 'old route, complete');
+      assert.match(String(slow.received[0]!.headers.authorization), /^Bearer /);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('warns that a changed listener setting waits for a restart, and applies the rest', async () => {
+    const file = join(folder(), 'gateway.yaml');
+    const shape: Shape = { connections: { orders: 'orders.read' }, routes: [{ name: 'a', prefix: '/a' }] };
+    writeFileSync(file, yaml(shape));
+    serve = await ServeProcess.start(file, env);
+    replace(file, yaml({ ...shape, routes: [...shape.routes, { name: 'b', prefix: '/b' }] }).replace('port: 0 }', 'port: 0, maxHeaderBytes: 4096 }'));
+    await reloaded(1);
+    const warning = serve.events('config_restart_required')[0]!;
+    assert.deepEqual(warning.keys, ['listen.maxHeaderBytes']);
     assert.equal((await fetch(`${serve.proxy}/b/1`)).status, 200);
   });
 
