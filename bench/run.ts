@@ -190,9 +190,10 @@ async function main(): Promise<number> {
     if (profile) mkdirSync(RESULTS, { recursive: true });
     const [baseline, forwarder] = await Promise.all([
       forkPeer('http-proxy', join(PEERS, 'baseline.ts'), [String(upstream.port)], nodeArgs),
-      forkPeer('node http forwarder', join(PEERS, 'forwarder.ts'), [String(upstream.port)]),
+      quick ? undefined : forkPeer('node http forwarder', join(PEERS, 'forwarder.ts'), [String(upstream.port)]),
     ]);
-    peers.push(baseline, forwarder);
+    peers.push(baseline);
+    if (forwarder !== undefined) peers.push(forwarder);
 
     let nginx: Peer | undefined;
     if (quick) {
@@ -233,12 +234,15 @@ async function main(): Promise<number> {
     const targets: Target[] = [
       { name: 'direct (node upstream)', url: `${upstream.url}${PATH}`, peer: upstream },
       { name: 'http-proxy (baseline)', url: `${baseline.url}${PATH}`, peer: baseline },
-      ...(quick ? [] : [{ name: 'node http forwarder', url: `${forwarder.url}${PATH}`, peer: forwarder }]),
+      ...(forwarder === undefined ? [] : [{ name: 'node http forwarder', url: `${forwarder.url}${PATH}`, peer: forwarder }]),
       ...(nginx === undefined ? [] : [{ name: 'nginx', url: `${nginx.url}${PATH}`, peer: nginx }]),
       { name: 'tokengate', url: `${gateway.url}/api${PATH}`, peer: gateway },
     ];
 
-    for (const target of targets) await load({ url: target.url, duration: PLAN.warmupS });
+    for (const target of targets) {
+      const warmup = await load({ url: target.url, duration: PLAN.warmupS });
+      if (warmup.errors > 0) failures.push(`${target.name}: ${warmup.errors} failed requests in the warm-up`);
+    }
     const rounds = new Map<Target, LoadResult[]>(targets.map((t) => [t, []]));
     for (let round = 0; round < PLAN.rounds; round++) {
       // Rotate the order each round so no target always runs right after the same neighbour.
@@ -262,7 +266,7 @@ async function main(): Promise<number> {
       const p99 = { baseline: [] as number[], gateway: [] as number[] };
       let errors = 0;
       for (let round = 0; round < FIXED_RATE_ROUNDS; round++) {
-        for (const [key, url] of [['baseline', targets[1]!.url], ['gateway', `${gateway.url}/api${PATH}`]] as const) {
+        for (const [key, url] of [['baseline', `${baseline.url}${PATH}`], ['gateway', `${gateway.url}/api${PATH}`]] as const) {
           const result = await load({ url, duration: FIXED_RATE_S, overallRate: rate });
           p99[key].push(result.p99Ms);
           errors += result.errors;

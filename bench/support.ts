@@ -47,9 +47,10 @@ function stopper(child: ChildProcess): () => Promise<void> {
 export function forkPeer(name: string, file: string, args: string[] = [], nodeArgs: string[] = []): Promise<Peer> {
   const child = track(fork(file, args, { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   return new Promise((done, fail) => {
-    child.once('exit', (code) => fail(new Error(`${name} exited (${code}) before listening`)));
+    const early = (code: number | null) => fail(new Error(`${name} exited (${code}) before listening`));
+    child.once('exit', early);
     child.once('message', (message: Announcement) => {
-      child.removeAllListeners('exit');
+      child.off('exit', early);
       done({ name, port: message.port, url: `http://127.0.0.1:${message.port}`, child, stop: stopper(child) });
     });
   });
