@@ -7,7 +7,10 @@
  *   npm run bench -- --profile  also writes CPU profiles (node --cpu-prof) of the gateway and the
  *                               http-proxy baseline to bench/results/ (open in Chrome DevTools)
  *
- * Every server runs in its own process; autocannon drives them from this one, interleaved.
+ * Every server runs in its own process; autocannon drives them from this one, interleaved. Beside
+ * the gateway and the bare http-proxy baseline: direct to the upstream, a bare node http.request
+ * forwarder, nginx (when installed), and tokengate's own per-request work on http.request
+ * (peers/engine.ts), which together say how much of the cost is the forwarding engine.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
@@ -218,6 +221,9 @@ async function main(): Promise<number> {
     const gateway = await spawnServer('gateway', process.execPath, [...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile], port, `http://127.0.0.1:${adminPort}/readyz`, logFd);
     closeSync(logFd);
     peers.push(gateway);
+    // The gateway's own work on node's http.request instead of http-proxy: prices the engine.
+    const engine = quick ? undefined : await forkPeer('engine prototype', join(PEERS, 'engine.ts'), [configFile]);
+    if (engine !== undefined) peers.push(engine);
 
     // Cold start: an empty cache, a slow token endpoint, 500 callers at once → one token request.
     const coldStarted = performance.now();
@@ -236,6 +242,7 @@ async function main(): Promise<number> {
       { name: 'http-proxy (baseline)', url: `${baseline.url}${PATH}`, peer: baseline },
       ...(forwarder === undefined ? [] : [{ name: 'node http forwarder', url: `${forwarder.url}${PATH}`, peer: forwarder }]),
       ...(nginx === undefined ? [] : [{ name: 'nginx', url: `${nginx.url}${PATH}`, peer: nginx }]),
+      ...(engine === undefined ? [] : [{ name: 'tokengate on http.request', url: `${engine.url}/api${PATH}`, peer: engine }]),
       { name: 'tokengate', url: `${gateway.url}/api${PATH}`, peer: gateway },
     ];
 
@@ -292,10 +299,10 @@ async function main(): Promise<number> {
     const endedLoad = loadavg();
 
     log('');
-    log(`${'target'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU µs/req'.padStart(11)} ${'RSS MiB'.padStart(8)}`);
+    log(`${'target'.padEnd(26)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU µs/req'.padStart(11)} ${'RSS MiB'.padStart(8)}`);
     for (const s of summaries) {
       log(
-        `${s.name.padEnd(24)} ${fmt(s.requestsPerSecond, 0).padStart(8)} ${fmt(s.p50Ms).padStart(8)} ${fmt(s.p99Ms).padStart(8)} ${String(s.errors).padStart(7)} ${fmt(s.cpuMicrosPerRequest, 0).padStart(11)} ${fmt(s.rssMiB, 1).padStart(8)}`,
+        `${s.name.padEnd(26)} ${fmt(s.requestsPerSecond, 0).padStart(8)} ${fmt(s.p50Ms).padStart(8)} ${fmt(s.p99Ms).padStart(8)} ${String(s.errors).padStart(7)} ${fmt(s.cpuMicrosPerRequest, 0).padStart(11)} ${fmt(s.rssMiB, 1).padStart(8)}`,
       );
     }
     const ratios = {
@@ -306,6 +313,10 @@ async function main(): Promise<number> {
     log('');
     log(`tokengate / http-proxy baseline: ${fmt(ratios.gatewayToBaseline)} of its req/s (target ≥ 0.90), ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request`);
     log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)} of its req/s`);
+    const prototype = summaries.find((s) => s.name === 'tokengate on http.request');
+    if (prototype !== undefined) {
+      log(`tokengate's work on http.request (prototype) / baseline: ${fmt(prototype.requestsPerSecond / base.requestsPerSecond)} of its req/s, ${fmt(prototype.cpuMicrosPerRequest / base.cpuMicrosPerRequest)} × its CPU per request`);
+    }
     log(`token requests made by tokengate: ${tokens} (expected 1)`);
     if (fixedRate !== undefined) {
       log(`fixed rate ${fixedRate.rate} req/s (${FIXED_RATE_SHARE * 100} % of the baseline's peak): p99 baseline ${fmt(fixedRate.baselineP99Ms)} ms, tokengate ${fmt(fixedRate.gatewayP99Ms)} ms, added ${fmt(fixedRate.addedP99Ms)} ms (target ≤ 1 ms)`);
