@@ -13,11 +13,13 @@ import {
   clientSecretPost,
   CredentialProblem,
   privateKeyJwt,
+  tlsClientAuth,
   type ClientAuth,
 } from '../tokens/client-auth.js';
 import { ConfigError, formatPath, type ConfigProblem } from './errors.js';
-import { configSchema, type RawAccess, type RawConfig, type RawConnection, type RawRoute } from './schema.js';
+import { configSchema, type RawAccess, type RawConfig, type RawConnection, type RawRoute, type RawTlsVerify } from './schema.js';
 import { Secret } from './secret.js';
+import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair, type TlsVerify } from './tls.js';
 
 export interface AccessPolicy {
   /** Lower-cased header name carrying the API key. */
@@ -33,6 +35,8 @@ export interface Connection {
   readonly tokenUrl: string | undefined;
   readonly issuer: string | undefined;
   readonly auth: ClientAuth;
+  /** Verification of the token endpoint's certificate; undefined for the system roots. */
+  readonly tls: TlsVerify | undefined;
   readonly params: Readonly<Record<string, string>>;
   readonly timeouts: RawConnection['timeouts'];
   readonly retry: RawConnection['retry'];
@@ -43,17 +47,19 @@ export interface Connection {
   readonly identity: string;
 }
 
-export interface Route extends Omit<RawRoute, 'access'> {
+export interface Route extends Omit<RawRoute, 'access' | 'tls'> {
   readonly index: number;
   readonly upstreamUrl: URL;
   /** The connection's params overlaid with the route's (the token cache key uses these). */
   readonly effectiveParams: Readonly<Record<string, string>>;
   readonly access: AccessPolicy | undefined;
+  /** Verification of an https: upstream's certificate; undefined for the system roots. */
+  readonly tls: TlsVerify | undefined;
 }
 
 export interface Config {
   readonly file: string;
-  readonly listen: RawConfig['listen'];
+  readonly listen: Omit<RawConfig['listen'], 'tls'> & { readonly tls: TlsKeyPair | undefined };
   readonly admin: RawConfig['admin'];
   readonly logging: RawConfig['logging'];
   readonly cache: Omit<RawConfig['cache'], 'encryptionKey'> & { readonly encryptionKey: Secret | undefined };
@@ -152,9 +158,26 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     });
   };
 
+  const report: Report = (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath));
+
+  const verify: TlsVerifyRef = (settings, keyPath) => {
+    if (settings === undefined) return undefined;
+    let ca: Secret | undefined;
+    if (settings.ca !== undefined) {
+      if (settings.insecureSkipVerify) report([...keyPath, 'ca'], 'a CA bundle has no effect with insecureSkipVerify: true; remove one of them');
+      ca = secretRef(settings.ca, [...keyPath, 'ca']);
+      const problem = ca === undefined ? undefined : caBundleProblem(ca.reveal());
+      if (problem !== undefined) report([...keyPath, 'ca'], problem);
+    }
+    if (settings.insecureSkipVerify) {
+      warnings.push(`SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it`);
+    }
+    return tlsVerify(ca, settings.insecureSkipVerify);
+  };
+
   const connections = new Map<string, Connection>();
   for (const [key, conn] of Object.entries(raw.connections)) {
-    const built = buildConnection(key, conn, secretRef, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
+    const built = buildConnection(key, conn, secretRef, verify, report);
     if (built !== undefined) connections.set(key, built);
   }
 
@@ -171,6 +194,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     if (upstreamUrl.search !== '' || upstreamUrl.hash !== '' || upstreamUrl.username !== '' || upstreamUrl.password !== '') {
       problems.push(located({ path: formatPath([...keyPath, 'upstream']), message: 'an upstream is a base URL: no query, fragment or user info' }, [...keyPath, 'upstream']));
     }
+    if (route.tls !== undefined && upstreamUrl.protocol !== 'https:') report([...keyPath, 'tls'], 'applies to an https: upstream only');
     let effectiveParams: Record<string, string> = {};
     if (route.auth.type === 'client-connection') {
       const name = route.auth.connection;
@@ -193,6 +217,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         upstreamUrl,
         effectiveParams,
         access: access(route.access, [...keyPath, 'access']),
+        tls: verify(route.tls, [...keyPath, 'tls']),
       }),
     );
   });
@@ -204,10 +229,24 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     problems.push(located({ path: 'cache.encryptionKey', message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis' }, ['cache']));
   }
 
+  const listen = raw.listen;
+  // Node refuses to start a server whose headers time-out exceeds its request time-out.
+  if (listen.headersTimeoutMs > listen.requestTimeoutMs) report(['listen', 'headersTimeoutMs'], `must not exceed requestTimeoutMs (${listen.requestTimeoutMs})`);
+  let listenTls: TlsKeyPair | undefined;
+  if (listen.tls !== undefined) {
+    const certificate = secretRef(listen.tls.certificate, ['listen', 'tls', 'certificate']);
+    const key = secretRef(listen.tls.key, ['listen', 'tls', 'key']);
+    if (certificate !== undefined && key !== undefined) {
+      listenTls = Object.freeze({ certificate, key });
+      const problem = keyPairProblem(listenTls);
+      if (problem !== undefined) report(['listen', 'tls', problem.field], problem.message);
+    }
+  }
+
   if (problems.length > 0) throw new ConfigError(file, problems);
   return Object.freeze({
     file,
-    listen: Object.freeze(raw.listen),
+    listen: Object.freeze({ ...listen, tls: listenTls }),
     admin: Object.freeze(raw.admin),
     logging: Object.freeze(raw.logging),
     cache: Object.freeze({ ...raw.cache, redis: Object.freeze(raw.cache.redis), encryptionKey }),
@@ -219,11 +258,13 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 }
 
 type Report = (keyPath: PropertyKey[], message: string) => void;
+type TlsVerifyRef = (settings: RawTlsVerify | undefined, keyPath: PropertyKey[]) => TlsVerify | undefined;
 
 function buildConnection(
   key: string,
   conn: RawConnection,
   secretRef: (name: string, keyPath: PropertyKey[]) => Secret | undefined,
+  verify: TlsVerifyRef,
   report: Report,
 ): Connection | undefined {
   const base: PropertyKey[] = ['connections', key];
@@ -243,9 +284,15 @@ function buildConnection(
       counted([...base, field], `must be https: (the client's credentials travel on it) unless the host is loopback or allowInsecureHttp: true is set`);
     }
   }
-  if ((conn.clientSecret === undefined) === (conn.privateKeyJwt === undefined)) {
-    counted(base, 'set exactly one of clientSecret and privateKeyJwt');
+  if ([conn.clientSecret, conn.privateKeyJwt, conn.tlsClientAuth].filter((method) => method !== undefined).length !== 1) {
+    counted(base, 'set exactly one of clientSecret, privateKeyJwt and tlsClientAuth');
   }
+  const target = conn.tokenUrl ?? conn.issuer;
+  if (target !== undefined && new URL(target).protocol !== 'https:') {
+    if (conn.tls !== undefined) counted([...base, 'tls'], 'applies to an https: tokenUrl or issuer only');
+    if (conn.tlsClientAuth !== undefined) counted([...base, 'tlsClientAuth'], 'mutual TLS needs an https: tokenUrl or issuer');
+  }
+  const tls = verify(conn.tls, [...base, 'tls']);
   const audience = conn.privateKeyJwt?.audience;
   if (audience === 'issuer' && conn.issuer === undefined) {
     counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer');
@@ -255,6 +302,10 @@ function buildConnection(
   if (conn.privateKeyJwt !== undefined) {
     secretPaths.push([conn.privateKeyJwt.secret, [...base, 'privateKeyJwt', 'secret']]);
     if (conn.privateKeyJwt.certificate !== undefined) secretPaths.push([conn.privateKeyJwt.certificate, [...base, 'privateKeyJwt', 'certificate']]);
+  }
+  if (conn.tlsClientAuth !== undefined) {
+    secretPaths.push([conn.tlsClientAuth.certificate, [...base, 'tlsClientAuth', 'certificate']]);
+    secretPaths.push([conn.tlsClientAuth.key, [...base, 'tlsClientAuth', 'key']]);
   }
   const resolved = secretPaths.map(([name, path]) => secretRef(name, path));
   if (problemCount > 0 || resolved.some((s) => s === undefined)) return undefined;
@@ -275,6 +326,13 @@ function buildConnection(
           : method === 'client_secret_post'
             ? clientSecretPost(conn.clientId, secret)
             : clientSecretJwt(conn.clientId, secret, conn.clientSecret.algorithm ?? 'HS256', 'token-endpoint', `${pathText}.clientSecret`);
+    } else if (conn.tlsClientAuth !== undefined) {
+      auth = tlsClientAuth({
+        clientId: conn.clientId,
+        method: conn.tlsClientAuth.method,
+        credentials: { certificate: resolved[0] as Secret, key: resolved[1] as Secret },
+        path: `${pathText}.tlsClientAuth`,
+      });
     } else {
       const pkj = conn.privateKeyJwt!;
       auth = privateKeyJwt({
@@ -306,11 +364,12 @@ function buildConnection(
     tokenUrl: conn.tokenUrl,
     issuer: conn.issuer,
     auth,
+    tls,
     params: Object.freeze(params),
     timeouts: Object.freeze(conn.timeouts),
     retry: Object.freeze(conn.retry),
     token: Object.freeze(conn.token),
-    fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal())])),
+    fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal()), tls?.id])),
     identity: hash(JSON.stringify([conn.tokenUrl ?? conn.issuer, conn.clientId])),
   });
 }

@@ -13,6 +13,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import type { Config, Route } from '../config/load.js';
+import { clientTlsOptions, type TlsVerify } from '../config/tls.js';
 import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
@@ -62,13 +63,18 @@ export interface Runtime {
   readonly router: Router<RouteRuntime>;
 }
 
-/** Keep-alive agents shared by routes with the same upstream origin, sized for a busy gateway. */
-function agentFor(cache: Map<string, http.Agent>, url: URL): http.Agent {
-  let agent = cache.get(url.origin);
+/**
+ * Keep-alive agents shared by routes with the same upstream origin and the same TLS trust, sized
+ * for a busy gateway. Trust is part of the key: a route with its own CA (or none) must never reuse
+ * a socket that another route's settings verified.
+ */
+function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | undefined): http.Agent {
+  const id = tls === undefined ? url.origin : `${url.origin} ${tls.id}`;
+  let agent = cache.get(id);
   if (agent === undefined) {
     const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
-    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-    cache.set(url.origin, agent);
+    agent = url.protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(tls) }) : new http.Agent(options);
+    cache.set(id, agent);
   }
   return agent;
 }
@@ -87,7 +93,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       basePath: url.pathname.replace(/\/+$/, ''),
       proxyOptions: {
         target: { protocol: url.protocol, host: hostname, hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') } as never,
-        agent: agentFor(agents, url),
+        agent: agentFor(agents, url, route.tls),
         // Our path is already normalised: toProxy keeps http-proxy from re-parsing (and re-escaping) it.
         toProxy: true,
         selfHandleResponse: true,

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Connection } from '../config/load.js';
+import { clientTlsOptions } from '../config/tls.js';
 import { TokenError } from '../errors.js';
 import { callAuthServer, requestToken, transportError, type TokenResponse } from './endpoint.js';
 
@@ -26,16 +27,28 @@ export function discoveryUrls(issuer: string): URL[] {
   ];
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 export class ConnectionClient {
   readonly connection: Connection;
   readonly #agent: http.Agent;
   #metadata: Promise<AuthServerMetadata> | undefined;
+  /**
+   * RFC 8705 §5: a server may take mutual-TLS clients at other endpoints, announced in its
+   * metadata as mtls_endpoint_aliases; a connection with a client certificate uses those.
+   */
+  readonly #mutualTls: boolean;
 
   constructor(connection: Connection) {
     this.connection = connection;
+    this.#mutualTls = connection.auth.tlsCredentials !== undefined;
     const target = connection.tokenUrl ?? connection.issuer ?? '';
     const options = { keepAlive: true, maxSockets: 16, keepAliveMsecs: 1_000 };
-    this.#agent = target.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
+    this.#agent = target.startsWith('https:')
+      ? new https.Agent({ ...options, ...clientTlsOptions(connection.tls, connection.auth.tlsCredentials) })
+      : new http.Agent(options);
   }
 
   /** The token endpoint and issuer, discovering them (once, shared) when only issuer is set. */
@@ -83,7 +96,9 @@ export class ConnectionClient {
           endpointStatus: response.status,
         });
       }
-      const endpoint = doc.token_endpoint;
+      const endpoint = this.#mutualTls && isRecord(doc.mtls_endpoint_aliases) && doc.mtls_endpoint_aliases.token_endpoint !== undefined
+        ? doc.mtls_endpoint_aliases.token_endpoint
+        : doc.token_endpoint;
       if (typeof endpoint !== 'string' || !/^https?:\/\//.test(endpoint)) {
         throw new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail: 'the discovery document has no token_endpoint', endpointStatus: response.status });
       }
