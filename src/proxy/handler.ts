@@ -114,6 +114,29 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
 
+/**
+ * Request shapes whose body length or host two HTTP parsers could read differently (request
+ * smuggling). Node's parser refuses most of them; these are the ones it lets through.
+ */
+function framingProblem(req: IncomingMessage): string | undefined {
+  const transferEncoding = req.headers['transfer-encoding'];
+  if (transferEncoding !== undefined) {
+    // RFC 9112 §6.1: a message with both is a smuggling attempt.
+    if (req.headers['content-length'] !== undefined) return 'a request must not carry both Content-Length and Transfer-Encoding';
+    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; the framing must be treated as faulty.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'an HTTP/1.0 request must not carry Transfer-Encoding';
+    // RFC 9112 §6.3: without chunked as the final (here: only) coding the body length is unknowable.
+    if (transferEncoding.trim().toLowerCase() !== 'chunked') return 'chunked is the only transfer coding accepted on a request';
+  }
+  // RFC 9112 §3.2: more than one Host line is a 400; Node would quietly keep the first.
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host' && ++hosts > 1) return 'a request must carry exactly one Host header';
+  }
+  return undefined;
+}
+
 /** `proxyReq.setTimeout` callback: `this` is the request, so no closure per request. */
 function onUpstreamTimeout(this: ClientRequest): void {
   const exchange = (this as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE];
@@ -162,10 +185,8 @@ export class ProxyHandler {
     res.setHeader('x-request-id', requestId);
     const method = req.method ?? 'GET';
 
-    // RFC 9112 §6.1: a message with both is a smuggling attempt; Node refuses most, we refuse all.
-    if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] !== undefined) {
-      return this.#refuse(res, started, method, requestId, 'a request must not carry both Content-Length and Transfer-Encoding');
-    }
+    const framing = framingProblem(req);
+    if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing);
     let target = req.url ?? '/';
     let host = hostName(req.headers.host);
     if (target.charCodeAt(0) !== 47 /* / */) {
