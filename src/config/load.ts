@@ -16,6 +16,7 @@ import {
   tlsClientAuth,
   type ClientAuth,
 } from '../tokens/client-auth.js';
+import { normalizePath } from '../routing/path.js';
 import { ConfigError, formatPath, type ConfigProblem } from './errors.js';
 import { configSchema, type RawAccess, type RawConfig, type RawConnection, type RawRoute, type RawTlsVerify } from './schema.js';
 import { Secret } from './secret.js';
@@ -120,6 +121,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ConfigError(file, [{ path: '', message: 'the config must be a YAML mapping (key: value) at the top level' }]);
   }
+  const cycle = selfReference(data);
+  if (cycle !== undefined) {
+    throw new ConfigError(file, [located({ path: formatPath(cycle), message: 'an alias refers to a node that contains it (the value would be infinite)' }, cycle)]);
+  }
   data = substituteVariables(data, [], env, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
 
   const parsed = configSchema.safeParse(data);
@@ -208,7 +213,11 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     } else if (route.auth.connection !== undefined || route.auth.params !== undefined) {
       problems.push(located({ path: formatPath([...keyPath, 'auth']), message: 'auth.type none takes no connection or params' }, [...keyPath, 'auth']));
     }
-    const pathPrefix = route.match.pathPrefix.length > 1 ? route.match.pathPrefix.replace(/\/+$/, '') : route.match.pathPrefix;
+    const pathPrefix = route.match.pathPrefix.replace(/\/+$/, '') || '/';
+    // Requests are matched after normalisation (routing/path.ts); a prefix that normalisation would change never matches.
+    if (normalizePath(pathPrefix) !== pathPrefix) {
+      report([...keyPath, 'match', 'pathPrefix'], 'must be a normalised path: no . or .. segments, no empty segments (//), no encoded / or \\, no control characters');
+    }
     routes.push(
       deepFreeze({
         ...route,
@@ -440,6 +449,22 @@ function substituteVariables(value: unknown, keyPath: PropertyKey[], env: NodeJS
     return out;
   }
   return value;
+}
+
+/**
+ * The key path of a value that contains itself, or undefined. YAML allows `a: &x [*x]`; toJS turns
+ * it into a cyclic object that every later walk would follow until the stack runs out.
+ */
+function selfReference(value: unknown, keyPath: PropertyKey[] = [], ancestors = new Set<object>()): PropertyKey[] | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (ancestors.has(value)) return keyPath;
+  ancestors.add(value);
+  for (const [key, item] of Object.entries(value)) {
+    const found = selfReference(item, [...keyPath, Array.isArray(value) ? Number(key) : key], ancestors);
+    if (found !== undefined) return found;
+  }
+  ancestors.delete(value);
+  return undefined;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
