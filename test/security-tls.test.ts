@@ -3,10 +3,13 @@
  * proxy listener, and the TLS config rules (https: token URLs, CA bundles, key pairs).
  */
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
@@ -162,6 +165,22 @@ routes:
     const response = await httpsGet(`${gw.url}/echo/x`, pki.ca.cert);
     assert.equal(response.status, 200);
     assert.equal(upstream.received.at(-1)!.headers['x-forwarded-proto'], 'https');
+  });
+
+  it('serves a rotated certificate to new connections after a reload', async () => {
+    const fingerprint = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(gw.url).port), rejectUnauthorized: false }, () => {
+          resolve(socket.getPeerX509Certificate()!.fingerprint256);
+          socket.end();
+        });
+        socket.on('error', reject);
+      });
+    assert.equal(await fingerprint(), new X509Certificate(pki.server.cert).fingerprint256);
+    writeFileSync(join(gw.dir, 'server.crt'), pki.selfSigned.cert);
+    writeFileSync(join(gw.dir, 'server.key'), pki.selfSigned.key);
+    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal(await fingerprint(), new X509Certificate(pki.selfSigned.cert).fingerprint256);
   });
 
   it('does not answer plain HTTP with a proxied response', async () => {
