@@ -58,7 +58,7 @@ export function keyPairProblem(pair: TlsKeyPair): { field: 'certificate' | 'key'
     const code = (error as NodeJS.ErrnoException).code;
     return {
       field: 'key',
-      message: code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' ? "the key does not belong to the certificate" : `cannot use the key: ${(error as Error).message}`,
+      message: code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' ? 'the key does not belong to the certificate' : `cannot use the key: ${(error as Error).message}`,
     };
   }
   return undefined;
