@@ -12,6 +12,8 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
+import { Secret } from '../src/config/secret.js';
+import { AccessChecker } from '../src/proxy/access.js';
 import { normalizePath } from '../src/routing/path.js';
 import { prefixMatches, Router, upstreamPath } from '../src/routing/router.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -190,7 +192,40 @@ describe('path normalisation and matching properties', () => {
         const resolved = new URL(`http://upstream${forwarded}`).pathname;
         assert.ok(within(matched.data, resolved), `${resolved} (resolved) is outside ${matched.data}`);
       }),
+      { numRuns: 1_000 },
+    );
+  });
+});
+
+/** A 32-bit IPv4 address as dotted quad. */
+const dotted = (n: number) => [24, 16, 8, 0].map((shift) => (n >>> shift) & 255).join('.');
+
+describe('access policy properties', () => {
+  it('admits an IPv4 address, plain or IPv4-mapped, exactly when a bit-mask computation puts it in an allowed block', () => {
+    const block = fc.tuple(fc.nat({ max: 0xffffffff }), fc.integer({ min: 0, max: 32 }));
+    fc.assert(
+      fc.property(fc.array(block, { minLength: 1, maxLength: 3 }), fc.nat({ max: 0xffffffff }), (blocks, address) => {
+        const checker = new AccessChecker({ header: 'x-gateway-key', apiKeys: [], allowFrom: blocks.map(([base, bits]) => `${dotted(base)}/${bits}`) });
+        const mask = (bits: number) => (bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
+        const inside = blocks.some(([base, bits]) => ((address & mask(bits)) >>> 0) === ((base & mask(bits)) >>> 0));
+        const expected = inside ? undefined : 'address';
+        assert.equal(checker.check(dotted(address), undefined), expected);
+        assert.equal(checker.check(`::ffff:${dotted(address)}`, undefined), expected);
+      }),
       { numRuns: 2_000 },
+    );
+  });
+
+  it('admits a key exactly when it equals one of the configured keys', () => {
+    const key = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 });
+    fc.assert(
+      fc.property(fc.array(key, { minLength: 1, maxLength: 3 }), fc.oneof(key, fc.constant('')), fc.boolean(), (keys, other, pickConfigured) => {
+        const checker = new AccessChecker({ header: 'x-gateway-key', apiKeys: keys.map((k, i) => new Secret(`k${i}`, k)), allowFrom: [] });
+        const presented = pickConfigured ? keys[0]! : other;
+        const expected = presented === '' ? 'missing_key' : keys.includes(presented) ? undefined : 'wrong_key';
+        assert.equal(checker.check('127.0.0.1', presented), expected);
+      }),
+      { numRuns: 1_000 },
     );
   });
 });
