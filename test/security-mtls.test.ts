@@ -133,7 +133,10 @@ routes: ${route('mtls', 'mtls')} ${route('self-signed', 'self-signed')} ${route(
     const before = oidc.tokenRequests;
     const response = await fetch(`${gw.url}/untrusted/x`);
     assert.equal(response.status, 503);
-    assert.equal(((await response.json()) as Record<string, unknown>).code, 'TOKEN_ENDPOINT_UNAVAILABLE');
+    const problem = (await response.json()) as Record<string, unknown>;
+    assert.equal(problem.code, 'TOKEN_ENDPOINT_UNAVAILABLE');
+    // The operator learns why: the TLS verification error code is in the detail.
+    assert.match(String(problem.detail), /\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/);
     assert.equal(oidc.tokenRequests, before);
   });
 
