@@ -167,15 +167,17 @@ routes:
     assert.equal(upstream.received.at(-1)!.headers['x-forwarded-proto'], 'https');
   });
 
-  it('serves a rotated certificate to new connections after a reload', async () => {
-    const fingerprint = () =>
-      new Promise<string>((resolve, reject) => {
-        const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(gw.url).port), rejectUnauthorized: false }, () => {
-          resolve(socket.getPeerX509Certificate()!.fingerprint256);
-          socket.end();
-        });
-        socket.on('error', reject);
+  /** The SHA-256 fingerprint of the certificate the listener presents now. */
+  const fingerprint = () =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(gw.url).port), rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerX509Certificate()!.fingerprint256);
+        socket.end();
       });
+      socket.on('error', reject);
+    });
+
+  it('serves a rotated certificate to new connections after a reload', async () => {
     assert.equal(await fingerprint(), new X509Certificate(pki.server.cert).fingerprint256);
     writeFileSync(join(gw.dir, 'server.crt'), pki.selfSigned.cert);
     writeFileSync(join(gw.dir, 'server.key'), pki.selfSigned.key);
@@ -190,6 +192,13 @@ routes:
       () => undefined,
     );
     assert.equal(upstream.received.length, before);
+  });
+
+  it('keeps serving HTTPS and says a restart is needed when a reload removes listen.tls', async () => {
+    writeFileSync(gw.configFile, `listen: { host: 127.0.0.1 }\nroutes: [ { name: echo, match: { pathPrefix: /echo }, upstream: "${upstream.url}", auth: { type: none } } ]\n`);
+    assert.equal(gw.gateway.reload().ok, true);
+    assert.ok(gw.logs.some((l) => l.event === 'config_restart_needed' && l.key === 'listen.tls'));
+    assert.equal(await fingerprint(), new X509Certificate(pki.selfSigned.cert).fingerprint256);
   });
 });
 
