@@ -3,9 +3,10 @@
  * over HTTPS with certificates the test made, and a CA bundle per connection for the token endpoint.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
@@ -20,6 +21,39 @@ function jwkOf(pem: string): Record<string, unknown> {
   return { ...cert.publicKey.export({ format: 'jwk' }), x5c: [cert.raw.toString('base64')] };
 }
 
+interface ResourceServer {
+  url: string;
+  requests: number;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTPS resource server that demands a client certificate from the client CA and accepts a
+ * token only when it is bound to that certificate (its x5t#S256, RFC 8705 §3.1).
+ */
+async function startResourceServer(oidc: OidcServer): Promise<ResourceServer> {
+  const pki = testPki();
+  const result = { url: '', requests: 0, close: async () => undefined };
+  const server = https.createServer({ cert: pki.server.cert, key: pki.server.key, ca: pki.clientCa.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    result.requests++;
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate()!;
+    const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+    void oidc.provider.ClientCredentials.find(token).then((issued) => {
+      const bound = issued !== undefined && issued['x5t#S256'] === createHash('sha256').update(peer.raw).digest('base64url');
+      res.writeHead(bound ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ bound, subject: peer.subject }));
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  result.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  result.close = () =>
+    new Promise<void>((done) => {
+      server.closeAllConnections();
+      server.close(() => done());
+    });
+  return result;
+}
+
 async function bearerOf(response: Response, upstream: TestServer): Promise<string> {
   assert.equal(response.status, 200, await response.clone().text());
   return upstream.received.at(-1)!.headers.authorization!.replace(/^Bearer /, '');
@@ -31,6 +65,7 @@ describe('mutual-TLS client authentication against oidc-provider', () => {
   let alias: https.Server;
   let aliasRequests = 0;
   let upstream: TestServer;
+  let resourceServer: ResourceServer;
   let gw: TestGateway;
 
   before(async () => {
@@ -44,6 +79,12 @@ describe('mutual-TLS client authentication against oidc-provider', () => {
       [
         { client_id: 'mtls-client', token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=tokengate-client' },
         { client_id: 'self-signed-client', token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks: { keys: [jwkOf(pki.selfSigned.cert)] } },
+        {
+          client_id: 'bound-client',
+          token_endpoint_auth_method: 'tls_client_auth',
+          tls_client_auth_subject_dn: 'CN=tokengate-client',
+          tls_client_certificate_bound_access_tokens: true,
+        },
       ],
       { tls: { cert: pki.server.cert, key: pki.server.key, clientCa: pki.clientCa.cert }, discovery: { mtls_endpoint_aliases: { token_endpoint: aliasUrl } } },
     );
@@ -53,6 +94,7 @@ describe('mutual-TLS client authentication against oidc-provider', () => {
       callback(req, res);
     });
     upstream = await startEchoUpstream();
+    resourceServer = await startResourceServer(oidc);
     const connection = (clientId: string, auth: string, extra = '') => `
     clientId: ${clientId}
     tokenUrl: ${oidc.tokenUrl}
@@ -82,12 +124,24 @@ connections:
     tokenUrl: ${oidc.tokenUrl}
     tlsClientAuth: { certificate: client-cert, key: client-key }
     retry: { maxAttempts: 1 }
+  bound: ${connection('bound-client', '{ certificate: client-cert, key: client-key }')}
   discovered:
     clientId: mtls-client
     issuer: ${oidc.issuer}
     tls: { ca: as-ca }
     tlsClientAuth: { certificate: client-cert, key: client-key }
-routes: ${route('mtls', 'mtls')} ${route('self-signed', 'self-signed')} ${route('wrong-cert', 'wrong-cert')} ${route('untrusted', 'untrusted')} ${route('discovered', 'discovered')}
+routes:
+  - name: bound
+    match: { pathPrefix: /bound }
+    upstream: ${resourceServer.url}
+    tls: { ca: as-ca, certificate: client-cert, key: client-key }
+    auth: { connection: bound }
+  - name: bound-without-certificate
+    match: { pathPrefix: /unbound }
+    upstream: ${resourceServer.url}
+    tls: { ca: as-ca }
+    auth: { connection: bound }
+  ${route('mtls', 'mtls').trimStart()} ${route('self-signed', 'self-signed')} ${route('wrong-cert', 'wrong-cert')} ${route('untrusted', 'untrusted')} ${route('discovered', 'discovered')}
 `,
       {
         files: {
@@ -104,6 +158,7 @@ routes: ${route('mtls', 'mtls')} ${route('self-signed', 'self-signed')} ${route(
   after(async () => {
     await gw.stop();
     await upstream.close();
+    await resourceServer.close();
     await oidc.close();
     alias.closeAllConnections();
     await new Promise<void>((done) => alias.close(() => done()));
@@ -146,6 +201,21 @@ routes: ${route('mtls', 'mtls')} ${route('self-signed', 'self-signed')} ${route(
     assert.equal((await oidc.provider.ClientCredentials.find(token))?.clientId, 'mtls-client');
     assert.equal(aliasRequests, before.alias + 1);
     assert.equal(oidc.tokenRequests, before.main);
+  });
+
+  it('certificate-bound token (RFC 8705 §3): the upstream sees the certificate the token is bound to', async () => {
+    const response = await fetch(`${gw.url}/bound/orders`);
+    assert.equal(response.status, 200, await response.clone().text());
+    assert.deepEqual(await response.json(), { bound: true, subject: 'CN=tokengate-client' });
+  });
+
+  it('a route without the client certificate cannot reuse a socket that presented it', async () => {
+    assert.equal((await fetch(`${gw.url}/bound/warm`)).status, 200);
+    const before = resourceServer.requests;
+    const response = await fetch(`${gw.url}/unbound/orders`);
+    assert.equal(response.status, 502);
+    assert.equal(((await response.json()) as Record<string, unknown>).code, 'UPSTREAM_UNAVAILABLE');
+    assert.equal(resourceServer.requests, before);
   });
 
   it('never logs the client key', () => {

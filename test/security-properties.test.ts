@@ -52,7 +52,7 @@ const VALID_CONFIG = {
     pkj: { clientId: 'c', tokenUrl: 'http://127.0.0.1:1/token', privateKeyJwt: { secret: 'client-key', algorithm: 'ES256', certificate: 'client-cert' } },
   },
   routes: [
-    { name: 'r1', match: { pathPrefix: '/api', methods: ['GET'] }, upstream: 'https://api.example/v2', stripPrefix: true, tls: { ca: 'ca' }, auth: { connection: 'mtls', params: { scope: 'y' } } },
+    { name: 'r1', match: { pathPrefix: '/api', methods: ['GET'] }, upstream: 'https://api.example/v2', stripPrefix: true, tls: { ca: 'ca', certificate: 'client-cert', key: 'client-key' }, auth: { connection: 'mtls', params: { scope: 'y' } } },
     { name: 'r2', match: { pathPrefix: '/open', host: 'gw.internal' }, upstream: 'https://open.example', tls: { insecureSkipVerify: true }, auth: { type: 'none' }, access: { allowFrom: ['127.0.0.1/32'] } },
     { name: 'r3', match: { pathPrefix: '/' }, upstream: 'http://127.0.0.1:2', auth: { connection: 'pkj' } },
   ],

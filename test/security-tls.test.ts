@@ -260,6 +260,14 @@ ${lines}`;
     ]);
   });
 
+  it('refuses a route client certificate without its key, or with a key of another certificate', () => {
+    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert }')), ['routes[0].tls: set both certificate and key, or neither']);
+    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert, key: other-key }')), [
+      'routes[0].tls.key: the key does not belong to the certificate',
+    ]);
+    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert, key: key, ca: ca }')), []);
+  });
+
   it('refuses a CA bundle next to insecureSkipVerify: true', () => {
     assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { ca: ca, insecureSkipVerify: true }')), [
       'routes[0].tls.ca: a CA bundle has no effect with insecureSkipVerify: true; remove one of them',

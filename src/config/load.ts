@@ -57,6 +57,8 @@ export interface Route extends Omit<RawRoute, 'access' | 'tls'> {
   readonly access: AccessPolicy | undefined;
   /** Verification of an https: upstream's certificate; undefined for the system roots. */
   readonly tls: TlsVerify | undefined;
+  /** The client certificate presented to the upstream (mutual TLS), if any. */
+  readonly tlsCredentials: TlsKeyPair | undefined;
 }
 
 export interface Config {
@@ -181,6 +183,22 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     return tlsVerify(ca, settings.insecureSkipVerify);
   };
 
+  /** A certificate and key named together (both or neither), checked against each other. */
+  const keyPair = (names: { certificate?: string | undefined; key?: string | undefined } | undefined, keyPath: PropertyKey[]): TlsKeyPair | undefined => {
+    if (names?.certificate === undefined && names?.key === undefined) return undefined;
+    if (names.certificate === undefined || names.key === undefined) {
+      report(keyPath, 'set both certificate and key, or neither');
+      return undefined;
+    }
+    const certificate = secretRef(names.certificate, [...keyPath, 'certificate']);
+    const key = secretRef(names.key, [...keyPath, 'key']);
+    if (certificate === undefined || key === undefined) return undefined;
+    const pair = Object.freeze({ certificate, key });
+    const problem = keyPairProblem(pair);
+    if (problem !== undefined) report([...keyPath, problem.field], problem.message);
+    return pair;
+  };
+
   const connections = new Map<string, Connection>();
   for (const [key, conn] of Object.entries(raw.connections)) {
     const built = buildConnection(key, conn, secretRef, verify, report);
@@ -228,6 +246,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         effectiveParams,
         access: access(route.access, [...keyPath, 'access']),
         tls: verify(route.tls, [...keyPath, 'tls']),
+        tlsCredentials: keyPair(route.tls, [...keyPath, 'tls']),
       }),
     );
   });
@@ -251,16 +270,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const listen = raw.listen;
   // Node refuses to start a server whose headers time-out exceeds its request time-out.
   if (listen.headersTimeoutMs > listen.requestTimeoutMs) report(['listen', 'headersTimeoutMs'], `must not exceed requestTimeoutMs (${listen.requestTimeoutMs})`);
-  let listenTls: TlsKeyPair | undefined;
-  if (listen.tls !== undefined) {
-    const certificate = secretRef(listen.tls.certificate, ['listen', 'tls', 'certificate']);
-    const key = secretRef(listen.tls.key, ['listen', 'tls', 'key']);
-    if (certificate !== undefined && key !== undefined) {
-      listenTls = Object.freeze({ certificate, key });
-      const problem = keyPairProblem(listenTls);
-      if (problem !== undefined) report(['listen', 'tls', problem.field], problem.message);
-    }
-  }
+  const listenTls = keyPair(listen.tls, ['listen', 'tls']);
 
   if (problems.length > 0) throw new ConfigError(file, problems);
   return Object.freeze({

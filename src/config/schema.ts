@@ -93,6 +93,12 @@ export const tlsVerifySchema = z.strictObject({
   insecureSkipVerify: z.boolean().default(false).describe('do not verify the server certificate (logged as a warning)'),
 });
 
+/** A route's TLS: verification as for a token endpoint, plus an optional client certificate (mutual TLS). */
+export const routeTlsSchema = tlsVerifySchema.extend({
+  certificate: secretRef.optional().describe('secret holding a PEM client certificate to present to the upstream'),
+  key: secretRef.optional().describe("secret holding that certificate's PEM private key"),
+});
+
 export const listenTlsSchema = z.strictObject({
   certificate: secretRef.describe('secret holding the PEM server certificate (chain)'),
   key: secretRef.describe("secret holding the certificate's PEM private key"),
@@ -145,7 +151,7 @@ export const routeSchema = z.strictObject({
     host: z.string().min(1).optional(),
   }),
   upstream: httpUrl,
-  tls: tlsVerifySchema.optional().describe("verification of an https: upstream's certificate"),
+  tls: routeTlsSchema.optional().describe("verification of an https: upstream's certificate, and the client certificate to present"),
   stripPrefix: z.boolean().default(false),
   auth: z.strictObject({
     type: z.enum(['client-connection', 'none']).default('client-connection'),

@@ -64,6 +64,11 @@ export function keyPairProblem(pair: TlsKeyPair): { field: 'certificate' | 'key'
   return undefined;
 }
 
+/** Tells key pairs apart (agent cache keys) by their certificate, which is public. */
+export function keyPairId(pair: TlsKeyPair): string {
+  return createHash('sha256').update(pair.certificate.reveal()).digest('hex').slice(0, 16);
+}
+
 export function tlsVerify(ca: Secret | undefined, insecureSkipVerify: boolean): TlsVerify {
   const caHash = ca === undefined ? '' : createHash('sha256').update(ca.reveal()).digest('hex').slice(0, 16);
   return Object.freeze({ ca, insecureSkipVerify, id: `${caHash}:${insecureSkipVerify ? 'insecure' : 'verify'}` });

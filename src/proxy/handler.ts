@@ -13,7 +13,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import type { Config, Route } from '../config/load.js';
-import { clientTlsOptions, type TlsVerify } from '../config/tls.js';
+import { clientTlsOptions, keyPairId, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
 import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
@@ -64,16 +64,16 @@ export interface Runtime {
 }
 
 /**
- * Keep-alive agents shared by routes with the same upstream origin and the same TLS trust, sized
- * for a busy gateway. Trust is part of the key: a route with its own CA (or none) must never reuse
- * a socket that another route's settings verified.
+ * Keep-alive agents shared by routes with the same upstream origin and the same TLS settings,
+ * sized for a busy gateway. Trust and client certificate are part of the key: a route must never
+ * reuse a socket that another route's CA verified or another route's certificate authenticated.
  */
-function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | undefined): http.Agent {
-  const id = tls === undefined ? url.origin : `${url.origin} ${tls.id}`;
+function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined): http.Agent {
+  const id = [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)].filter((part) => part !== undefined).join(' ');
   let agent = cache.get(id);
   if (agent === undefined) {
     const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
-    agent = url.protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(tls) }) : new http.Agent(options);
+    agent = url.protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(tls, credentials) }) : new http.Agent(options);
     cache.set(id, agent);
   }
   return agent;
@@ -93,7 +93,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       basePath: url.pathname.replace(/\/+$/, ''),
       proxyOptions: {
         target: { protocol: url.protocol, host: hostname, hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') } as never,
-        agent: agentFor(agents, url, route.tls),
+        agent: agentFor(agents, url, route.tls, route.tlsCredentials),
         // Our path is already normalised: toProxy keeps http-proxy from re-parsing (and re-escaping) it.
         toProxy: true,
         selfHandleResponse: true,

@@ -56,6 +56,8 @@ function mtlsFeature() {
     enabled: true,
     tlsClientAuth: true,
     selfSignedTlsClientAuth: true,
+    // RFC 8705 §3, for clients registered with tls_client_certificate_bound_access_tokens.
+    certificateBoundAccessTokens: true,
     getCertificate: peer,
     certificateAuthorized: (ctx: { socket: TLSSocket }) => ctx.socket.authorized,
     certificateSubjectMatches: (ctx: { socket: TLSSocket }, property: string, expected: string) =>
