@@ -10,7 +10,7 @@ import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
 import { RedisTokenStore } from './cache/redis-store.js';
-import { ConfigError } from './config/errors.js';
+import { ConfigError, formatProblem } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import type { TlsKeyPair } from './config/tls.js';
 import { createLogger, type Logger } from './log.js';
@@ -18,7 +18,6 @@ import { compileRoutes, ProxyHandler } from './proxy/handler.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
-export const DEFAULT_DRAIN_MS = 25_000;
 const WATCH_DEBOUNCE_MS = 200;
 /**
  * How often Node checks headersTimeout and requestTimeout (its default is 30 s, which would let a
@@ -159,8 +158,14 @@ export class Gateway {
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       this.metrics.configReloads.inc({ outcome: 'failure' });
-      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${problem.path} ${problem.message}`);
+      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
       return { ok: false, error };
+    }
+    const before = startOnlySettings(this.#config);
+    const after = startOnlySettings(config);
+    const pending = Object.keys(after).filter((key) => after[key] !== before[key]);
+    if (pending.length > 0) {
+      this.log.warn({ event: 'config_restart_required', keys: pending }, `${pending.join(', ')} changed: takes effect on restart`);
     }
     this.#reloadListenerTls(config);
     this.provider.update(config.connections.values());
@@ -175,9 +180,9 @@ export class Gateway {
 
   /**
    * Graceful shutdown: /readyz turns 503, the listener stops accepting, in-flight requests finish
-   * (up to `deadlineMs`), keep-alive sockets are closed.
+   * (up to `deadlineMs`, by default listen.drainTimeoutMs), keep-alive sockets are closed.
    */
-  async stop(deadlineMs = DEFAULT_DRAIN_MS): Promise<void> {
+  async stop(deadlineMs = this.#config.listen.drainTimeoutMs): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     this.#watcher?.close();
@@ -210,14 +215,10 @@ export class Gateway {
     }
   }
 
-  /** A rotated listener certificate applies to new connections at once; switching HTTP ↔ HTTPS needs a restart. */
+  /** A rotated listener certificate applies to new connections at once (adding or removing listen.tls needs a restart). */
   #reloadListenerTls(config: Config): void {
     const tls = config.listen.tls;
-    if (this.#proxyServer instanceof https.Server && tls !== undefined) {
-      this.#proxyServer.setSecureContext(serverTlsOptions(tls));
-    } else if ((this.#proxyServer instanceof https.Server) !== (tls !== undefined)) {
-      this.log.warn({ event: 'config_restart_needed', key: 'listen.tls' }, 'listen.tls was added or removed: this takes effect on restart');
-    }
+    if (this.#proxyServer instanceof https.Server && tls !== undefined) this.#proxyServer.setSecureContext(serverTlsOptions(tls));
   }
 
   #watch(): void {
@@ -235,6 +236,23 @@ export class Gateway {
 
 function serverTlsOptions(tls: TlsKeyPair): https.ServerOptions {
   return { cert: tls.certificate.reveal(), key: tls.key.reveal() };
+}
+
+/** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
+function startOnlySettings({ listen, admin, cache }: Config): Record<string, string | number> {
+  return {
+    'listen.host': listen.host,
+    'listen.port': listen.port,
+    'listen.headersTimeoutMs': listen.headersTimeoutMs,
+    'listen.requestTimeoutMs': listen.requestTimeoutMs,
+    'listen.maxHeaderBytes': listen.maxHeaderBytes,
+    'listen.tls': listen.tls === undefined ? 'off' : 'on',
+    'admin.host': admin.host,
+    'admin.port': admin.port,
+    'cache.store': cache.store,
+    'cache.redis.url': cache.redis.url,
+    'cache.redis.keyPrefix': cache.redis.keyPrefix,
+  };
 }
 
 function listen(server: ProxyServer, host: string, port: number): Promise<void> {

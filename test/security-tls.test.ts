@@ -197,7 +197,7 @@ routes:
   it('keeps serving HTTPS and says a restart is needed when a reload removes listen.tls', async () => {
     writeFileSync(gw.configFile, `listen: { host: 127.0.0.1 }\nroutes: [ { name: echo, match: { pathPrefix: /echo }, upstream: "${upstream.url}", auth: { type: none } } ]\n`);
     assert.equal(gw.gateway.reload().ok, true);
-    assert.ok(gw.logs.some((l) => l.event === 'config_restart_needed' && l.key === 'listen.tls'));
+    assert.ok(gw.logs.some((l) => l.event === 'config_restart_required' && (l.keys as string[]).includes('listen.tls')));
     assert.equal(await fingerprint(), new X509Certificate(pki.selfSigned.cert).fingerprint256);
   });
 });
