@@ -65,7 +65,7 @@ ${route('both-far', '\n    access: { apiKeys: [ { secret: team-a } ], allowFrom:
     assert.equal(response.headers.get('content-type'), 'application/problem+json');
     const problem = (await response.json()) as Record<string, unknown>;
     assert.equal(problem.code, 'ACCESS_DENIED');
-    assert.equal(problem.route, route);
+    assert.equal(problem.route, route === 'unmatched' ? undefined : route);
     assert.equal(oidc.tokenRequests, tokensBefore, 'the token endpoint was called for a refused caller');
     assert.equal(upstream.received.length, upstreamBefore);
     assert.equal(await deniedCount(route, reason), deniedBefore + 1);
@@ -111,6 +111,13 @@ ${route('both-far', '\n    access: { apiKeys: [ { secret: team-a } ], allowFrom:
       assert.ok(!seen.rawHeaders.some((h) => h.includes(key)));
       assert.match(seen.headers.authorization ?? '', /^Bearer /);
     }
+  });
+
+  it('refuses a caller without a key on a path no route matches, so it cannot map the routes', async () => {
+    await assertRefused('/nowhere/x', {}, 401, 'unmatched', 'missing_key');
+    const response = await fetch(`${gw.url}/nowhere/x`, { headers: { 'x-gateway-key': TEAM_A_KEY } });
+    assert.equal(response.status, 404);
+    assert.equal(((await response.json()) as Record<string, unknown>).code, 'ROUTE_NOT_FOUND');
   });
 
   it("lets a route's own policy replace the top-level one", async () => {

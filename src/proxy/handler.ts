@@ -61,6 +61,8 @@ type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
 export interface Runtime {
   readonly config: Config;
   readonly router: Router<RouteRuntime>;
+  /** The top-level access policy: it also guards requests that no route matches. */
+  readonly access: AccessChecker | undefined;
 }
 
 /**
@@ -108,7 +110,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       codes: new Map(),
     };
   });
-  return { config, router };
+  return { config, router, access: defaultAccess };
 }
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
@@ -203,27 +205,15 @@ export class ProxyHandler {
     const matched = runtime.router.match(method, host, path);
     if (matched === undefined) {
       this.#finishUnmatched(res, started, method);
+      // A caller the top-level policy refuses learns nothing, not even which paths are routed.
+      if (runtime.access !== undefined && this.#denied(req, res, runtime.access, UNMATCHED, requestId)) return;
       return writeProblem(res, new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }), requestId);
     }
     const route = matched.data;
     this.#trackResponse(res, started, route, method);
 
+    if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
     const remoteAddress = req.socket.remoteAddress;
-    if (route.access !== undefined) {
-      const denial = route.access.check(remoteAddress, req.headers[route.access.header]);
-      if (denial !== undefined) {
-        this.#metrics.accessDenied.inc({ route: route.name, reason: denial });
-        return writeProblem(
-          res,
-          new GatewayError('ACCESS_DENIED', {
-            status: denial === 'address' ? 403 : 401,
-            detail: denial === 'address' ? 'this address may not use this route' : `a valid key is required in ${route.access.header}`,
-          }),
-          requestId,
-          { route: route.name },
-        );
-      }
-    }
 
     const originalHost = req.headers.host;
     req.url = upstreamPath(route.route, route.basePath, path) + query;
@@ -377,6 +367,16 @@ export class ProxyHandler {
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });
     writeProblem(res, gatewayError, exchange.requestId, { route: exchange.route.name, connection });
+  }
+
+  /** Applies an access policy: answers ACCESS_DENIED and returns true when the caller fails it. */
+  #denied(req: IncomingMessage, res: ServerResponse, access: AccessChecker, route: string, requestId: string): boolean {
+    const denial = access.check(req.socket.remoteAddress, req.headers[access.header]);
+    if (denial === undefined) return false;
+    this.#metrics.accessDenied.inc({ route, reason: denial });
+    const detail = denial === 'address' ? `this address may not use ${route === UNMATCHED ? 'the gateway' : 'this route'}` : `a valid key is required in ${access.header}`;
+    writeProblem(res, new GatewayError('ACCESS_DENIED', { status: denial === 'address' ? 403 : 401, detail }), requestId, route === UNMATCHED ? {} : { route });
+    return true;
   }
 
   #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string): void {
