@@ -109,6 +109,13 @@ describe('usage data and logs after traffic of every kind', () => {
     assert.match(((await unknown.json()) as { error: string }).error, /unknown connection nope/);
   });
 
+  it('answers /healthz and /readyz while serving', async () => {
+    const health = await fetch(`${scenario.gw.admin}/healthz`);
+    assert.deepEqual([health.status, await health.json()], [200, { status: 'ok' }]);
+    const ready = await fetch(`${scenario.gw.admin}/readyz`);
+    assert.deepEqual([ready.status, await ready.json()], [200, { status: 'ready' }]);
+  });
+
   it('logs one token_failure line per failure with the same fields as the usage record', () => {
     const lines = scenario.gw.logs.filter((l) => l.event === 'token_failure');
     assert.equal(lines.length, 4);
