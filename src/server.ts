@@ -8,6 +8,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
+import { RedisTokenStore } from './cache/redis-store.js';
 import { ConfigError } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import { createLogger, type Logger } from './log.js';
@@ -45,6 +46,8 @@ export class Gateway {
   readonly #proxyServer: http.Server;
   readonly #adminServer: http.Server;
   readonly #options: GatewayOptions;
+  /** The fleet's shared token cache (cache.store: redis); cache settings apply at start only. */
+  readonly #store: RedisTokenStore | undefined;
   #draining = false;
   #watcher: FSWatcher | undefined;
 
@@ -57,6 +60,12 @@ export class Gateway {
     this.usage = new Usage();
     this.usage.setConnections(config.connections.values());
     this.provider = new TokenProvider(config.connections.values(), new Telemetry(this.metrics, this.usage, log));
+    if (config.cache.store === 'redis') {
+      const { url, keyPrefix } = config.cache.redis;
+      const forgetLocal = (id: string) => this.provider.forgetLocal(id);
+      this.#store = new RedisTokenStore({ url, keyPrefix, encryptionKey: config.cache.encryptionKey, metrics: this.metrics, log, forgetLocal });
+      this.provider.setShared(this.#store);
+    }
     this.metrics.setExpirySource(() => this.provider.expiries());
     this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents), this.provider, this.metrics, log);
     this.#proxyServer = http.createServer(
@@ -89,10 +98,15 @@ export class Gateway {
     const config = loadConfig(options.configFile, { env: options.env });
     const gateway = new Gateway(config, options, log);
     gateway.#warn(config);
+    // Serving before Redis answers would only cost this replica its own token requests; wait a little.
+    if (gateway.#store !== undefined && !(await gateway.#store.whenConnected())) log.warn({ event: 'cache_not_connected' }, 'starting without the shared token cache; it is used once Redis answers');
     await Promise.all([
       listen(gateway.#proxyServer, config.listen.host, options.listenPort ?? config.listen.port),
       listen(gateway.#adminServer, config.admin.host, options.adminPort ?? config.admin.port),
-    ]);
+    ]).catch(async (error: unknown) => {
+      await gateway.#store?.close(); // its reconnecting sockets would keep a failed start alive
+      throw error;
+    });
     if (options.watch === true) gateway.#watch();
     log.info(
       { event: 'started', proxy: gateway.proxyUrl, admin: gateway.adminUrl, routes: config.routes.length, connections: config.connections.size },
@@ -159,6 +173,7 @@ export class Gateway {
     await new Promise<void>((done) => this.#adminServer.close(() => done()));
     this.#handler.close();
     this.provider.close();
+    await this.#store?.close();
     for (const agent of this.#agents.values()) agent.destroy();
     this.log.info({ event: 'stopped' }, 'tokengate stopped');
   }
