@@ -1,11 +1,15 @@
 /**
  * /metrics after one request of every kind (success via oidc-provider, invalid_client, token
- * endpoint down, upstream down, unmatched, a malformed OAuth error) and a refused reload: the exact
+ * endpoint down, upstream down, unmatched, a malformed OAuth error, a caller without the API key)
+ * and a refused reload: the exact
  * samples, promtool's lint of the exposition, and promtool's checks of the shipped rules and config.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { Metrics } from '../src/admin/metrics.js';
+import { loadConfig } from '../src/config/load.js';
+import { writeConfig } from './support/gateway.js';
 import { CONNECTIONS, driveTraffic, parseExposition, requireTool, ROUTES, sampleKey, startScenario, type Scenario } from './support/observability.js';
 
 const TOKEN_FAILURE_REASONS = [
@@ -56,6 +60,7 @@ describe('metrics after traffic of every kind', () => {
       for (const result of ['hit', 'miss']) set('tokengate_token_cache_lookups_total', { connection, result }, 0);
     }
     for (const route of ROUTES) for (const reason of ['unavailable', 'timeout', 'reset']) set('tokengate_upstream_errors_total', { route, reason }, 0);
+    for (const reason of ['missing_key', 'wrong_key', 'address']) set('tokengate_access_denied_total', { route: 'guarded', reason }, 0);
 
     set('tokengate_token_requests_total', { connection: 'good', outcome: 'success' }, 1);
     set('tokengate_token_requests_total', { connection: 'wrong-secret', outcome: 'failure' }, 1);
@@ -74,6 +79,8 @@ describe('metrics after traffic of every kind', () => {
     set('tokengate_requests_total', { route: 'upstream-down', method: 'GET', code: '502' }, 1);
     set('tokengate_requests_total', { route: 'unmatched', method: 'GET', code: '404' }, 1);
     set('tokengate_requests_total', { route: 'malformed', method: 'GET', code: '502' }, 1);
+    set('tokengate_requests_total', { route: 'guarded', method: 'GET', code: '401' }, 1);
+    set('tokengate_access_denied_total', { route: 'guarded', reason: 'missing_key' }, 1);
     set('tokengate_auth_failures_total', { route: 'bad-client', connection: 'wrong-secret', reason: 'invalid_client' }, 1);
     set('tokengate_auth_failures_total', { route: 'token-down', connection: 'token-down', reason: 'network' }, 1);
     set('tokengate_auth_failures_total', { route: 'malformed', connection: 'malformed', reason: 'invalid_request' }, 1);
@@ -86,7 +93,7 @@ describe('metrics after traffic of every kind', () => {
   });
 
   it('counts every request and token request in the duration histograms', () => {
-    const counts: Record<string, number> = { orders: 3, 'bad-client': 1, 'token-down': 1, 'upstream-down': 1, unmatched: 1, malformed: 1 };
+    const counts: Record<string, number> = { orders: 3, 'bad-client': 1, 'token-down': 1, 'upstream-down': 1, unmatched: 1, malformed: 1, guarded: 1 };
     for (const [route, count] of Object.entries(counts)) {
       assert.equal(samples.get(sampleKey('tokengate_request_duration_seconds_count', { route })), count, route);
       assert.equal(samples.get(sampleKey('tokengate_request_duration_seconds_bucket', { route, le: '+Inf' })), count, route);
@@ -134,5 +141,28 @@ describe('metrics after traffic of every kind', () => {
   it('ships a scrape config example that passes promtool check config', () => {
     const { status, output } = promtool(['check', 'config', 'deploy/prometheus/prometheus.yml']);
     assert.equal(status, 0, output);
+  });
+});
+
+describe('series declared at 0', () => {
+  it('exports the shared cache error counters with cache.store: redis, and access denials for routes under a top-level policy', async () => {
+    const { configFile } = writeConfig(`
+secrets:
+  cache-key: { value: "${'ab'.repeat(32)}" }
+  team: { value: team-key-0123456789 }
+cache: { store: redis, encryptionKey: { secret: cache-key } }
+access: { apiKeys: [ { secret: team } ] }
+routes:
+  - name: open
+    match: { pathPrefix: /open }
+    upstream: http://127.0.0.1:1
+    auth: { type: none }
+`);
+    const metrics = new Metrics();
+    metrics.declareSeries(loadConfig(configFile));
+    const samples = parseExposition(await metrics.registry.metrics());
+    const declared = (name: string) => [...samples].filter(([key]) => key.startsWith(`${name}{`)).map(([key, value]) => `${key} ${value}`);
+    assert.deepEqual(declared('tokengate_cache_errors_total'), ['connect', 'subscribe', 'read', 'lease', 'write', 'invalidate', 'decode'].map((operation) => `tokengate_cache_errors_total{operation="${operation}"} 0`));
+    assert.deepEqual(declared('tokengate_access_denied_total'), ['missing_key', 'wrong_key', 'address'].map((reason) => `tokengate_access_denied_total{reason="${reason}",route="open"} 0`));
   });
 });

@@ -19,6 +19,8 @@ const DASHBOARD_FILE = resolve('deploy/grafana/tokengate-dashboard.json');
 /** Prometheus scrapes and evaluates on a timer of its own: poll its API, up to this long. */
 const PROMETHEUS_WAIT_MS = 30_000;
 const POLL_MS = 250;
+/** Exported only with cache.store: redis (at 0 from the start, see observability-metrics). */
+const REDIS_ONLY = new Set(['tokengate_cache_errors_total']);
 
 interface Sample {
   metric: Record<string, string>;
@@ -151,7 +153,7 @@ describe('a real Prometheus scraping the admin listener', () => {
     const dashboard = new Set(dashboardExprs().flatMap(metricNames));
     const alerts = new Set(alertExprs().flatMap(metricNames));
     assert.ok(dashboard.size >= 8 && alerts.size >= 5, `found ${[...dashboard]} and ${[...alerts]}`);
-    assert.deepEqual([...dashboard].filter((name) => !scraped.has(name)), [], 'dashboard metrics missing from the scrape');
+    assert.deepEqual([...dashboard].filter((name) => !scraped.has(name) && !REDIS_ONLY.has(name)), [], 'dashboard metrics missing from the scrape');
     assert.deepEqual([...alerts].filter((name) => !scraped.has(name)), [], 'alert metrics missing from the scrape');
   });
 

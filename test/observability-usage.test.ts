@@ -128,7 +128,7 @@ describe('usage data and logs after traffic of every kind', () => {
 
   it('logs one access line per request with route, method, status, duration, request id and upstream status only', () => {
     const access = scenario.gw.logs.filter((l) => l.event === 'access');
-    assert.equal(access.length, 8);
+    assert.equal(access.length, 9);
     const byId = (id: string) => access.filter((l) => l.requestId === id);
     const success = byId(REQUEST_IDS.success[0])[0]!;
     assert.deepEqual(Object.keys(success).sort(), ['durationMs', 'event', 'level', 'method', 'msg', 'requestId', 'route', 'service', 'status', 'time', 'upstreamStatus']);
@@ -141,6 +141,7 @@ describe('usage data and logs after traffic of every kind', () => {
       [REQUEST_IDS.upstreamDown, 'upstream-down', 502, undefined],
       [REQUEST_IDS.unmatched, 'unmatched', 404, undefined],
       [REQUEST_IDS.malformed, 'malformed', 502, undefined],
+      [REQUEST_IDS.denied, 'guarded', 401, undefined],
     ];
     for (const [id, route, status, upstreamStatus] of expectations) {
       const [line, ...more] = byId(id);

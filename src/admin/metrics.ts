@@ -3,6 +3,7 @@
  * connection keys from the config, reason codes from fixed lists; never paths, tokens or client ids.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CacheOperation } from '../cache/redis-store.js';
 import type { Config } from '../config/load.js';
 import type { TokenFailureReason } from '../errors.js';
 
@@ -24,6 +25,16 @@ const TOKEN_FAILURE_REASONS = Object.keys({
   circuit_open: true,
 } satisfies Record<TokenFailureReason, true>);
 const UPSTREAM_ERROR_REASONS = ['unavailable', 'timeout', 'reset'];
+const ACCESS_DENIED_REASONS = ['missing_key', 'wrong_key', 'address'];
+const CACHE_OPERATIONS = Object.keys({
+  connect: true,
+  subscribe: true,
+  read: true,
+  lease: true,
+  write: true,
+  invalidate: true,
+  decode: true,
+} satisfies Record<CacheOperation, true>);
 /**
  * prom-client default metrics that are gauges named `_total`, against the Prometheus naming rules
  * (`promtool check metrics` flags them). Left out so the exposition lints clean;
@@ -133,7 +144,10 @@ export class Metrics {
     }
     for (const route of config.routes) {
       for (const reason of UPSTREAM_ERROR_REASONS) this.upstreamErrors.inc({ route: route.name, reason }, 0);
+      const guarded = route.access !== undefined || config.access !== undefined;
+      if (guarded) for (const reason of ACCESS_DENIED_REASONS) this.accessDenied.inc({ route: route.name, reason }, 0);
     }
+    if (config.cache.store === 'redis') for (const operation of CACHE_OPERATIONS) this.cacheErrors.inc({ operation }, 0);
   }
 
   /** Where the expiry gauge reads from at scrape time (no per-request cost). */

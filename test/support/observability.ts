@@ -1,7 +1,7 @@
 /**
  * The observability tests' world: a real authorization server (oidc-provider), an echo upstream,
  * a fake token endpoint for a malformed error answer, two closed ports (a token endpoint and an
- * upstream that are down), and a gateway wired to all of them. `driveTraffic` sends one request
+ * upstream that are down), a route guarded by an API key, and a gateway wired to all of them. `driveTraffic` sends one request
  * of every kind the dashboard and the alerts care about.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { startGateway, type TestGateway } from './gateway.js';
 export const GOOD_SECRET = 'good-secret-0123456789-abcdefghij';
 export const WRONG_SECRET = 'wrong-secret-9876543210-zyxwvutsr';
 export const JWT_SECRET = 'hmac-secret-for-client-secret-jwt-0123456789';
+export const GATE_KEY = 'gateway-api-key-for-the-guarded-route-42';
 /** What the fake token endpoint says: control characters and far too much text. */
 export const HOSTILE_DESCRIPTION = `scope\r\nX-Injected: yes\u0000\u001b[31m red ${'z'.repeat(600)}`;
 
@@ -27,10 +28,11 @@ export const REQUEST_IDS = {
   upstreamDown: 'obs-upstream-down',
   unmatched: 'obs-unmatched',
   malformed: 'obs-malformed',
+  denied: 'obs-denied',
 } as const;
 
 export const CONNECTIONS = ['good', 'wrong-secret', 'token-down', 'malformed'] as const;
-export const ROUTES = ['orders', 'bad-client', 'token-down', 'upstream-down', 'malformed'] as const;
+export const ROUTES = ['orders', 'bad-client', 'token-down', 'upstream-down', 'malformed', 'guarded'] as const;
 
 export interface Scenario {
   oidc: OidcServer;
@@ -69,6 +71,7 @@ secrets:
   good: { env: TG_OBS_GOOD }
   wrong: { env: TG_OBS_WRONG }
   jwt: { env: TG_OBS_JWT }
+  gate: { env: TG_OBS_GATE }
 connections:
   good:
     displayName: Good Partner
@@ -111,8 +114,13 @@ routes:
     match: { pathPrefix: /malformed }
     upstream: ${upstream.url}
     auth: { connection: malformed }
+  - name: guarded
+    match: { pathPrefix: /guarded }
+    upstream: ${upstream.url}
+    auth: { type: none }
+    access: { apiKeys: [ { secret: gate } ] }
 `,
-    { env: { ...process.env, TG_OBS_GOOD: GOOD_SECRET, TG_OBS_WRONG: WRONG_SECRET, TG_OBS_JWT: JWT_SECRET } },
+    { env: { ...process.env, TG_OBS_GOOD: GOOD_SECRET, TG_OBS_WRONG: WRONG_SECRET, TG_OBS_JWT: JWT_SECRET, TG_OBS_GATE: GATE_KEY } },
   );
   const scenario: Scenario = {
     oidc,
@@ -121,7 +129,7 @@ routes:
     gw,
     accessToken: undefined,
     assertion: undefined,
-    credentials: () => [GOOD_SECRET, WRONG_SECRET, JWT_SECRET, scenario.accessToken!, scenario.assertion!],
+    credentials: () => [GOOD_SECRET, WRONG_SECRET, JWT_SECRET, GATE_KEY, scenario.accessToken!, scenario.assertion!],
     async stop() {
       await gw.stop();
       await Promise.all([upstream.close(), malformedEndpoint.close(), oidc.close()]);
@@ -144,8 +152,9 @@ export async function driveTraffic(scenario: Scenario): Promise<void> {
   await send(scenario, '/upstream-down/x', REQUEST_IDS.upstreamDown, 502);
   await send(scenario, '/nowhere/at/all', REQUEST_IDS.unmatched, 404);
   await send(scenario, '/malformed/x', REQUEST_IDS.malformed, 502);
+  await send(scenario, '/guarded/x', REQUEST_IDS.denied, 401);
 
-  scenario.accessToken = scenario.upstream.received.at(-1)!.headers.authorization!.replace(/^Bearer /, '');
+  scenario.accessToken = scenario.upstream.received.find((r) => r.headers.authorization !== undefined)!.headers.authorization!.replace(/^Bearer /, '');
   scenario.assertion = new URLSearchParams(scenario.malformedEndpoint.received[0]!.body.toString('utf8')).get('client_assertion') ?? undefined;
   assert.ok(scenario.accessToken.length > 10 && scenario.assertion !== undefined, 'the traffic produced a token and an assertion to look for');
 
