@@ -74,19 +74,29 @@ describe('a real Prometheus scraping the admin listener', () => {
 
   const query = async (expr: string) => (await get<{ result: Sample[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result;
 
-  /** Polls until `probe` returns a value; fails with Prometheus's own output after the deadline. */
-  async function until<T>(what: string | (() => string), probe: () => Promise<T | undefined>): Promise<T> {
+  /**
+   * Runs `check` until it passes: Prometheus scrapes and evaluates on its own clock (and a scrape
+   * that times out on a busy machine briefly hides the series). After the deadline, the last
+   * failure, with the scrape target's state and Prometheus's own output.
+   */
+  async function eventually<T>(check: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + PROMETHEUS_WAIT_MS;
     for (;;) {
-      const value = await probe().catch(() => undefined);
-      if (value !== undefined) return value;
-      if (Date.now() > deadline || prometheus.exitCode !== null) {
-        const targets = await fetch(`${api}/api/v1/targets`).then((r) => r.text(), (error: Error) => error.message);
-        assert.fail(`gave up waiting for ${typeof what === 'string' ? what : what()}; targets: ${targets}\nprometheus said:\n${prometheusOutput.slice(-2000)}`);
+      try {
+        return await check();
+      } catch (error) {
+        if (Date.now() < deadline && prometheus.exitCode === null) {
+          await delay(POLL_MS);
+          continue;
+        }
+        const targets = await fetch(`${api}/api/v1/targets`).then((r) => r.text(), (failure: Error) => failure.message);
+        if (error instanceof Error) error.message += `\ntargets: ${targets}\nprometheus said:\n${prometheusOutput.slice(-2000)}`;
+        throw error;
       }
-      await delay(POLL_MS);
     }
   }
+
+  const scrapedOnce = (expr: string) => async () => assert.equal((await query(expr)).length, 1, `no sample for ${expr}`);
 
   before(async () => {
     const binary = requireTool('prometheus');
@@ -112,10 +122,10 @@ describe('a real Prometheus scraping the admin listener', () => {
     prometheus.stdout!.on('data', (chunk: Buffer) => (prometheusOutput += chunk.toString('utf8')));
     prometheus.stderr!.on('data', (chunk: Buffer) => (prometheusOutput += chunk.toString('utf8')));
     // The zero-valued series must be in Prometheus before the first failure, as in production.
-    await until('the first scrape', async () => ((await query('up{job="tokengate"} == 1')).length === 1 ? true : undefined));
+    await eventually(scrapedOnce('up{job="tokengate"} == 1'));
     await driveTraffic(scenario);
     // The refused reload is the last thing driveTraffic does: once scraped, everything is.
-    await until('a scrape after the traffic', async () => ((await query('tokengate_config_reloads_total{outcome="failure"} == 1')).length === 1 ? true : undefined));
+    await eventually(scrapedOnce('tokengate_config_reloads_total{outcome="failure"} == 1'));
   });
 
   after(async () => {
@@ -128,7 +138,7 @@ describe('a real Prometheus scraping the admin listener', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('returns the token failure counters by connection and reason from its query API', async () => {
+  it('returns the token failure counters by connection and reason from its query API', () => eventually(async () => {
     const failures = await query('tokengate_token_failures_total > 0');
     assert.deepEqual(
       failures.map((s) => [s.metric.connection, s.metric.reason, s.value[1]]).sort(),
@@ -146,10 +156,10 @@ describe('a real Prometheus scraping the admin listener', () => {
     ]);
     assert.deepEqual((await query('tokengate_upstream_errors_total > 0')).map((s) => [s.metric.route, s.metric.reason, s.value[1]]), [['upstream-down', 'unavailable', '1']]);
     assert.deepEqual((await query('tokengate_config_reloads_total{outcome="failure"}')).map((s) => s.value[1]), ['1']);
-  });
+  }));
 
   it('has scraped every metric the dashboard and the alert rules name', async () => {
-    const scraped = new Set(await until('the metric names', () => get<string[]>('/api/v1/label/__name__/values')));
+    const scraped = new Set(await get<string[]>('/api/v1/label/__name__/values'));
     const dashboard = new Set(dashboardExprs().flatMap(metricNames));
     const alerts = new Set(alertExprs().flatMap(metricNames));
     assert.ok(dashboard.size >= 8 && alerts.size >= 5, `found ${[...dashboard]} and ${[...alerts]}`);
@@ -157,7 +167,7 @@ describe('a real Prometheus scraping the admin listener', () => {
     assert.deepEqual([...alerts].filter((name) => !scraped.has(name)), [], 'alert metrics missing from the scrape');
   });
 
-  it('runs every dashboard query, and the failure and expiry panels show data', async () => {
+  it('runs every dashboard query, and the failure and expiry panels show data', () => eventually(async () => {
     const results = new Map<string, Sample[]>();
     for (const expr of dashboardExprs()) {
       const concrete = expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '5m').replace(/\$(instance|connection|route)\b/g, '.*');
@@ -170,7 +180,7 @@ describe('a real Prometheus scraping the admin listener', () => {
       'wrong-secret/invalid_client',
     ]);
     assert.deepEqual(find('tokengate_token_expires_in_seconds').map((s) => s.metric.connection), ['good']);
-  });
+  }));
 
   it('loads the alert rules and raises them on the failures', async () => {
     // `for: 1m` (no valid token) and `for: 5m` (upstream ratio) keep those two pending in a short test.
@@ -184,15 +194,11 @@ describe('a real Prometheus scraping the admin listener', () => {
       'TokengateTokenFailures wrong-secret invalid_client firing',
       'TokengateUpstreamErrorRatio upstream-down pending',
     ];
-    let seen: string[] = [];
-    await until(
-      () => `the alerts ${JSON.stringify(expected)}, last seen ${JSON.stringify(seen)}`,
-      async () => {
-        const { alerts } = await get<{ alerts: AlertState[] }>('/api/v1/alerts');
-        seen = alerts.map(({ labels: l, state }) => [l.alertname, l.connection, l.reason, l.route, state].filter((v) => v !== undefined).join(' ')).sort();
-        return JSON.stringify(seen) === JSON.stringify(expected) ? true : undefined;
-      },
-    );
+    await eventually(async () => {
+      const { alerts } = await get<{ alerts: AlertState[] }>('/api/v1/alerts');
+      const seen = alerts.map(({ labels: l, state }) => [l.alertname, l.connection, l.reason, l.route, state].filter((v) => v !== undefined).join(' '));
+      assert.deepEqual(seen.sort(), expected);
+    });
     const { groups } = await get<{ groups: { name: string; rules: { name: string; health: string }[] }[] }>('/api/v1/rules');
     assert.deepEqual(groups.map((g) => g.name), ['tokengate']);
     assert.deepEqual(groups[0]!.rules.map((r) => [r.name, r.health]), [
