@@ -100,13 +100,15 @@ describe('usage data and logs after traffic of every kind', () => {
     assert.ok(!CONTROL.test(failure.detail as string));
   });
 
-  it('narrows to one connection with ?connection=KEY, and answers 404 for an unknown one', async () => {
+  it('narrows to one connection with ?connection=KEY, and answers 404 for an unknown one and 400 for two', async () => {
     const one = (await (await fetch(`${scenario.gw.admin}/usage?connection=token-down`)).json()) as UsageDoc;
     assert.deepEqual(one.connections.map((c) => c.connection), ['token-down']);
     assert.deepEqual(one.recentFailures.map((f) => f.connection), ['token-down', 'token-down']);
     const unknown = await fetch(`${scenario.gw.admin}/usage?connection=nope`);
     assert.equal(unknown.status, 404);
     assert.match(((await unknown.json()) as { error: string }).error, /unknown connection nope/);
+    const two = await fetch(`${scenario.gw.admin}/usage?connection=good&connection=malformed`);
+    assert.equal(two.status, 400);
   });
 
   it('answers /healthz and /readyz while serving', async () => {
