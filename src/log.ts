@@ -9,13 +9,13 @@ export type { Logger };
 const SENSITIVE = new Set(['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', 'x-gateway-key']);
 const CENSOR = '[redacted]';
 /** Levels of nesting searched (the logged object is level 1); also what stops a cycle. */
-export const REDACT_DEPTH = 5;
+const REDACT_DEPTH = 5;
 
 /**
  * `value` with every sensitive key censored (compared case-insensitively), copying only the
  * objects on the way to one; `value` itself when there is none, the usual case. This replaces
  * pino's `redact` option: its wildcard paths (`*.authorization`, ...) run a redaction pass over
- * every value of every line, about 80 µs for an access line against 4 µs for the line itself.
+ * every value of every line: 80-120 µs per access line, against 5-8 µs for the line itself.
  */
 function redact(value: unknown, depth: number): unknown {
   if (typeof value !== 'object' || value === null || depth > REDACT_DEPTH || ArrayBuffer.isView(value)) return value;
