@@ -9,14 +9,13 @@ import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
 import { RedisTokenStore } from './cache/redis-store.js';
-import { ConfigError } from './config/errors.js';
+import { ConfigError, formatProblem } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import { createLogger, type Logger } from './log.js';
 import { compileRoutes, ProxyHandler } from './proxy/handler.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
-export const DEFAULT_DRAIN_MS = 25_000;
 const WATCH_DEBOUNCE_MS = 200;
 
 export interface GatewayOptions {
@@ -139,8 +138,14 @@ export class Gateway {
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       this.metrics.configReloads.inc({ outcome: 'failure' });
-      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${problem.path} ${problem.message}`);
+      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
       return { ok: false, error };
+    }
+    const before = startOnlySettings(this.#config);
+    const after = startOnlySettings(config);
+    const pending = Object.keys(after).filter((key) => after[key] !== before[key]);
+    if (pending.length > 0) {
+      this.log.warn({ event: 'config_restart_required', keys: pending }, `${pending.join(', ')} changed: takes effect on restart`);
     }
     this.provider.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
@@ -155,9 +160,9 @@ export class Gateway {
 
   /**
    * Graceful shutdown: /readyz turns 503, the listener stops accepting, in-flight requests finish
-   * (up to `deadlineMs`), keep-alive sockets are closed.
+   * (up to `deadlineMs`, by default listen.drainTimeoutMs), keep-alive sockets are closed.
    */
-  async stop(deadlineMs = DEFAULT_DRAIN_MS): Promise<void> {
+  async stop(deadlineMs = this.#config.listen.drainTimeoutMs): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     this.#watcher?.close();
@@ -201,6 +206,22 @@ export class Gateway {
     });
     this.#watcher.on('error', (error) => this.log.warn({ event: 'config_watch_error', err: error }, 'cannot watch the config file'));
   }
+}
+
+/** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
+function startOnlySettings({ listen, admin, cache }: Config): Record<string, string | number> {
+  return {
+    'listen.host': listen.host,
+    'listen.port': listen.port,
+    'listen.headersTimeoutMs': listen.headersTimeoutMs,
+    'listen.requestTimeoutMs': listen.requestTimeoutMs,
+    'listen.maxHeaderBytes': listen.maxHeaderBytes,
+    'admin.host': admin.host,
+    'admin.port': admin.port,
+    'cache.store': cache.store,
+    'cache.redis.url': cache.redis.url,
+    'cache.redis.keyPrefix': cache.redis.keyPrefix,
+  };
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<void> {
