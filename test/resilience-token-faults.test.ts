@@ -47,6 +47,8 @@ const FAULTS: Record<string, (res: ServerResponse, n: number) => void> = {
   'invalid-client': (res) => json(res, 401, { error: 'invalid_client', error_description: 'bad secret' }),
   'invalid-scope': (res) => json(res, 400, { error: 'invalid_scope' }),
   'jwt-flaky': (res, n) => (n === 0 ? json(res, 503, {}) : token(res)),
+  /** An `issuer` connection whose discovery document never comes. */
+  'discovery-hang': () => undefined,
 };
 
 describe('token endpoint faults', () => {
@@ -57,7 +59,7 @@ describe('token endpoint faults', () => {
 
   before(async () => {
     endpoint = await startTokenEndpoint((req, res) => {
-      const fault = (req.url ?? '').slice(1);
+      const fault = (req.url ?? '').split('/')[1]!;
       const n = seen.get(fault) ?? 0;
       seen.set(fault, n + 1);
       FAULTS[fault]!(res, n);
@@ -67,7 +69,7 @@ describe('token endpoint faults', () => {
     const connection = (name: string, url: string, auth = '{ secret: s }') => `
   ${name}:
     clientId: client-${name}
-    tokenUrl: ${url}
+    ${name.startsWith('discovery') ? 'issuer' : 'tokenUrl'}: ${url}
     clientSecret: ${auth}
     timeouts: { connectMs: 300, totalMs: 400 }
     retry: { maxAttempts: ${MAX_ATTEMPTS}, budgetMs: ${BUDGET_MS}, retryAfterCapMs: 1200 }`;
@@ -157,6 +159,11 @@ routes:${[...names, 'refused'].map((n) => `
   it('a token endpoint that never answers: TOKEN_ENDPOINT_TIMEOUT inside the budget', async () => {
     await expectProblem('hang', 504, 'TOKEN_ENDPOINT_TIMEOUT');
     assert.ok(requestsFor('hang') >= 2 && requestsFor('hang') <= MAX_ATTEMPTS);
+  });
+
+  it('an issuer whose discovery document never comes: TOKEN_ENDPOINT_TIMEOUT inside the budget', async () => {
+    await expectProblem('discovery-hang', 504, 'TOKEN_ENDPOINT_TIMEOUT');
+    assert.ok(requestsFor('discovery-hang') <= MAX_ATTEMPTS);
   });
 
   it('a response that stalls half-way through its body: TOKEN_ENDPOINT_TIMEOUT inside the budget', async () => {

@@ -38,24 +38,28 @@ export class ConnectionClient {
     this.#agent = target.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
   }
 
-  /** The token endpoint and issuer, discovering them (once, shared) when only issuer is set. */
-  metadata(): Promise<AuthServerMetadata> {
+  /**
+   * The token endpoint and issuer, discovering them (once, shared) when only issuer is set;
+   * discovery spends at most `timeoutMs` of the caller's time.
+   */
+  metadata(timeoutMs = this.connection.timeouts.totalMs): Promise<AuthServerMetadata> {
     const { tokenUrl, issuer } = this.connection;
     if (tokenUrl !== undefined) return Promise.resolve({ issuer: issuer ?? '', tokenEndpoint: tokenUrl });
-    this.#metadata ??= this.#discover(issuer!).catch((error: unknown) => {
+    this.#metadata ??= this.#discover(issuer!, Date.now() + timeoutMs).catch((error: unknown) => {
       this.#metadata = undefined;
       throw error;
     });
     return this.#metadata;
   }
 
-  async #discover(issuer: string): Promise<AuthServerMetadata> {
-    const { connectMs, totalMs } = this.connection.timeouts;
+  async #discover(issuer: string, deadline: number): Promise<AuthServerMetadata> {
+    const { connectMs } = this.connection.timeouts;
     let lastError: TokenError | undefined;
     for (const url of discoveryUrls(issuer)) {
       let response;
       try {
-        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: connectMs, timeoutMs: totalMs, agent: this.#agent });
+        const timeoutMs = Math.max(1, deadline - Date.now());
+        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: Math.min(connectMs, timeoutMs), timeoutMs, agent: this.#agent });
       } catch (error) {
         throw transportError(error, 'discovery endpoint');
       }
@@ -94,18 +98,21 @@ export class ConnectionClient {
 
   /** One token request with the given effective params; a fresh client assertion every call. */
   async requestToken(params: Readonly<Record<string, string>>, timeoutMs: number): Promise<TokenResponse> {
-    const metadata = await this.metadata();
+    const deadline = Date.now() + timeoutMs;
+    const metadata = await this.metadata(timeoutMs);
     const body = new URLSearchParams({ grant_type: 'client_credentials' });
     for (const [name, value] of Object.entries(params)) body.set(name, value);
     const headers: Record<string, string> = {};
     await this.connection.auth.apply(body, headers, { tokenEndpoint: metadata.tokenEndpoint, issuer: metadata.issuer || undefined });
+    // Discovery (and signing) came out of the same time-out: the token request gets what is left.
+    const remainingMs = Math.max(1, deadline - Date.now());
     try {
       return await requestToken({
         url: new URL(metadata.tokenEndpoint),
         body: body.toString(),
         headers,
-        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, timeoutMs),
-        timeoutMs,
+        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
+        timeoutMs: remainingMs,
         agent: this.#agent,
       });
     } catch (error) {
