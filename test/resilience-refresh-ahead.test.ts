@@ -1,0 +1,85 @@
+/**
+ * Refresh ahead observed: 3-second tokens from a token endpoint that takes 600 ms to answer, under
+ * steady traffic for 10 s. After the first request no caller waits on a token request (the cache
+ * never misses again, and no request takes as long as the endpoint), and no expired token ever
+ * reaches the upstream (it checks each token's issue time + lifetime itself).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { metricValue } from './support/faults.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+import { json, startServer, startTokenEndpoint, type TestServer } from './support/servers.js';
+
+const LIFETIME_S = 3;
+const ENDPOINT_DELAY_MS = 600;
+const TRAFFIC_MS = 10_000;
+
+describe('refresh ahead', () => {
+  let endpoint: TestServer;
+  let upstream: TestServer;
+  let gw: TestGateway;
+  const expiredAtUpstream: string[] = [];
+
+  before(async () => {
+    // The token carries the time it was issued: the request's arrival, before the artificial delay.
+    endpoint = await startTokenEndpoint((_req, res, _body, index) => {
+      const issuedAt = Date.now();
+      setTimeout(() => json(res, 200, { access_token: `tok-${index + 1}-${issuedAt}`, token_type: 'Bearer', expires_in: LIFETIME_S }), ENDPOINT_DELAY_MS);
+    });
+    upstream = await startServer((req, res) => {
+      const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      const issuedAt = Number(token.split('-')[2]);
+      if (!(Date.now() < issuedAt + LIFETIME_S * 1000)) expiredAtUpstream.push(token);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+    gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+secrets: { s: { value: secret-0123456789 } }
+connections:
+  short:
+    clientId: short
+    tokenUrl: ${endpoint.url}/token
+    clientSecret: { secret: s }
+routes:
+  - { name: short, match: { pathPrefix: /api }, upstream: ${upstream.url}, auth: { connection: short } }
+`);
+  });
+
+  after(async () => {
+    await gw.stop();
+    await upstream.close();
+    await endpoint.close();
+  });
+
+  it('renews 3-second tokens in the background: no caller waits after the first, no expired token upstream', async () => {
+    const first = await fetch(`${gw.url}/api/warm`);
+    assert.equal(first.status, 200);
+    await first.text();
+    const latencies: number[] = [];
+    const started = Date.now();
+    const loop = async () => {
+      while (Date.now() - started < TRAFFIC_MS) {
+        const t0 = performance.now();
+        const response = await fetch(`${gw.url}/api/x`);
+        await response.text();
+        latencies.push(performance.now() - t0);
+        assert.equal(response.status, 200);
+        await delay(20);
+      }
+    };
+    await Promise.all([loop(), loop(), loop(), loop()]);
+
+    assert.deepEqual(expiredAtUpstream, [], 'expired tokens reached the upstream');
+    // A cache miss is a caller waiting for the token endpoint: only the very first request.
+    assert.equal(await metricValue(gw.admin, 'tokengate_token_cache_lookups_total', { connection: 'short', result: 'miss' }), 1);
+    const slow = latencies.filter((ms) => ms >= ENDPOINT_DELAY_MS);
+    assert.deepEqual(slow, [], `${slow.length} of ${latencies.length} requests took as long as a token request`);
+    const tokens = new Set(upstream.received.map((r) => r.headers.authorization));
+    // 10 s of 3 s tokens: renewed several times, and not more than about once per usable lifetime.
+    assert.ok(tokens.size >= 4, `only ${tokens.size} distinct tokens: no renewal`);
+    assert.ok(endpoint.received.length <= 8, `${endpoint.received.length} token requests`);
+    assert.ok(latencies.length > 200, `only ${latencies.length} requests of traffic`);
+  });
+});
