@@ -106,7 +106,6 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
 }
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
 
 /** `proxyReq.setTimeout` callback: `this` is the request, so no closure per request. */
 function onUpstreamTimeout(this: ClientRequest): void {
@@ -135,7 +134,7 @@ export class ProxyHandler {
     this.#proxy = httpProxy.createProxyServer({});
     // Without an error listener an upstream failure would kill the process.
     this.#proxy.on('error', (error, req, res) => this.#onProxyError(error, req as TrackedRequest, res as ServerResponse));
-    this.#proxy.on('proxyReq', (proxyReq, req) => this.#onProxyReq(proxyReq, req as TrackedRequest));
+    this.#proxy.on('proxyReq', (proxyReq, req, res) => this.#onProxyReq(proxyReq, req as TrackedRequest, res));
     this.#proxy.on('proxyRes', (proxyRes, req, res) => this.#onProxyRes(proxyRes, req as TrackedRequest, res));
     this.#proxy.on('econnreset', () => undefined);
   }
@@ -248,7 +247,8 @@ export class ProxyHandler {
     const length = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
     if (!chunked && (length === undefined || length === '0')) {
-      exchange.replayable = METHODS_WITHOUT_BODY.has(req.method ?? 'GET') || length === '0';
+      // RFC 9112 §6.3: without Content-Length or Transfer-Encoding a request has no body, whatever its method.
+      exchange.replayable = true;
       return this.#forward(req, res, exchange);
     }
     if (chunked || Number(length) > route.replayBodyLimit) return this.#forward(req, res, exchange);
@@ -272,9 +272,12 @@ export class ProxyHandler {
     }
   }
 
-  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest): void {
+  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest, res: ServerResponse): void {
     const exchange = req[EXCHANGE];
     if (exchange === undefined) return;
+    // http-proxy reports the request only once the agent gives it a socket: a caller who left
+    // while it queued for one must not have it sent at all (a POST would still take effect).
+    if (res.destroyed) return void proxyReq.destroy();
     exchange.proxyReq = proxyReq;
     (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
     const { timeouts } = exchange.route.route;
@@ -291,11 +294,12 @@ export class ProxyHandler {
     const exchange = req[EXCHANGE]!;
     const status = proxyRes.statusCode ?? 502;
     if (status === 401 && exchange.route.key !== undefined && exchange.token !== undefined) {
-      if (!exchange.replayed && exchange.replayable && this.#wantsReplay(exchange.route.route, proxyRes)) {
-        return this.#replay(proxyRes, req, res, exchange);
-      }
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: exchange.route.name, connection: exchange.route.key.connection, reason: 'upstream_unauthorized' });
+      } else if (this.#wantsReplay(exchange.route.route, proxyRes)) {
+        if (exchange.replayable) return this.#replay(proxyRes, req, res, exchange);
+        // A streamed body cannot be sent again, but the next caller need not meet the same 401.
+        this.#provider.invalidate(exchange.route.key, exchange.token.accessToken);
       }
     }
     const headers = proxyRes.headers;
@@ -307,7 +311,7 @@ export class ProxyHandler {
 
   /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */
   #wantsReplay(route: Route, proxyRes: IncomingMessage): boolean {
-    if (route.replayOn401 === 'any') return true;
+    if (route.replayOn401 !== 'invalid_token') return route.replayOn401 === 'any';
     const challenge = proxyRes.headers['www-authenticate'];
     return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) && /error\s*=\s*"?invalid_token"?/i.test(challenge);
   }
