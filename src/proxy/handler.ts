@@ -292,6 +292,8 @@ export class ProxyHandler {
 
   #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
     const exchange = req[EXCHANGE]!;
+    // timeouts.responseMs is the wait for the response headers; a body may take its time (streams).
+    exchange.proxyReq?.setTimeout(0);
     const status = proxyRes.statusCode ?? 502;
     if (status === 401 && exchange.route.key !== undefined && exchange.token !== undefined) {
       if (exchange.replayed) {
@@ -306,6 +308,8 @@ export class ProxyHandler {
     dropHopByHop(headers);
     delete headers['x-request-id'];
     res.writeHead(status, headers);
+    // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
+    proxyRes.once('error', (error) => this.#onProxyError(error, req, res));
     proxyRes.pipe(res);
   }
 
