@@ -5,6 +5,7 @@
  * reaches the upstream (it checks each token's issue time + lifetime itself).
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { metricValue } from './support/faults.js';
@@ -42,8 +43,13 @@ connections:
     clientId: short
     tokenUrl: ${endpoint.url}/token
     clientSecret: { secret: s }
+  buffered:
+    clientId: buffered
+    tokenUrl: ${endpoint.url}/buffered
+    clientSecret: { secret: s }
 routes:
   - { name: short, match: { pathPrefix: /api }, upstream: ${upstream.url}, auth: { connection: short } }
+  - { name: buffered, match: { pathPrefix: /upload }, upstream: ${upstream.url}, auth: { connection: buffered } }
 `);
   });
 
@@ -81,5 +87,27 @@ routes:
     assert.ok(tokens.size >= 4, `only ${tokens.size} distinct tokens: no renewal`);
     assert.ok(endpoint.received.length <= 8, `${endpoint.received.length} token requests`);
     assert.ok(latencies.length > 200, `only ${latencies.length} requests of traffic`);
+  });
+
+  it('a request body buffered (for replay) past the token\'s lifetime is sent with a fresh token, not the expired one', async () => {
+    const warm = await fetch(`${gw.url}/upload/warm`);
+    assert.equal(warm.status, 200);
+    const warmToken = upstream.received.at(-1)!.headers.authorization;
+    const url = new URL(gw.url);
+    const answer = new Promise<number>((done, fail) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: '/upload/slow', method: 'POST', headers: { 'content-length': '10' } }, (res) => {
+        res.resume();
+        done(res.statusCode ?? 0);
+      });
+      req.on('error', fail);
+      req.write('12345');
+      // The caller trickles the rest of its small body in after the token has expired.
+      setTimeout(() => req.end('67890'), LIFETIME_S * 1000 + 200);
+    });
+    assert.equal(await answer, 200);
+    const sent = upstream.received.at(-1)!;
+    assert.equal(sent.url, '/upload/slow');
+    assert.notEqual(sent.headers.authorization, warmToken);
+    assert.deepEqual(expiredAtUpstream, [], 'an expired token reached the upstream');
   });
 });

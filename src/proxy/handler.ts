@@ -228,14 +228,19 @@ export class ProxyHandler {
     }
     route.misses!.inc();
     route.stats!.cacheMisses++;
-    this.#provider.get(route.key, { route: route.name, requestId }).then(
+    this.#obtainToken(res, exchange, () => this.#prepareBody(req, res, exchange));
+  };
+
+  /** Waits for the provider's token, then goes on with `next`; a failure answers the caller. */
+  #obtainToken(res: ServerResponse, exchange: Exchange, next: () => void): void {
+    this.#provider.get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId }).then(
       (fresh) => {
         exchange.token = fresh;
-        this.#prepareBody(req, res, exchange);
+        next();
       },
       (error: unknown) => this.#tokenFailed(res, exchange, error),
     );
-  };
+  }
 
   /**
    * A request may be replayed after a 401 only if its body can be sent again: none at all, or
@@ -263,6 +268,10 @@ export class ProxyHandler {
 
   #forward(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
     if (res.destroyed) return;
+    if (exchange.token !== undefined && Date.now() >= exchange.token.usableUntil) {
+      // The token aged past its usable life while the body was buffered: never send it expired.
+      return this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
+    }
     if (exchange.token !== undefined) req.headers.authorization = `Bearer ${exchange.token.accessToken}`;
     const options = exchange.route.proxyOptions;
     if (exchange.body !== undefined || exchange.replayed) {
@@ -327,13 +336,7 @@ export class ProxyHandler {
     const key = exchange.route.key!;
     this.#provider.invalidate(key, exchange.token!.accessToken);
     this.#log.info({ event: 'token_replay', route: exchange.route.name, connection: key.connection, requestId: exchange.requestId }, 'upstream refused the token; refetching and replaying once');
-    this.#provider.get(key, { route: exchange.route.name, requestId: exchange.requestId }).then(
-      (fresh) => {
-        exchange.token = fresh;
-        this.#forward(req, res, exchange);
-      },
-      (error: unknown) => this.#tokenFailed(res, exchange, error),
-    );
+    this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
   }
 
   #onProxyError(error: Error, req: TrackedRequest, res: ServerResponse): void {
