@@ -278,7 +278,8 @@ export class TokenProvider {
       } catch (error) {
         if (!(error instanceof TokenError)) {
           // Not the server's doing (a signing failure, say): free the probe slot so the circuit cannot stick.
-          if (probe) this.#circuits.get(key.connection)!.probing = false;
+          const circuit = this.#circuits.get(key.connection);
+          if (probe && circuit !== undefined) circuit.probing = false;
           throw error;
         }
         this.#observer.tokenRequest(key.connection, 'failure', (performance.now() - started) / 1000);
