@@ -91,7 +91,12 @@ interface Circuit {
   probing: boolean;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+/** Timers run on a monotonic clock and may wake a millisecond before Date.now() reaches `time`. */
+async function sleepUntil(time: number): Promise<void> {
+  for (let left = time - Date.now(); left > 0; left = time - Date.now()) {
+    await new Promise<void>((resolve) => setTimeout(resolve, left).unref());
+  }
+}
 
 export class TokenProvider {
   readonly #clients = new Map<string, ConnectionClient>();
@@ -296,10 +301,11 @@ export class TokenProvider {
         // Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"). A Retry-After
         // (RFC 9110 §10.2.3) is waited for when it fits under the cap; a longer one ends the attempts.
         const backoff = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-        const delay = Math.max(backoff, retryAfterMs ?? 0);
-        const giveUp = attempt >= retry.maxAttempts || (retryAfterMs ?? 0) > retry.retryAfterCapMs || Date.now() + delay >= deadline;
+        const resumeAt = Date.now() + Math.max(backoff, retryAfterMs ?? 0);
+        const giveUp = attempt >= retry.maxAttempts || (retryAfterMs ?? 0) > retry.retryAfterCapMs || resumeAt >= deadline;
         if (giveUp) throw this.#withRetryAfter(error, key.connection);
-        await sleep(delay);
+        // Not before the Retry-After has passed by the clock the circuit reads, or it would still be open.
+        await sleepUntil(resumeAt);
       }
     }
   }
