@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { closedPort, metricValue, timed } from './support/faults.js';
+import { metricValue, timed } from './support/faults.js';
+import { closedPort } from './support/observability.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
 

@@ -8,7 +8,8 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { closedPort, metricValue } from './support/faults.js';
+import { metricValue } from './support/faults.js';
+import { closedPort } from './support/observability.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startServer, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
 
