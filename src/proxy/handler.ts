@@ -133,6 +133,12 @@ export class ProxyHandler {
     this.#proto = proto;
     this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
     this.#proxy = httpProxy.createProxyServer({});
+    // http-proxy's deleteLength pass sets `Content-Length: 0` on a DELETE or OPTIONS without one,
+    // even when a chunked body follows, which it then pipes on unframed (smuggling). The framing
+    // is prepareUpstreamHeaders' job.
+    const passes = (this.#proxy as unknown as { webPasses: Array<{ name: string }> }).webPasses;
+    const deleteLength = passes.findIndex((pass) => pass.name === 'deleteLength');
+    if (deleteLength >= 0) passes.splice(deleteLength, 1);
     // Without an error listener an upstream failure would kill the process.
     this.#proxy.on('error', (error, req, res) => this.#onProxyError(error, req as TrackedRequest, res as ServerResponse));
     this.#proxy.on('proxyReq', (proxyReq, req) => this.#onProxyReq(proxyReq, req as TrackedRequest));
