@@ -60,6 +60,10 @@ export function prepareUpstreamHeaders(
   if (length !== undefined) headers['content-length'] = length;
   if (coding !== undefined) headers['transfer-encoding'] = coding;
   delete headers.authorization;
+  // Node has already answered the caller's `Expect: 100-continue` (RFC 9110 §10.1.1), so the body
+  // follows anyway; forwarded, the header would also make http-proxy skip its proxyReq event,
+  // and with it our upstream time-outs.
+  delete headers.expect;
   if (accessHeader !== undefined) delete headers[accessHeader];
   const previous = headers['x-forwarded-for'];
   if (forwarded.remoteAddress !== undefined) {

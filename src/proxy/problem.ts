@@ -2,6 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { GatewayError } from '../errors.js';
 
 const PROBLEM_TYPE_BASE = 'https://tokengate.dev/problems/';
+/** RFC 9110 §10.2.3: a 503 tells the caller when to come back, also when nobody told us. */
+export const DEFAULT_RETRY_AFTER_S = 5;
 
 /**
  * The only place that writes the gateway's own answers: RFC 9457 problem+json. Its text comes from
@@ -36,6 +38,7 @@ export function writeProblem(
   res.setHeader('content-type', 'application/problem+json');
   res.setHeader('content-length', Buffer.byteLength(payload));
   res.setHeader('cache-control', 'no-store');
-  if (error.retryAfter !== undefined) res.setHeader('retry-after', String(Math.max(1, Math.ceil(error.retryAfter))));
+  const retryAfter = error.retryAfter ?? (error.statusCode === 503 ? DEFAULT_RETRY_AFTER_S : undefined);
+  if (retryAfter !== undefined) res.setHeader('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   res.end(payload);
 }
