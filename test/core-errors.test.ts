@@ -69,17 +69,22 @@ describe('errors the gateway answers itself', () => {
     upstream = await startServer((_req, res) => res.end('ok'));
     hanging = await startServer((req, res) => {
       if (req.url?.endsWith('/reset') === true) res.socket?.destroy();
-      // otherwise never answers
+      if (req.url?.includes('/midway') === true) {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('the first half, ');
+        if (req.url.endsWith('/close')) res.socket?.end();
+      }
+      // otherwise never answers (or never finishes)
     });
     const closedTokenPort = await closedPort();
     const closedUpstreamPort = await closedPort();
 
+    // Short time-outs only where a time-out is the point: elsewhere a busy machine would turn them into flakes.
     const conn = (name: string, url: string) => `
   ${name}:
     clientId: gw
     tokenUrl: ${url}
-    clientSecret: { secret: s }
-    timeouts: { connectMs: 300, totalMs: 300 }
+    clientSecret: { secret: s }${name.startsWith('hang') ? '\n    timeouts: { totalMs: 300 }' : ''}
     retry: { maxAttempts: 1 }`;
     const route = (name: string, connection: string, extra = '') => `
   - name: ${name}
@@ -190,6 +195,18 @@ ${faultNames.map((name) => route(name, name)).join('')}
     const body = await problem(await get('/upstream-slow/x'), 'UPSTREAM_TIMEOUT', 504);
     assert.equal(body.route, 'upstream-slow');
   });
+
+  // Regression: the caller got the first half and then waited forever.
+  for (const [path, what] of [
+    ['/upstream-slow/midway/close', 'the upstream closes the connection mid-body'],
+    ['/upstream-slow/midway/stall', 'the upstream stalls mid-body past responseMs'],
+  ] as const) {
+    it(`cuts the answer short when ${what}`, { timeout: 10_000 }, async () => {
+      const response = await get(path);
+      assert.equal(response.status, 200);
+      await assert.rejects(response.text());
+    });
+  }
 
   it('UPSTREAM_TIMEOUT 504 also for a request that expects 100-continue', { timeout: 10_000 }, async () => {
     const { host } = new URL(gw.url);

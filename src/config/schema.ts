@@ -130,7 +130,7 @@ export const routeSchema = z.strictObject({
   timeouts: z
     .strictObject({
       connectMs: positiveMs.default(DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS),
-      responseMs: positiveMs.default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS).describe('until the response headers arrive'),
+      responseMs: positiveMs.default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS).describe('longest the upstream connection may sit idle: waiting for the response headers or mid-body'),
     })
     .prefault({}),
   replayOn401: z

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
@@ -107,6 +107,8 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+const ignore = (): void => undefined;
 
 /** `proxyReq.setTimeout` callback: `this` is the request, so no closure per request. */
 function onUpstreamTimeout(this: ClientRequest): void {
@@ -308,7 +310,9 @@ export class ProxyHandler {
     dropHopByHop(headers);
     delete headers['x-request-id'];
     res.writeHead(status, headers);
-    proxyRes.pipe(res);
+    // pipe() would leave the caller waiting forever when the upstream fails mid-body (reset, idle
+    // time-out): pipeline destroys our answer too, so the caller sees it cut short.
+    pipeline(proxyRes, res, ignore);
   }
 
   /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */
