@@ -136,6 +136,7 @@ routes:
     assert.equal(matched.body, 'first');
     assert.equal(first.received.length, before + 1);
     assert.equal(first.received.at(-1)!.url, '/dup/abs?q=1');
+    assert.equal(first.received.at(-1)!.headers['x-forwarded-host'], new URL(bystander.url).host);
     const other = await raw('GET http://other-host/x HTTP/1.1');
     assert.equal(other.status, 404);
     assert.equal(bystander.received.length, 0);

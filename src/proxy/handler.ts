@@ -169,14 +169,16 @@ export class ProxyHandler {
       return this.#refuse(res, started, method, requestId, 'a request must not carry both Content-Length and Transfer-Encoding');
     }
     let target = req.url ?? '/';
-    let host = hostName(req.headers.host);
+    let authority = req.headers.host;
     if (target.charCodeAt(0) !== 47 /* / */) {
-      // RFC 9112 §3.2.2 absolute-form: match on its path and authority; forward only where a route says.
+      // RFC 9112 §3.2.2 absolute-form: its authority replaces Host (for matching and X-Forwarded-Host);
+      // it is forwarded only where a route says.
       const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
       if (absolute === null) return this.#refuse(res, started, method, requestId, 'unsupported request target');
-      host = hostName(absolute[1]);
+      authority = absolute[1];
       target = absolute[2] === '' || absolute[2]!.startsWith('?') ? `/${absolute[2]}` : absolute[2]!;
     }
+    const host = hostName(authority);
     const { path: rawPath, query } = splitTarget(target);
     const path = normalizePath(rawPath);
     if (path === undefined) return this.#refuse(res, started, method, requestId, 'the request path is ambiguous or climbs above the root');
@@ -206,9 +208,8 @@ export class ProxyHandler {
       }
     }
 
-    const originalHost = req.headers.host;
     req.url = upstreamPath(route.route, route.basePath, path) + query;
-    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: originalHost }, route.access?.header);
+    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: authority }, route.access?.header);
 
     const exchange: Exchange = {
       runtime,
