@@ -1,6 +1,8 @@
 /** The token side of the core: single flight, RFC 6749 §2.3.1 encoding, secrets kept out of sight. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { parseConfig } from '../src/config/load.js';
+import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
@@ -81,6 +83,51 @@ routes:
     } finally {
       await gw.stop();
       await oidc.close();
+    }
+  });
+});
+
+describe('token lifetime in the cache', () => {
+  const observer = { tokenRequest: () => undefined, tokenFailure: () => undefined };
+
+  async function providerFor(body: Record<string, unknown>, token = '') {
+    const tokens = await startTokenEndpoint((_req, res) => json(res, 200, body));
+    const config = parseConfig(
+      `
+secrets: { s: { value: lifetime-secret } }
+connections:
+  c: { clientId: gw, tokenUrl: ${tokens.url}/token, clientSecret: { secret: s }${token} }
+`,
+      'lifetime.yaml',
+    );
+    return { tokens, provider: new TokenProvider(config.connections.values(), observer), key: tokenKey('c', {}) };
+  }
+
+  it('reuses a token until expires_in less the skew, the very same object (node-cache does not clone)', async () => {
+    const { tokens, provider, key } = await providerFor({ access_token: 'a', token_type: 'Bearer', expires_in: 600 }, ', token: { expirySkewSeconds: 30, refreshAhead: false }');
+    try {
+      const token = await provider.get(key);
+      assert.equal(provider.peek(key), token);
+      assert.equal(token.expiresAt - token.obtainedAt, 600_000);
+      assert.equal(provider.peek(key, token.obtainedAt + 569_000), token);
+      assert.equal(provider.peek(key, token.obtainedAt + 570_000), undefined);
+      assert.equal(tokens.received.length, 1);
+    } finally {
+      provider.close();
+      await tokens.close();
+    }
+  });
+
+  it('uses defaultLifetimeSeconds when the server sends no expires_in', async () => {
+    const { tokens, provider, key } = await providerFor({ access_token: 'a', token_type: 'Bearer' }, ', token: { defaultLifetimeSeconds: 120, refreshAhead: false }');
+    try {
+      const token = await provider.get(key);
+      assert.equal(token.expiresAt - token.obtainedAt, 120_000);
+      assert.ok(provider.peek(key, token.obtainedAt + 100_000) !== undefined);
+      assert.equal(provider.peek(key, token.obtainedAt + 120_000), undefined);
+    } finally {
+      provider.close();
+      await tokens.close();
     }
   });
 });
