@@ -12,6 +12,7 @@ import { ConfigError } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import { createLogger, type Logger } from './log.js';
 import { compileRoutes, ProxyHandler } from './proxy/handler.js';
+import { answerClientError } from './proxy/problem.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
@@ -66,11 +67,7 @@ export class Gateway {
       },
       this.#handler.handle,
     );
-    this.#proxyServer.on('clientError', (error, socket) => {
-      // Malformed requests (Node's parser refused them, smuggling shapes included) get a plain 400.
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy(error);
-    });
+    this.#proxyServer.on('clientError', answerClientError);
     this.#adminServer = http.createServer(
       createAdminApp({
         metrics: this.metrics,

@@ -208,6 +208,23 @@ ${faultNames.map((name) => route(name, name)).join('')}
     });
   }
 
+  for (const [what, request, status] of [
+    ['an invalid header name', 'GET /x HTTP/1.1\r\nHost: h\r\nBad Header: v\r\n\r\n', 400],
+    ['both Content-Length and Transfer-Encoding', 'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+    ['headers over maxHeaderBytes', `GET /x HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ] as const) {
+    it(`BAD_REQUEST ${status} as problem+json with X-Request-Id for ${what}`, async () => {
+      const response = await rawRequest(gw.url, request);
+      assert.equal(response.status, status);
+      assert.equal(response.headers['content-type'], 'application/problem+json');
+      const body = JSON.parse(response.body) as Problem;
+      assert.equal(body.code, 'BAD_REQUEST');
+      assert.equal(body.status, status);
+      assert.match(response.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/);
+      assert.equal(body.requestId, response.headers['x-request-id']);
+    });
+  }
+
   it('UPSTREAM_TIMEOUT 504 also for a request that expects 100-continue', { timeout: 10_000 }, async () => {
     const { host } = new URL(gw.url);
     const response = await rawRequest(

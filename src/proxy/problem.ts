@@ -1,25 +1,15 @@
-import type { ServerResponse } from 'node:http';
-import type { GatewayError } from '../errors.js';
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { GatewayError } from '../errors.js';
 
 const PROBLEM_TYPE_BASE = 'https://tokengate.dev/problems/';
 /** RFC 9110 §10.2.3: a 503 tells the caller when to come back, also when nobody told us. */
 export const DEFAULT_RETRY_AFTER_S = 5;
 
-/**
- * The only place that writes the gateway's own answers: RFC 9457 problem+json. Its text comes from
- * GatewayError, whose detail is already sanitised; nothing raw from a token endpoint or an upstream.
- */
-export function writeProblem(
-  res: ServerResponse,
-  error: GatewayError,
-  requestId: string,
-  where: { route?: string | undefined; connection?: string | undefined } = {},
-): void {
-  if (res.headersSent) {
-    // The answer already started: all we can still say is that it is incomplete.
-    res.destroy();
-    return;
-  }
+type Where = { route?: string | undefined; connection?: string | undefined };
+
+function problemJson(error: GatewayError, requestId: string, where: Where): string {
   const body: Record<string, unknown> = {
     type: `${PROBLEM_TYPE_BASE}${error.code.toLowerCase().replaceAll('_', '-')}`,
     title: error.title,
@@ -33,7 +23,20 @@ export function writeProblem(
   if (route !== undefined) body.route = route;
   if (connection !== undefined) body.connection = connection;
   if (error.oauthError !== undefined) body.oauthError = error.oauthError;
-  const payload = JSON.stringify(body);
+  return JSON.stringify(body);
+}
+
+/**
+ * The only place that writes the gateway's own answers: RFC 9457 problem+json. Its text comes from
+ * GatewayError, whose detail is already sanitised; nothing raw from a token endpoint or an upstream.
+ */
+export function writeProblem(res: ServerResponse, error: GatewayError, requestId: string, where: Where = {}): void {
+  if (res.headersSent) {
+    // The answer already started: all we can still say is that it is incomplete.
+    res.destroy();
+    return;
+  }
+  const payload = problemJson(error, requestId, where);
   res.statusCode = error.statusCode;
   res.setHeader('content-type', 'application/problem+json');
   res.setHeader('content-length', Buffer.byteLength(payload));
@@ -41,4 +44,27 @@ export function writeProblem(
   const retryAfter = error.retryAfter ?? (error.statusCode === 503 ? DEFAULT_RETRY_AFTER_S : undefined);
   if (retryAfter !== undefined) res.setHeader('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   res.end(payload);
+}
+
+/**
+ * The proxy listener's `clientError` handler: Node's parser refused the request (smuggling shapes
+ * included) before there was a response object, so the problem+json answer is written raw.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy(error);
+    return;
+  }
+  const [status, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request did not arrive in time']
+        : [400, 'the request is not valid HTTP/1.1'];
+  const requestId = randomUUID();
+  const payload = problemJson(new GatewayError('BAD_REQUEST', { status, detail }), requestId, {});
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
+      `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${payload}`,
+  );
 }
