@@ -55,6 +55,8 @@ describe('config problems', () => {
     ['duplicate route names', `${VALID}  - { name: r, match: { pathPrefix: /x }, upstream: https://api.example, auth: { type: none } }\n`, 'routes[1].name', /duplicate route name "r"/, 8],
     ['an unset environment variable behind an env secret', VALID, 'secrets.s.env', /TG_CFG_SECRET is not set/, 3],
     ['an unknown key', VALID.replace('pathPrefix: /r }', 'pathPrefix: /r, pathprefix: /q }'), 'routes[0].match.pathprefix', /unknown key/, 7],
+    ['a param that would change the grant', VALID.replace('clientSecret: { secret: s } }', 'clientSecret: { secret: s }, params: { grant_type: password } }'), 'connections.c.params.grant_type', /set by tokengate/, 5],
+    ['a route param that would replace the client id', VALID.replace('auth: { connection: c }', 'auth: { connection: c, params: { client_id: other } }'), 'routes[0].auth.params.client_id', /set by tokengate/, 7],
     ['an http: tokenUrl on a non-loopback host', VALID.replace('https://auth.example/token', 'http://auth.example/token'), 'connections.c.tokenUrl', /must be https:/, 5],
   ];
   for (const [what, yaml, path, message, line] of cases) {

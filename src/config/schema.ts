@@ -46,8 +46,15 @@ export const secretSchema = z.union([
 ]);
 
 const paramValue = z.union([z.string(), z.number(), z.boolean()]);
+/** Form fields tokengate sets itself: a param must not change the grant or the client's credentials. */
+const RESERVED_PARAMS = ['grant_type', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type'];
 const paramsSchema = z
   .record(z.string().min(1), paramValue)
+  .superRefine((params, ctx) => {
+    for (const name of RESERVED_PARAMS) {
+      if (name in params) ctx.addIssue({ code: 'custom', path: [name], message: `${name} is set by tokengate and cannot be a param` });
+    }
+  })
   .describe('extra token-request parameters, sent as form fields');
 
 export const clientSecretSchema = z.strictObject({
