@@ -50,6 +50,8 @@ describe('errors the gateway answers itself', () => {
           return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token": "abc"');
         case '/no-token':
           return json(res, 200, { token_type: 'Bearer', expires_in: 60 });
+        case '/unicode-token':
+          return json(res, 200, { access_token: 'tök€n', token_type: 'Bearer' });
         case '/mac':
           return json(res, 200, { access_token: 'abc', token_type: 'mac', expires_in: 60 });
         case '/busy':
@@ -91,7 +93,7 @@ describe('errors the gateway answers itself', () => {
     match: { pathPrefix: /${name} }
     upstream: ${upstream.url}
     auth: { connection: ${connection} }${extra}`;
-    const faultNames = ['bad-json', 'no-token', 'mac', 'busy', 'redirect', 'huge', 'hang-after-headers', 'hang'];
+    const faultNames = ['bad-json', 'no-token', 'unicode-token', 'mac', 'busy', 'redirect', 'huge', 'hang-after-headers', 'hang'];
     gw = await startGateway(`
 listen: { host: 127.0.0.1 }
 secrets:
@@ -165,6 +167,7 @@ ${faultNames.map((name) => route(name, name)).join('')}
     ['bad-json', 'a body that is not JSON'],
     ['no-token', 'no access_token'],
     ['mac', 'token_type "mac"'],
+    ['unicode-token', 'an access_token that cannot be a header value (regression: crashed the process)'],
   ] as const) {
     it(`TOKEN_RESPONSE_INVALID 502 for a 2xx with ${what}`, async () => {
       const body = await problem(await get(`/${fault}/x`), 'TOKEN_RESPONSE_INVALID', 502);
