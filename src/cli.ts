@@ -36,12 +36,16 @@ function printConfigError(error: ConfigError): void {
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const log = createLogger();
-  const gateway = await Gateway.start({ configFile: configFile(values.config), logger: log, watch: true });
-  process.on('SIGHUP', () => gateway.reload());
+  let gateway: Gateway | undefined;
+  // Installed before listening: SIGHUP's default action would end the process. A SIGHUP during
+  // start-up has nothing to do, the config is being read anyway.
+  process.on('SIGHUP', () => gateway?.reload());
+  gateway = await Gateway.start({ configFile: configFile(values.config), logger: log, watch: true });
+  const started = gateway;
   return new Promise((done) => {
     const stop = (signal: string) => {
       log.info({ event: 'signal', signal }, `${signal}: shutting down`);
-      void gateway.stop().then(() => done(0));
+      void started.stop().then(() => done(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -8,7 +8,8 @@ import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
-import { ConfigError } from './config/errors.js';
+import { RedisTokenStore } from './cache/redis-store.js';
+import { ConfigError, formatProblem } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import { createLogger, type Logger } from './log.js';
 import { compileRoutes, ProxyHandler } from './proxy/handler.js';
@@ -16,7 +17,6 @@ import { answerClientError } from './proxy/problem.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
-export const DEFAULT_DRAIN_MS = 25_000;
 const WATCH_DEBOUNCE_MS = 200;
 
 export interface GatewayOptions {
@@ -46,6 +46,8 @@ export class Gateway {
   readonly #proxyServer: http.Server;
   readonly #adminServer: http.Server;
   readonly #options: GatewayOptions;
+  /** The fleet's shared token cache (cache.store: redis); cache settings apply at start only. */
+  readonly #store: RedisTokenStore | undefined;
   #draining = false;
   #watcher: FSWatcher | undefined;
 
@@ -57,6 +59,12 @@ export class Gateway {
     this.usage = new Usage();
     this.usage.setConnections(config.connections.values());
     this.provider = new TokenProvider(config.connections.values(), new Telemetry(this.metrics, this.usage, log));
+    if (config.cache.store === 'redis') {
+      const { url, keyPrefix } = config.cache.redis;
+      const forgetLocal = (id: string) => this.provider.forgetLocal(id);
+      this.#store = new RedisTokenStore({ url, keyPrefix, encryptionKey: config.cache.encryptionKey, metrics: this.metrics, log, forgetLocal });
+      this.provider.setShared(this.#store);
+    }
     this.metrics.setExpirySource(() => this.provider.expiries());
     this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents), this.provider, this.metrics, log);
     this.#proxyServer = http.createServer(
@@ -85,10 +93,15 @@ export class Gateway {
     const config = loadConfig(options.configFile, { env: options.env });
     const gateway = new Gateway(config, options, log);
     gateway.#warn(config);
+    // Serving before Redis answers would only cost this replica its own token requests; wait a little.
+    if (gateway.#store !== undefined && !(await gateway.#store.whenConnected())) log.warn({ event: 'cache_not_connected' }, 'starting without the shared token cache; it is used once Redis answers');
     await Promise.all([
       listen(gateway.#proxyServer, config.listen.host, options.listenPort ?? config.listen.port),
       listen(gateway.#adminServer, config.admin.host, options.adminPort ?? config.admin.port),
-    ]);
+    ]).catch(async (error: unknown) => {
+      await gateway.#store?.close(); // its reconnecting sockets would keep a failed start alive
+      throw error;
+    });
     if (options.watch === true) gateway.#watch();
     log.info(
       { event: 'started', proxy: gateway.proxyUrl, admin: gateway.adminUrl, routes: config.routes.length, connections: config.connections.size },
@@ -121,8 +134,14 @@ export class Gateway {
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       this.metrics.configReloads.inc({ outcome: 'failure' });
-      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${problem.path} ${problem.message}`);
+      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
       return { ok: false, error };
+    }
+    const before = startOnlySettings(this.#config);
+    const after = startOnlySettings(config);
+    const pending = Object.keys(after).filter((key) => after[key] !== before[key]);
+    if (pending.length > 0) {
+      this.log.warn({ event: 'config_restart_required', keys: pending }, `${pending.join(', ')} changed: takes effect on restart`);
     }
     this.provider.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
@@ -136,9 +155,9 @@ export class Gateway {
 
   /**
    * Graceful shutdown: /readyz turns 503, the listener stops accepting, in-flight requests finish
-   * (up to `deadlineMs`), keep-alive sockets are closed.
+   * (up to `deadlineMs`, by default listen.drainTimeoutMs), keep-alive sockets are closed.
    */
-  async stop(deadlineMs = DEFAULT_DRAIN_MS): Promise<void> {
+  async stop(deadlineMs = this.#config.listen.drainTimeoutMs): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     this.#watcher?.close();
@@ -154,6 +173,7 @@ export class Gateway {
     await new Promise<void>((done) => this.#adminServer.close(() => done()));
     this.#handler.close();
     this.provider.close();
+    await this.#store?.close();
     for (const agent of this.#agents.values()) agent.destroy();
     this.log.info({ event: 'stopped' }, 'tokengate stopped');
   }
@@ -181,6 +201,22 @@ export class Gateway {
     });
     this.#watcher.on('error', (error) => this.log.warn({ event: 'config_watch_error', err: error }, 'cannot watch the config file'));
   }
+}
+
+/** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
+function startOnlySettings({ listen, admin, cache }: Config): Record<string, string | number> {
+  return {
+    'listen.host': listen.host,
+    'listen.port': listen.port,
+    'listen.headersTimeoutMs': listen.headersTimeoutMs,
+    'listen.requestTimeoutMs': listen.requestTimeoutMs,
+    'listen.maxHeaderBytes': listen.maxHeaderBytes,
+    'admin.host': admin.host,
+    'admin.port': admin.port,
+    'cache.store': cache.store,
+    'cache.redis.url': cache.redis.url,
+    'cache.redis.keyPrefix': cache.redis.keyPrefix,
+  };
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<void> {

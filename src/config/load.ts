@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
+import { decodeEncryptionKey, ENCRYPTION_KEY_BYTES } from '../cache/crypto.js';
 import {
   clientSecretBasic,
   clientSecretJwt,
@@ -220,7 +221,16 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const topAccess = access(raw.access, ['access']);
 
   let encryptionKey: Secret | undefined;
-  if (raw.cache.encryptionKey !== undefined) encryptionKey = secretRef(raw.cache.encryptionKey.secret, ['cache', 'encryptionKey', 'secret']);
+  if (raw.cache.encryptionKey !== undefined) {
+    const keyPath = ['cache', 'encryptionKey', 'secret'];
+    encryptionKey = secretRef(raw.cache.encryptionKey.secret, keyPath);
+    if (encryptionKey !== undefined && decodeEncryptionKey(encryptionKey.reveal()) === undefined) {
+      problems.push(located({ path: formatPath(keyPath), message: `secret "${encryptionKey.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)` }, keyPath));
+    }
+  }
+  if (!/^rediss?:\/\//.test(raw.cache.redis.url)) {
+    problems.push(located({ path: 'cache.redis.url', message: 'must be a redis:// or rediss:// URL' }, ['cache', 'redis', 'url']));
+  }
   if (raw.cache.store === 'redis' && raw.cache.encryptionKey === undefined && !raw.cache.allowPlaintext) {
     problems.push(located({ path: 'cache.encryptionKey', message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis' }, ['cache']));
   }
@@ -298,7 +308,10 @@ function buildConnection(
   }
   const audience = conn.privateKeyJwt?.audience;
   if (audience === 'issuer' && conn.issuer === undefined) {
-    counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer');
+    counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer (and no tokenUrl); use token-endpoint or a literal audience');
+  }
+  if (conn.privateKeyJwt?.thumbprint === 'sha1' && conn.privateKeyJwt.certificate === undefined) {
+    counted([...base, 'privateKeyJwt', 'thumbprint'], 'thumbprint: sha1 adds the x5t header from the certificate: set certificate too');
   }
   const secretPaths: Array<[string, PropertyKey[]]> = [];
   if (conn.clientSecret !== undefined) secretPaths.push([conn.clientSecret.secret, [...base, 'clientSecret', 'secret']]);
@@ -310,7 +323,7 @@ function buildConnection(
   if (problemCount > 0 || resolved.some((s) => s === undefined)) return undefined;
 
   let auth: ClientAuth;
-  const pathText = formatPath(base);
+  const block = conn.clientSecret !== undefined ? 'clientSecret' : 'privateKeyJwt';
   try {
     if (conn.clientSecret !== undefined) {
       const secret = resolved[0] as Secret;
@@ -324,7 +337,7 @@ function buildConnection(
           ? clientSecretBasic(conn.clientId, secret)
           : method === 'client_secret_post'
             ? clientSecretPost(conn.clientId, secret)
-            : clientSecretJwt(conn.clientId, secret, conn.clientSecret.algorithm ?? 'HS256', 'token-endpoint', `${pathText}.clientSecret`);
+            : clientSecretJwt(conn.clientId, secret, conn.clientSecret.algorithm ?? 'HS256', 'token-endpoint');
     } else {
       const pkj = conn.privateKeyJwt!;
       auth = privateKeyJwt({
@@ -336,12 +349,11 @@ function buildConnection(
         audience: pkj.audience,
         certificate: resolved[1],
         thumbprint: pkj.thumbprint,
-        path: `${pathText}.privateKeyJwt`,
       });
     }
   } catch (error) {
     if (error instanceof CredentialProblem) {
-      report([...base, ...error.path.slice(pathText.length + 1).split('.')], error.message);
+      report([...base, block, error.field], error.message);
       return undefined;
     }
     throw error;

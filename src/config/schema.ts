@@ -23,6 +23,8 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'tokengate:';
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+/** Below the usual orchestrator grace periods (Kubernetes 30 s) so the drain ends before a SIGKILL. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
 
 const name = z.string().min(1);
 const secretRef = name.describe('name of an entry under `secrets`');
@@ -157,6 +159,9 @@ export const configSchema = z.strictObject({
       headersTimeoutMs: positiveMs.default(DEFAULT_HEADERS_TIMEOUT_MS),
       requestTimeoutMs: positiveMs.default(DEFAULT_REQUEST_TIMEOUT_MS),
       maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_MAX_HEADER_BYTES),
+      drainTimeoutMs: positiveMs
+        .default(DEFAULT_DRAIN_TIMEOUT_MS)
+        .describe('on SIGTERM/SIGINT, how long in-flight requests may take before their connections are closed'),
     })
     .prefault({}),
   admin: z

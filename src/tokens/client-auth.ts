@@ -24,10 +24,16 @@ export interface ClientAuth {
   apply(body: URLSearchParams, headers: Record<string, string>, context: ClientAuthContext): void | Promise<void>;
 }
 
-/** A problem with the credentials found while building a strategy; the loader adds the key path. */
+/** Which field of a `clientSecret` / `privateKeyJwt` block a credential problem is about. */
+export type CredentialField = 'secret' | 'algorithm' | 'certificate';
+
+/**
+ * A problem with the credentials found while building a strategy, so at config load and never as
+ * a runtime 502; the loader turns it into a problem at the block's key path plus `field`.
+ */
 export class CredentialProblem extends Error {
   constructor(
-    readonly path: string,
+    readonly field: CredentialField,
     message: string,
   ) {
     super(message);
@@ -59,7 +65,8 @@ export function clientSecretPost(clientId: string, secret: Secret): ClientAuth {
   };
 }
 
-export type AudienceMode = 'token-endpoint' | 'issuer' | string;
+/** `token-endpoint`, `issuer` (draft-ietf-oauth-rfc7523bis), or any other string taken literally. */
+export type AudienceMode = 'token-endpoint' | 'issuer' | (string & {});
 
 interface AssertionOptions {
   clientId: string;
@@ -75,8 +82,8 @@ function jwtAssertion(method: string, options: AssertionOptions): ClientAuth {
   return {
     method,
     async apply(body, _headers, context) {
-      const aud =
-        audience === 'token-endpoint' ? context.tokenEndpoint : audience === 'issuer' ? (context.issuer ?? context.tokenEndpoint) : audience;
+      // The loader only accepts `audience: issuer` on a connection with an issuer, so it is known here.
+      const aud = audience === 'token-endpoint' ? context.tokenEndpoint : audience === 'issuer' ? context.issuer! : audience;
       const now = Math.floor(Date.now() / 1000);
       const assertion = await new SignJWT({ jti: randomUUID() })
         .setProtectedHeader({ ...header, alg: algorithm, typ: 'JWT' })
@@ -94,29 +101,32 @@ function jwtAssertion(method: string, options: AssertionOptions): ClientAuth {
 }
 
 /** HMAC keys shorter than the hash output are weak (RFC 7518 §3.2); jose enforces nothing here. */
-const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
+const HMAC_MIN_BYTES = { HS256: 32, HS384: 48, HS512: 64 } as const;
 
-export function clientSecretJwt(clientId: string, secret: Secret, algorithm: 'HS256' | 'HS384' | 'HS512', audience: AudienceMode, path: string): ClientAuth {
+export function clientSecretJwt(clientId: string, secret: Secret, algorithm: keyof typeof HMAC_MIN_BYTES, audience: AudienceMode): ClientAuth {
   const key = new TextEncoder().encode(secret.reveal());
-  const min = HMAC_MIN_BYTES[algorithm] ?? 32;
+  const min = HMAC_MIN_BYTES[algorithm];
   if (key.byteLength < min) {
-    throw new CredentialProblem(`${path}.secret`, `${algorithm} needs a client secret of at least ${min} bytes (RFC 7518 §3.2); this one has ${key.byteLength}`);
+    throw new CredentialProblem('secret', `${algorithm} needs a client secret of at least ${min} bytes (RFC 7518 §3.2); this one has ${key.byteLength}`);
   }
   return jwtAssertion('client_secret_jwt', { clientId, key, algorithm, audience, header: {} });
 }
 
-const CURVE_ALGORITHM: Record<string, string> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
+/** RFC 7518 §3.4: each ECDSA algorithm has exactly one curve (node's names → JOSE's). */
+const CURVES: Record<string, { name: string; algorithm: string }> = {
+  prime256v1: { name: 'P-256', algorithm: 'ES256' },
+  secp384r1: { name: 'P-384', algorithm: 'ES384' },
+  secp521r1: { name: 'P-521', algorithm: 'ES512' },
+};
 
 /** Which JWS algorithms a key can sign with; checked at load so a mismatch is a config error, not a 502. */
 function algorithmsFor(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
     case 'rsa':
       return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
-    case 'rsa-pss':
-      return ['PS256', 'PS384', 'PS512'];
     case 'ec': {
-      const alg = CURVE_ALGORITHM[key.asymmetricKeyDetails?.namedCurve ?? ''];
-      return alg === undefined ? [] : [alg];
+      const curve = CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
+      return curve === undefined ? [] : [curve.algorithm];
     }
     case 'ed25519':
       return ['EdDSA'];
@@ -125,20 +135,52 @@ function algorithmsFor(key: KeyObject): string[] {
   }
 }
 
-export function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined, path: string): KeyObject {
+/** "RSA", "EC P-256", "Ed25519", or node's name for anything else ("EC secp256k1", "ed448"). */
+function describeKey(key: KeyObject): string {
+  const type = key.asymmetricKeyType ?? 'unknown';
+  if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve ?? 'unknown curve';
+    return `EC ${CURVES[curve]?.name ?? curve}`;
+  }
+  const names: Record<string, string> = { rsa: 'RSA', ed25519: 'Ed25519' };
+  return names[type] ?? type;
+}
+
+/** JSON.parse's own messages quote the input, which here is key material. */
+function parseJwk(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error('not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('a JWK is a JSON object');
+  return value as Record<string, unknown>;
+}
+
+export function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyObject {
   const detected = format ?? (text.trimStart().startsWith('{') ? 'jwk' : 'pem');
+  let key: KeyObject;
   try {
     if (detected === 'jwk') {
-      const jwk = JSON.parse(text) as Record<string, unknown>;
+      const jwk = parseJwk(text);
       if (typeof jwk.d !== 'string') throw new Error('the JWK has no private part ("d")');
-      return createPrivateKey({ key: jwk as never, format: 'jwk' });
+      key = createPrivateKey({ key: jwk as never, format: 'jwk' });
+    } else {
+      if (!text.includes('-----BEGIN')) throw new Error('not a PEM document (no -----BEGIN line)');
+      // Both PKCS#8 (BEGIN ENCRYPTED PRIVATE KEY) and legacy PEM (Proc-Type: 4,ENCRYPTED) say so.
+      if (text.includes('ENCRYPTED')) throw new Error('encrypted PEM keys are not supported; store the key unencrypted in a protected secret');
+      key = createPrivateKey({ key: text, format: 'pem' });
     }
-    if (!text.includes('-----BEGIN')) throw new Error('not a PEM document (no -----BEGIN line)');
-    if (text.includes('ENCRYPTED')) throw new Error('encrypted PEM keys are not supported; store the key unencrypted in a protected secret');
-    return createPrivateKey({ key: text, format: 'pem' });
   } catch (error) {
-    throw new CredentialProblem(path, `cannot read the private key as ${detected.toUpperCase()}: ${(error as Error).message}`);
+    throw new CredentialProblem('secret', `cannot read the private key as ${detected.toUpperCase()}: ${(error as Error).message}`);
   }
+  // An id-RSASSA-PSS key (RFC 4055) cannot be turned into a JWS signer by jose or WebCrypto, and
+  // neither node nor openssl re-labels it; a plain rsaEncryption key signs PS256/384/512 fine.
+  if (key.asymmetricKeyType === 'rsa-pss') {
+    throw new CredentialProblem('secret', 'RSASSA-PSS-only keys (id-RSASSA-PSS) are not supported; use a plain RSA key (rsaEncryption, e.g. openssl genpkey -algorithm RSA), which signs PS256/PS384/PS512 too');
+  }
+  return key;
 }
 
 export interface PrivateKeyJwtOptions {
@@ -150,24 +192,19 @@ export interface PrivateKeyJwtOptions {
   audience: AudienceMode;
   certificate: Secret | undefined;
   thumbprint: 'sha256' | 'sha1';
-  path: string;
 }
 
 export function privateKeyJwt(options: PrivateKeyJwtOptions): ClientAuth {
-  const { path } = options;
-  const key = parsePrivateKey(options.key.reveal(), options.format, `${path}.secret`);
+  const key = parsePrivateKey(options.key.reveal(), options.format);
   const supported = algorithmsFor(key);
   if (!supported.includes(options.algorithm)) {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    const kind = `${key.asymmetricKeyType ?? 'unknown'}${curve === undefined ? '' : ` (${curve})`}`;
-    throw new CredentialProblem(
-      `${path}.algorithm`,
-      `${options.algorithm} cannot be used with a ${kind} key; ${supported.length === 0 ? 'this key type is not supported' : `use ${supported.join(', ')}`}`,
-    );
+    const kind = describeKey(key);
+    if (supported.length === 0) throw new CredentialProblem('secret', `${kind} keys are not supported; use an RSA, EC P-256/P-384/P-521 or Ed25519 key`);
+    throw new CredentialProblem('algorithm', `${options.algorithm} cannot be used with this ${kind} key; use ${supported.join(', ')}`);
   }
   const modulus = key.asymmetricKeyDetails?.modulusLength;
   if (modulus !== undefined && modulus < 2048) {
-    throw new CredentialProblem(`${path}.secret`, `RSA keys must be at least 2048 bits; this one has ${modulus}`);
+    throw new CredentialProblem('secret', `RSA keys must be at least 2048 bits; this one has ${modulus}`);
   }
   const header: Record<string, string> = {};
   if (options.keyId !== undefined) header.kid = options.keyId;
@@ -176,12 +213,12 @@ export function privateKeyJwt(options: PrivateKeyJwtOptions): ClientAuth {
     try {
       cert = new X509Certificate(options.certificate.reveal());
     } catch (error) {
-      throw new CredentialProblem(`${path}.certificate`, `cannot read the certificate as PEM X.509: ${(error as Error).message}`);
+      throw new CredentialProblem('certificate', `cannot read the certificate as PEM X.509: ${(error as Error).message}`);
     }
     const certKey = cert.publicKey.export({ type: 'spki', format: 'der' });
     const ownKey = createPublicKey(key).export({ type: 'spki', format: 'der' });
     if (!certKey.equals(ownKey)) {
-      throw new CredentialProblem(`${path}.certificate`, "the certificate's public key does not match the private key");
+      throw new CredentialProblem('certificate', "the certificate's public key does not match the private key");
     }
     // RFC 7515 §4.1.8 / §4.1.7: thumbprints of the DER certificate, base64url.
     header['x5t#S256'] = createHash('sha256').update(cert.raw).digest('base64url');

@@ -5,13 +5,16 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Connection } from '../config/load.js';
-import { TokenError } from '../errors.js';
+import { sanitizeText, TokenError } from '../errors.js';
 import { callAuthServer, requestToken, transportError, type TokenResponse } from './endpoint.js';
 
 export interface AuthServerMetadata {
-  readonly issuer: string;
+  /** The issuer identifier; undefined for a connection configured with tokenUrl. */
+  readonly issuer: string | undefined;
   readonly tokenEndpoint: string;
 }
+
+const KEEP_ALIVE = { keepAlive: true, maxSockets: 16, keepAliveMsecs: 1_000 };
 
 /**
  * OIDC Discovery 1.0 §4 first (issuer + /.well-known/openid-configuration), then RFC 8414 §3
@@ -28,20 +31,27 @@ export function discoveryUrls(issuer: string): URL[] {
 
 export class ConnectionClient {
   readonly connection: Connection;
-  readonly #agent: http.Agent;
+  /** One keep-alive agent per scheme: a discovered token endpoint may use another than the issuer. */
+  readonly #agents = new Map<string, http.Agent>();
   #metadata: Promise<AuthServerMetadata> | undefined;
 
   constructor(connection: Connection) {
     this.connection = connection;
-    const target = connection.tokenUrl ?? connection.issuer ?? '';
-    const options = { keepAlive: true, maxSockets: 16, keepAliveMsecs: 1_000 };
-    this.#agent = target.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
+  }
+
+  #agent(url: URL): http.Agent {
+    let agent = this.#agents.get(url.protocol);
+    if (agent === undefined) {
+      agent = url.protocol === 'https:' ? new https.Agent(KEEP_ALIVE) : new http.Agent(KEEP_ALIVE);
+      this.#agents.set(url.protocol, agent);
+    }
+    return agent;
   }
 
   /** The token endpoint and issuer, discovering them (once, shared) when only issuer is set. */
   metadata(): Promise<AuthServerMetadata> {
     const { tokenUrl, issuer } = this.connection;
-    if (tokenUrl !== undefined) return Promise.resolve({ issuer: issuer ?? '', tokenEndpoint: tokenUrl });
+    if (tokenUrl !== undefined) return Promise.resolve({ issuer: undefined, tokenEndpoint: tokenUrl });
     this.#metadata ??= this.#discover(issuer!).catch((error: unknown) => {
       this.#metadata = undefined;
       throw error;
@@ -51,45 +61,46 @@ export class ConnectionClient {
 
   async #discover(issuer: string): Promise<AuthServerMetadata> {
     const { connectMs, totalMs } = this.connection.timeouts;
-    let lastError: TokenError | undefined;
+    const tried: string[] = [];
     for (const url of discoveryUrls(issuer)) {
       let response;
       try {
-        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: connectMs, timeoutMs: totalMs, agent: this.#agent });
+        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: connectMs, timeoutMs: totalMs, agent: this.#agent(url) });
       } catch (error) {
         throw transportError(error, 'discovery endpoint');
       }
-      if (response.status === 404) {
-        lastError = new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', { detail: `no discovery document at ${url.pathname}`, endpointStatus: 404 });
+      // A plain OAuth server has no OIDC document: any 4xx there means "try RFC 8414".
+      if (response.status >= 400 && response.status < 500) {
+        tried.push(`${url.pathname} (HTTP ${response.status})`);
         continue;
       }
+      const invalid = (detail: string) => new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail: `discovery at ${url.href}: ${detail}`, endpointStatus: response.status });
       if (response.status < 200 || response.status >= 300) {
         throw new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
-          detail: `the discovery endpoint answered HTTP ${response.status}`,
+          detail: `discovery at ${url.href}: HTTP ${response.status}`,
           endpointStatus: response.status,
-          retryable: response.status >= 500 || response.status === 429,
+          retryable: true,
         });
       }
-      let doc: Record<string, unknown>;
+      let doc: unknown;
       try {
-        doc = JSON.parse(response.body.toString('utf8')) as Record<string, unknown>;
+        doc = JSON.parse(response.body.toString('utf8'));
       } catch {
-        throw new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail: 'the discovery document is not JSON', endpointStatus: response.status });
+        throw invalid('the metadata document is not JSON');
       }
-      // OIDC Discovery §4.3 / RFC 8414 §3.3: the document's issuer MUST equal the one we asked.
-      if (doc.issuer !== issuer) {
-        throw new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', {
-          detail: `discovery issuer mismatch: configured ${issuer}, the document says ${String(doc.issuer).slice(0, 200)}`,
-          endpointStatus: response.status,
-        });
+      const fields = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>) : {};
+      // OIDC Discovery §4.3 / RFC 8414 §3.3: the document's issuer MUST be identical to the one asked
+      // for; anything else may be an impersonating server.
+      if (fields.issuer !== issuer) {
+        const said = typeof fields.issuer === 'string' ? `"${sanitizeText(fields.issuer, 200) ?? ''}"` : 'no issuer';
+        throw invalid(`issuer mismatch: the connection's issuer is "${issuer}" but the document says ${said}`);
       }
-      const endpoint = doc.token_endpoint;
-      if (typeof endpoint !== 'string' || !/^https?:\/\//.test(endpoint)) {
-        throw new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail: 'the discovery document has no token_endpoint', endpointStatus: response.status });
-      }
-      return { issuer, tokenEndpoint: endpoint };
+      return { issuer, tokenEndpoint: checkedTokenEndpoint(fields.token_endpoint, issuer, invalid) };
     }
-    throw lastError!;
+    throw new TokenError('TOKEN_REJECTED', 'http_status', {
+      detail: `no authorization server metadata for issuer "${issuer}": tried ${tried.join(' and ')}`,
+      endpointStatus: 404,
+    });
   }
 
   /** One token request with the given effective params; a fresh client assertion every call. */
@@ -98,15 +109,16 @@ export class ConnectionClient {
     const body = new URLSearchParams({ grant_type: 'client_credentials' });
     for (const [name, value] of Object.entries(params)) body.set(name, value);
     const headers: Record<string, string> = {};
-    await this.connection.auth.apply(body, headers, { tokenEndpoint: metadata.tokenEndpoint, issuer: metadata.issuer || undefined });
+    await this.connection.auth.apply(body, headers, metadata);
+    const url = new URL(metadata.tokenEndpoint);
     try {
       return await requestToken({
-        url: new URL(metadata.tokenEndpoint),
+        url,
         body: body.toString(),
         headers,
         connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, timeoutMs),
         timeoutMs,
-        agent: this.#agent,
+        agent: this.#agent(url),
       });
     } catch (error) {
       // A token endpoint that moved shows up as a network error: look the metadata up again.
@@ -116,6 +128,18 @@ export class ConnectionClient {
   }
 
   close(): void {
-    this.#agent.destroy();
+    for (const agent of this.#agents.values()) agent.destroy();
   }
+}
+
+/**
+ * The discovered token_endpoint, if it is an absolute http(s) URL that does not downgrade an https
+ * issuer to plain http (the client's credentials travel on it).
+ */
+function checkedTokenEndpoint(value: unknown, issuer: string, invalid: (detail: string) => TokenError): string {
+  const protocol = typeof value === 'string' && URL.canParse(value) ? new URL(value).protocol : undefined;
+  if (protocol !== 'https:' && protocol !== 'http:') throw invalid('no usable token_endpoint (an absolute https: URL)');
+  if (protocol === 'http:' && new URL(issuer).protocol === 'https:') throw invalid('token_endpoint is plain http: under an https: issuer');
+  // As sent: the default assertion audience is this exact string.
+  return value as string;
 }

@@ -21,11 +21,21 @@ export interface OidcServer {
   tokenUrl: string;
   /** Token requests the server received (any outcome). */
   tokenRequests: number;
+  /** GETs of a discovery document (/.well-known/...). */
+  discoveryRequests: number;
   provider: Provider;
   /** RFC 7662 introspection of a token, as the resource server would do it. */
   introspect(token: string): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
+
+/**
+ * Every JWS algorithm tokengate signs client assertions with; oidc-provider enables only
+ * HS256 RS256 PS256 ES256 Ed25519 EdDSA by default (enabledJWA.clientAuthSigningAlgValues).
+ */
+export const CLIENT_AUTH_ALGORITHMS = [
+  'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+];
 
 export const INTROSPECTOR = { client_id: 'resource-server', client_secret: 'resource-server-secret-0123456789abcdef' };
 
@@ -46,12 +56,14 @@ export async function startOidcProvider(clients: OidcClient[], options: { ttlSec
       ...options.features,
     },
     ttl: { ClientCredentials: options.ttlSeconds ?? 600 },
+    enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'],
   } as never);
   const result: OidcServer = {
     issuer,
     tokenUrl: `${issuer}/token`,
     tokenRequests: 0,
+    discoveryRequests: 0,
     provider,
     async introspect(token: string) {
       const response = await fetch(`${issuer}/token/introspection`, {
@@ -73,6 +85,7 @@ export async function startOidcProvider(clients: OidcClient[], options: { ttlSec
   const callback = provider.callback();
   server.on('request', (req, res) => {
     if (req.method === 'POST' && req.url === '/token') result.tokenRequests++;
+    if (req.method === 'GET' && req.url?.startsWith('/.well-known/') === true) result.discoveryRequests++;
     callback(req, res);
   });
   return result;

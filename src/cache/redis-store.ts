@@ -1,0 +1,333 @@
+/**
+ * The shared token cache of a fleet, on Redis. The provider's in-process cache stays in front (a hit
+ * never leaves the process); on a local miss every replica asks here, and one replica per key — the
+ * holder of a short lease — calls the token endpoint while the others wait for its result.
+ *
+ * Redis is an optimisation, never a dependency: every call has a short time-out, and any failure
+ * falls back to the replica fetching on its own, as it would without Redis.
+ */
+import { randomUUID, createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { Redis } from 'ioredis';
+import type { Metrics } from '../admin/metrics.js';
+import type { Connection } from '../config/load.js';
+import type { Secret } from '../config/secret.js';
+import type { Logger } from '../log.js';
+import type { CachedToken, SharedTokenStore, TokenKey } from '../tokens/provider.js';
+import { decodeEncryptionKey, encryptedCodec, plaintextCodec, tokenFingerprint, type TokenCodec } from './crypto.js';
+
+/** Longest a Redis call may take before the replica stops waiting and goes on without it. */
+export const REDIS_COMMAND_TIMEOUT_MS = 250;
+export const REDIS_CONNECT_TIMEOUT_MS = 1_000;
+/** Reconnect back-off grows by this per attempt, up to REDIS_RECONNECT_MAX_MS. */
+export const REDIS_RECONNECT_STEP_MS = 100;
+export const REDIS_RECONNECT_MAX_MS = 1_000;
+/** Gateway start waits this long for Redis, then serves without it until it comes. */
+export const REDIS_STARTUP_WAIT_MS = 2_000;
+/** The lease outlives the holder's retry budget by this, so a live holder never loses it mid-fetch. */
+export const LEASE_MARGIN_MS = 1_000;
+/** Waiters read the entry again this often, in case a pub/sub message was lost. */
+export const LEASE_POLL_MS = 250;
+/** A replica that finds another one refreshing a still-usable token looks again after this. */
+export const REFRESH_RECHECK_MS = 1_000;
+
+/** The `operation` label of tokengate_cache_errors_total. */
+export type CacheOperation = 'connect' | 'subscribe' | 'read' | 'lease' | 'write' | 'invalidate' | 'decode';
+
+export interface RedisTokenStoreOptions {
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** Undefined only with allowPlaintext (the config loader enforces that). */
+  readonly encryptionKey: Secret | undefined;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Drops a token from this replica's in-process cache: another replica found it revoked. */
+  readonly forgetLocal: (id: string) => void;
+}
+
+interface Names {
+  readonly entry: string;
+  readonly lease: string;
+}
+
+type EventType = 'stored' | 'released' | 'invalidated';
+
+interface CacheEvent {
+  readonly t: EventType;
+  /** The entry's Redis key. */
+  readonly k: string;
+  /** The publishing replica, so it ignores its own invalidations. */
+  readonly from: string;
+}
+
+/** GET and PTTL in one round trip: the remaining TTL re-bases the entry's times on this replica's clock. */
+const READ_SCRIPT = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`;
+
+/** The lease holder's last step: store the token (if any), give the lease back if still ours, tell the waiters. */
+const SETTLE_SCRIPT = `
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1`;
+
+/** Delete the entry only if it still holds the revoked token (its fingerprint prefix); tell every replica. */
+const INVALIDATE_SCRIPT = `
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1`;
+
+const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
+
+export class RedisTokenStore implements SharedTokenStore {
+  readonly #client: Redis;
+  readonly #subscriber: Redis;
+  readonly #subscribed: Promise<boolean>;
+  readonly #codec: TokenCodec;
+  readonly #prefix: string;
+  readonly #channel: string;
+  readonly #instance = randomUUID();
+  readonly #metrics: Metrics;
+  readonly #log: Logger;
+  readonly #forgetLocal: (id: string) => void;
+  /** Callbacks of replicas' callers waiting for news about an entry. */
+  readonly #waiters = new Map<string, Set<() => void>>();
+  /** Which local cache ids each entry serves (bounded by the routes of the config). */
+  readonly #localIds = new Map<string, Set<string>>();
+  #available = true;
+
+  constructor(options: RedisTokenStoreOptions) {
+    this.#metrics = options.metrics;
+    this.#log = options.log;
+    this.#forgetLocal = options.forgetLocal;
+    this.#prefix = options.keyPrefix;
+    this.#channel = `${options.keyPrefix}events`;
+    const onCorrupt = () => this.#failed('decode', new Error('a shared cache entry under this key does not decrypt or parse: read as a miss'));
+    const key = options.encryptionKey === undefined ? undefined : decodeEncryptionKey(options.encryptionKey.reveal());
+    this.#codec = key === undefined ? plaintextCodec(onCorrupt) : encryptedCodec(key, onCorrupt);
+
+    this.#client = new Redis(options.url, {
+      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+      connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+      // A request never queues behind a dead connection: while Redis is away, calls fail at once
+      // and the replica fetches on its own.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (attempt) => Math.min(attempt * REDIS_RECONNECT_STEP_MS, REDIS_RECONNECT_MAX_MS),
+    });
+    // Subscriptions are not on any request's path: they may queue, and ioredis renews them on reconnect.
+    this.#subscriber = this.#client.duplicate({ commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    for (const client of [this.#client, this.#subscriber]) {
+      // Without an 'error' listener, ioredis's connection errors would be unhandled and end the process.
+      client.on('error', (error: Error) => this.#failed('connect', error));
+    }
+    this.#client.on('ready', () => {
+      this.#available = true;
+      this.#log.info({ event: 'cache_connected' }, 'shared token cache (Redis) connected');
+    });
+    this.#subscriber.on('message', this.#onMessage);
+    this.#subscribed = this.#subscriber.subscribe(this.#channel).then(
+      () => true,
+      (error: unknown) => {
+        this.#failed('subscribe', error);
+        return false;
+      },
+    );
+  }
+
+  /** Resolves true once both connections are up and subscribed, false after `timeoutMs` or an error. */
+  async whenConnected(timeoutMs = REDIS_STARTUP_WAIT_MS): Promise<boolean> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const expired = once(signal, 'abort').then(() => false);
+    try {
+      const ready = this.#client.status === 'ready' ? Promise.resolve() : once(this.#client, 'ready', { signal });
+      return await Promise.race([Promise.all([ready, this.#subscribed]).then(([, subscribed]) => subscribed), expired]);
+    } catch {
+      return false;
+    }
+  }
+
+  async get(key: TokenKey, connection: Connection): Promise<CachedToken | undefined> {
+    try {
+      return await this.#read(this.#names(key, connection).entry);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Fleet-wide single flight. A fresh shared entry is returned as is; otherwise one replica takes
+   * the lease (SET NX PX) and runs `load`, and the others wait for its "stored" message (or poll)
+   * and read the result. A holder that dies lets the lease expire; the next waiter to try takes it.
+   */
+  async fetch(key: TokenKey, connection: Connection, load: () => Promise<CachedToken>): Promise<CachedToken> {
+    const names = this.#names(key, connection);
+    const leaseMs = connection.retry.budgetMs + LEASE_MARGIN_MS;
+    // Two leases: long enough for a dead holder's lease to expire and a live successor to fetch.
+    const giveUpAt = Date.now() + 2 * leaseMs;
+    for (;;) {
+      let entry: CachedToken | undefined;
+      let lease: string | undefined;
+      try {
+        entry = await this.#read(names.entry);
+        const now = Date.now();
+        if (entry !== undefined && now < entry.refreshAt && now < entry.usableUntil) return entry;
+        lease = await this.#lease(names.lease, leaseMs);
+      } catch {
+        return load();
+      }
+      if (lease !== undefined) return this.#loadAndShare(names, lease, load);
+      const now = Date.now();
+      // Another replica is refreshing: the token it replaces still serves meanwhile.
+      if (entry !== undefined && now < entry.usableUntil) {
+        return Object.freeze({ ...entry, refreshAt: Math.min(entry.usableUntil, now + REFRESH_RECHECK_MS) });
+      }
+      if (now >= giveUpAt) return load();
+      await this.#news(names.entry, Math.min(LEASE_POLL_MS, giveUpAt - now));
+    }
+  }
+
+  /**
+   * Deletes the shared entry if it still holds `accessToken` and tells the other replicas to drop
+   * their in-process copies. The script is sent before this call first yields, so this replica's
+   * refetch (sent after it on the same connection) cannot read the revoked token back.
+   */
+  async invalidate(key: TokenKey, connection: Connection, accessToken: string): Promise<void> {
+    const { entry } = this.#names(key, connection);
+    try {
+      await this.#client.eval(INVALIDATE_SCRIPT, 1, entry, `${tokenFingerprint(accessToken)}:`, this.#channel, this.#event('invalidated', entry));
+    } catch (error) {
+      this.#failed('invalidate', error);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const waiters of this.#waiters.values()) for (const wake of [...waiters]) wake();
+    this.#client.disconnect();
+    this.#subscriber.disconnect();
+  }
+
+  #names(key: TokenKey, connection: Connection): Names {
+    const suffix = `${connection.identity}:${hash(key.id)}`;
+    const entry = `${this.#prefix}token:${suffix}`;
+    let ids = this.#localIds.get(entry);
+    if (ids === undefined) this.#localIds.set(entry, (ids = new Set()));
+    ids.add(key.id);
+    return { entry, lease: `${this.#prefix}lease:${suffix}` };
+  }
+
+  /** The entry, its times re-based on Redis's remaining TTL; undefined for a miss or an unreadable value. */
+  async #read(entry: string): Promise<CachedToken | undefined> {
+    let reply: [string | null, number];
+    try {
+      reply = (await this.#client.eval(READ_SCRIPT, 1, entry)) as [string | null, number];
+    } catch (error) {
+      this.#failed('read', error);
+      throw error;
+    }
+    this.#available = true;
+    const [value, ttl] = reply;
+    if (value === null) return undefined;
+    const token = this.#codec.decode(value.slice(value.indexOf(':') + 1), entry);
+    if (token === undefined || ttl <= 0) return token;
+    // Replicas' clocks differ; Redis's TTL is the one clock they share.
+    const shift = Date.now() + ttl - token.usableUntil;
+    return Object.freeze({
+      ...token,
+      obtainedAt: token.obtainedAt + shift,
+      expiresAt: token.expiresAt + shift,
+      usableUntil: token.usableUntil + shift,
+      refreshAt: token.refreshAt + shift,
+    });
+  }
+
+  /** The lease's value when this replica got it, undefined when another replica holds it. */
+  async #lease(lease: string, leaseMs: number): Promise<string | undefined> {
+    const value = randomUUID();
+    try {
+      return (await this.#client.set(lease, value, 'PX', leaseMs, 'NX')) === 'OK' ? value : undefined;
+    } catch (error) {
+      this.#failed('lease', error);
+      throw error;
+    }
+  }
+
+  async #loadAndShare(names: Names, lease: string, load: () => Promise<CachedToken>): Promise<CachedToken> {
+    let token: CachedToken;
+    try {
+      token = await load();
+    } catch (error) {
+      // The waiters try the lease themselves rather than wait for it to expire.
+      await this.#settle(names, lease, undefined);
+      throw error;
+    }
+    await this.#settle(names, lease, token);
+    return token;
+  }
+
+  async #settle(names: Names, lease: string, token: CachedToken | undefined): Promise<void> {
+    const ttl = token === undefined ? 0 : Math.floor(token.usableUntil - Date.now());
+    const value = token === undefined || ttl <= 0 ? '' : `${tokenFingerprint(token.accessToken)}:${this.#codec.encode(token, names.entry)}`;
+    try {
+      await this.#client.eval(SETTLE_SCRIPT, 2, names.entry, names.lease, value, value === '' ? 0 : ttl, lease, this.#channel, this.#event(value === '' ? 'released' : 'stored', names.entry));
+    } catch (error) {
+      // The token still serves this replica; the others fetch their own when their wait ends.
+      this.#failed('write', error);
+    }
+  }
+
+  /** Resolves on a message about `entry` or after `ms`, whichever comes first. */
+  #news(entry: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.#waiters.get(entry);
+      if (waiters === undefined) this.#waiters.set(entry, (waiters = new Set()));
+      const set = waiters;
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0 && this.#waiters.get(entry) === set) this.#waiters.delete(entry);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      set.add(wake);
+    });
+  }
+
+  readonly #onMessage = (channel: string, text: string): void => {
+    if (channel !== this.#channel) return;
+    let event: Partial<CacheEvent>;
+    try {
+      event = JSON.parse(text) as Partial<CacheEvent>;
+    } catch {
+      return;
+    }
+    if (typeof event !== 'object' || event === null || typeof event.k !== 'string') return;
+    if (event.t === 'invalidated') {
+      if (event.from === this.#instance) return;
+      for (const id of this.#localIds.get(event.k) ?? []) this.#forgetLocal(id);
+      return;
+    }
+    for (const wake of [...(this.#waiters.get(event.k) ?? [])]) wake();
+  };
+
+  #event(t: EventType, k: string): string {
+    return JSON.stringify({ t, k, from: this.#instance } satisfies CacheEvent);
+  }
+
+  /**
+   * Counts a failed call. A damaged entry is always a warning (a bug or tampering); of an outage's
+   * failures only the first is, the rest go to debug.
+   */
+  #failed(operation: CacheOperation, error: unknown): void {
+    this.#metrics.cacheErrors.inc({ operation });
+    const message = error instanceof Error ? error.message : String(error);
+    if (operation === 'decode') {
+      this.#log.warn({ event: 'cache_entry_unreadable' }, message);
+    } else if (this.#available) {
+      this.#available = false;
+      this.#log.warn({ event: 'cache_unavailable', operation, error: message }, 'shared token cache (Redis) unavailable: each replica fetches its own tokens until it is back');
+    } else {
+      this.#log.debug({ event: 'cache_error', operation, error: message }, `shared token cache ${operation} failed`);
+    }
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The shared cache's entries in a real Redis: encrypted at rest, unreadable entries read as misses
+ * (another key, a damaged value), Redis unreachable costs nothing but per-replica fetches, and the
+ * config refuses unusable keys and URLs.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { ConfigError } from '../src/config/errors.js';
+import { parseConfig } from '../src/config/load.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+import { startRedis, type RedisServer } from './support/redis.js';
+import { json, startEchoUpstream, startServer, type TestServer } from './support/servers.js';
+
+const KEY_1 = randomBytes(32).toString('base64');
+const KEY_2 = randomBytes(32).toString('hex');
+/** Short enough to see a refresh; with no expiry skew it is refreshed ahead at 2.25-2.7 s. */
+const SHORT_LIFETIME_S = 3;
+
+interface Cache {
+  url: string;
+  prefix: string;
+  key?: string;
+}
+
+function config(tokenUrl: string, upstream: string, cache: Cache): string {
+  return `
+logging: { accessLog: off }
+secrets:
+  client-secret: { value: store-secret }
+  cache-key: { value: "${cache.key ?? ''}" }
+cache:
+  store: redis
+  redis: { url: "${cache.url}", keyPrefix: "${cache.prefix}" }
+  ${cache.key === undefined ? 'allowPlaintext: true' : 'encryptionKey: { secret: cache-key }'}
+connections:
+  fake:
+    clientId: store-client
+    tokenUrl: ${tokenUrl}
+    clientSecret: { secret: client-secret }
+    token: { expirySkewSeconds: 0 }
+routes:
+${['rest', 'rotate', 'damaged', 'plain', 'down', 'short', 'frozen']
+  .map((scope) => `  - { name: ${scope}, match: { pathPrefix: /${scope} }, upstream: "${upstream}", stripPrefix: true, auth: { connection: fake, params: { scope: ${scope} } } }`)
+  .join('\n')}
+`;
+}
+
+async function cacheErrors(gw: TestGateway, operation: string): Promise<number> {
+  return (await gw.gateway.metrics.cacheErrors.get()).values.find((v) => v.labels.operation === operation)?.value ?? 0;
+}
+
+describe('shared cache entries in Redis', () => {
+  let redis: RedisServer;
+  let raw: Redis;
+  let tokenEndpoint: TestServer;
+  let upstream: TestServer;
+  const gateways: TestGateway[] = [];
+  const calls: { scope: string; at: number }[] = [];
+
+  /** A gateway on a key prefix of the test's own, so the test's entry is the only one under it. */
+  const start = async (prefix: string, cache: Partial<Cache> = {}) => {
+    const gw = await startGateway(config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix, key: KEY_1, ...cache }));
+    gateways.push(gw);
+    return gw;
+  };
+  const get = async (gw: TestGateway, path: string) => {
+    const response = await fetch(`${gw.url}${path}`);
+    assert.equal(response.status, 200);
+    return ((await response.json()) as { authorization: string }).authorization.replace(/^Bearer /, '');
+  };
+  const entries = async (prefix: string) => {
+    const keys = await raw.keys(`${prefix}token:*`);
+    return Promise.all(keys.map(async (key) => ({ key, value: (await raw.get(key))! })));
+  };
+  const newPrefix = () => `store-${randomBytes(4).toString('hex')}:`;
+
+  before(async () => {
+    redis = await startRedis();
+    raw = new Redis(redis.url);
+    tokenEndpoint = await startServer((_req, res, body) => {
+      const scope = new URLSearchParams(body.toString()).get('scope') ?? '';
+      calls.push({ scope, at: Date.now() });
+      const expiresIn = scope === 'short' ? SHORT_LIFETIME_S : 300;
+      json(res, 200, { access_token: `secret-token-${scope}-${randomBytes(16).toString('hex')}`, token_type: 'Bearer', expires_in: expiresIn });
+    });
+    upstream = await startEchoUpstream();
+  });
+
+  after(async () => {
+    for (const gw of gateways) await gw.stop();
+    raw?.disconnect();
+    await tokenEndpoint?.close();
+    await upstream?.close();
+    await redis?.stop();
+  });
+
+  it('keeps the access token out of the stored value', async () => {
+    const prefix = newPrefix();
+    const token = await get(await start(prefix), '/rest');
+    const [entry, extra] = await entries(prefix);
+    assert.equal(extra, undefined);
+    assert.ok(!entry!.value.includes(token), 'the token is stored in clear');
+    assert.ok(!entry!.value.includes('secret-token'), 'part of the token is stored in clear');
+  });
+
+  it('reads an entry written under another encryption key as a miss, not a crash', async () => {
+    const prefix = newPrefix();
+    const before = tokenEndpoint.received.length;
+    const first = await get(await start(prefix), '/rotate');
+    const rotated = await start(prefix, { key: KEY_2 });
+    const second = await get(rotated, '/rotate');
+    assert.notEqual(second, first);
+    assert.equal(tokenEndpoint.received.length - before, 2);
+    // A rotation is expected, not damage: nothing counted.
+    assert.equal(await cacheErrors(rotated, 'decode'), 0);
+  });
+
+  it('reads a damaged entry as a miss and counts it', async () => {
+    const prefix = newPrefix();
+    const first = await get(await start(prefix), '/damaged');
+    const [entry] = await entries(prefix);
+    const parts = entry!.value.split('.');
+    parts[3] = Buffer.from(Buffer.from(parts[3]!, 'base64url').map((byte) => byte ^ 0xff)).toString('base64url');
+    await raw.set(entry!.key, parts.join('.'), 'KEEPTTL');
+    const fresh = await start(prefix);
+    const second = await get(fresh, '/damaged');
+    assert.notEqual(second, first);
+    assert.equal(await cacheErrors(fresh, 'decode'), 1);
+  });
+
+  it('stores JSON only when allowPlaintext is set', async () => {
+    const prefix = newPrefix();
+    const token = await get(await start(prefix, { key: undefined }), '/plain');
+    const [entry] = await entries(prefix);
+    assert.ok(entry!.value.includes(`"${token}"`));
+  });
+
+  it('refreshes a token ahead of its expiry once for the fleet', async () => {
+    const prefix = newPrefix();
+    const [a, b] = [await start(prefix), await start(prefix)];
+    const first = await get(a, '/short');
+    assert.equal(await get(b, '/short'), first);
+    // Refresh ahead runs on traffic: keep both replicas busy until both serve the new token.
+    const served = new Set<string>();
+    while (served.size < 2) {
+      const [fromA, fromB] = await Promise.all([get(a, '/short'), get(b, '/short')]);
+      if (fromA !== first) served.add('a');
+      if (fromB !== first) served.add('b');
+    }
+    const [obtained, refreshed, extra] = calls.filter((c) => c.scope === 'short');
+    assert.equal(extra, undefined, 'one refresh for both replicas');
+    assert.ok(refreshed!.at - obtained!.at < SHORT_LIFETIME_S * 1000, 'refreshed before the token expired');
+  });
+
+  it('serves every request when Redis stops answering, after a short time-out', async () => {
+    const gw = await start(newPrefix());
+    redis.freeze();
+    try {
+      const tokens = await Promise.all([1, 2, 3].map(() => get(gw, '/frozen')));
+      assert.equal(new Set(tokens).size, 1);
+      assert.ok((await cacheErrors(gw, 'read')) >= 1);
+    } finally {
+      redis.thaw();
+    }
+  });
+
+  it('serves every request when Redis is unreachable, counting the failed calls', async () => {
+    const closed = await startRedis();
+    await closed.stop();
+    const before = tokenEndpoint.received.length;
+    const gw = await start(newPrefix(), { url: closed.url });
+    const tokens = await Promise.all([1, 2, 3].map(() => get(gw, '/down')));
+    assert.equal(new Set(tokens).size, 1);
+    assert.equal(await get(gw, '/down'), tokens[0]);
+    assert.equal(tokenEndpoint.received.length - before, 1);
+    assert.ok((await cacheErrors(gw, 'read')) >= 1);
+  });
+});
+
+describe('cache config', () => {
+  const base = (key: string, url = 'redis://127.0.0.1:6379') => `
+secrets: { cache-key: { value: "${key}" } }
+cache: { store: redis, redis: { url: "${url}" }, encryptionKey: { secret: cache-key } }
+`;
+  const problems = (text: string) => {
+    try {
+      parseConfig(text, 'gateway.yaml');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.code, 'CONFIG_INVALID');
+      return error.problems.map((p) => p.path);
+    }
+    return [];
+  };
+
+  it('accepts a 32-byte key as base64 or hex', () => {
+    assert.deepEqual(problems(base(KEY_1)), []);
+    assert.deepEqual(problems(base(KEY_2)), []);
+  });
+
+  it('refuses a key of another length, naming the key path', () => {
+    assert.deepEqual(problems(base(randomBytes(16).toString('base64'))), ['cache.encryptionKey.secret']);
+    assert.deepEqual(problems(base('not a key')), ['cache.encryptionKey.secret']);
+  });
+
+  it('refuses a URL that is not redis: or rediss:', () => {
+    assert.deepEqual(problems(base(KEY_1, 'http://127.0.0.1:6379')), ['cache.redis.url']);
+  });
+});
