@@ -38,7 +38,8 @@ describe('errors the gateway answers itself', () => {
   let upstream: TestServer;
   let hanging: TestServer;
   let gw: TestGateway;
-  const huge = Buffer.alloc(10 * 1024 * 1024, 'a');
+  // A valid token response, only far too big: without the cap it would be accepted.
+  const huge = JSON.stringify({ access_token: 'huge-but-valid', token_type: 'Bearer', padding: 'a'.repeat(10 * 1024 * 1024) });
 
   before(async () => {
     oidc = await startOidcProvider([{ client_id: 'real-client', client_secret: 'the-right-secret-0123456789' }]);
@@ -176,13 +177,14 @@ ${faultNames.map((name) => route(name, name)).join('')}
   }
 
   it('never follows a redirect from the token endpoint', async () => {
-    const response = await get('/redirect/x');
-    assert.equal(response.status, 502);
+    await problem(await get('/redirect/x'), 'TOKEN_REJECTED', 502);
     assert.equal(good.received.length, 0);
   });
 
   it('caps a huge token response instead of reading it whole', async () => {
-    await problem(await get('/huge/x'), 'TOKEN_RESPONSE_INVALID', 502);
+    const body = await problem(await get('/huge/x'), 'TOKEN_RESPONSE_INVALID', 502);
+    assert.match(String(body.detail), /larger than/);
+    assert.equal(upstream.received.length, 0);
   });
 
   it('UPSTREAM_UNAVAILABLE 502 when the upstream refuses connections', async () => {
