@@ -1,21 +1,10 @@
 /** Every error the gateway answers itself: code, status, problem+json body, Retry-After. */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { rawRequest } from './support/raw.js';
-import { json, startServer, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
-
-/** A port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
+import { freePort, json, startServer, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
 
 type Problem = Record<string, unknown>;
 
@@ -79,8 +68,8 @@ describe('errors the gateway answers itself', () => {
       }
       // otherwise never answers (or never finishes)
     });
-    const closedTokenPort = await closedPort();
-    const closedUpstreamPort = await closedPort();
+    const closedTokenPort = await freePort();
+    const closedUpstreamPort = await freePort();
 
     // Short time-outs only where a time-out is the point: elsewhere a busy machine would turn them into flakes.
     const conn = (name: string, url: string) => `
