@@ -1,3 +1,7 @@
+/**
+ * The only place that writes the gateway's own answers: RFC 9457 problem+json. Its text comes from
+ * GatewayError, whose detail is already sanitised; nothing raw from a token endpoint or an upstream.
+ */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -5,7 +9,7 @@ import { GatewayError } from '../errors.js';
 
 const PROBLEM_TYPE_BASE = 'https://tokengate.dev/problems/';
 /** RFC 9110 §10.2.3: a 503 tells the caller when to come back, also when nobody told us. */
-export const DEFAULT_RETRY_AFTER_S = 5;
+const DEFAULT_RETRY_AFTER_S = 5;
 
 type Where = { route?: string | undefined; connection?: string | undefined };
 
@@ -26,10 +30,7 @@ function problemJson(error: GatewayError, requestId: string, where: Where): stri
   return JSON.stringify(body);
 }
 
-/**
- * The only place that writes the gateway's own answers: RFC 9457 problem+json. Its text comes from
- * GatewayError, whose detail is already sanitised; nothing raw from a token endpoint or an upstream.
- */
+/** Answers a request with `error`; an answer already under way can only be cut short. */
 export function writeProblem(res: ServerResponse, error: GatewayError, requestId: string, where: Where = {}): void {
   if (res.headersSent) {
     // The answer already started: all we can still say is that it is incomplete.
