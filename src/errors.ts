@@ -115,17 +115,20 @@ export class TokenError extends GatewayError {
   readonly endpointStatus: number | undefined;
   /** Whether another attempt may succeed (network, timeout, 5xx, 429). */
   readonly retryable: boolean;
+  /** The token endpoint's own `error_description` (RFC 6749 §5.2), sanitised, for the usage data. */
+  readonly description: string | undefined;
 
   constructor(
     code: GatewayErrorCode,
     reason: TokenFailureReason,
-    details: GatewayErrorDetails & { endpointStatus?: number; retryable?: boolean } = {},
+    details: GatewayErrorDetails & { endpointStatus?: number; retryable?: boolean; description?: string | undefined } = {},
   ) {
     super(code, details);
     this.name = 'TokenError';
     this.reason = reason;
     this.endpointStatus = details.endpointStatus;
     this.retryable = details.retryable ?? false;
+    this.description = details.description;
   }
 }
 

@@ -6,12 +6,34 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-const SENSITIVE = ['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', 'x-gateway-key'];
-const accessor = (key: string) => (key.includes('-') ? `["${key}"]` : `.${key}`);
-export const REDACT_PATHS = SENSITIVE.flatMap((key) => [
-  key.includes('-') ? `["${key}"]` : key,
-  ...['*', '*.*', '*.*.*'].map((prefix) => `${prefix}${accessor(key)}`),
-]);
+const SENSITIVE = new Set(['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', 'x-gateway-key']);
+const CENSOR = '[redacted]';
+/** Levels of nesting searched (the logged object is level 1); also what stops a cycle. */
+const REDACT_DEPTH = 5;
+
+/**
+ * `value` with every sensitive key censored (compared case-insensitively), copying only the
+ * objects on the way to one; `value` itself when there is none, the usual case. This replaces
+ * pino's `redact` option: its wildcard paths (`*.authorization`, ...) run a redaction pass over
+ * every value of every line: 80-120 µs per access line, against 5-8 µs for the line itself.
+ */
+function redact(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null || depth > REDACT_DEPTH || ArrayBuffer.isView(value)) return value;
+  const source = value as Record<string, unknown>;
+  let replacements: Map<string, unknown> | undefined;
+  for (const key of Object.keys(source)) {
+    const field = source[key];
+    const replaced = SENSITIVE.has(key.toLowerCase()) ? CENSOR : redact(field, depth + 1);
+    if (replaced !== field) (replacements ??= new Map()).set(key, replaced);
+  }
+  if (replacements === undefined) return value;
+  if (Array.isArray(source)) return source.map((item, index) => (replacements.has(String(index)) ? replacements.get(String(index)) : item));
+  // Same prototype and own properties: an Error keeps its message, stack and class for pino's err
+  // serializer, and a frozen object can still be copied.
+  const descriptors = Object.getOwnPropertyDescriptors(source);
+  for (const [key, replaced] of replacements) descriptors[key] = { value: replaced, enumerable: true, writable: true, configurable: true };
+  return Object.create(Object.getPrototypeOf(source) as object | null, descriptors) as unknown;
+}
 
 export interface LoggerOptions {
   level?: string;
@@ -21,7 +43,7 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
-  const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { service: 'tokengate' } };
+  const base = { level, formatters: { log: (object: Record<string, unknown>) => redact(object, 1) as Record<string, unknown> }, base: { service: 'tokengate' } };
   const pretty = options.pretty ?? (process.env.LOG_PRETTY === '1' || process.env.LOG_PRETTY === 'true');
   if (pretty && options.destination === undefined) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });

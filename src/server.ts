@@ -56,6 +56,7 @@ export class Gateway {
     this.log = log;
     this.#config = config;
     this.metrics = new Metrics();
+    this.metrics.declareSeries(config);
     this.usage = new Usage();
     this.usage.setConnections(config.connections.values());
     this.provider = new TokenProvider(config.connections.values(), new Telemetry(this.metrics, this.usage, log));
@@ -145,6 +146,7 @@ export class Gateway {
     }
     this.provider.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
+    this.metrics.declareSeries(config);
     this.#handler.setRuntime(compileRoutes(config, this.metrics, this.usage, this.#agents));
     this.#config = config;
     this.metrics.configReloads.inc({ outcome: 'success' });

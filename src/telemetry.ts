@@ -23,7 +23,8 @@ export class Telemetry implements TokenObserver {
 
   tokenFailure(connection: string, error: TokenError, context: TokenRequestContext): void {
     this.metrics.tokenFailures.inc({ connection, reason: error.reason });
-    const record = this.usage.recordFailure(connection, error, context.route, context.requestId);
-    this.log.warn({ event: 'token_failure', ...record }, `token request for ${connection} failed: ${error.reason}`);
+    const { time: _time, ...fields } = this.usage.recordFailure(connection, error, context.route, context.requestId);
+    // The /usage record's fields; its `time` is pino's own (a second `time` key would be ambiguous JSON).
+    this.log.warn({ event: 'token_failure', ...fields }, `token request for ${connection} failed: ${error.reason}`);
   }
 }

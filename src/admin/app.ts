@@ -35,7 +35,11 @@ export function createAdminApp(state: AdminState): Express {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'draining' });
   });
   app.get('/usage', (req, res) => {
-    const only = typeof req.query.connection === 'string' ? req.query.connection : undefined;
+    const only = req.query.connection;
+    if (only !== undefined && typeof only !== 'string') {
+      res.status(400).json({ error: 'give at most one connection: /usage?connection=KEY' });
+      return;
+    }
     if (only !== undefined && !state.config().connections.has(only)) {
       res.status(404).json({ error: `unknown connection ${only.slice(0, 100)}` });
       return;

@@ -3,8 +3,44 @@
  * connection keys from the config, reason codes from fixed lists; never paths, tokens or client ids.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CacheOperation } from '../cache/redis-store.js';
+import type { Config } from '../config/load.js';
+import type { TokenFailureReason } from '../errors.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Every token failure reason; `satisfies` keeps the list complete when the type grows. */
+const TOKEN_FAILURE_REASONS = Object.keys({
+  invalid_client: true,
+  invalid_scope: true,
+  invalid_grant: true,
+  unauthorized_client: true,
+  unsupported_grant_type: true,
+  invalid_request: true,
+  oauth_error: true,
+  http_status: true,
+  timeout: true,
+  network: true,
+  invalid_response: true,
+  circuit_open: true,
+} satisfies Record<TokenFailureReason, true>);
+const UPSTREAM_ERROR_REASONS = ['unavailable', 'timeout', 'reset'];
+const ACCESS_DENIED_REASONS = ['missing_key', 'wrong_key', 'address'];
+const CACHE_OPERATIONS = Object.keys({
+  connect: true,
+  subscribe: true,
+  read: true,
+  lease: true,
+  write: true,
+  invalidate: true,
+  decode: true,
+} satisfies Record<CacheOperation, true>);
+/**
+ * prom-client default metrics that are gauges named `_total`, against the Prometheus naming rules
+ * (`promtool check metrics` flags them). Left out so the exposition lints clean;
+ * tokengate_process_open_fds tells the same story about leaked handles.
+ */
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -91,6 +127,27 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tokengate_' });
+    for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(`tokengate_${name}`);
+    for (const outcome of ['success', 'failure']) this.configReloads.inc({ outcome }, 0);
+  }
+
+  /**
+   * Creates the failure counters of every configured connection and route at zero (start and
+   * reload). A series that first appears at 1 has no earlier sample, so `increase()` and `rate()`
+   * in an alert rule would never see that first failure. Bounded: the reasons are fixed lists.
+   */
+  declareSeries(config: Config): void {
+    for (const connection of config.connections.keys()) {
+      for (const outcome of ['success', 'failure']) this.tokenRequests.inc({ connection, outcome }, 0);
+      for (const reason of TOKEN_FAILURE_REASONS) this.tokenFailures.inc({ connection, reason }, 0);
+      for (const result of ['hit', 'miss']) this.cacheLookups.inc({ connection, result }, 0);
+    }
+    for (const route of config.routes) {
+      for (const reason of UPSTREAM_ERROR_REASONS) this.upstreamErrors.inc({ route: route.name, reason }, 0);
+      const guarded = route.access !== undefined || config.access !== undefined;
+      if (guarded) for (const reason of ACCESS_DENIED_REASONS) this.accessDenied.inc({ route: route.name, reason }, 0);
+    }
+    if (config.cache.store === 'redis') for (const operation of CACHE_OPERATIONS) this.cacheErrors.inc({ operation }, 0);
   }
 
   /** Where the expiry gauge reads from at scrape time (no per-request cost). */

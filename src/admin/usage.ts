@@ -7,18 +7,25 @@ import type { Connection } from '../config/load.js';
 import { sanitizeText, type TokenError } from '../errors.js';
 
 export const RECENT_FAILURES = 100;
-const DESCRIPTION_MAX = 200;
+/** Longest `error_description` kept: enough to read the server's reason, not a place to store data. */
+export const DESCRIPTION_MAX = 200;
 
+/** One entry of the recent-failures ring buffer. Every key is always present (null when unknown). */
 export interface FailureRecord {
   time: string;
   connection: string;
-  route: string | undefined;
+  /** null for background refreshes and the admin test button: no caller request was waiting. */
+  route: string | null;
   code: string;
   reason: string;
-  oauthError: string | undefined;
-  error_description: string | undefined;
-  httpStatus: number | undefined;
-  requestId: string | undefined;
+  oauthError: string | null;
+  /** The token endpoint's own words (RFC 6749 §5.2), control characters stripped, length-capped. */
+  error_description: string | null;
+  /** The gateway's safe summary, the `detail` the caller got. */
+  detail: string;
+  /** HTTP status of the token endpoint's answer; null when there was none (network, timeout). */
+  httpStatus: number | null;
+  requestId: string | null;
 }
 
 /** Counters a route's hot path increments directly (no lookups, no allocation). */
@@ -75,13 +82,14 @@ export class Usage {
     const record: FailureRecord = {
       time: new Date().toISOString(),
       connection,
-      route,
+      route: route ?? null,
       code: error.code,
       reason: error.reason,
-      oauthError: error.oauthError,
-      error_description: sanitizeText(error.detail, DESCRIPTION_MAX),
-      httpStatus: error.endpointStatus,
-      requestId,
+      oauthError: error.oauthError ?? null,
+      error_description: sanitizeText(error.description, DESCRIPTION_MAX) ?? null,
+      detail: error.detail,
+      httpStatus: error.endpointStatus ?? null,
+      requestId: requestId ?? null,
     };
     stats.lastFailureAt = record.time;
     if (this.#recent.length < RECENT_FAILURES) this.#recent.push(record);
@@ -91,7 +99,7 @@ export class Usage {
   }
 
   /** The /usage document, newest failures first; `only` narrows it to one connection. */
-  snapshot(expiries: Map<string, number>, only?: string): Record<string, unknown> {
+  snapshot(expiries: Map<string, number>, only?: string, now = Date.now()): Record<string, unknown> {
     const connections: Record<string, unknown>[] = [];
     for (const [key, displayName] of this.#displayNames) {
       if (only !== undefined && key !== only) continue;
@@ -109,6 +117,7 @@ export class Usage {
         cacheMisses: stats.cacheMisses,
         cacheHitRatio: lookups === 0 ? null : Math.round((stats.cacheHits / lookups) * 10_000) / 10_000,
         tokenExpiresInSeconds: expiresIn === undefined ? null : Math.max(0, Math.floor(expiresIn)),
+        tokenExpiresAt: expiresIn === undefined ? null : new Date(now + expiresIn * 1000).toISOString(),
         lastSuccessAt: stats.lastSuccessAt ?? null,
         lastFailureAt: stats.lastFailureAt ?? null,
       });

@@ -51,6 +51,8 @@ interface Exchange {
   replayed: boolean;
   proxyReq: ClientRequest | undefined;
   timedOut: boolean;
+  /** The upstream's status for the answer passed on to the caller (for the access log). */
+  upstreamStatus: number | undefined;
 }
 
 const EXCHANGE = Symbol('tokengate.exchange');
@@ -185,11 +187,11 @@ export class ProxyHandler {
 
     const matched = runtime.router.match(method, host, path);
     if (matched === undefined) {
-      this.#finishUnmatched(res, started, method);
+      this.#finishUnmatched(res, started, method, requestId);
       return writeProblem(res, new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }), requestId);
     }
     const route = matched.data;
-    this.#trackResponse(res, started, route, method);
+    this.#trackResponse(req as TrackedRequest, res, started, route, method, requestId);
 
     const remoteAddress = req.socket.remoteAddress;
     if (route.access !== undefined) {
@@ -221,6 +223,7 @@ export class ProxyHandler {
       replayed: false,
       proxyReq: undefined,
       timedOut: false,
+      upstreamStatus: undefined,
     };
     (req as TrackedRequest)[EXCHANGE] = exchange;
     res.once('close', () => {
@@ -310,6 +313,7 @@ export class ProxyHandler {
     const headers = proxyRes.headers;
     dropHopByHop(headers);
     delete headers['x-request-id'];
+    exchange.upstreamStatus = status;
     res.writeHead(status, headers);
     // pipe() would leave the caller waiting forever when the upstream fails mid-body (reset, idle
     // time-out): pipeline destroys our answer too, so the caller sees it cut short.
@@ -364,23 +368,37 @@ export class ProxyHandler {
   }
 
   #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string): void {
-    this.#finishUnmatched(res, started, method);
+    this.#finishUnmatched(res, started, method, requestId);
     res.setHeader('connection', 'close');
     writeProblem(res, new GatewayError('BAD_REQUEST', { detail }), requestId);
   }
 
-  #finishUnmatched(res: ServerResponse, started: number, method: string): void {
+  #finishUnmatched(res: ServerResponse, started: number, method: string, requestId: string): void {
     res.once('finish', () => {
-      this.#unmatchedDuration.observe((performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.#unmatchedDuration.observe(seconds);
       this.#count(this.#unmatched, UNMATCHED, method, res.statusCode);
+      this.#accessLog(UNMATCHED, method, res.statusCode, seconds, requestId, undefined);
     });
   }
 
-  #trackResponse(res: ServerResponse, started: number, route: RouteRuntime, method: string): void {
+  #trackResponse(req: TrackedRequest, res: ServerResponse, started: number, route: RouteRuntime, method: string, requestId: string): void {
     res.once('finish', () => {
-      route.duration.observe((performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      route.duration.observe(seconds);
       this.#count(route.codes, route.name, method, res.statusCode);
+      this.#accessLog(route.name, method, res.statusCode, seconds, requestId, req[EXCHANGE]?.upstreamStatus);
     });
+  }
+
+  /**
+   * One line per request at `logging.accessLog`. No path, query or headers: they can carry
+   * credentials and unbounded text. The object is only built when the level is enabled.
+   */
+  #accessLog(route: string, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
+    const level = this.#runtime.config.logging.accessLog;
+    if (level === 'off' || !this.#log.isLevelEnabled(level)) return;
+    this.#log[level]({ event: 'access', route, method, status, durationMs: Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus }, 'request');
   }
 
   #count(children: Map<string, Counter.Internal>, route: string, method: string, status: number): void {

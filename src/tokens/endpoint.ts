@@ -161,12 +161,13 @@ export function errorFromResponse(status: number, headers: http.IncomingHttpHead
       detail,
       endpointStatus: status,
       oauthError,
+      description,
       retryable: true,
       retryAfter: parseRetryAfter(headers['retry-after']),
     });
   }
   if (oauthError !== undefined) {
-    return new TokenError('TOKEN_REJECTED', reasonForOAuthError(oauthError), { detail, endpointStatus: status, oauthError });
+    return new TokenError('TOKEN_REJECTED', reasonForOAuthError(oauthError), { detail, endpointStatus: status, oauthError, description });
   }
   return new TokenError('TOKEN_REJECTED', 'http_status', { detail, endpointStatus: status });
 }

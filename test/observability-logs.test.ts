@@ -1,0 +1,106 @@
+/** The access log level (logging.accessLog) and the logger's redaction of credentials by key name. */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { createLogger } from '../src/log.js';
+import { startEchoUpstream, type TestServer } from './support/servers.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+
+describe('access log level', () => {
+  let upstream: TestServer;
+  const gateways: TestGateway[] = [];
+
+  before(async () => {
+    upstream = await startEchoUpstream();
+  });
+
+  after(async () => {
+    for (const gw of gateways) await gw.stop();
+    await upstream.close();
+  });
+
+  /** A gateway (its logger at debug) with one route, after one request to it. */
+  async function accessLines(accessLog: string): Promise<Record<string, unknown>[]> {
+    const gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+logging: { accessLog: ${accessLog} }
+routes:
+  - name: open
+    match: { pathPrefix: /open }
+    upstream: ${upstream.url}
+    auth: { type: none }
+`);
+    gateways.push(gw);
+    const response = await fetch(`${gw.url}/open/x`, { headers: { 'x-request-id': `level-${accessLog}` } });
+    assert.equal(response.status, 200);
+    await response.arrayBuffer();
+    return gw.logs.filter((l) => l.event === 'access');
+  }
+
+  it('writes the access line at debug when accessLog is debug', async () => {
+    const lines = await accessLines('debug');
+    assert.deepEqual(lines.map((l) => [l.level, l.route, l.status, l.upstreamStatus, l.requestId]), [[20, 'open', 200, 200, 'level-debug']]);
+  });
+
+  it('writes no access line when accessLog is off', async () => {
+    assert.deepEqual(await accessLines('off'), []);
+  });
+
+  it('writes no access line when accessLog is below the logger level (trace under debug)', async () => {
+    assert.deepEqual(await accessLines('trace'), []);
+  });
+});
+
+describe('log redaction', () => {
+  function capture(): { log: ReturnType<typeof createLogger>; lines: () => Record<string, any>[]; text: () => string } {
+    let text = '';
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        text += chunk.toString('utf8');
+        done();
+      },
+    });
+    return {
+      log: createLogger({ level: 'info', destination, pretty: false }),
+      lines: () => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>),
+      text: () => text,
+    };
+  }
+
+  it('redacts authorization, cookie, client_secret, client_assertion and access_token wherever they appear', () => {
+    const { log, lines, text } = capture();
+    const values = ['V-authorization', 'V-cookie', 'V-client_secret', 'V-client_assertion', 'V-access_token', 'V-set-cookie', 'V-refresh', 'V-upper', 'V-array'];
+    log.info({
+      authorization: values[0],
+      headers: { cookie: values[1], 'set-cookie': [values[5]], Authorization: values[7] },
+      request: { body: { client_secret: values[2], client_assertion: values[3] } },
+      response: { body: { access_token: values[4], refresh_token: values[6] } },
+      tokens: [{ access_token: values[8] }],
+    });
+    for (const value of values) assert.ok(!text().includes(value), `${value} was logged`);
+    const [line] = lines();
+    assert.equal(line!.request.body.client_secret, '[redacted]');
+    assert.equal(line!.headers.cookie, '[redacted]');
+    assert.deepEqual(line!.tokens, [{ access_token: '[redacted]' }]);
+  });
+
+  it('keeps the rest of the line, the logged objects untouched, and survives frozen objects, errors and cycles', () => {
+    const { log, lines, text } = capture();
+    const frozen = Object.freeze({ client_secret: 'V-frozen', keep: 1 });
+    const error = Object.assign(new Error('token endpoint said no'), { code: 'E_TEST', headers: { authorization: 'V-error' } });
+    const cyclic: Record<string, unknown> = { name: 'loop' };
+    cyclic.self = cyclic;
+    log.info({ frozen, err: error, cyclic, route: 'orders' }, 'message kept');
+    assert.ok(!text().includes('V-frozen') && !text().includes('V-error'));
+    const [line] = lines();
+    assert.equal(line!.msg, 'message kept');
+    assert.equal(line!.route, 'orders');
+    assert.deepEqual(line!.frozen, { client_secret: '[redacted]', keep: 1 });
+    assert.equal(line!.err.message, 'token endpoint said no');
+    assert.equal(line!.err.code, 'E_TEST');
+    assert.equal(line!.err.type, 'Error');
+    assert.equal(line!.err.headers.authorization, '[redacted]');
+    assert.equal(frozen.client_secret, 'V-frozen', 'the caller\'s object is not changed');
+    assert.equal(error.headers.authorization, 'V-error');
+  });
+});
