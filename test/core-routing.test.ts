@@ -1,6 +1,9 @@
 /** Routing and the forwarded request target: order, prefixes, methods, host, paths, query strings. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { normalizePath } from '../src/routing/path.js';
+import { prefixMatches } from '../src/routing/router.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { rawRequest } from './support/raw.js';
 import { startServer, type TestServer } from './support/servers.js';
@@ -150,5 +153,45 @@ routes:
     assert.equal(body.code, 'ROUTE_NOT_FOUND');
     assert.equal(body.status, 404);
     for (const field of ['type', 'title', 'detail', 'requestId']) assert.equal(typeof body[field], 'string', field);
+  });
+});
+
+describe('path normalisation (properties)', () => {
+  // Segments built from the characters that matter: dots (also encoded), slashes, letters.
+  const segment = fc.constantFrom('', '.', '..', '%2e', '%2E%2e', '.a', 'a', 'b', 'a.b', '...', '%41');
+  const path = fc.array(segment, { maxLength: 8 }).map((segments) => `/${segments.join('/')}`);
+
+  it('leaves no dot segment or empty segment, and is idempotent', () => {
+    fc.assert(
+      fc.property(path, (raw) => {
+        const normal = normalizePath(raw);
+        if (normal === undefined) return;
+        assert.ok(normal.startsWith('/'));
+        const inner = normal.slice(1, normal.endsWith('/') && normal.length > 1 ? -1 : undefined);
+        for (const part of inner === '' ? [] : inner.split('/')) {
+          const decoded = part.replace(/%2e/gi, '.');
+          assert.ok(part !== '' && decoded !== '.' && decoded !== '..', `${raw} -> ${normal}`);
+        }
+        assert.equal(normalizePath(normal), normal);
+      }),
+    );
+  });
+
+  it('never lets a path that climbs out of a prefix match it', () => {
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 6 }), (segments) => {
+        const raw = `/partner/${segments.join('/')}`;
+        const normal = normalizePath(raw);
+        if (normal === undefined || !prefixMatches('/partner', normal)) return;
+        // Resolving the dot segments by hand must keep the path under /partner too.
+        const stack: string[] = [];
+        for (const part of raw.split('/').slice(1)) {
+          const decoded = part.replace(/%2e/gi, '.');
+          if (decoded === '..') stack.pop();
+          else if (decoded !== '.' && decoded !== '') stack.push(part);
+        }
+        assert.equal(stack[0], 'partner', `${raw} -> ${normal}`);
+      }),
+    );
   });
 });
