@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
+import { startBlackhole, type Blackhole } from './support/blackhole.js';
 import { rawRequest } from './support/raw.js';
 import { freePort, json, startServer, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
 
@@ -26,6 +27,7 @@ describe('errors the gateway answers itself', () => {
   let good: TestServer;
   let upstream: TestServer;
   let hanging: TestServer;
+  let blackhole: Blackhole;
   let gw: TestGateway;
   // A valid token response, only far too big: without the cap it would be accepted.
   const huge = JSON.stringify({ access_token: 'huge-but-valid', token_type: 'Bearer', padding: 'a'.repeat(10 * 1024 * 1024) });
@@ -68,6 +70,7 @@ describe('errors the gateway answers itself', () => {
       }
       // otherwise never answers (or never finishes)
     });
+    blackhole = await startBlackhole();
     const closedTokenPort = await freePort();
     const closedUpstreamPort = await freePort();
 
@@ -95,15 +98,27 @@ connections:
     tokenUrl: ${oidc.tokenUrl}
     clientSecret: { secret: wrong }
 ${conn('closed', `http://127.0.0.1:${closedTokenPort}/token`)}
+  unreachable:
+    clientId: gw
+    tokenUrl: ${blackhole.url}/token
+    clientSecret: { secret: s }
+    timeouts: { connectMs: 300, totalMs: 60000 }
+    retry: { maxAttempts: 1 }
 ${faultNames.map((name) => conn(name, `${faults.url}/${name}`)).join('')}
 routes:
 ${route('rejected', 'real')}
 ${route('closed', 'closed')}
+${route('unreachable', 'unreachable')}
 ${faultNames.map((name) => route(name, name)).join('')}
   - name: upstream-closed
     match: { pathPrefix: /upstream-closed }
     upstream: http://127.0.0.1:${closedUpstreamPort}
     auth: { type: none }
+  - name: upstream-unreachable
+    match: { pathPrefix: /upstream-unreachable }
+    upstream: ${blackhole.url}
+    auth: { type: none }
+    timeouts: { connectMs: 300, responseMs: 60000 }
   - name: upstream-slow
     match: { pathPrefix: /upstream-slow }
     upstream: ${hanging.url}
@@ -114,7 +129,7 @@ ${faultNames.map((name) => route(name, name)).join('')}
 
   after(async () => {
     await gw.stop();
-    await Promise.all([oidc.close(), faults.close(), good.close(), upstream.close(), hanging.close()]);
+    await Promise.all([oidc.close(), faults.close(), good.close(), upstream.close(), hanging.close(), blackhole.close()]);
   });
 
   const get = (path: string, init?: RequestInit) => fetch(`${gw.url}${path}`, init);
@@ -147,6 +162,10 @@ ${faultNames.map((name) => route(name, name)).join('')}
   it('TOKEN_ENDPOINT_TIMEOUT 504 when the token endpoint never answers', async () => {
     const body = await problem(await get('/hang/x'), 'TOKEN_ENDPOINT_TIMEOUT', 504);
     assert.equal(body.connection, 'hang');
+  });
+
+  it('TOKEN_ENDPOINT_TIMEOUT 504 after connectMs when the token endpoint never accepts the connection', { timeout: 10_000 }, async () => {
+    await problem(await get('/unreachable/x'), 'TOKEN_ENDPOINT_TIMEOUT', 504);
   });
 
   it('TOKEN_ENDPOINT_TIMEOUT 504 when the token endpoint stalls mid-response', async () => {
@@ -183,6 +202,11 @@ ${faultNames.map((name) => route(name, name)).join('')}
 
   it('UPSTREAM_UNAVAILABLE 502 when the upstream resets the connection', async () => {
     await problem(await get('/upstream-slow/reset'), 'UPSTREAM_UNAVAILABLE', 502);
+  });
+
+  it('UPSTREAM_TIMEOUT 504 after connectMs when the upstream never accepts the connection', { timeout: 10_000 }, async () => {
+    const body = await problem(await get('/upstream-unreachable/x'), 'UPSTREAM_TIMEOUT', 504);
+    assert.equal(body.route, 'upstream-unreachable');
   });
 
   it('UPSTREAM_TIMEOUT 504 when the upstream does not answer in time', async () => {

@@ -291,12 +291,13 @@ export class ProxyHandler {
     (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
     const { timeouts } = exchange.route.route;
     proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
-    proxyReq.once('socket', (socket: Socket) => {
-      if (!socket.connecting) return;
-      const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
-      socket.once('connect', () => clearTimeout(timer));
-      socket.once('close', () => clearTimeout(timer));
-    });
+    // http-proxy emits proxyReq from the request's 'socket' event: the socket is already here (a
+    // listener for 'socket' added now would never run, and connectMs with it).
+    const socket = proxyReq.socket as Socket | null;
+    if (socket?.connecting !== true) return;
+    const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
   }
 
   #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
