@@ -164,6 +164,20 @@ routes:
     assert.equal(response.headers['x-request-id'], 'caller-id-7');
   });
 
+  it('forwards over kept-alive upstream connections (an explicit keep-alive agent)', async () => {
+    await fetch(`${gw.url}/warm`);
+    let opened = 0;
+    const count = () => opened++;
+    upstream.server.on('connection', count);
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await fetch(`${gw.url}/sequential/${i}`)).status, 200);
+    } finally {
+      upstream.server.off('connection', count);
+    }
+    assert.equal(opened, 0);
+    assert.equal(upstream.received.at(-1)!.headers.connection, 'keep-alive');
+  });
+
   it('returns X-Request-Id on problem+json answers, the same as the body says', async () => {
     await gw.stop();
     gw = await startGateway(`
