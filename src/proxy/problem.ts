@@ -56,16 +56,17 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     socket.destroy(error);
     return;
   }
-  const [status, detail] =
+  const detail =
     error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'the request headers are too large']
+      ? 'the request headers are too large'
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'the request did not arrive in time']
-        : [400, 'the request is not valid HTTP/1.1'];
+        ? 'the request did not arrive in time'
+        : 'the request is not valid HTTP/1.1';
   const requestId = randomUUID();
-  const payload = problemJson(new GatewayError('BAD_REQUEST', { status, detail }), requestId, {});
+  const problem = new GatewayError('BAD_REQUEST', { detail });
+  const payload = problemJson(problem, requestId, {});
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
+    `HTTP/1.1 ${problem.statusCode} ${STATUS_CODES[problem.statusCode]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
       `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${payload}`,
   );
 }
