@@ -138,7 +138,9 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       for (const keyPath of keyPaths) problems.push(located({ path: formatPath(keyPath), message: describeIssue(issue) }, keyPath));
     }
     // Carry on with what is valid, so the cross-reference problems are reported in the same run.
-    ({ raw, routeList } = salvage(data as Record<string, unknown>));
+    const salvaged = salvage(data as Record<string, unknown>);
+    if (salvaged === undefined) throw new ConfigError(file, problems);
+    ({ raw, routeList } = salvaged);
   }
   // Names declared in the file, valid or not: a reference to an invalid entry is not "unknown".
   const declaredSecrets = new Set(Object.keys(asRecord((data as Record<string, unknown>).secrets)));
@@ -258,13 +260,16 @@ function asRecord(value: unknown): Record<string, unknown> {
 /**
  * After a schema failure: each section and entry that is valid on its own (invalid sections take
  * their defaults, invalid secrets and connections are left out, invalid routes keep their index
- * as undefined). Only used to find more problems; such a config is never returned.
+ * as undefined). Only used to find more problems; such a config is never returned. Undefined
+ * when an invalid section has no default to stand in for it.
  */
-function salvage(data: Record<string, unknown>): { raw: RawConfig; routeList: ReadonlyArray<RawRoute | undefined> } {
+function salvage(data: Record<string, unknown>): { raw: RawConfig; routeList: ReadonlyArray<RawRoute | undefined> } | undefined {
   const sections: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(configSchema.shape)) {
     const result = schema.safeParse(data[key]);
-    sections[key] = result.success ? result.data : schema.parse(undefined);
+    const fallback = result.success ? result : schema.safeParse(undefined);
+    if (!fallback.success) return undefined;
+    sections[key] = fallback.data;
   }
   const validEntries = <T>(value: unknown, schema: z.ZodType<T>): Record<string, T> => {
     const out: Record<string, T> = {};
