@@ -13,6 +13,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import type { Config, Route } from '../config/load.js';
+import { clientTlsOptions, keyPairId, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
 import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
@@ -62,15 +63,22 @@ type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
 export interface Runtime {
   readonly config: Config;
   readonly router: Router<RouteRuntime>;
+  /** The top-level access policy: it also guards requests that no route matches. */
+  readonly access: AccessChecker | undefined;
 }
 
-/** Keep-alive agents shared by routes with the same upstream origin, sized for a busy gateway. */
-function agentFor(cache: Map<string, http.Agent>, url: URL): http.Agent {
-  let agent = cache.get(url.origin);
+/**
+ * Keep-alive agents shared by routes with the same upstream origin and the same TLS settings,
+ * sized for a busy gateway. Trust and client certificate are part of the key: a route must never
+ * reuse a socket that another route's CA verified or another route's certificate authenticated.
+ */
+function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined): http.Agent {
+  const id = [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)].filter((part) => part !== undefined).join(' ');
+  let agent = cache.get(id);
   if (agent === undefined) {
     const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
-    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-    cache.set(url.origin, agent);
+    agent = url.protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(tls, credentials) }) : new http.Agent(options);
+    cache.set(id, agent);
   }
   return agent;
 }
@@ -89,7 +97,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       basePath: url.pathname.replace(/\/+$/, ''),
       proxyOptions: {
         target: { protocol: url.protocol, host: hostname, hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') } as never,
-        agent: agentFor(agents, url),
+        agent: agentFor(agents, url, route.tls, route.tlsCredentials),
         // Our path is already normalised: toProxy keeps http-proxy from re-parsing (and re-escaping) it.
         toProxy: true,
         selfHandleResponse: true,
@@ -104,13 +112,36 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       codes: new Map(),
     };
   });
-  return { config, router };
+  return { config, router, access: defaultAccess };
 }
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
 
 const ignore = (): void => undefined;
+
+/**
+ * Request shapes whose body length or host two HTTP parsers could read differently (request
+ * smuggling). Node's parser refuses most of them; these are the ones it lets through.
+ */
+function framingProblem(req: IncomingMessage): string | undefined {
+  const transferEncoding = req.headers['transfer-encoding'];
+  if (transferEncoding !== undefined) {
+    // RFC 9112 §6.1: a message with both is a smuggling attempt.
+    if (req.headers['content-length'] !== undefined) return 'a request must not carry both Content-Length and Transfer-Encoding';
+    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; the framing must be treated as faulty.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'an HTTP/1.0 request must not carry Transfer-Encoding';
+    // RFC 9112 §6.3: without chunked as the final (here: only) coding the body length is unknowable.
+    if (transferEncoding.trim().toLowerCase() !== 'chunked') return 'chunked is the only transfer coding accepted on a request';
+  }
+  // RFC 9112 §3.2: more than one Host line is a 400; Node would quietly keep the first.
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host' && ++hosts > 1) return 'a request must carry exactly one Host header';
+  }
+  return undefined;
+}
 
 /** `proxyReq.setTimeout` callback: `this` is the request, so no closure per request. */
 function onUpstreamTimeout(this: ClientRequest): void {
@@ -166,10 +197,8 @@ export class ProxyHandler {
     res.setHeader('x-request-id', requestId);
     const method = req.method ?? 'GET';
 
-    // RFC 9112 §6.1: a message with both is a smuggling attempt; Node refuses most, we refuse all.
-    if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] !== undefined) {
-      return this.#refuse(res, started, method, requestId, 'a request must not carry both Content-Length and Transfer-Encoding');
-    }
+    const framing = framingProblem(req);
+    if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing);
     let target = req.url ?? '/';
     let authority = req.headers.host;
     if (target.charCodeAt(0) !== 47 /* / */) {
@@ -188,27 +217,15 @@ export class ProxyHandler {
     const matched = runtime.router.match(method, host, path);
     if (matched === undefined) {
       this.#finishUnmatched(res, started, method, requestId);
+      // A caller the top-level policy refuses learns nothing, not even which paths are routed.
+      if (runtime.access !== undefined && this.#denied(req, res, runtime.access, UNMATCHED, requestId)) return;
       return writeProblem(res, new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }), requestId);
     }
     const route = matched.data;
     this.#trackResponse(req as TrackedRequest, res, started, route, method, requestId);
 
+    if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
     const remoteAddress = req.socket.remoteAddress;
-    if (route.access !== undefined) {
-      const denial = route.access.check(remoteAddress, req.headers[route.access.header]);
-      if (denial !== undefined) {
-        this.#metrics.accessDenied.inc({ route: route.name, reason: denial });
-        return writeProblem(
-          res,
-          new GatewayError('ACCESS_DENIED', {
-            status: denial === 'address' ? 403 : 401,
-            detail: denial === 'address' ? 'this address may not use this route' : `a valid key is required in ${route.access.header}`,
-          }),
-          requestId,
-          { route: route.name },
-        );
-      }
-    }
 
     req.url = upstreamPath(route.route, route.basePath, path) + query;
     prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: authority }, route.access?.header);
@@ -366,6 +383,16 @@ export class ProxyHandler {
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });
     writeProblem(res, gatewayError, exchange.requestId, { route: exchange.route.name, connection });
+  }
+
+  /** Applies an access policy: answers ACCESS_DENIED and returns true when the caller fails it. */
+  #denied(req: IncomingMessage, res: ServerResponse, access: AccessChecker, route: string, requestId: string): boolean {
+    const denial = access.check(req.socket.remoteAddress, req.headers[access.header]);
+    if (denial === undefined) return false;
+    this.#metrics.accessDenied.inc({ route, reason: denial });
+    const detail = denial === 'address' ? `this address may not use ${route === UNMATCHED ? 'the gateway' : 'this route'}` : `a valid key is required in ${access.header}`;
+    writeProblem(res, new GatewayError('ACCESS_DENIED', { status: denial === 'address' ? 403 : 401, detail }), requestId, route === UNMATCHED ? {} : { route });
+    return true;
   }
 
   #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string): void {

@@ -48,6 +48,16 @@ export function writeProblem(res: ServerResponse, error: GatewayError, requestId
 }
 
 /**
+ * The statuses Node itself picks for these parser errors when no clientError listener is set;
+ * everything else it refuses is a 400.
+ */
+const CLIENT_ERRORS: Readonly<Record<string, { status: number; detail: string }>> = {
+  HPE_HEADER_OVERFLOW: { status: 431, detail: 'the request headers are too large' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, detail: 'the request did not arrive in time' },
+};
+const INVALID_REQUEST = { status: 400, detail: 'the request is not valid HTTP/1.1 (RFC 9112)' };
+
+/**
  * The proxy listener's `clientError` handler: Node's parser refused the request (smuggling shapes
  * included) before there was a response object, so the problem+json answer is written raw.
  */
@@ -56,14 +66,9 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     socket.destroy(error);
     return;
   }
-  const detail =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? 'the request headers are too large'
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? 'the request did not arrive in time'
-        : 'the request is not valid HTTP/1.1';
+  const { status, detail } = CLIENT_ERRORS[error.code ?? ''] ?? INVALID_REQUEST;
   const requestId = randomUUID();
-  const problem = new GatewayError('BAD_REQUEST', { detail });
+  const problem = new GatewayError('BAD_REQUEST', { status, detail });
   const payload = problemJson(problem, requestId, {});
   socket.end(
     `HTTP/1.1 ${problem.statusCode} ${STATUS_CODES[problem.statusCode]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Connection } from '../config/load.js';
+import { clientTlsOptions } from '../config/tls.js';
 import { sanitizeText, TokenError } from '../errors.js';
 import { callAuthServer, requestToken, transportError, type TokenResponse } from './endpoint.js';
 
@@ -34,15 +35,22 @@ export class ConnectionClient {
   /** One keep-alive agent per scheme: a discovered token endpoint may use another than the issuer. */
   readonly #agents = new Map<string, http.Agent>();
   #metadata: Promise<AuthServerMetadata> | undefined;
+  /**
+   * RFC 8705 §5: a server may take mutual-TLS clients at other endpoints, announced in its
+   * metadata as mtls_endpoint_aliases; a connection with a client certificate uses those.
+   */
+  readonly #mutualTls: boolean;
 
   constructor(connection: Connection) {
     this.connection = connection;
+    this.#mutualTls = connection.auth.tlsCredentials !== undefined;
   }
 
   #agent(url: URL): http.Agent {
     let agent = this.#agents.get(url.protocol);
     if (agent === undefined) {
-      agent = url.protocol === 'https:' ? new https.Agent(KEEP_ALIVE) : new http.Agent(KEEP_ALIVE);
+      const { tls, auth } = this.connection;
+      agent = url.protocol === 'https:' ? new https.Agent({ ...KEEP_ALIVE, ...clientTlsOptions(tls, auth.tlsCredentials) }) : new http.Agent(KEEP_ALIVE);
       this.#agents.set(url.protocol, agent);
     }
     return agent;
@@ -95,7 +103,10 @@ export class ConnectionClient {
         const said = typeof fields.issuer === 'string' ? `"${sanitizeText(fields.issuer, 200) ?? ''}"` : 'no issuer';
         throw invalid(`issuer mismatch: the connection's issuer is "${issuer}" but the document says ${said}`);
       }
-      return { issuer, tokenEndpoint: checkedTokenEndpoint(fields.token_endpoint, issuer, invalid) };
+      const aliases = fields.mtls_endpoint_aliases;
+      const endpoint =
+        this.#mutualTls && typeof aliases === 'object' && aliases !== null && 'token_endpoint' in aliases ? aliases.token_endpoint : fields.token_endpoint;
+      return { issuer, tokenEndpoint: checkedTokenEndpoint(endpoint, issuer, invalid) };
     }
     throw new TokenError('TOKEN_REJECTED', 'http_status', {
       detail: `no authorization server metadata for issuer "${issuer}": tried ${tried.join(' and ')}`,
