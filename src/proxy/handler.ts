@@ -18,7 +18,7 @@ import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, Router, upstreamPath } from '../routing/router.js';
-import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
+import { DEFAULT_RETRY_AFTER_S, tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
 import { AccessChecker } from './access.js';
 import { acceptRequestId, endToEndHeaders, prepareUpstreamHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
@@ -117,7 +117,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
 }
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
 
 /**
  * Request shapes whose body length or host two HTTP parsers could read differently (request
@@ -172,9 +172,15 @@ export class ProxyHandler {
     this.#proto = proto;
     this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
     this.#proxy = httpProxy.createProxyServer({});
+    // http-proxy's deleteLength pass sets `Content-Length: 0` on a DELETE or OPTIONS without one,
+    // even when a chunked body follows, which it then pipes on unframed (smuggling). The framing
+    // is prepareUpstreamHeaders' job.
+    const passes = (this.#proxy as unknown as { webPasses: Array<{ name: string }> }).webPasses;
+    const deleteLength = passes.findIndex((pass) => pass.name === 'deleteLength');
+    if (deleteLength >= 0) passes.splice(deleteLength, 1);
     // Without an error listener an upstream failure would kill the process.
     this.#proxy.on('error', (error, req, res) => this.#onProxyError(error, req as TrackedRequest, res as ServerResponse));
-    this.#proxy.on('proxyReq', (proxyReq, req) => this.#onProxyReq(proxyReq, req as TrackedRequest));
+    this.#proxy.on('proxyReq', (proxyReq, req, res) => this.#onProxyReq(proxyReq, req as TrackedRequest, res));
     this.#proxy.on('proxyRes', (proxyRes, req, res) => this.#onProxyRes(proxyRes, req as TrackedRequest, res));
     this.#proxy.on('econnreset', () => undefined);
   }
@@ -198,14 +204,16 @@ export class ProxyHandler {
     const framing = framingProblem(req);
     if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing);
     let target = req.url ?? '/';
-    let host = hostName(req.headers.host);
+    let authority = req.headers.host;
     if (target.charCodeAt(0) !== 47 /* / */) {
-      // RFC 9112 §3.2.2 absolute-form: match on its path and authority; forward only where a route says.
+      // RFC 9112 §3.2.2 absolute-form: its authority replaces Host (for matching and X-Forwarded-Host);
+      // it is forwarded only where a route says.
       const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
       if (absolute === null) return this.#refuse(res, started, method, requestId, 'unsupported request target');
-      host = hostName(absolute[1]);
+      authority = absolute[1];
       target = absolute[2] === '' || absolute[2]!.startsWith('?') ? `/${absolute[2]}` : absolute[2]!;
     }
+    const host = hostName(authority);
     const { path: rawPath, query } = splitTarget(target);
     const path = normalizePath(rawPath);
     if (path === undefined) return this.#refuse(res, started, method, requestId, 'the request path is ambiguous or climbs above the root');
@@ -223,9 +231,8 @@ export class ProxyHandler {
     if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
     const remoteAddress = req.socket.remoteAddress;
 
-    const originalHost = req.headers.host;
     req.url = upstreamPath(route.route, route.basePath, path) + query;
-    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: originalHost }, route.access?.header);
+    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: authority }, route.access?.header);
 
     const exchange: Exchange = {
       runtime,
@@ -253,14 +260,19 @@ export class ProxyHandler {
     }
     route.misses!.inc();
     route.stats!.cacheMisses++;
-    this.#provider.get(route.key, { route: route.name, requestId }).then(
+    this.#obtainToken(res, exchange, () => this.#prepareBody(req, res, exchange));
+  };
+
+  /** Waits for the provider's token, then goes on with `next`; a failure answers the caller. */
+  #obtainToken(res: ServerResponse, exchange: Exchange, next: () => void): void {
+    this.#provider.get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId }).then(
       (fresh) => {
         exchange.token = fresh;
-        this.#prepareBody(req, res, exchange);
+        next();
       },
       (error: unknown) => this.#tokenFailed(res, exchange, error),
     );
-  };
+  }
 
   /**
    * A request may be replayed after a 401 only if its body can be sent again: none at all, or
@@ -272,7 +284,8 @@ export class ProxyHandler {
     const length = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
     if (!chunked && (length === undefined || length === '0')) {
-      exchange.replayable = METHODS_WITHOUT_BODY.has(req.method ?? 'GET') || length === '0';
+      // RFC 9112 §6.3: without Content-Length or Transfer-Encoding a request has no body, whatever its method.
+      exchange.replayable = true;
       return this.#forward(req, res, exchange);
     }
     if (chunked || Number(length) > route.replayBodyLimit) return this.#forward(req, res, exchange);
@@ -287,6 +300,10 @@ export class ProxyHandler {
 
   #forward(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
     if (res.destroyed) return;
+    if (exchange.token !== undefined && Date.now() >= exchange.token.usableUntil) {
+      // The token aged past its usable life while the body was buffered: never send it expired.
+      return this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
+    }
     if (exchange.token !== undefined) req.headers.authorization = `Bearer ${exchange.token.accessToken}`;
     const options = exchange.route.proxyOptions;
     if (exchange.body !== undefined || exchange.replayed) {
@@ -296,17 +313,20 @@ export class ProxyHandler {
     }
   }
 
-  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest): void {
+  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest, res: ServerResponse): void {
     const exchange = req[EXCHANGE];
     if (exchange === undefined) return;
+    // http-proxy reports the request only once the agent gives it a socket: a caller who left
+    // while it queued for one must not have it sent at all (a POST would still take effect).
+    if (res.destroyed) return void proxyReq.destroy();
     exchange.proxyReq = proxyReq;
     (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
     const { timeouts } = exchange.route.route;
     proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
-    // http-proxy emits proxyReq from the request's one 'socket' event, so the socket is here
-    // already; only a new connection (not a reused keep-alive one) needs a connect timer.
-    const socket: Socket | null = proxyReq.socket;
-    if (socket === null || !socket.connecting) return;
+    // http-proxy emits proxyReq from the request's 'socket' event: the socket is already here (a
+    // listener for 'socket' added now would never run, and connectMs with it).
+    const socket = proxyReq.socket as Socket | null;
+    if (socket?.connecting !== true) return;
     const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
     socket.once('connect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
@@ -314,25 +334,30 @@ export class ProxyHandler {
 
   #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
     const exchange = req[EXCHANGE]!;
+    // timeouts.responseMs is the wait for the response headers; a body may take its time (streams).
+    exchange.proxyReq?.setTimeout(0);
     const status = proxyRes.statusCode ?? 502;
     if (status === 401 && exchange.route.key !== undefined && exchange.token !== undefined) {
-      if (!exchange.replayed && exchange.replayable && this.#wantsReplay(exchange.route.route, proxyRes)) {
-        return this.#replay(proxyRes, req, res, exchange);
-      }
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: exchange.route.name, connection: exchange.route.key.connection, reason: 'upstream_unauthorized' });
+      } else if (this.#wantsReplay(exchange.route.route, proxyRes)) {
+        if (exchange.replayable) return this.#replay(proxyRes, req, res, exchange);
+        // A streamed body cannot be sent again, but the next caller need not meet the same 401.
+        this.#provider.invalidate(exchange.route.key, exchange.token.accessToken);
       }
     }
     const headers = endToEndHeaders(proxyRes.headers);
     delete headers['x-request-id'];
     exchange.upstreamStatus = status;
     res.writeHead(status, headers);
+    // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
+    proxyRes.once('error', (error) => this.#onProxyError(error, req, res));
     proxyRes.pipe(res);
   }
 
   /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */
   #wantsReplay(route: Route, proxyRes: IncomingMessage): boolean {
-    if (route.replayOn401 === 'any') return true;
+    if (route.replayOn401 !== 'invalid_token') return route.replayOn401 === 'any';
     const challenge = proxyRes.headers['www-authenticate'];
     return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) && /error\s*=\s*"?invalid_token"?/i.test(challenge);
   }
@@ -344,13 +369,7 @@ export class ProxyHandler {
     const key = exchange.route.key!;
     this.#provider.invalidate(key, exchange.token!.accessToken);
     this.#log.info({ event: 'token_replay', route: exchange.route.name, connection: key.connection, requestId: exchange.requestId }, 'upstream refused the token; refetching and replaying once');
-    this.#provider.get(key, { route: exchange.route.name, requestId: exchange.requestId }).then(
-      (fresh) => {
-        exchange.token = fresh;
-        this.#forward(req, res, exchange);
-      },
-      (error: unknown) => this.#tokenFailed(res, exchange, error),
-    );
+    this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
   }
 
   #onProxyError(error: Error, req: TrackedRequest, res: ServerResponse): void {
@@ -370,7 +389,7 @@ export class ProxyHandler {
   #tokenFailed(res: ServerResponse, exchange: Exchange, error: unknown): void {
     const connection = exchange.route.key!.connection;
     const gatewayError =
-      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', cause: error });
+      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', retryAfter: DEFAULT_RETRY_AFTER_S, cause: error });
     if (!(error instanceof GatewayError)) this.#log.error({ err: error, connection }, 'unexpected error while obtaining a token');
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });

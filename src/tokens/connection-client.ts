@@ -56,24 +56,28 @@ export class ConnectionClient {
     return agent;
   }
 
-  /** The token endpoint and issuer, discovering them (once, shared) when only issuer is set. */
-  metadata(): Promise<AuthServerMetadata> {
+  /**
+   * The token endpoint and issuer, discovering them (once, shared) when only issuer is set;
+   * discovery spends at most `timeoutMs` of the caller's time.
+   */
+  metadata(timeoutMs = this.connection.timeouts.totalMs): Promise<AuthServerMetadata> {
     const { tokenUrl, issuer } = this.connection;
     if (tokenUrl !== undefined) return Promise.resolve({ issuer: undefined, tokenEndpoint: tokenUrl });
-    this.#metadata ??= this.#discover(issuer!).catch((error: unknown) => {
+    this.#metadata ??= this.#discover(issuer!, Date.now() + timeoutMs).catch((error: unknown) => {
       this.#metadata = undefined;
       throw error;
     });
     return this.#metadata;
   }
 
-  async #discover(issuer: string): Promise<AuthServerMetadata> {
-    const { connectMs, totalMs } = this.connection.timeouts;
+  async #discover(issuer: string, deadline: number): Promise<AuthServerMetadata> {
+    const { connectMs } = this.connection.timeouts;
     const tried: string[] = [];
     for (const url of discoveryUrls(issuer)) {
       let response;
       try {
-        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: connectMs, timeoutMs: totalMs, agent: this.#agent(url) });
+        const timeoutMs = Math.max(1, deadline - Date.now());
+        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: Math.min(connectMs, timeoutMs), timeoutMs, agent: this.#agent(url) });
       } catch (error) {
         throw transportError(error, 'discovery endpoint');
       }
@@ -116,19 +120,22 @@ export class ConnectionClient {
 
   /** One token request with the given effective params; a fresh client assertion every call. */
   async requestToken(params: Readonly<Record<string, string>>, timeoutMs: number): Promise<TokenResponse> {
-    const metadata = await this.metadata();
+    const deadline = Date.now() + timeoutMs;
+    const metadata = await this.metadata(timeoutMs);
     const body = new URLSearchParams({ grant_type: 'client_credentials' });
     for (const [name, value] of Object.entries(params)) body.set(name, value);
     const headers: Record<string, string> = {};
     await this.connection.auth.apply(body, headers, metadata);
     const url = new URL(metadata.tokenEndpoint);
+    // Discovery (and signing) came out of the same time-out: the token request gets what is left.
+    const remainingMs = Math.max(1, deadline - Date.now());
     try {
       return await requestToken({
         url,
         body: body.toString(),
         headers,
-        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, timeoutMs),
-        timeoutMs,
+        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
+        timeoutMs: remainingMs,
         agent: this.#agent(url),
       });
     } catch (error) {

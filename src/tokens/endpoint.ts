@@ -11,6 +11,7 @@ import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
 export const MAX_TOKEN_RESPONSE_BYTES = 256 * 1024;
 /** An `expires_in` longer than this is capped: a token cached for days outlives key rotations. */
 export const MAX_TOKEN_LIFETIME_S = 24 * 60 * 60;
+const ACCESS_TOKEN = /^[\x21-\x7e]+$/;
 
 export interface TokenResponse {
   readonly accessToken: string;
@@ -125,7 +126,9 @@ export function parseTokenResponse(status: number, body: Buffer): TokenResponse 
   }
   const fields = json as Record<string, unknown>;
   const accessToken = fields.access_token;
-  if (typeof accessToken !== 'string' || accessToken === '' || /[\s\u0000-\u001f\u007f]/.test(accessToken)) {
+  // RFC 6749 Appendix A.12: 1*VSCHAR. Anything else (a space, non-ASCII) cannot go into the
+  // Authorization header: Node would throw when the request to the upstream is built.
+  if (typeof accessToken !== 'string' || !ACCESS_TOKEN.test(accessToken)) {
     throw invalid('the token response has no usable access_token', status);
   }
   // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.
