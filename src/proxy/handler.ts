@@ -304,8 +304,19 @@ export class ProxyHandler {
     const headers = proxyRes.headers;
     dropHopByHop(headers);
     delete headers['x-request-id'];
+    try {
+      res.writeHead(status, headers);
+    } catch (error) {
+      // An answer Node refuses to pass on (a status below 100): the upstream is broken, not the gateway.
+      proxyRes.destroy();
+      return this.#onProxyError(error as Error, req, res);
+    }
     exchange.upstreamStatus = status;
-    res.writeHead(status, headers);
+    // An upstream that goes away mid-body: end the caller's connection too (it cannot tell otherwise
+    // that the body is cut short) instead of leaving it waiting for bytes that never come.
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) res.destroy();
+    });
     proxyRes.pipe(res);
   }
 

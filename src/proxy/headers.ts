@@ -54,6 +54,9 @@ export function prepareUpstreamHeaders(
   accessHeader: string | undefined,
 ): void {
   dropHopByHop(headers);
+  // Node has already answered the caller's `Expect: 100-continue`; forwarded, it would also make
+  // http-proxy skip its proxyReq event, and with it the route's upstream time-outs.
+  delete headers.expect;
   delete headers.authorization;
   if (accessHeader !== undefined) delete headers[accessHeader];
   const previous = headers['x-forwarded-for'];
