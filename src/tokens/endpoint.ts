@@ -125,7 +125,9 @@ export function parseTokenResponse(status: number, body: Buffer): TokenResponse 
   }
   const fields = json as Record<string, unknown>;
   const accessToken = fields.access_token;
-  if (typeof accessToken !== 'string' || accessToken === '' || /[\s\u0000-\u001f\u007f]/.test(accessToken)) {
+  // RFC 6750 §2.1: the token goes into an Authorization header as a b64token, printable ASCII. Node
+  // refuses to write anything above U+00FF into a header and would throw on the request path.
+  if (typeof accessToken !== 'string' || !/^[\x21-\x7e]+$/.test(accessToken)) {
     throw invalid('the token response has no usable access_token', status);
   }
   // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.

@@ -1,0 +1,52 @@
+/** Audit: what a token endpoint sends never crashes the gateway. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+
+describe('audit: access tokens that cannot go into a header', () => {
+  let upstream: TestServer;
+  let tokens: TestServer;
+  let gw: TestGateway;
+
+  before(async () => {
+    upstream = await startEchoUpstream();
+    // The scope names the token to hand out, so each route gets its own.
+    tokens = await startTokenEndpoint((_req, res, body) => {
+      const scope = new URLSearchParams(body.toString()).get('scope') ?? '';
+      const token = { unicode: 'tok\u0100en', latin1: 'tok\u00e9n', space: 'tok en', fine: 'tok-en_1.~+/=' }[scope];
+      json(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 300 });
+    });
+    const route = (scope: string) => `
+  - name: ${scope}
+    match: { pathPrefix: /${scope} }
+    upstream: ${upstream.url}
+    auth: { connection: as, params: { scope: ${scope} } }`;
+    gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+secrets: { s: { value: audit-secret } }
+connections:
+  as: { clientId: audit, tokenUrl: ${tokens.url}, clientSecret: { secret: s }, retry: { maxAttempts: 1 } }
+routes:${['unicode', 'latin1', 'space', 'fine'].map(route).join('')}
+`);
+  });
+
+  after(async () => {
+    await gw.stop();
+    await tokens.close();
+    await upstream.close();
+  });
+
+  for (const scope of ['unicode', 'latin1', 'space']) {
+    it(`answers 502 TOKEN_RESPONSE_INVALID for an access_token with a non-printable-ASCII character (${scope}), and keeps serving`, { timeout: 10_000 }, async () => {
+      const before = upstream.received.length;
+      const response = await fetch(`${gw.url}/${scope}/x`);
+      assert.equal(response.status, 502);
+      assert.equal(((await response.json()) as { code: string }).code, 'TOKEN_RESPONSE_INVALID');
+      assert.equal(upstream.received.length, before);
+      const fine = await fetch(`${gw.url}/fine/x`);
+      assert.equal(fine.status, 200);
+      assert.equal(((await fine.json()) as { authorization: string }).authorization, 'Bearer tok-en_1.~+/=');
+    });
+  }
+});
