@@ -102,6 +102,7 @@ describe('audit: hostile or broken upstream answers', () => {
       s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n');
       setImmediate(() => s.destroy());
     });
+    upstreams.switching = await startRawUpstream((s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n'));
     upstreams.silent = await startRawUpstream(() => undefined);
     upstreams.fine = await startRawUpstream((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
     gw = await startGateway(routesTo(upstreams));
@@ -131,6 +132,12 @@ describe('audit: hostile or broken upstream answers', () => {
     const answer = await request(`${gw.url}/chunkcut/x`);
     assert.equal(answer.status, 200);
     assert.equal(answer.complete, false);
+  });
+
+  it('answers an unasked 101 Switching Protocols with 502 UPSTREAM_UNAVAILABLE, instead of leaving the caller waiting', { timeout: 10_000 }, async () => {
+    const answer = await request(`${gw.url}/switching/x`);
+    assert.equal(answer.status, 502);
+    assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_UNAVAILABLE');
   });
 
   it('applies the route time-out to a request sent with Expect: 100-continue, and does not forward Expect', { timeout: 10_000 }, async () => {

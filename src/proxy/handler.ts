@@ -117,6 +117,16 @@ function onUpstreamTimeout(this: ClientRequest): void {
   this.destroy();
 }
 
+/**
+ * RFC 9110 §15.2.2: a 101 answers only a request that asked to switch protocols, and ours never do
+ * (Upgrade is hop-by-hop). Node hands such an answer to 'upgrade' listeners, or with none drops the
+ * socket without a word, which would leave the caller waiting forever: fail the request instead.
+ */
+function onUpstreamUpgrade(this: ClientRequest, _response: IncomingMessage, socket: Socket): void {
+  socket.destroy();
+  this.emit('error', Object.assign(new Error('the upstream switched protocols unasked'), { code: 'EPROTO' }));
+}
+
 export class ProxyHandler {
   #runtime: Runtime;
   readonly #provider: TokenProvider;
@@ -282,6 +292,7 @@ export class ProxyHandler {
     (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
     const { timeouts } = exchange.route.route;
     proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
+    proxyReq.once('upgrade', onUpstreamUpgrade);
     proxyReq.once('socket', (socket: Socket) => {
       if (!socket.connecting) return;
       const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
