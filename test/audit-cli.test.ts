@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { writeConfig } from './support/gateway.js';
-import { CLI, ROOT, type CliResult } from './support/processes.js';
+import { CLI, ROOT, runCli, type CliResult } from './support/processes.js';
 
 /** Runs the CLI; a child still running after `limitMs` is killed and reported with code null. */
 async function runWithLimit(args: string[], limitMs: number): Promise<CliResult> {
@@ -48,4 +48,14 @@ routes: []
       assert.match(result.stderr, /EADDRINUSE/);
     });
   }
+});
+
+describe('audit: the config file default', () => {
+  it('treats an empty TOKENGATE_CONFIG as unset and falls back to config/gateway.yaml', async () => {
+    const env = { ...process.env, TOKENGATE_CONFIG: '' };
+    for (const name of Object.keys(env)) if (name.startsWith('PARTNER_')) delete env[name];
+    const result = await runCli(['validate'], env);
+    assert.match(`${result.stdout}${result.stderr}`, /config\/gateway\.yaml/);
+    assert.doesNotMatch(result.stderr, /EISDIR/);
+  });
 });
