@@ -1,6 +1,7 @@
 /** Audit: what a token endpoint sends never crashes the gateway. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { plaintextCodec } from '../src/cache/crypto.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 
@@ -49,4 +50,16 @@ routes:${['unicode', 'latin1', 'space', 'fine'].map(route).join('')}
       assert.equal(((await fine.json()) as { authorization: string }).authorization, 'Bearer tok-en_1.~+/=');
     });
   }
+});
+
+describe('audit: tokens read back from the shared cache', () => {
+  it('reads a plaintext Redis entry whose token cannot go into a header as a damaged entry, not a token', () => {
+    let corrupt = 0;
+    const codec = plaintextCodec(() => corrupt++);
+    const now = Date.now();
+    const entry = (a: string) => `p1.${JSON.stringify({ a, s: null, o: now, e: now + 60_000, u: now + 30_000, r: null })}`;
+    assert.equal(codec.decode(entry('tok-fine'), 'k')?.accessToken, 'tok-fine');
+    assert.equal(codec.decode(entry('tok\u0100en'), 'k'), undefined);
+    assert.equal(corrupt, 1);
+  });
 });

@@ -117,6 +117,14 @@ function invalid(detail: string, status: number): TokenError {
   return new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail, endpointStatus: status });
 }
 
+/**
+ * RFC 6750 §2.1: the token goes into an Authorization header as a b64token, printable ASCII. Node
+ * refuses to write anything above U+00FF into a header and would throw on the request path.
+ */
+export function isInjectableToken(value: unknown): value is string {
+  return typeof value === 'string' && /^[\x21-\x7e]+$/.test(value);
+}
+
 /** RFC 6749 §5.1. A token we cannot use is an error now, not a 401 from the upstream later. */
 export function parseTokenResponse(status: number, body: Buffer): TokenResponse {
   const json = parseJson(body);
@@ -125,9 +133,7 @@ export function parseTokenResponse(status: number, body: Buffer): TokenResponse 
   }
   const fields = json as Record<string, unknown>;
   const accessToken = fields.access_token;
-  // RFC 6750 §2.1: the token goes into an Authorization header as a b64token, printable ASCII. Node
-  // refuses to write anything above U+00FF into a header and would throw on the request path.
-  if (typeof accessToken !== 'string' || !/^[\x21-\x7e]+$/.test(accessToken)) {
+  if (!isInjectableToken(accessToken)) {
     throw invalid('the token response has no usable access_token', status);
   }
   // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.
