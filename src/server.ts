@@ -87,6 +87,7 @@ export class Gateway {
         provider: this.provider,
         config: () => this.#config,
         ready: () => !this.#draining && this.#proxyServer.listening,
+        log,
       }),
     );
   }
