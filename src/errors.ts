@@ -89,7 +89,8 @@ export class GatewayError extends Error {
   route: string | undefined;
   connection: string | undefined;
   readonly oauthError: string | undefined;
-  readonly retryAfter: number | undefined;
+  /** Seconds, sent as `Retry-After`; the token provider fills it in when it gives up. */
+  retryAfter: number | undefined;
 
   constructor(code: GatewayErrorCode, details: GatewayErrorDetails = {}) {
     super(details.detail ?? TITLE[code], details.cause === undefined ? undefined : { cause: details.cause });

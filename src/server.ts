@@ -3,7 +3,8 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
@@ -11,12 +12,29 @@ import { Usage } from './admin/usage.js';
 import { RedisTokenStore } from './cache/redis-store.js';
 import { ConfigError, formatProblem } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
+import type { TlsKeyPair } from './config/tls.js';
 import { createLogger, type Logger } from './log.js';
 import { compileRoutes, ProxyHandler } from './proxy/handler.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
 const WATCH_DEBOUNCE_MS = 200;
+/**
+ * How often Node checks headersTimeout and requestTimeout (its default is 30 s, which would let a
+ * slow client hold a socket far past a short headersTimeoutMs).
+ */
+const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+
+/**
+ * Answers to requests Node's parser refused (RFC 9112 framing errors, smuggling shapes included).
+ * Node picks these statuses itself when no clientError listener is set; we keep them.
+ */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
+type ProxyServer = http.Server | https.Server;
 
 export interface GatewayOptions {
   configFile: string;
@@ -42,7 +60,7 @@ export class Gateway {
   #config: Config;
   readonly #handler: ProxyHandler;
   readonly #agents = new Map<string, http.Agent>();
-  readonly #proxyServer: http.Server;
+  readonly #proxyServer: ProxyServer;
   readonly #adminServer: http.Server;
   readonly #options: GatewayOptions;
   /** The fleet's shared token cache (cache.store: redis); cache settings apply at start only. */
@@ -66,19 +84,22 @@ export class Gateway {
       this.provider.setShared(this.#store);
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
-    this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents), this.provider, this.metrics, log);
-    this.#proxyServer = http.createServer(
-      {
-        maxHeaderSize: config.listen.maxHeaderBytes,
-        headersTimeout: config.listen.headersTimeoutMs,
-        requestTimeout: config.listen.requestTimeoutMs,
-      },
-      this.#handler.handle,
-    );
-    this.#proxyServer.on('clientError', (error, socket) => {
-      // Malformed requests (Node's parser refused them, smuggling shapes included) get a plain 400.
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy(error);
+    const proxyListen = config.listen;
+    this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents), this.provider, this.metrics, log, proxyListen.tls === undefined ? 'http' : 'https');
+    const serverOptions: http.ServerOptions = {
+      maxHeaderSize: proxyListen.maxHeaderBytes,
+      headersTimeout: proxyListen.headersTimeoutMs,
+      requestTimeout: proxyListen.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(MAX_TIMEOUT_CHECK_INTERVAL_MS, proxyListen.headersTimeoutMs),
+    };
+    this.#proxyServer =
+      proxyListen.tls === undefined
+        ? http.createServer(serverOptions, this.#handler.handle)
+        : https.createServer({ ...serverOptions, ...serverTlsOptions(proxyListen.tls) }, this.#handler.handle);
+    this.#proxyServer.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+      if (!socket.writable) return socket.destroy(error);
+      const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
     this.#adminServer = http.createServer(
       createAdminApp({
@@ -154,6 +175,7 @@ export class Gateway {
     if (pending.length > 0) {
       this.log.warn({ event: 'config_restart_required', keys: pending }, `${pending.join(', ')} changed: takes effect on restart`);
     }
+    this.#reloadListenerTls(config);
     this.provider.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
     this.metrics.declareSeries(config);
@@ -202,6 +224,12 @@ export class Gateway {
     }
   }
 
+  /** A rotated listener certificate applies to new connections at once (adding or removing listen.tls needs a restart). */
+  #reloadListenerTls(config: Config): void {
+    const tls = config.listen.tls;
+    if (this.#proxyServer instanceof https.Server && tls !== undefined) this.#proxyServer.setSecureContext(serverTlsOptions(tls));
+  }
+
   #watch(): void {
     const file = resolve(this.#options.configFile);
     let timer: NodeJS.Timeout | undefined;
@@ -215,6 +243,10 @@ export class Gateway {
   }
 }
 
+function serverTlsOptions(tls: TlsKeyPair): https.ServerOptions {
+  return { cert: tls.certificate.reveal(), key: tls.key.reveal() };
+}
+
 /** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
 function startOnlySettings({ listen, admin, cache }: Config): Record<string, string | number> {
   return {
@@ -223,6 +255,7 @@ function startOnlySettings({ listen, admin, cache }: Config): Record<string, str
     'listen.headersTimeoutMs': listen.headersTimeoutMs,
     'listen.requestTimeoutMs': listen.requestTimeoutMs,
     'listen.maxHeaderBytes': listen.maxHeaderBytes,
+    'listen.tls': listen.tls === undefined ? 'off' : 'on',
     'admin.host': admin.host,
     'admin.port': admin.port,
     'cache.store': cache.store,
@@ -231,7 +264,7 @@ function startOnlySettings({ listen, admin, cache }: Config): Record<string, str
   };
 }
 
-function listen(server: http.Server, host: string, port: number): Promise<void> {
+function listen(server: ProxyServer, host: string, port: number): Promise<void> {
   return new Promise((done, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => {
@@ -241,9 +274,9 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
   });
 }
 
-function urlOf(server: http.Server): string {
+function urlOf(server: ProxyServer): string {
   const address = server.address() as AddressInfo | null;
   if (address === null) return '';
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  return `${server instanceof https.Server ? 'https' : 'http'}://${host}:${address.port}`;
 }

@@ -14,11 +14,14 @@ import {
   clientSecretPost,
   CredentialProblem,
   privateKeyJwt,
+  tlsClientAuth,
   type ClientAuth,
 } from '../tokens/client-auth.js';
+import { normalizePath } from '../routing/path.js';
 import { ConfigError, formatPath, type ConfigProblem } from './errors.js';
-import { configSchema, type RawAccess, type RawConfig, type RawConnection, type RawRoute } from './schema.js';
+import { configSchema, type RawAccess, type RawConfig, type RawConnection, type RawRoute, type RawTlsVerify } from './schema.js';
 import { Secret } from './secret.js';
+import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair, type TlsVerify } from './tls.js';
 
 export interface AccessPolicy {
   /** Lower-cased header name carrying the API key. */
@@ -34,6 +37,8 @@ export interface Connection {
   readonly tokenUrl: string | undefined;
   readonly issuer: string | undefined;
   readonly auth: ClientAuth;
+  /** Verification of the token endpoint's certificate; undefined for the system roots. */
+  readonly tls: TlsVerify | undefined;
   readonly params: Readonly<Record<string, string>>;
   readonly timeouts: RawConnection['timeouts'];
   readonly retry: RawConnection['retry'];
@@ -44,17 +49,21 @@ export interface Connection {
   readonly identity: string;
 }
 
-export interface Route extends Omit<RawRoute, 'access'> {
+export interface Route extends Omit<RawRoute, 'access' | 'tls'> {
   readonly index: number;
   readonly upstreamUrl: URL;
   /** The connection's params overlaid with the route's (the token cache key uses these). */
   readonly effectiveParams: Readonly<Record<string, string>>;
   readonly access: AccessPolicy | undefined;
+  /** Verification of an https: upstream's certificate; undefined for the system roots. */
+  readonly tls: TlsVerify | undefined;
+  /** The client certificate presented to the upstream (mutual TLS), if any. */
+  readonly tlsCredentials: TlsKeyPair | undefined;
 }
 
 export interface Config {
   readonly file: string;
-  readonly listen: RawConfig['listen'];
+  readonly listen: Omit<RawConfig['listen'], 'tls'> & { readonly tls: TlsKeyPair | undefined };
   readonly admin: RawConfig['admin'];
   readonly logging: RawConfig['logging'];
   readonly cache: Omit<RawConfig['cache'], 'encryptionKey'> & { readonly encryptionKey: Secret | undefined };
@@ -115,6 +124,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ConfigError(file, [{ path: '', message: 'the config must be a YAML mapping (key: value) at the top level' }]);
   }
+  const cycle = selfReference(data);
+  if (cycle !== undefined) {
+    throw new ConfigError(file, [located({ path: formatPath(cycle), message: 'an alias refers to a node that contains it (the value would be infinite)' }, cycle)]);
+  }
   data = substituteVariables(data, [], env, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
 
   const parsed = configSchema.safeParse(data);
@@ -153,9 +166,42 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     });
   };
 
+  const report: Report = (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath));
+
+  const verify: TlsVerifyRef = (settings, keyPath) => {
+    if (settings === undefined) return undefined;
+    let ca: Secret | undefined;
+    if (settings.ca !== undefined) {
+      if (settings.insecureSkipVerify) report([...keyPath, 'ca'], 'a CA bundle has no effect with insecureSkipVerify: true; remove one of them');
+      ca = secretRef(settings.ca, [...keyPath, 'ca']);
+      const problem = ca === undefined ? undefined : caBundleProblem(ca.reveal());
+      if (problem !== undefined) report([...keyPath, 'ca'], problem);
+    }
+    if (settings.insecureSkipVerify) {
+      warnings.push(`SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it`);
+    }
+    return tlsVerify(ca, settings.insecureSkipVerify);
+  };
+
+  /** A certificate and key named together (both or neither), checked against each other. */
+  const keyPair = (names: { certificate?: string | undefined; key?: string | undefined } | undefined, keyPath: PropertyKey[]): TlsKeyPair | undefined => {
+    if (names?.certificate === undefined && names?.key === undefined) return undefined;
+    if (names.certificate === undefined || names.key === undefined) {
+      report(keyPath, 'set both certificate and key, or neither');
+      return undefined;
+    }
+    const certificate = secretRef(names.certificate, [...keyPath, 'certificate']);
+    const key = secretRef(names.key, [...keyPath, 'key']);
+    if (certificate === undefined || key === undefined) return undefined;
+    const pair = Object.freeze({ certificate, key });
+    const problem = keyPairProblem(pair);
+    if (problem !== undefined) report([...keyPath, problem.field], problem.message);
+    return pair;
+  };
+
   const connections = new Map<string, Connection>();
   for (const [key, conn] of Object.entries(raw.connections)) {
-    const built = buildConnection(key, conn, secretRef, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
+    const built = buildConnection(key, conn, secretRef, verify, report);
     if (built !== undefined) connections.set(key, built);
   }
 
@@ -172,6 +218,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     if (upstreamUrl.search !== '' || upstreamUrl.hash !== '' || upstreamUrl.username !== '' || upstreamUrl.password !== '') {
       problems.push(located({ path: formatPath([...keyPath, 'upstream']), message: 'an upstream is a base URL: no query, fragment or user info' }, [...keyPath, 'upstream']));
     }
+    if (route.tls !== undefined && upstreamUrl.protocol !== 'https:') report([...keyPath, 'tls'], 'applies to an https: upstream only');
     let effectiveParams: Record<string, string> = {};
     if (route.auth.type === 'client-connection') {
       const name = route.auth.connection;
@@ -185,7 +232,11 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     } else if (route.auth.connection !== undefined || route.auth.params !== undefined) {
       problems.push(located({ path: formatPath([...keyPath, 'auth']), message: 'auth.type none takes no connection or params' }, [...keyPath, 'auth']));
     }
-    const pathPrefix = route.match.pathPrefix.length > 1 ? route.match.pathPrefix.replace(/\/+$/, '') : route.match.pathPrefix;
+    const pathPrefix = route.match.pathPrefix.replace(/\/+$/, '') || '/';
+    // Requests are matched after normalisation (routing/path.ts); a prefix that normalisation would change never matches.
+    if (normalizePath(pathPrefix) !== pathPrefix) {
+      report([...keyPath, 'match', 'pathPrefix'], 'must be a normalised path: no . or .. segments, no empty segments (//), no encoded / or \\, no control characters');
+    }
     routes.push(
       deepFreeze({
         ...route,
@@ -194,6 +245,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         upstreamUrl,
         effectiveParams,
         access: access(route.access, [...keyPath, 'access']),
+        tls: verify(route.tls, [...keyPath, 'tls']),
+        tlsCredentials: keyPair(route.tls, [...keyPath, 'tls']),
       }),
     );
   });
@@ -215,10 +268,15 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     problems.push(located({ path: 'cache.encryptionKey', message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis' }, ['cache']));
   }
 
+  const listen = raw.listen;
+  // Node refuses to start a server whose headers time-out exceeds its request time-out.
+  if (listen.headersTimeoutMs > listen.requestTimeoutMs) report(['listen', 'headersTimeoutMs'], `must not exceed requestTimeoutMs (${listen.requestTimeoutMs})`);
+  const listenTls = keyPair(listen.tls, ['listen', 'tls']);
+
   if (problems.length > 0) throw new ConfigError(file, problems);
   return Object.freeze({
     file,
-    listen: Object.freeze(raw.listen),
+    listen: Object.freeze({ ...listen, tls: listenTls }),
     admin: Object.freeze(raw.admin),
     logging: Object.freeze(raw.logging),
     cache: Object.freeze({ ...raw.cache, redis: Object.freeze(raw.cache.redis), encryptionKey }),
@@ -230,11 +288,13 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 }
 
 type Report = (keyPath: PropertyKey[], message: string) => void;
+type TlsVerifyRef = (settings: RawTlsVerify | undefined, keyPath: PropertyKey[]) => TlsVerify | undefined;
 
 function buildConnection(
   key: string,
   conn: RawConnection,
   secretRef: (name: string, keyPath: PropertyKey[]) => Secret | undefined,
+  verify: TlsVerifyRef,
   report: Report,
 ): Connection | undefined {
   const base: PropertyKey[] = ['connections', key];
@@ -258,9 +318,15 @@ function buildConnection(
       counted([...base, field], `must be https: (the client's credentials travel on it) unless the host is loopback or allowInsecureHttp: true is set`);
     }
   }
-  if ((conn.clientSecret === undefined) === (conn.privateKeyJwt === undefined)) {
-    counted(base, 'set exactly one of clientSecret and privateKeyJwt');
+  if ([conn.clientSecret, conn.privateKeyJwt, conn.tlsClientAuth].filter((method) => method !== undefined).length !== 1) {
+    counted(base, 'set exactly one of clientSecret, privateKeyJwt and tlsClientAuth');
   }
+  const target = conn.tokenUrl ?? conn.issuer;
+  if (target !== undefined && new URL(target).protocol !== 'https:') {
+    if (conn.tls !== undefined) counted([...base, 'tls'], 'applies to an https: tokenUrl or issuer only');
+    if (conn.tlsClientAuth !== undefined) counted([...base, 'tlsClientAuth'], 'mutual TLS needs an https: tokenUrl or issuer');
+  }
+  const tls = verify(conn.tls, [...base, 'tls']);
   const audience = conn.privateKeyJwt?.audience;
   if (audience === 'issuer' && conn.issuer === undefined) {
     counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer (and no tokenUrl); use token-endpoint or a literal audience');
@@ -274,11 +340,15 @@ function buildConnection(
     secretPaths.push([conn.privateKeyJwt.secret, [...base, 'privateKeyJwt', 'secret']]);
     if (conn.privateKeyJwt.certificate !== undefined) secretPaths.push([conn.privateKeyJwt.certificate, [...base, 'privateKeyJwt', 'certificate']]);
   }
+  if (conn.tlsClientAuth !== undefined) {
+    secretPaths.push([conn.tlsClientAuth.certificate, [...base, 'tlsClientAuth', 'certificate']]);
+    secretPaths.push([conn.tlsClientAuth.key, [...base, 'tlsClientAuth', 'key']]);
+  }
   const resolved = secretPaths.map(([name, path]) => secretRef(name, path));
   if (problemCount > 0 || resolved.some((s) => s === undefined)) return undefined;
 
   let auth: ClientAuth;
-  const block = conn.clientSecret !== undefined ? 'clientSecret' : 'privateKeyJwt';
+  const block = conn.clientSecret !== undefined ? 'clientSecret' : conn.tlsClientAuth !== undefined ? 'tlsClientAuth' : 'privateKeyJwt';
   try {
     if (conn.clientSecret !== undefined) {
       const secret = resolved[0] as Secret;
@@ -293,6 +363,12 @@ function buildConnection(
           : method === 'client_secret_post'
             ? clientSecretPost(conn.clientId, secret)
             : clientSecretJwt(conn.clientId, secret, conn.clientSecret.algorithm ?? 'HS256', 'token-endpoint');
+    } else if (conn.tlsClientAuth !== undefined) {
+      auth = tlsClientAuth({
+        clientId: conn.clientId,
+        method: conn.tlsClientAuth.method,
+        credentials: { certificate: resolved[0] as Secret, key: resolved[1] as Secret },
+      });
     } else {
       const pkj = conn.privateKeyJwt!;
       auth = privateKeyJwt({
@@ -323,11 +399,12 @@ function buildConnection(
     tokenUrl: conn.tokenUrl,
     issuer: conn.issuer,
     auth,
+    tls,
     params: Object.freeze(params),
     timeouts: Object.freeze(conn.timeouts),
     retry: Object.freeze(conn.retry),
     token: Object.freeze(conn.token),
-    fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal())])),
+    fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal()), tls?.id])),
     identity: hash(JSON.stringify([conn.tokenUrl ?? conn.issuer, conn.clientId])),
   });
 }
@@ -416,6 +493,22 @@ function unreadableYaml(error: unknown, doc: Document, lineCounter: LineCounter)
   if (unresolved?.range == null) return { path: '', message: `cannot read the YAML: ${(error as Error).message}` };
   const { line, col } = lineCounter.linePos(unresolved.range[0]);
   return { path: '', message: 'an alias (*name) has no anchor (&name) before it; quote a value that starts with *', line, column: col };
+}
+
+/**
+ * The key path of a value that contains itself, or undefined. YAML allows `a: &x [*x]`; toJS turns
+ * it into a cyclic object that every later walk would follow until the stack runs out.
+ */
+function selfReference(value: unknown, keyPath: PropertyKey[] = [], ancestors = new Set<object>()): PropertyKey[] | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (ancestors.has(value)) return keyPath;
+  ancestors.add(value);
+  for (const [key, item] of Object.entries(value)) {
+    const found = selfReference(item, [...keyPath, Array.isArray(value) ? Number(key) : key], ancestors);
+    if (found !== undefined) return found;
+  }
+  ancestors.delete(value);
+  return undefined;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

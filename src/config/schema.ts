@@ -78,6 +78,34 @@ export const privateKeyJwtSchema = z.strictObject({
   thumbprint: z.enum(['sha256', 'sha1']).default('sha256').describe('sha1 also adds the x5t header (Entra ID)'),
 });
 
+export const TLS_CLIENT_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth'] as const;
+
+export const tlsClientAuthSchema = z.strictObject({
+  method: z
+    .enum(TLS_CLIENT_AUTH_METHODS)
+    .default('tls_client_auth')
+    .describe('RFC 8705 §2.1 (certificate from a CA the server trusts) or §2.2 (self-signed, registered with the server)'),
+  certificate: secretRef.describe('secret holding the PEM X.509 client certificate (chain)'),
+  key: secretRef.describe("secret holding the certificate's PEM private key"),
+});
+
+/** How tokengate verifies the server of an outbound TLS connection (token endpoint or upstream). */
+export const tlsVerifySchema = z.strictObject({
+  ca: secretRef.optional().describe('secret holding a PEM CA bundle; replaces the system roots for this connection'),
+  insecureSkipVerify: z.boolean().default(false).describe('do not verify the server certificate (logged as a warning)'),
+});
+
+/** A route's TLS: verification as for a token endpoint, plus an optional client certificate (mutual TLS). */
+export const routeTlsSchema = tlsVerifySchema.extend({
+  certificate: secretRef.optional().describe('secret holding a PEM client certificate to present to the upstream'),
+  key: secretRef.optional().describe("secret holding that certificate's PEM private key"),
+});
+
+export const listenTlsSchema = z.strictObject({
+  certificate: secretRef.describe('secret holding the PEM server certificate (chain)'),
+  key: secretRef.describe("secret holding the certificate's PEM private key"),
+});
+
 export const connectionSchema = z.strictObject({
   displayName: z.string().min(1).optional(),
   clientId: z.string().min(1),
@@ -85,6 +113,8 @@ export const connectionSchema = z.strictObject({
   issuer: httpUrl.optional().describe('instead of tokenUrl: discover token_endpoint (RFC 8414 / OIDC Discovery)'),
   clientSecret: clientSecretSchema.optional(),
   privateKeyJwt: privateKeyJwtSchema.optional(),
+  tlsClientAuth: tlsClientAuthSchema.optional().describe('mutual-TLS client authentication (RFC 8705)'),
+  tls: tlsVerifySchema.optional().describe("verification of the token endpoint's certificate"),
   params: paramsSchema.optional(),
   allowInsecureHttp: z.boolean().default(false).describe('allow an http: tokenUrl/issuer on a non-loopback host'),
   timeouts: z
@@ -123,6 +153,7 @@ export const routeSchema = z.strictObject({
     host: z.string().min(1).optional(),
   }),
   upstream: httpUrl,
+  tls: routeTlsSchema.optional().describe("verification of an https: upstream's certificate, and the client certificate to present"),
   stripPrefix: z.boolean().default(false),
   auth: z.strictObject({
     type: z.enum(['client-connection', 'none']).default('client-connection'),
@@ -155,6 +186,7 @@ export const configSchema = z.strictObject({
       drainTimeoutMs: positiveMs
         .default(DEFAULT_DRAIN_TIMEOUT_MS)
         .describe('on SIGTERM/SIGINT, how long in-flight requests may take before their connections are closed'),
+      tls: listenTlsSchema.optional().describe('serve HTTPS instead of plain HTTP'),
     })
     .prefault({}),
   admin: z
@@ -191,3 +223,4 @@ export type RawConfig = z.output<typeof configSchema>;
 export type RawConnection = z.output<typeof connectionSchema>;
 export type RawRoute = z.output<typeof routeSchema>;
 export type RawAccess = z.output<typeof accessSchema>;
+export type RawTlsVerify = z.output<typeof tlsVerifySchema>;

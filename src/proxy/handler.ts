@@ -13,11 +13,12 @@ import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import type { Config, Route } from '../config/load.js';
+import { clientTlsOptions, keyPairId, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
 import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, Router, upstreamPath } from '../routing/router.js';
-import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
+import { DEFAULT_RETRY_AFTER_S, tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
 import { AccessChecker } from './access.js';
 import { acceptRequestId, dropHopByHop, prepareUpstreamHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
@@ -62,15 +63,22 @@ type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
 export interface Runtime {
   readonly config: Config;
   readonly router: Router<RouteRuntime>;
+  /** The top-level access policy: it also guards requests that no route matches. */
+  readonly access: AccessChecker | undefined;
 }
 
-/** Keep-alive agents shared by routes with the same upstream origin, sized for a busy gateway. */
-function agentFor(cache: Map<string, http.Agent>, url: URL): http.Agent {
-  let agent = cache.get(url.origin);
+/**
+ * Keep-alive agents shared by routes with the same upstream origin and the same TLS settings,
+ * sized for a busy gateway. Trust and client certificate are part of the key: a route must never
+ * reuse a socket that another route's CA verified or another route's certificate authenticated.
+ */
+function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined): http.Agent {
+  const id = [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)].filter((part) => part !== undefined).join(' ');
+  let agent = cache.get(id);
   if (agent === undefined) {
     const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
-    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-    cache.set(url.origin, agent);
+    agent = url.protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(tls, credentials) }) : new http.Agent(options);
+    cache.set(id, agent);
   }
   return agent;
 }
@@ -89,7 +97,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       basePath: url.pathname.replace(/\/+$/, ''),
       proxyOptions: {
         target: { protocol: url.protocol, host: hostname, hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') } as never,
-        agent: agentFor(agents, url),
+        agent: agentFor(agents, url, route.tls, route.tlsCredentials),
         // Our path is already normalised: toProxy keeps http-proxy from re-parsing (and re-escaping) it.
         toProxy: true,
         selfHandleResponse: true,
@@ -104,11 +112,33 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       codes: new Map(),
     };
   });
-  return { config, router };
+  return { config, router, access: defaultAccess };
 }
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+/**
+ * Request shapes whose body length or host two HTTP parsers could read differently (request
+ * smuggling). Node's parser refuses most of them; these are the ones it lets through.
+ */
+function framingProblem(req: IncomingMessage): string | undefined {
+  const transferEncoding = req.headers['transfer-encoding'];
+  if (transferEncoding !== undefined) {
+    // RFC 9112 §6.1: a message with both is a smuggling attempt.
+    if (req.headers['content-length'] !== undefined) return 'a request must not carry both Content-Length and Transfer-Encoding';
+    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; the framing must be treated as faulty.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'an HTTP/1.0 request must not carry Transfer-Encoding';
+    // RFC 9112 §6.3: without chunked as the final (here: only) coding the body length is unknowable.
+    if (transferEncoding.trim().toLowerCase() !== 'chunked') return 'chunked is the only transfer coding accepted on a request';
+  }
+  // RFC 9112 §3.2: more than one Host line is a 400; Node would quietly keep the first.
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host' && ++hosts > 1) return 'a request must carry exactly one Host header';
+  }
+  return undefined;
+}
 
 /** `proxyReq.setTimeout` callback: `this` is the request, so no closure per request. */
 function onUpstreamTimeout(this: ClientRequest): void {
@@ -147,7 +177,7 @@ export class ProxyHandler {
     this.#proxy = httpProxy.createProxyServer({});
     // Without an error listener an upstream failure would kill the process.
     this.#proxy.on('error', (error, req, res) => this.#onProxyError(error, req as TrackedRequest, res as ServerResponse));
-    this.#proxy.on('proxyReq', (proxyReq, req) => this.#onProxyReq(proxyReq, req as TrackedRequest));
+    this.#proxy.on('proxyReq', (proxyReq, req, res) => this.#onProxyReq(proxyReq, req as TrackedRequest, res));
     this.#proxy.on('proxyRes', (proxyRes, req, res) => this.#onProxyRes(proxyRes, req as TrackedRequest, res));
     this.#proxy.on('econnreset', () => undefined);
   }
@@ -168,10 +198,8 @@ export class ProxyHandler {
     res.setHeader('x-request-id', requestId);
     const method = req.method ?? 'GET';
 
-    // RFC 9112 §6.1: a message with both is a smuggling attempt; Node refuses most, we refuse all.
-    if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] !== undefined) {
-      return this.#refuse(res, started, method, requestId, 'a request must not carry both Content-Length and Transfer-Encoding');
-    }
+    const framing = framingProblem(req);
+    if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing);
     let target = req.url ?? '/';
     let host = hostName(req.headers.host);
     if (target.charCodeAt(0) !== 47 /* / */) {
@@ -188,27 +216,15 @@ export class ProxyHandler {
     const matched = runtime.router.match(method, host, path);
     if (matched === undefined) {
       this.#finishUnmatched(res, started, method, requestId);
+      // A caller the top-level policy refuses learns nothing, not even which paths are routed.
+      if (runtime.access !== undefined && this.#denied(req, res, runtime.access, UNMATCHED, requestId)) return;
       return writeProblem(res, new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }), requestId);
     }
     const route = matched.data;
     this.#trackResponse(req as TrackedRequest, res, started, route, method, requestId);
 
+    if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
     const remoteAddress = req.socket.remoteAddress;
-    if (route.access !== undefined) {
-      const denial = route.access.check(remoteAddress, req.headers[route.access.header]);
-      if (denial !== undefined) {
-        this.#metrics.accessDenied.inc({ route: route.name, reason: denial });
-        return writeProblem(
-          res,
-          new GatewayError('ACCESS_DENIED', {
-            status: denial === 'address' ? 403 : 401,
-            detail: denial === 'address' ? 'this address may not use this route' : `a valid key is required in ${route.access.header}`,
-          }),
-          requestId,
-          { route: route.name },
-        );
-      }
-    }
 
     const originalHost = req.headers.host;
     req.url = upstreamPath(route.route, route.basePath, path) + query;
@@ -242,14 +258,19 @@ export class ProxyHandler {
     }
     route.misses!.inc();
     route.stats!.cacheMisses++;
-    this.#provider.get(route.key, { route: route.name, requestId }).then(
+    this.#obtainToken(res, exchange, () => this.#prepareBody(req, res, exchange));
+  };
+
+  /** Waits for the provider's token, then goes on with `next`; a failure answers the caller. */
+  #obtainToken(res: ServerResponse, exchange: Exchange, next: () => void): void {
+    this.#provider.get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId }).then(
       (fresh) => {
         exchange.token = fresh;
-        this.#prepareBody(req, res, exchange);
+        next();
       },
       (error: unknown) => this.#tokenFailed(res, exchange, error),
     );
-  };
+  }
 
   /**
    * A request may be replayed after a 401 only if its body can be sent again: none at all, or
@@ -261,7 +282,8 @@ export class ProxyHandler {
     const length = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
     if (!chunked && (length === undefined || length === '0')) {
-      exchange.replayable = METHODS_WITHOUT_BODY.has(req.method ?? 'GET') || length === '0';
+      // RFC 9112 §6.3: without Content-Length or Transfer-Encoding a request has no body, whatever its method.
+      exchange.replayable = true;
       return this.#forward(req, res, exchange);
     }
     if (chunked || Number(length) > route.replayBodyLimit) return this.#forward(req, res, exchange);
@@ -276,6 +298,10 @@ export class ProxyHandler {
 
   #forward(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
     if (res.destroyed) return;
+    if (exchange.token !== undefined && Date.now() >= exchange.token.usableUntil) {
+      // The token aged past its usable life while the body was buffered: never send it expired.
+      return this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
+    }
     if (exchange.token !== undefined) req.headers.authorization = `Bearer ${exchange.token.accessToken}`;
     const options = exchange.route.proxyOptions;
     if (exchange.body !== undefined || exchange.replayed) {
@@ -285,9 +311,12 @@ export class ProxyHandler {
     }
   }
 
-  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest): void {
+  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest, res: ServerResponse): void {
     const exchange = req[EXCHANGE];
     if (exchange === undefined) return;
+    // http-proxy reports the request only once the agent gives it a socket: a caller who left
+    // while it queued for one must not have it sent at all (a POST would still take effect).
+    if (res.destroyed) return void proxyReq.destroy();
     exchange.proxyReq = proxyReq;
     (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
     const { timeouts } = exchange.route.route;
@@ -303,13 +332,16 @@ export class ProxyHandler {
 
   #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
     const exchange = req[EXCHANGE]!;
+    // timeouts.responseMs is the wait for the response headers; a body may take its time (streams).
+    exchange.proxyReq?.setTimeout(0);
     const status = proxyRes.statusCode ?? 502;
     if (status === 401 && exchange.route.key !== undefined && exchange.token !== undefined) {
-      if (!exchange.replayed && exchange.replayable && this.#wantsReplay(exchange.route.route, proxyRes)) {
-        return this.#replay(proxyRes, req, res, exchange);
-      }
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: exchange.route.name, connection: exchange.route.key.connection, reason: 'upstream_unauthorized' });
+      } else if (this.#wantsReplay(exchange.route.route, proxyRes)) {
+        if (exchange.replayable) return this.#replay(proxyRes, req, res, exchange);
+        // A streamed body cannot be sent again, but the next caller need not meet the same 401.
+        this.#provider.invalidate(exchange.route.key, exchange.token.accessToken);
       }
     }
     const headers = proxyRes.headers;
@@ -323,17 +355,14 @@ export class ProxyHandler {
       return this.#onProxyError(error as Error, req, res);
     }
     exchange.upstreamStatus = status;
-    // An upstream that goes away mid-body: end the caller's connection too (it cannot tell otherwise
-    // that the body is cut short) instead of leaving it waiting for bytes that never come.
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete) res.destroy();
-    });
+    // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
+    proxyRes.once('error', (error) => this.#onProxyError(error, req, res));
     proxyRes.pipe(res);
   }
 
   /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */
   #wantsReplay(route: Route, proxyRes: IncomingMessage): boolean {
-    if (route.replayOn401 === 'any') return true;
+    if (route.replayOn401 !== 'invalid_token') return route.replayOn401 === 'any';
     const challenge = proxyRes.headers['www-authenticate'];
     return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) && /error\s*=\s*"?invalid_token"?/i.test(challenge);
   }
@@ -345,13 +374,7 @@ export class ProxyHandler {
     const key = exchange.route.key!;
     this.#provider.invalidate(key, exchange.token!.accessToken);
     this.#log.info({ event: 'token_replay', route: exchange.route.name, connection: key.connection, requestId: exchange.requestId }, 'upstream refused the token; refetching and replaying once');
-    this.#provider.get(key, { route: exchange.route.name, requestId: exchange.requestId }).then(
-      (fresh) => {
-        exchange.token = fresh;
-        this.#forward(req, res, exchange);
-      },
-      (error: unknown) => this.#tokenFailed(res, exchange, error),
-    );
+    this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
   }
 
   #onProxyError(error: Error, req: TrackedRequest, res: ServerResponse): void {
@@ -371,11 +394,21 @@ export class ProxyHandler {
   #tokenFailed(res: ServerResponse, exchange: Exchange, error: unknown): void {
     const connection = exchange.route.key!.connection;
     const gatewayError =
-      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', cause: error });
+      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', retryAfter: DEFAULT_RETRY_AFTER_S, cause: error });
     if (!(error instanceof GatewayError)) this.#log.error({ err: error, connection }, 'unexpected error while obtaining a token');
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });
     writeProblem(res, gatewayError, exchange.requestId, { route: exchange.route.name, connection });
+  }
+
+  /** Applies an access policy: answers ACCESS_DENIED and returns true when the caller fails it. */
+  #denied(req: IncomingMessage, res: ServerResponse, access: AccessChecker, route: string, requestId: string): boolean {
+    const denial = access.check(req.socket.remoteAddress, req.headers[access.header]);
+    if (denial === undefined) return false;
+    this.#metrics.accessDenied.inc({ route, reason: denial });
+    const detail = denial === 'address' ? `this address may not use ${route === UNMATCHED ? 'the gateway' : 'this route'}` : `a valid key is required in ${access.header}`;
+    writeProblem(res, new GatewayError('ACCESS_DENIED', { status: denial === 'address' ? 403 : 401, detail }), requestId, route === UNMATCHED ? {} : { route });
+    return true;
   }
 
   #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string): void {

@@ -10,7 +10,8 @@ export function splitTarget(target: string): { path: string; query: string } {
 }
 
 // Encoded `/` or `\` would be a segment separator to some upstreams and not to us: refuse them.
-const AMBIGUOUS = /%(2f|5c|00)|\\|[\u0000-\u001f\u007f]/i;
+// So is `#`: a request-target has no fragment (RFC 9112 §3.2), and an upstream may cut the path there.
+const AMBIGUOUS = /%(2f|5c|00)|[\\#]|[\u0000-\u001f\u007f]/i;
 const DOT = /^(?:\.|%2e)$/i;
 const DOT_DOT = /^(?:\.|%2e){2}$/i;
 

@@ -6,6 +6,7 @@
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Secret } from '../config/secret.js';
+import { keyPairProblem, type TlsKeyPair } from '../config/tls.js';
 
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** OIDC Core §9 leaves the lifetime to us; short keeps a leaked assertion nearly useless. */
@@ -20,12 +21,14 @@ export interface ClientAuthContext {
 
 export interface ClientAuth {
   readonly method: string;
+  /** The certificate and key the connection presents in the TLS handshake (mutual TLS only). */
+  readonly tlsCredentials?: TlsKeyPair;
   /** Adds the client's credentials to a token request's form body and headers. */
   apply(body: URLSearchParams, headers: Record<string, string>, context: ClientAuthContext): void | Promise<void>;
 }
 
-/** Which field of a `clientSecret` / `privateKeyJwt` block a credential problem is about. */
-export type CredentialField = 'secret' | 'algorithm' | 'certificate';
+/** Which field of a `clientSecret` / `privateKeyJwt` / `tlsClientAuth` block a credential problem is about. */
+export type CredentialField = 'secret' | 'algorithm' | 'certificate' | 'key';
 
 /**
  * A problem with the credentials found while building a strategy, so at config load and never as
@@ -231,4 +234,27 @@ export function privateKeyJwt(options: PrivateKeyJwtOptions): ClientAuth {
     audience: options.audience,
     header,
   });
+}
+
+export interface TlsClientAuthOptions {
+  clientId: string;
+  method: 'tls_client_auth' | 'self_signed_tls_client_auth';
+  credentials: TlsKeyPair;
+}
+
+/**
+ * RFC 8705 §2: the client proves itself with its certificate in the TLS handshake, so the form
+ * carries no secret; client_id is REQUIRED there to say which client the certificate is for.
+ */
+export function tlsClientAuth(options: TlsClientAuthOptions): ClientAuth {
+  const problem = keyPairProblem(options.credentials);
+  if (problem !== undefined) throw new CredentialProblem(problem.field, problem.message);
+  const { clientId } = options;
+  return {
+    method: options.method,
+    tlsCredentials: options.credentials,
+    apply(body) {
+      body.set('client_id', clientId);
+    },
+  };
 }

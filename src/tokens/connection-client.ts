@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Connection } from '../config/load.js';
+import { clientTlsOptions } from '../config/tls.js';
 import { sanitizeText, TokenError } from '../errors.js';
 import { callAuthServer, requestToken, transportError, type TokenResponse } from './endpoint.js';
 
@@ -34,38 +35,49 @@ export class ConnectionClient {
   /** One keep-alive agent per scheme: a discovered token endpoint may use another than the issuer. */
   readonly #agents = new Map<string, http.Agent>();
   #metadata: Promise<AuthServerMetadata> | undefined;
+  /**
+   * RFC 8705 §5: a server may take mutual-TLS clients at other endpoints, announced in its
+   * metadata as mtls_endpoint_aliases; a connection with a client certificate uses those.
+   */
+  readonly #mutualTls: boolean;
 
   constructor(connection: Connection) {
     this.connection = connection;
+    this.#mutualTls = connection.auth.tlsCredentials !== undefined;
   }
 
   #agent(url: URL): http.Agent {
     let agent = this.#agents.get(url.protocol);
     if (agent === undefined) {
-      agent = url.protocol === 'https:' ? new https.Agent(KEEP_ALIVE) : new http.Agent(KEEP_ALIVE);
+      const { tls, auth } = this.connection;
+      agent = url.protocol === 'https:' ? new https.Agent({ ...KEEP_ALIVE, ...clientTlsOptions(tls, auth.tlsCredentials) }) : new http.Agent(KEEP_ALIVE);
       this.#agents.set(url.protocol, agent);
     }
     return agent;
   }
 
-  /** The token endpoint and issuer, discovering them (once, shared) when only issuer is set. */
-  metadata(): Promise<AuthServerMetadata> {
+  /**
+   * The token endpoint and issuer, discovering them (once, shared) when only issuer is set;
+   * discovery spends at most `timeoutMs` of the caller's time.
+   */
+  metadata(timeoutMs = this.connection.timeouts.totalMs): Promise<AuthServerMetadata> {
     const { tokenUrl, issuer } = this.connection;
     if (tokenUrl !== undefined) return Promise.resolve({ issuer: undefined, tokenEndpoint: tokenUrl });
-    this.#metadata ??= this.#discover(issuer!).catch((error: unknown) => {
+    this.#metadata ??= this.#discover(issuer!, Date.now() + timeoutMs).catch((error: unknown) => {
       this.#metadata = undefined;
       throw error;
     });
     return this.#metadata;
   }
 
-  async #discover(issuer: string): Promise<AuthServerMetadata> {
-    const { connectMs, totalMs } = this.connection.timeouts;
+  async #discover(issuer: string, deadline: number): Promise<AuthServerMetadata> {
+    const { connectMs } = this.connection.timeouts;
     const tried: string[] = [];
     for (const url of discoveryUrls(issuer)) {
       let response;
       try {
-        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: connectMs, timeoutMs: totalMs, agent: this.#agent(url) });
+        const timeoutMs = Math.max(1, deadline - Date.now());
+        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: Math.min(connectMs, timeoutMs), timeoutMs, agent: this.#agent(url) });
       } catch (error) {
         throw transportError(error, 'discovery endpoint');
       }
@@ -95,7 +107,10 @@ export class ConnectionClient {
         const said = typeof fields.issuer === 'string' ? `"${sanitizeText(fields.issuer, 200) ?? ''}"` : 'no issuer';
         throw invalid(`issuer mismatch: the connection's issuer is "${issuer}" but the document says ${said}`);
       }
-      return { issuer, tokenEndpoint: checkedTokenEndpoint(fields.token_endpoint, issuer, invalid) };
+      const aliases = fields.mtls_endpoint_aliases;
+      const endpoint =
+        this.#mutualTls && typeof aliases === 'object' && aliases !== null && 'token_endpoint' in aliases ? aliases.token_endpoint : fields.token_endpoint;
+      return { issuer, tokenEndpoint: checkedTokenEndpoint(endpoint, issuer, invalid) };
     }
     throw new TokenError('TOKEN_REJECTED', 'http_status', {
       detail: `no authorization server metadata for issuer "${issuer}": tried ${tried.join(' and ')}`,
@@ -105,19 +120,22 @@ export class ConnectionClient {
 
   /** One token request with the given effective params; a fresh client assertion every call. */
   async requestToken(params: Readonly<Record<string, string>>, timeoutMs: number): Promise<TokenResponse> {
-    const metadata = await this.metadata();
+    const deadline = Date.now() + timeoutMs;
+    const metadata = await this.metadata(timeoutMs);
     const body = new URLSearchParams({ grant_type: 'client_credentials' });
     for (const [name, value] of Object.entries(params)) body.set(name, value);
     const headers: Record<string, string> = {};
     await this.connection.auth.apply(body, headers, metadata);
     const url = new URL(metadata.tokenEndpoint);
+    // Discovery (and signing) came out of the same time-out: the token request gets what is left.
+    const remainingMs = Math.max(1, deadline - Date.now());
     try {
       return await requestToken({
         url,
         body: body.toString(),
         headers,
-        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, timeoutMs),
-        timeoutMs,
+        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
+        timeoutMs: remainingMs,
         agent: this.#agent(url),
       });
     } catch (error) {

@@ -17,11 +17,15 @@ export const CIRCUIT_MAX_OPEN_MS = 60_000;
 export const REJECTION_MEMORY_MS = 5_000;
 export const BACKOFF_BASE_MS = 100;
 export const BACKOFF_CAP_MS = 2_000;
-/** Refresh ahead at a random point between these fractions of the lifetime (spreads a fleet). */
+/** Refresh ahead at a random point between these fractions of the usable lifetime (spreads a fleet). */
 export const REFRESH_AT_MIN = 0.75;
 export const REFRESH_AT_MAX = 0.9;
+/** ...but at least this many round trips of the last token request before the token becomes unusable. */
+export const REFRESH_LEAD_ROUND_TRIPS = 2;
 /** The skew is at most this share of the lifetime, so short-lived tokens stay usable. */
 export const MAX_SKEW_SHARE = 0.1;
+/** Retry-After sent with TOKEN_ENDPOINT_UNAVAILABLE when neither the server nor the circuit says more. */
+export const DEFAULT_RETRY_AFTER_S = 1;
 
 export interface CachedToken {
   readonly accessToken: string;
@@ -71,6 +75,15 @@ export interface SharedTokenStore {
   close(): Promise<void>;
 }
 
+/** Knobs for tests and tuning; the defaults are the constants above. */
+export interface TokenProviderOptions {
+  circuitFailureThreshold?: number;
+  circuitOpenMs?: number;
+  circuitMaxOpenMs?: number;
+  rejectionMemoryMs?: number;
+}
+
+/** Closed while openUntil is 0; open until openUntil; half-open after it, with one probe at a time. */
 interface Circuit {
   failures: number;
   openUntil: number;
@@ -78,7 +91,12 @@ interface Circuit {
   probing: boolean;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+/** Timers run on a monotonic clock and may wake a millisecond before Date.now() reaches `time`. */
+async function sleepUntil(time: number): Promise<void> {
+  for (let left = time - Date.now(); left > 0; left = time - Date.now()) {
+    await new Promise<void>((resolve) => setTimeout(resolve, left).unref());
+  }
+}
 
 export class TokenProvider {
   readonly #clients = new Map<string, ConnectionClient>();
@@ -89,13 +107,20 @@ export class TokenProvider {
   /** Background refreshes that failed wait until this time before the next try. */
   readonly #refreshBackoff = new Map<string, number>();
   readonly #observer: TokenObserver;
+  readonly #options: Required<TokenProviderOptions>;
   #shared: SharedTokenStore | undefined;
 
-  constructor(connections: Iterable<Connection>, observer: TokenObserver, shared?: SharedTokenStore) {
+  constructor(connections: Iterable<Connection>, observer: TokenObserver, shared?: SharedTokenStore, options: TokenProviderOptions = {}) {
     // node-cache clones values by default; tokens are immutable, so cloning is pure waste.
     this.#cache = new NodeCache({ useClones: false, checkperiod: 60, deleteOnExpire: true });
     this.#observer = observer;
     this.#shared = shared;
+    this.#options = {
+      circuitFailureThreshold: options.circuitFailureThreshold ?? CIRCUIT_FAILURE_THRESHOLD,
+      circuitOpenMs: options.circuitOpenMs ?? CIRCUIT_OPEN_MS,
+      circuitMaxOpenMs: options.circuitMaxOpenMs ?? CIRCUIT_MAX_OPEN_MS,
+      rejectionMemoryMs: options.rejectionMemoryMs ?? REJECTION_MEMORY_MS,
+    };
     for (const connection of connections) this.#clients.set(connection.key, new ConnectionClient(connection));
   }
 
@@ -215,12 +240,14 @@ export class TokenProvider {
   #load(key: TokenKey, context: TokenRequestContext): Promise<CachedToken> {
     const existing = this.#inflight.get(key.id);
     if (existing !== undefined) return existing;
-    const connection = this.#clients.get(key.connection)?.connection;
-    if (connection === undefined) return Promise.reject(new Error(`unknown connection ${key.connection}`));
-    const load = () => this.#fetchWithRetries(key, context);
-    const promise = (this.#shared === undefined ? load() : this.#shared.fetch(key, connection, load))
+    const client = this.#clients.get(key.connection);
+    if (client === undefined) return Promise.reject(new Error(`unknown connection ${key.connection}`));
+    const load = () => this.#fetchWithRetries(key, client, context);
+    const promise = (this.#shared === undefined ? load() : this.#shared.fetch(key, client.connection, load))
       .then((token) => {
-        this.#store(key, token);
+        // A reload that changed the connection while this was in flight: hand the token to the
+        // callers already waiting, but do not cache what the old config obtained.
+        if (this.#clients.get(key.connection) === client) this.#store(key, token);
         return token;
       })
       .finally(() => this.#inflight.delete(key.id));
@@ -231,13 +258,11 @@ export class TokenProvider {
   #store(key: TokenKey, token: CachedToken): void {
     this.#refreshBackoff.delete(key.id);
     const ttlSeconds = Math.ceil((token.usableUntil - Date.now()) / 1000);
-    // expires_in 0: usable for the requests already waiting on it, never cached.
     if (ttlSeconds > 0) this.#cache.set(key.id, token, ttlSeconds);
   }
 
   /** A remembered rejection, the circuit, then attempts with backoff inside the caller's budget. */
-  async #fetchWithRetries(key: TokenKey, context: TokenRequestContext): Promise<CachedToken> {
-    const client = this.#clients.get(key.connection)!;
+  async #fetchWithRetries(key: TokenKey, client: ConnectionClient, context: TokenRequestContext): Promise<CachedToken> {
     const { retry, timeouts } = client.connection;
     const rejection = this.#rejections.get(key.id);
     if (rejection !== undefined) {
@@ -246,82 +271,124 @@ export class TokenProvider {
     }
     const deadline = Date.now() + retry.budgetMs;
     for (let attempt = 1; ; attempt++) {
-      this.#enterCircuit(key.connection, context);
+      const probe = this.#enterCircuit(key.connection, context);
+      const sentAt = Date.now();
       const started = performance.now();
       try {
-        const remaining = deadline - Date.now();
-        const response = await client.requestToken(key.params, Math.max(1, Math.min(timeouts.totalMs, remaining)));
+        const response = await client.requestToken(key.params, Math.max(1, Math.min(timeouts.totalMs, deadline - sentAt)));
+        const token = this.#toCached(client.connection, response, sentAt);
         this.#observer.tokenRequest(key.connection, 'success', (performance.now() - started) / 1000);
         this.#closeCircuit(key.connection);
-        return this.#toCached(client.connection, response);
+        return token;
       } catch (error) {
-        if (!(error instanceof TokenError)) throw error;
+        if (!(error instanceof TokenError)) {
+          // Not the server's doing (a signing failure, say): free the probe slot so the circuit cannot stick.
+          const circuit = this.#circuits.get(key.connection);
+          if (probe && circuit !== undefined) circuit.probing = false;
+          throw error;
+        }
         this.#observer.tokenRequest(key.connection, 'failure', (performance.now() - started) / 1000);
         error.connection = key.connection;
         this.#observer.tokenFailure(key.connection, error, context);
         if (!error.retryable) {
-          this.#exitCircuit(key.connection, true);
-          this.#rejections.set(key.id, { error, until: Date.now() + REJECTION_MEMORY_MS });
+          // An OAuth error is an answer: the server is up, so it closes the circuit like a success.
+          this.#closeCircuit(key.connection);
+          this.#rejections.set(key.id, { error, until: Date.now() + this.#options.rejectionMemoryMs });
           throw error;
         }
-        this.#exitCircuit(key.connection, false);
-        // Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"); Retry-After wins, capped.
-        let delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-        if (error.retryAfter !== undefined) delay = Math.max(delay, Math.min(error.retryAfter * 1000, retry.retryAfterCapMs));
-        if (attempt >= retry.maxAttempts || Date.now() + delay >= deadline) throw error;
-        await sleep(delay);
+        const retryAfterMs = error.retryAfter === undefined ? undefined : error.retryAfter * 1000;
+        this.#recordFailure(key.connection, probe, retryAfterMs);
+        // Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"). A Retry-After
+        // (RFC 9110 §10.2.3) is waited for when it fits under the cap; a longer one ends the attempts.
+        const backoff = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+        const resumeAt = Date.now() + Math.max(backoff, retryAfterMs ?? 0);
+        const giveUp = attempt >= retry.maxAttempts || (retryAfterMs ?? 0) > retry.retryAfterCapMs || resumeAt >= deadline;
+        if (giveUp) throw this.#withRetryAfter(error, key.connection);
+        // Not before the Retry-After has passed by the clock the circuit reads, or it would still be open.
+        await sleepUntil(resumeAt);
       }
     }
   }
 
-  #toCached(connection: Connection, response: TokenResponse): CachedToken {
+  /**
+   * Lifetimes count from when the request was sent: the server cannot have issued the token
+   * earlier, so any transit time is on the safe side of the expiry.
+   */
+  #toCached(connection: Connection, response: TokenResponse, sentAt: number): CachedToken {
     const now = Date.now();
-    const lifetime = (response.expiresIn ?? connection.token.defaultLifetimeSeconds) * 1000;
+    const seconds = response.expiresIn ?? connection.token.defaultLifetimeSeconds;
+    const lifetime = seconds * 1000;
     const skew = Math.min(connection.token.expirySkewSeconds * 1000, lifetime * MAX_SKEW_SHARE);
+    const usableUntil = sentAt + lifetime - skew;
+    if (usableUntil <= now) {
+      // expires_in 0, or shorter than the round trip: injecting it would send an expired token.
+      throw new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', {
+        detail: `the token's lifetime (expires_in ${seconds}) was over before it arrived`,
+        endpointStatus: 200,
+      });
+    }
+    // A jittered share of the usable life, moved earlier when needed so that a refresh as slow as
+    // this request still lands before the token becomes unusable (short-lived tokens, slow servers).
     const share = REFRESH_AT_MIN + Math.random() * (REFRESH_AT_MAX - REFRESH_AT_MIN);
+    const latest = usableUntil - REFRESH_LEAD_ROUND_TRIPS * (now - sentAt);
     return Object.freeze({
       accessToken: response.accessToken,
       scope: response.scope,
       obtainedAt: now,
-      expiresAt: now + lifetime,
-      usableUntil: now + lifetime - skew,
-      refreshAt: connection.token.refreshAhead ? now + lifetime * share : Number.POSITIVE_INFINITY,
+      expiresAt: sentAt + lifetime,
+      usableUntil,
+      refreshAt: connection.token.refreshAhead ? Math.max(now, Math.min(sentAt + (usableUntil - sentAt) * share, latest)) : Number.POSITIVE_INFINITY,
     });
   }
 
-  /** Throws circuit_open while the circuit is open; lets exactly one probe through when half-open. */
-  #enterCircuit(connection: string, context: TokenRequestContext): void {
+  /** SPEC: TOKEN_ENDPOINT_UNAVAILABLE carries a Retry-After: the server's, else the circuit's, else a default. */
+  #withRetryAfter(error: TokenError, connection: string): TokenError {
+    if (error.code !== 'TOKEN_ENDPOINT_UNAVAILABLE' || error.retryAfter !== undefined) return error;
+    const openUntil = this.#circuits.get(connection)?.openUntil ?? 0;
+    error.retryAfter = Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((openUntil - Date.now()) / 1000));
+    return error;
+  }
+
+  /**
+   * Throws circuit_open while the circuit is open; when it is half-open lets exactly one attempt
+   * through as the probe (returns true for it).
+   */
+  #enterCircuit(connection: string, context: TokenRequestContext): boolean {
     const circuit = this.#circuits.get(connection);
-    if (circuit === undefined || circuit.failures < CIRCUIT_FAILURE_THRESHOLD) return;
+    if (circuit === undefined || circuit.openUntil === 0) return false;
     const now = Date.now();
     if (now >= circuit.openUntil && !circuit.probing) {
       circuit.probing = true;
-      return;
+      return true;
     }
     const error = new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'circuit_open', {
       detail: 'the token endpoint failed repeatedly; tokengate is not calling it for a moment',
       connection,
-      retryAfter: Math.max(1, Math.ceil((circuit.openUntil - now) / 1000)),
+      retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((circuit.openUntil - now) / 1000)),
     });
     this.#observer.tokenFailure(connection, error, context);
     throw error;
   }
 
-  #exitCircuit(connection: string, answered: boolean): void {
-    // An OAuth error is an answer: the server is up, so it closes the circuit like a success.
-    if (answered) return this.#closeCircuit(connection);
+  /** A retryable failure: counts towards opening the circuit; a failed probe reopens it for longer. */
+  #recordFailure(connection: string, probe: boolean, retryAfterMs: number | undefined): void {
+    const { circuitFailureThreshold, circuitOpenMs, circuitMaxOpenMs } = this.#options;
     let circuit = this.#circuits.get(connection);
     if (circuit === undefined) {
-      circuit = { failures: 0, openUntil: 0, openMs: CIRCUIT_OPEN_MS, probing: false };
+      circuit = { failures: 0, openUntil: 0, openMs: circuitOpenMs, probing: false };
       this.#circuits.set(connection, circuit);
     }
     circuit.failures++;
-    if (circuit.failures >= CIRCUIT_FAILURE_THRESHOLD) {
-      // A failed probe doubles the open time, up to a cap.
-      if (circuit.probing) circuit.openMs = Math.min(circuit.openMs * 2, CIRCUIT_MAX_OPEN_MS);
-      circuit.openUntil = Date.now() + circuit.openMs;
+    const now = Date.now();
+    if (probe) {
+      circuit.probing = false;
+      circuit.openMs = Math.min(circuit.openMs * 2, circuitMaxOpenMs);
+      circuit.openUntil = now + circuit.openMs;
+    } else if (circuit.openUntil === 0 && circuit.failures >= circuitFailureThreshold) {
+      circuit.openUntil = now + circuit.openMs;
     }
-    circuit.probing = false;
+    // The server said when to come back: nobody on this connection calls it before then.
+    if (retryAfterMs !== undefined) circuit.openUntil = Math.max(circuit.openUntil, now + Math.min(retryAfterMs, circuitMaxOpenMs));
   }
 
   #closeCircuit(connection: string): void {

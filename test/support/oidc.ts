@@ -3,7 +3,9 @@
  * with the client-credentials grant and introspection, on a loopback port.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import Provider from 'oidc-provider';
 
 export interface OidcClient {
@@ -24,7 +26,7 @@ export interface OidcServer {
   /** GETs of a discovery document (/.well-known/...). */
   discoveryRequests: number;
   provider: Provider;
-  /** RFC 7662 introspection of a token, as the resource server would do it. */
+  /** RFC 7662 introspection of a token, as the resource server would do it (plain HTTP servers only). */
   introspect(token: string): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
@@ -37,12 +39,43 @@ export const CLIENT_AUTH_ALGORITHMS = [
   'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
 ];
 
+/**
+ * Serve HTTPS with this certificate and take mutual-TLS client authentication (RFC 8705):
+ * tls_client_auth for certificates `clientCa` signed, self_signed_tls_client_auth for any other.
+ */
+export interface OidcTls {
+  cert: string;
+  key: string;
+  clientCa: string;
+}
+
+/** oidc-provider's mTLS feature reading the client certificate from the TLS socket. */
+function mtlsFeature() {
+  const peer = (ctx: { socket: TLSSocket }) => ctx.socket.getPeerX509Certificate();
+  return {
+    enabled: true,
+    tlsClientAuth: true,
+    selfSignedTlsClientAuth: true,
+    // RFC 8705 §3, for clients registered with tls_client_certificate_bound_access_tokens.
+    certificateBoundAccessTokens: true,
+    getCertificate: peer,
+    certificateAuthorized: (ctx: { socket: TLSSocket }) => ctx.socket.authorized,
+    certificateSubjectMatches: (ctx: { socket: TLSSocket }, property: string, expected: string) =>
+      property === 'tls_client_auth_subject_dn' && peer(ctx)?.subject === expected,
+  };
+}
+
 export const INTROSPECTOR = { client_id: 'resource-server', client_secret: 'resource-server-secret-0123456789abcdef' };
 
-export async function startOidcProvider(clients: OidcClient[], options: { ttlSeconds?: number; features?: Record<string, unknown> } = {}): Promise<OidcServer> {
-  const server = http.createServer();
+export async function startOidcProvider(
+  clients: OidcClient[],
+  options: { ttlSeconds?: number; features?: Record<string, unknown>; tls?: OidcTls; discovery?: Record<string, unknown> } = {},
+): Promise<OidcServer> {
+  const { tls } = options;
+  // requestCert without rejectUnauthorized: the provider, not the handshake, judges the certificate.
+  const server = tls === undefined ? http.createServer() : https.createServer({ cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = new Provider(issuer, {
     clients: [
       ...clients.map((c) => ({ grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'orders.read orders.write', ...c })),
@@ -53,11 +86,16 @@ export async function startOidcProvider(clients: OidcClient[], options: { ttlSec
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      ...(tls === undefined ? {} : { mTLS: mtlsFeature() }),
       ...options.features,
     },
     ttl: { ClientCredentials: options.ttlSeconds ?? 600 },
+    ...(options.discovery === undefined ? {} : { discovery: options.discovery }),
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS },
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'],
+    clientAuthMethods: [
+      'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none',
+      ...(tls === undefined ? [] : ['tls_client_auth', 'self_signed_tls_client_auth']),
+    ],
   } as never);
   const result: OidcServer = {
     issuer,

@@ -1,0 +1,90 @@
+/**
+ * TLS material from secrets. It is checked when the config loads, so a wrong certificate or key is
+ * a config error with a key path rather than a handshake failure at the first request.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { createSecureContext, type ConnectionOptions } from 'node:tls';
+import type { Secret } from './secret.js';
+
+/** How an outbound TLS connection (token endpoint or upstream) verifies its server. */
+export interface TlsVerify {
+  /** A PEM CA bundle that replaces the system roots, or undefined for the system roots. */
+  readonly ca: Secret | undefined;
+  readonly insecureSkipVerify: boolean;
+  /** Tells these settings apart (agent cache keys, fingerprints) without carrying the CA itself. */
+  readonly id: string;
+}
+
+/** A certificate (chain) and its private key, both PEM. */
+export interface TlsKeyPair {
+  readonly certificate: Secret;
+  readonly key: Secret;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Why a CA bundle is unusable, or undefined. Node accepts a `ca` with no certificate in it and
+ * then trusts nothing, which would look like an outage rather than a config mistake.
+ */
+export function caBundleProblem(pem: string): string | undefined {
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) return 'not a PEM CA bundle (no -----BEGIN CERTIFICATE----- block)';
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return `certificate ${index + 1} of the bundle cannot be read: ${(error as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
+/** Why a certificate and key cannot be used together, or undefined. */
+export function keyPairProblem(pair: TlsKeyPair): { field: 'certificate' | 'key'; message: string } | undefined {
+  const certificate = pair.certificate.reveal();
+  const key = pair.key.reveal();
+  try {
+    new X509Certificate(certificate);
+  } catch (error) {
+    return { field: 'certificate', message: `cannot read the certificate as PEM X.509: ${(error as Error).message}` };
+  }
+  if (key.includes('ENCRYPTED')) {
+    return { field: 'key', message: 'encrypted PEM keys are not supported; store the key unencrypted in a protected secret' };
+  }
+  try {
+    createSecureContext({ cert: certificate, key });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return {
+      field: 'key',
+      message: code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' ? 'the key does not belong to the certificate' : `cannot use the key: ${(error as Error).message}`,
+    };
+  }
+  return undefined;
+}
+
+/** Tells key pairs apart (agent cache keys) by their certificate, which is public. */
+export function keyPairId(pair: TlsKeyPair): string {
+  return createHash('sha256').update(pair.certificate.reveal()).digest('hex').slice(0, 16);
+}
+
+export function tlsVerify(ca: Secret | undefined, insecureSkipVerify: boolean): TlsVerify {
+  const caHash = ca === undefined ? '' : createHash('sha256').update(ca.reveal()).digest('hex').slice(0, 16);
+  return Object.freeze({ ca, insecureSkipVerify, id: `${caHash}:${insecureSkipVerify ? 'insecure' : 'verify'}` });
+}
+
+/**
+ * Options for an https.Agent. They belong on the agent: Node lets agent options override request
+ * options, and sockets are pooled per agent, so connections with different trust never share one.
+ */
+export function clientTlsOptions(verify: TlsVerify | undefined, credentials?: TlsKeyPair): ConnectionOptions {
+  const options: ConnectionOptions = {};
+  if (verify?.ca !== undefined) options.ca = verify.ca.reveal();
+  if (verify?.insecureSkipVerify === true) options.rejectUnauthorized = false;
+  if (credentials !== undefined) {
+    options.cert = credentials.certificate.reveal();
+    options.key = credentials.key.reveal();
+  }
+  return options;
+}
