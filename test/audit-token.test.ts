@@ -63,3 +63,73 @@ describe('audit: tokens read back from the shared cache', () => {
     assert.equal(corrupt, 1);
   });
 });
+
+describe('audit: a token endpoint that quotes the credentials it was sent', () => {
+  const BASIC_SECRET = 'basic-secret: with+form&chars';
+  const POST_SECRET = 'post-secret-0123456789';
+  const JWT_SECRET = 'jwt-secret-0123456789-0123456789-0123456789';
+  let tokens: TestServer;
+  let upstream: TestServer;
+  let gw: TestGateway;
+
+  before(async () => {
+    upstream = await startEchoUpstream();
+    // Quotes everything it got: the Basic header, the decoded pair, the form's secret and assertion.
+    tokens = await startTokenEndpoint((req, res, body) => {
+      const form = new URLSearchParams(body.toString());
+      const authorization = req.headers.authorization ?? '';
+      const pair = Buffer.from(authorization.replace(/^Basic /, ''), 'base64').toString('utf8');
+      const decoded = decodeURIComponent(pair.slice(pair.indexOf(':') + 1).replaceAll('+', ' '));
+      const quoted = [authorization, decoded, form.get('client_secret'), form.get('client_assertion')].filter((v) => v !== null && v !== '');
+      json(res, 401, { error: 'invalid_client', error_description: `bad credentials: ${quoted.join(' | ')}` });
+    });
+    const route = (name: string) => `
+  - name: ${name}
+    match: { pathPrefix: /${name} }
+    upstream: ${upstream.url}
+    auth: { connection: ${name} }`;
+    gw = await startGateway(
+      `
+listen: { host: 127.0.0.1 }
+secrets:
+  basic: { env: AUDIT_BASIC }
+  post: { env: AUDIT_POST }
+  jwt: { env: AUDIT_JWT }
+connections:
+  basic: { clientId: "basic:client", tokenUrl: ${tokens.url}, clientSecret: { secret: basic } }
+  post: { clientId: post-client, tokenUrl: ${tokens.url}, clientSecret: { secret: post, method: client_secret_post } }
+  jwt: { clientId: jwt-client, tokenUrl: ${tokens.url}, clientSecret: { secret: jwt, method: client_secret_jwt } }
+routes:${['basic', 'post', 'jwt'].map(route).join('')}
+`,
+      { env: { ...process.env, AUDIT_BASIC: BASIC_SECRET, AUDIT_POST: POST_SECRET, AUDIT_JWT: JWT_SECRET } },
+    );
+  });
+
+  after(async () => {
+    await gw.stop();
+    await tokens.close();
+    await upstream.close();
+  });
+
+  for (const name of ['basic', 'post', 'jwt']) {
+    it(`keeps the ${name} credentials out of the problem detail, /usage and the logs`, async () => {
+      const response = await fetch(`${gw.url}/${name}/x`);
+      assert.equal(response.status, 502);
+      const problem = (await response.json()) as { code: string; oauthError: string; detail: string };
+      assert.equal(problem.code, 'TOKEN_REJECTED');
+      assert.equal(problem.oauthError, 'invalid_client');
+      assert.match(problem.detail, /\[redacted\]/);
+      const sent = tokens.received.at(-1)!;
+      const form = new URLSearchParams(sent.body.toString());
+      const credentials = [BASIC_SECRET, POST_SECRET, JWT_SECRET, sent.headers.authorization, form.get('client_assertion')].filter(
+        (v): v is string => typeof v === 'string' && v !== '',
+      );
+      const usage = await (await fetch(`${gw.admin}/usage`)).text();
+      for (const credential of credentials) {
+        for (const [where, text] of [['detail', problem.detail], ['usage', usage], ['logs', gw.logText()]]) {
+          assert.ok(!text!.includes(credential), `${where} quotes a credential of ${name}`);
+        }
+      }
+    });
+  }
+});

@@ -155,11 +155,35 @@ export function parseTokenResponse(status: number, body: Buffer): TokenResponse 
   return { accessToken, tokenType: 'Bearer', expiresIn, scope };
 }
 
+const REDACTED = '[redacted]';
+
+/**
+ * The client credentials a token request carries: client_secret (RFC 6749 §2.3.1, in the form or
+ * form-encoded inside Basic) and client_assertion (RFC 7523 §2.2). Some servers quote what they
+ * were sent in error_description, and that text reaches callers, logs and /usage.
+ */
+function credentialsIn(options: PostFormOptions): string[] {
+  const form = new URLSearchParams(options.body);
+  const found = [form.get('client_secret'), form.get('client_assertion')];
+  const basic = /^Basic\s+(\S+)$/i.exec(options.headers.authorization ?? '');
+  if (basic !== null) {
+    const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    found.push(basic[1]!, new URLSearchParams(`s=${pair.slice(pair.indexOf(':') + 1)}`).get('s'));
+  }
+  return found.filter((value): value is string => value !== null && value !== '');
+}
+
+/** `text` with every credential replaced, before it is sanitised (and cut) for reuse. */
+function scrub(text: unknown, credentials: readonly string[]): unknown {
+  return typeof text === 'string' ? credentials.reduce((out, credential) => out.replaceAll(credential, REDACTED), text) : text;
+}
+
 /** RFC 6749 §5.2 and everything else a token endpoint can say instead of a token. */
-export function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer): TokenError {
+export function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer, credentials: readonly string[] = []): TokenError {
   const json = parseJson(body) as Record<string, unknown> | undefined;
-  const oauthError = typeof json?.error === 'string' ? sanitizeText(json.error, 64) : undefined;
-  const description = sanitizeText(json?.error_description);
+  const error = scrub(json?.error, credentials);
+  const oauthError = typeof error === 'string' ? sanitizeText(error, 64) : undefined;
+  const description = sanitizeText(scrub(json?.error_description, credentials));
   const detail = oauthError === undefined ? `the token endpoint answered HTTP ${status}` : `${oauthError}${description === undefined ? '' : `: ${description}`}`;
   if (status >= 500 || status === 429) {
     return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
@@ -200,5 +224,5 @@ export async function requestToken(options: PostFormOptions): Promise<TokenRespo
     throw transportError(error, 'token endpoint');
   }
   if (response.status >= 200 && response.status < 300) return parseTokenResponse(response.status, response.body);
-  throw errorFromResponse(response.status, response.headers, response.body);
+  throw errorFromResponse(response.status, response.headers, response.body, credentialsIn(options));
 }
