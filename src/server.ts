@@ -4,7 +4,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
@@ -15,6 +15,7 @@ import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import type { TlsKeyPair } from './config/tls.js';
 import { createLogger, type Logger } from './log.js';
 import { compileRoutes, ProxyHandler } from './proxy/handler.js';
+import { answerClientError } from './proxy/problem.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
@@ -24,15 +25,6 @@ const WATCH_DEBOUNCE_MS = 200;
  * slow client hold a socket far past a short headersTimeoutMs).
  */
 const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
-
-/**
- * Answers to requests Node's parser refused (RFC 9112 framing errors, smuggling shapes included).
- * Node picks these statuses itself when no clientError listener is set; we keep them.
- */
-const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
-  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
-  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
-};
 
 type ProxyServer = http.Server | https.Server;
 
@@ -96,11 +88,7 @@ export class Gateway {
       proxyListen.tls === undefined
         ? http.createServer(serverOptions, this.#handler.handle)
         : https.createServer({ ...serverOptions, ...serverTlsOptions(proxyListen.tls) }, this.#handler.handle);
-    this.#proxyServer.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-      if (!socket.writable) return socket.destroy(error);
-      const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    });
+    this.#proxyServer.on('clientError', answerClientError);
     this.#adminServer = http.createServer(
       createAdminApp({
         metrics: this.metrics,

@@ -19,7 +19,17 @@ import {
 } from '../tokens/client-auth.js';
 import { normalizePath } from '../routing/path.js';
 import { ConfigError, formatPath, type ConfigProblem } from './errors.js';
-import { configSchema, type RawAccess, type RawConfig, type RawConnection, type RawRoute, type RawTlsVerify } from './schema.js';
+import {
+  configSchema,
+  connectionSchema,
+  routeSchema,
+  secretSchema,
+  type RawAccess,
+  type RawConfig,
+  type RawConnection,
+  type RawRoute,
+  type RawTlsVerify,
+} from './schema.js';
 import { Secret } from './secret.js';
 import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair, type TlsVerify } from './tls.js';
 
@@ -103,12 +113,11 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((error) => ({
-        path: '',
-        message: `YAML syntax error: ${error.message.split('\n')[0] ?? error.code}`,
-        line: error.linePos?.[0].line,
-        column: error.linePos?.[0].col,
-      })),
+      doc.errors.map((error) => {
+        // prettyErrors: false leaves error.linePos unset; the offset is always there.
+        const { line, col } = lineCounter.linePos(error.pos[0]);
+        return { path: '', message: `YAML syntax error: ${error.message.split('\n')[0] ?? error.code}`, line, column: col };
+      }),
     );
   }
   const located = (problem: Omit<ConfigProblem, 'line' | 'column'>, keyPath: readonly PropertyKey[]): ConfigProblem =>
@@ -131,11 +140,25 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   data = substituteVariables(data, [], env, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
 
   const parsed = configSchema.safeParse(data);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(located({ path: formatPath(issue.path), message: describeIssue(issue) }, issue.path));
-    throw new ConfigError(file, problems);
+  let raw: RawConfig;
+  let routeList: ReadonlyArray<RawRoute | undefined>;
+  if (parsed.success) {
+    raw = parsed.data;
+    routeList = raw.routes;
+  } else {
+    for (const issue of parsed.error.issues) {
+      // One problem per unknown key, located at the key itself rather than at its parent.
+      const keyPaths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [issue.path];
+      for (const keyPath of keyPaths) problems.push(located({ path: formatPath(keyPath), message: describeIssue(issue) }, keyPath));
+    }
+    // Carry on with what is valid, so the cross-reference problems are reported in the same run.
+    const salvaged = salvage(data as Record<string, unknown>);
+    if (salvaged === undefined) throw new ConfigError(file, problems);
+    ({ raw, routeList } = salvaged);
   }
-  const raw = parsed.data;
+  // Names declared in the file, valid or not: a reference to an invalid entry is not "unknown".
+  const declaredSecrets = new Set(Object.keys(asRecord((data as Record<string, unknown>).secrets)));
+  const declaredConnections = new Set(Object.keys(asRecord((data as Record<string, unknown>).connections)));
   const secrets = resolveSecrets(raw, file, env, problems, located);
   const warnings: string[] = [];
   for (const [name, def] of Object.entries(raw.secrets)) {
@@ -143,7 +166,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   }
 
   const secretRef = (name: string, keyPath: PropertyKey[]): Secret | undefined => {
-    if (!(name in raw.secrets)) {
+    if (!declaredSecrets.has(name)) {
       problems.push(located({ path: formatPath(keyPath), message: `unknown secret "${name}"; define it under secrets` }, keyPath));
       return undefined;
     }
@@ -207,7 +230,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 
   const routes: Route[] = [];
   const seenNames = new Map<string, number>();
-  raw.routes.forEach((route, index) => {
+  routeList.forEach((route, index) => {
+    if (route === undefined) return;
     const keyPath = ['routes', index];
     const earlier = seenNames.get(route.name);
     if (earlier !== undefined) {
@@ -224,8 +248,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       const name = route.auth.connection;
       if (name === undefined) {
         problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: 'required when auth.type is client-connection' }, [...keyPath, 'auth']));
-      } else if (!(name in raw.connections)) {
-        problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: `unknown connection "${name}"; known: ${Object.keys(raw.connections).join(', ') || 'none'}` }, [...keyPath, 'auth', 'connection']));
+      } else if (!declaredConnections.has(name)) {
+        problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: `unknown connection "${name}"; known: ${[...declaredConnections].join(', ') || 'none'}` }, [...keyPath, 'auth', 'connection']));
       } else {
         effectiveParams = { ...connections.get(name)?.params, ...stringParams(route.auth.params) };
       }
@@ -289,6 +313,38 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 
 type Report = (keyPath: PropertyKey[], message: string) => void;
 type TlsVerifyRef = (settings: RawTlsVerify | undefined, keyPath: PropertyKey[]) => TlsVerify | undefined;
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+/**
+ * After a schema failure: each section and entry that is valid on its own (invalid sections take
+ * their defaults, invalid secrets and connections are left out, invalid routes keep their index
+ * as undefined). Only used to find more problems; such a config is never returned. Undefined
+ * when an invalid section has no default to stand in for it.
+ */
+function salvage(data: Record<string, unknown>): { raw: RawConfig; routeList: ReadonlyArray<RawRoute | undefined> } | undefined {
+  const sections: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(configSchema.shape)) {
+    const result = schema.safeParse(data[key]);
+    const fallback = result.success ? result : schema.safeParse(undefined);
+    if (!fallback.success) return undefined;
+    sections[key] = fallback.data;
+  }
+  const validEntries = <T>(value: unknown, schema: z.ZodType<T>): Record<string, T> => {
+    const out: Record<string, T> = {};
+    for (const [name, entry] of Object.entries(asRecord(value))) {
+      const result = schema.safeParse(entry);
+      if (result.success) out[name] = result.data;
+    }
+    return out;
+  };
+  sections.secrets = validEntries(data.secrets, secretSchema);
+  sections.connections = validEntries(data.connections, connectionSchema);
+  const routeList = Array.isArray(data.routes) ? data.routes.map((route) => routeSchema.safeParse(route).data) : [];
+  return { raw: sections as RawConfig, routeList };
+}
 
 function buildConnection(
   key: string,
@@ -512,7 +568,7 @@ function selfReference(value: unknown, keyPath: PropertyKey[] = [], ancestors = 
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'unrecognized_keys') return 'unknown key';
   if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'secrets') {
     return 'a secret is exactly one of { env: VAR }, { file: PATH } or { value: TEXT }';
   }

@@ -48,8 +48,15 @@ export const secretSchema = z.union([
 ]);
 
 const paramValue = z.union([z.string(), z.number(), z.boolean()]);
+/** Form fields tokengate sets itself: a param must not change the grant or the client's credentials. */
+const RESERVED_PARAMS = ['grant_type', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type'];
 const paramsSchema = z
   .record(z.string().min(1), paramValue)
+  .superRefine((params, ctx) => {
+    for (const name of RESERVED_PARAMS) {
+      if (name in params) ctx.addIssue({ code: 'custom', path: [name], message: `${name} is set by tokengate and cannot be a param` });
+    }
+  })
   .describe('extra token-request parameters, sent as form fields');
 
 export const clientSecretSchema = z.strictObject({
@@ -163,7 +170,7 @@ export const routeSchema = z.strictObject({
   timeouts: z
     .strictObject({
       connectMs: positiveMs.default(DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS),
-      responseMs: positiveMs.default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS).describe('until the response headers arrive'),
+      responseMs: positiveMs.default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS).describe('the wait for the upstream response headers (a body may then stream for as long as it takes)'),
     })
     .prefault({}),
   replayOn401: z

@@ -117,6 +117,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
+
 /**
  * Request shapes whose body length or host two HTTP parsers could read differently (request
  * smuggling). Node's parser refuses most of them; these are the ones it lets through.
@@ -175,6 +176,12 @@ export class ProxyHandler {
     this.#proto = proto;
     this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
     this.#proxy = httpProxy.createProxyServer({});
+    // http-proxy's deleteLength pass sets `Content-Length: 0` on a DELETE or OPTIONS without one,
+    // even when a chunked body follows, which it then pipes on unframed (smuggling). The framing
+    // is prepareUpstreamHeaders' job.
+    const passes = (this.#proxy as unknown as { webPasses: Array<{ name: string }> }).webPasses;
+    const deleteLength = passes.findIndex((pass) => pass.name === 'deleteLength');
+    if (deleteLength >= 0) passes.splice(deleteLength, 1);
     // Without an error listener an upstream failure would kill the process.
     this.#proxy.on('error', (error, req, res) => this.#onProxyError(error, req as TrackedRequest, res as ServerResponse));
     this.#proxy.on('proxyReq', (proxyReq, req, res) => this.#onProxyReq(proxyReq, req as TrackedRequest, res));
@@ -201,14 +208,16 @@ export class ProxyHandler {
     const framing = framingProblem(req);
     if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing);
     let target = req.url ?? '/';
-    let host = hostName(req.headers.host);
+    let authority = req.headers.host;
     if (target.charCodeAt(0) !== 47 /* / */) {
-      // RFC 9112 §3.2.2 absolute-form: match on its path and authority; forward only where a route says.
+      // RFC 9112 §3.2.2 absolute-form: its authority replaces Host (for matching and X-Forwarded-Host);
+      // it is forwarded only where a route says.
       const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
       if (absolute === null) return this.#refuse(res, started, method, requestId, 'unsupported request target');
-      host = hostName(absolute[1]);
+      authority = absolute[1];
       target = absolute[2] === '' || absolute[2]!.startsWith('?') ? `/${absolute[2]}` : absolute[2]!;
     }
+    const host = hostName(authority);
     const { path: rawPath, query } = splitTarget(target);
     const path = normalizePath(rawPath);
     if (path === undefined) return this.#refuse(res, started, method, requestId, 'the request path is ambiguous or climbs above the root');
@@ -226,9 +235,8 @@ export class ProxyHandler {
     if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
     const remoteAddress = req.socket.remoteAddress;
 
-    const originalHost = req.headers.host;
     req.url = upstreamPath(route.route, route.basePath, path) + query;
-    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: originalHost }, route.access?.header);
+    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: authority }, route.access?.header);
 
     const exchange: Exchange = {
       runtime,
@@ -322,12 +330,13 @@ export class ProxyHandler {
     const { timeouts } = exchange.route.route;
     proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
     proxyReq.once('upgrade', onUpstreamUpgrade);
-    proxyReq.once('socket', (socket: Socket) => {
-      if (!socket.connecting) return;
-      const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
-      socket.once('connect', () => clearTimeout(timer));
-      socket.once('close', () => clearTimeout(timer));
-    });
+    // http-proxy emits proxyReq from the request's 'socket' event: the socket is already here (a
+    // listener for 'socket' added now would never run, and connectMs with it).
+    const socket = proxyReq.socket as Socket | null;
+    if (socket?.connecting !== true) return;
+    const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
   }
 
   #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {

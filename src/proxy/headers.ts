@@ -44,7 +44,9 @@ export interface ForwardedInfo {
 /**
  * Prepares a caller's headers for the upstream: hop-by-hop out first (so `Connection:
  * authorization` cannot strip what we inject), then the caller's Authorization and the access
- * key out, then ours in. Mutates `headers`.
+ * key out, then ours in. The body's framing survives: a body left without Content-Length or
+ * Transfer-Encoding goes out unframed and the upstream reads it as a second request (smuggling,
+ * RFC 9112 §11.2); Node redoes the chunked coding on our hop. Mutates `headers`.
  */
 export function prepareUpstreamHeaders(
   headers: IncomingHttpHeaders,
@@ -53,11 +55,15 @@ export function prepareUpstreamHeaders(
   forwarded: ForwardedInfo,
   accessHeader: string | undefined,
 ): void {
+  const { 'content-length': length, 'transfer-encoding': coding } = headers;
   dropHopByHop(headers);
-  // Node has already answered the caller's `Expect: 100-continue`; forwarded, it would also make
-  // http-proxy skip its proxyReq event, and with it the route's upstream time-outs.
-  delete headers.expect;
+  if (length !== undefined) headers['content-length'] = length;
+  if (coding !== undefined) headers['transfer-encoding'] = coding;
   delete headers.authorization;
+  // Node has already answered the caller's `Expect: 100-continue` (RFC 9110 §10.1.1), so the body
+  // follows anyway; forwarded, the header would also make http-proxy skip its proxyReq event,
+  // and with it our upstream time-outs.
+  delete headers.expect;
   if (accessHeader !== undefined) delete headers[accessHeader];
   const previous = headers['x-forwarded-for'];
   if (forwarded.remoteAddress !== undefined) {

@@ -11,6 +11,7 @@ import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
 export const MAX_TOKEN_RESPONSE_BYTES = 256 * 1024;
 /** An `expires_in` longer than this is capped: a token cached for days outlives key rotations. */
 export const MAX_TOKEN_LIFETIME_S = 24 * 60 * 60;
+const ACCESS_TOKEN = /^[\x21-\x7e]+$/;
 
 export interface TokenResponse {
   readonly accessToken: string;
@@ -118,11 +119,11 @@ function invalid(detail: string, status: number): TokenError {
 }
 
 /**
- * RFC 6750 §2.1: the token goes into an Authorization header as a b64token, printable ASCII. Node
- * refuses to write anything above U+00FF into a header and would throw on the request path.
+ * RFC 6749 Appendix A.12: 1*VSCHAR. Anything else (a space, non-ASCII) cannot go into the
+ * Authorization header: Node would throw when the request to the upstream is built.
  */
 export function isInjectableToken(value: unknown): value is string {
-  return typeof value === 'string' && /^[\x21-\x7e]+$/.test(value);
+  return typeof value === 'string' && ACCESS_TOKEN.test(value);
 }
 
 /** RFC 6749 §5.1. A token we cannot use is an error now, not a 401 from the upstream later. */

@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
+import { freePort } from './servers.js';
 
 export interface RedisServer {
   readonly port: number;
@@ -26,14 +26,6 @@ function requireRedisServer(): void {
   if (probe.error !== undefined || probe.status !== 0) {
     throw new Error("redis-server is not on PATH: these tests need a real Redis. Install Debian's redis-server (sudo apt-get install redis-server); .ci/run installs it when it is missing.");
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
 }
 
 function launch(port: number): Promise<ChildProcess> {

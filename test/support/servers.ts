@@ -3,7 +3,7 @@
  * faults a real authorization server will not produce (resets, hangs, malformed answers).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 
 export interface Recorded {
   method: string;
@@ -71,4 +71,13 @@ export function json(res: ServerResponse, status: number, body: unknown, headers
 /** A token endpoint that issues `tok-<n>` Bearer tokens. */
 export function tokenIssuer(expiresIn: number | undefined = 300): Handler {
   return (_req, res, _body, index) => json(res, 200, { access_token: `tok-${index + 1}`, token_type: 'Bearer', ...(expiresIn === undefined ? {} : { expires_in: expiresIn }) });
+}
+
+/** A loopback port nothing listens on (bound, then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((done) => server.close(() => done()));
+  return port;
 }
