@@ -25,7 +25,8 @@ FILE defaults to $TOKENGATE_CONFIG, else config/gateway.yaml.`;
 class UsageError extends Error {}
 
 function configFile(value: string | undefined): string {
-  return value ?? process.env.TOKENGATE_CONFIG ?? 'config/gateway.yaml';
+  // An empty variable counts as unset, as in the shell's ${VAR:-default}.
+  return value ?? (process.env.TOKENGATE_CONFIG || 'config/gateway.yaml');
 }
 
 function printConfigError(error: ConfigError): void {

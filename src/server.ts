@@ -96,6 +96,7 @@ export class Gateway {
         provider: this.provider,
         config: () => this.#config,
         ready: () => !this.#draining && this.#proxyServer.listening,
+        log,
       }),
     );
   }
@@ -108,13 +109,19 @@ export class Gateway {
     gateway.#warn(config);
     // Serving before Redis answers would only cost this replica its own token requests; wait a little.
     if (gateway.#store !== undefined && !(await gateway.#store.whenConnected())) log.warn({ event: 'cache_not_connected' }, 'starting without the shared token cache; it is used once Redis answers');
-    await Promise.all([
+    const listening = await Promise.allSettled([
       listen(gateway.#proxyServer, config.listen.host, options.listenPort ?? config.listen.port),
       listen(gateway.#adminServer, config.admin.host, options.adminPort ?? config.admin.port),
-    ]).catch(async (error: unknown) => {
-      await gateway.#store?.close(); // its reconnecting sockets would keep a failed start alive
-      throw error;
-    });
+    ]);
+    const failed = listening.find((result) => result.status === 'rejected');
+    if (failed !== undefined) {
+      // The listener that did start, and Redis's reconnecting sockets, would keep a failed start alive.
+      gateway.#proxyServer.close();
+      gateway.#adminServer.close();
+      gateway.provider.close();
+      await gateway.#store?.close();
+      throw failed.reason;
+    }
     if (options.watch === true) gateway.#watch();
     log.info(
       { event: 'started', proxy: gateway.proxyUrl, admin: gateway.adminUrl, routes: config.routes.length, connections: config.connections.size },

@@ -2,9 +2,10 @@
  * The admin listener (loopback by default): metrics, health, readiness, usage data, and the
  * connection list and test button. Never a token: summaries mask it.
  */
-import express, { type Express } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../config/load.js';
 import { GatewayError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import { summarizeTokenResult } from '../tokens/summary.js';
 import type { Metrics } from './metrics.js';
@@ -16,6 +17,7 @@ export interface AdminState {
   provider: TokenProvider;
   config: () => Config;
   ready: () => boolean;
+  log: Logger;
 }
 
 export function createAdminApp(state: AdminState): Express {
@@ -77,6 +79,14 @@ export function createAdminApp(state: AdminState): Express {
       if (!(error instanceof GatewayError)) throw error;
       res.status(502).json(summarizeTokenResult(connection.key, { error }, performance.now() - started));
     }
+  });
+  // Express's own error handler prints the stack into the answer and onto stderr (a malformed
+  // %-escape in /connections/KEY/test is enough): answer JSON, log server faults as JSON lines.
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const status = (error as { status?: unknown }).status;
+    const code = typeof status === 'number' && status >= 400 && status < 500 ? status : 500;
+    if (code === 500) state.log.error({ event: 'admin_error', err: error }, 'admin request failed');
+    res.status(code).json({ error: code === 500 ? 'internal error' : 'bad request' });
   });
   return app;
 }

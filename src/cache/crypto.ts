@@ -4,6 +4,7 @@
  * rotation a replica reads entries written under another key as misses instead of failing.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { isInjectableToken } from '../tokens/endpoint.js';
 import type { CachedToken } from '../tokens/provider.js';
 
 export const ENCRYPTION_KEY_BYTES = 32;
@@ -77,7 +78,8 @@ function deserialize(text: string): CachedToken | undefined {
   const stored = value as Partial<StoredToken> | null;
   if (typeof stored !== 'object' || stored === null) return undefined;
   const { a, s, o, e, u, r } = stored;
-  if (typeof a !== 'string' || a === '' || (s !== null && typeof s !== 'string')) return undefined;
+  // Whoever can write to Redis must not be able to make every replica throw on injection.
+  if (!isInjectableToken(a) || (s !== null && typeof s !== 'string')) return undefined;
   if (![o, e, u].every((n) => typeof n === 'number' && Number.isFinite(n)) || (r !== null && typeof r !== 'number')) return undefined;
   return Object.freeze({
     accessToken: a,

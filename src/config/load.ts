@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
 import type { z } from 'zod';
 import { decodeEncryptionKey, ENCRYPTION_KEY_BYTES } from '../cache/crypto.js';
 import {
@@ -128,7 +128,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   try {
     data = doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (error) {
-    throw new ConfigError(file, [{ path: '', message: `cannot read the YAML: ${(error as Error).message}` }]);
+    throw new ConfigError(file, [unreadableYaml(error, doc, lineCounter)]);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ConfigError(file, [{ path: '', message: 'the config must be a YAML mapping (key: value) at the top level' }]);
@@ -284,8 +284,9 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       problems.push(located({ path: formatPath(keyPath), message: `secret "${encryptionKey.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)` }, keyPath));
     }
   }
-  if (!/^rediss?:\/\//.test(raw.cache.redis.url)) {
-    problems.push(located({ path: 'cache.redis.url', message: 'must be a redis:// or rediss:// URL' }, ['cache', 'redis', 'url']));
+  // Checked here, not by ioredis at start: its "Invalid URL" names no key, and the URL often holds a password.
+  if (!/^rediss?:\/\//.test(raw.cache.redis.url) || !URL.canParse(raw.cache.redis.url)) {
+    problems.push(located({ path: 'cache.redis.url', message: 'must be a valid redis:// or rediss:// URL' }, ['cache', 'redis', 'url']));
   }
   if (raw.cache.store === 'redis' && raw.cache.encryptionKey === undefined && !raw.cache.allowPlaintext) {
     problems.push(located({ path: 'cache.encryptionKey', message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis' }, ['cache']));
@@ -365,6 +366,10 @@ function buildConnection(
     const value = conn[field];
     if (value === undefined) continue;
     const url = new URL(value);
+    if (url.username !== '' || url.password !== '') {
+      // Connection URLs show up in /connections and in error details that reach callers.
+      counted([...base, field], 'must not carry user info (user:password@); the client authenticates with clientSecret or privateKeyJwt');
+    }
     if (url.protocol !== 'https:' && !isLoopbackHost(url.hostname) && !conn.allowInsecureHttp) {
       counted([...base, field], `must be https: (the client's credentials travel on it) unless the host is loopback or allowInsecureHttp: true is set`);
     }
@@ -526,6 +531,24 @@ function substituteVariables(value: unknown, keyPath: PropertyKey[], env: NodeJS
     return out;
   }
   return value;
+}
+
+/**
+ * yaml's message for an alias without an anchor quotes the alias, which may be an unquoted secret
+ * that happens to start with `*`: say where it is instead.
+ */
+function unreadableYaml(error: unknown, doc: Document, lineCounter: LineCounter): ConfigProblem {
+  let unresolved: Alias | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) !== undefined) return undefined;
+      unresolved = node;
+      return visit.BREAK;
+    },
+  });
+  if (unresolved?.range == null) return { path: '', message: `cannot read the YAML: ${(error as Error).message}` };
+  const { line, col } = lineCounter.linePos(unresolved.range[0]);
+  return { path: '', message: 'an alias (*name) has no anchor (&name) before it; quote a value that starts with *', line, column: col };
 }
 
 /**

@@ -154,6 +154,16 @@ function onCallerClose(this: TrackedResponse): void {
   if (!this.writableFinished) this[EXCHANGE]?.proxyReq?.destroy();
 }
 
+/**
+ * RFC 9110 §15.2.2: a 101 answers only a request that asked to switch protocols, and ours never do
+ * (Upgrade is hop-by-hop). Node hands such an answer to 'upgrade' listeners, or with none drops the
+ * socket without a word, which would leave the caller waiting forever: fail the request instead.
+ */
+function onUpstreamUpgrade(this: ClientRequest, _response: IncomingMessage, socket: Socket): void {
+  socket.destroy();
+  this.emit('error', Object.assign(new Error('the upstream switched protocols unasked'), { code: 'EPROTO' }));
+}
+
 export class ProxyHandler {
   #runtime: Runtime;
   readonly #provider: TokenProvider;
@@ -323,6 +333,7 @@ export class ProxyHandler {
     (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
     const { timeouts } = exchange.route.route;
     proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
+    proxyReq.once('upgrade', onUpstreamUpgrade);
     // http-proxy emits proxyReq from the request's 'socket' event: the socket is already here (a
     // listener for 'socket' added now would never run, and connectMs with it).
     const socket = proxyReq.socket as Socket | null;
@@ -348,8 +359,14 @@ export class ProxyHandler {
     }
     const headers = endToEndHeaders(proxyRes.headers);
     delete headers['x-request-id'];
+    try {
+      res.writeHead(status, headers);
+    } catch (error) {
+      // An answer Node refuses to pass on (a status below 100): the upstream is broken, not the gateway.
+      proxyRes.destroy();
+      return this.#onProxyError(error as Error, req, res);
+    }
     exchange.upstreamStatus = status;
-    res.writeHead(status, headers);
     // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
     proxyRes.once('error', (error) => this.#onProxyError(error, req, res));
     proxyRes.pipe(res);

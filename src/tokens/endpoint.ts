@@ -118,6 +118,14 @@ function invalid(detail: string, status: number): TokenError {
   return new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail, endpointStatus: status });
 }
 
+/**
+ * RFC 6749 Appendix A.12: 1*VSCHAR. Anything else (a space, non-ASCII) cannot go into the
+ * Authorization header: Node would throw when the request to the upstream is built.
+ */
+export function isInjectableToken(value: unknown): value is string {
+  return typeof value === 'string' && ACCESS_TOKEN.test(value);
+}
+
 /** RFC 6749 §5.1. A token we cannot use is an error now, not a 401 from the upstream later. */
 export function parseTokenResponse(status: number, body: Buffer): TokenResponse {
   const json = parseJson(body);
@@ -126,9 +134,7 @@ export function parseTokenResponse(status: number, body: Buffer): TokenResponse 
   }
   const fields = json as Record<string, unknown>;
   const accessToken = fields.access_token;
-  // RFC 6749 Appendix A.12: 1*VSCHAR. Anything else (a space, non-ASCII) cannot go into the
-  // Authorization header: Node would throw when the request to the upstream is built.
-  if (typeof accessToken !== 'string' || !ACCESS_TOKEN.test(accessToken)) {
+  if (!isInjectableToken(accessToken)) {
     throw invalid('the token response has no usable access_token', status);
   }
   // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.
@@ -150,11 +156,35 @@ export function parseTokenResponse(status: number, body: Buffer): TokenResponse 
   return { accessToken, tokenType: 'Bearer', expiresIn, scope };
 }
 
+const REDACTED = '[redacted]';
+
+/**
+ * The client credentials a token request carries: client_secret (RFC 6749 §2.3.1, in the form or
+ * form-encoded inside Basic) and client_assertion (RFC 7523 §2.2). Some servers quote what they
+ * were sent in error_description, and that text reaches callers, logs and /usage.
+ */
+function credentialsIn(options: PostFormOptions): string[] {
+  const form = new URLSearchParams(options.body);
+  const found = [form.get('client_secret'), form.get('client_assertion')];
+  const basic = /^Basic\s+(\S+)$/i.exec(options.headers.authorization ?? '');
+  if (basic !== null) {
+    const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    found.push(basic[1]!, new URLSearchParams(`s=${pair.slice(pair.indexOf(':') + 1)}`).get('s'));
+  }
+  return found.filter((value): value is string => value !== null && value !== '');
+}
+
+/** `text` with every credential replaced, before it is sanitised (and cut) for reuse. */
+function scrub(text: unknown, credentials: readonly string[]): unknown {
+  return typeof text === 'string' ? credentials.reduce((out, credential) => out.replaceAll(credential, REDACTED), text) : text;
+}
+
 /** RFC 6749 §5.2 and everything else a token endpoint can say instead of a token. */
-export function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer): TokenError {
+export function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer, credentials: readonly string[] = []): TokenError {
   const json = parseJson(body) as Record<string, unknown> | undefined;
-  const oauthError = typeof json?.error === 'string' ? sanitizeText(json.error, 64) : undefined;
-  const description = sanitizeText(json?.error_description);
+  const error = scrub(json?.error, credentials);
+  const oauthError = typeof error === 'string' ? sanitizeText(error, 64) : undefined;
+  const description = sanitizeText(scrub(json?.error_description, credentials));
   const detail = oauthError === undefined ? `the token endpoint answered HTTP ${status}` : `${oauthError}${description === undefined ? '' : `: ${description}`}`;
   if (status >= 500 || status === 429) {
     return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
@@ -195,5 +225,5 @@ export async function requestToken(options: PostFormOptions): Promise<TokenRespo
     throw transportError(error, 'token endpoint');
   }
   if (response.status >= 200 && response.status < 300) return parseTokenResponse(response.status, response.body);
-  throw errorFromResponse(response.status, response.headers, response.body);
+  throw errorFromResponse(response.status, response.headers, response.body, credentialsIn(options));
 }

@@ -1,0 +1,50 @@
+/** Audit: config problems name the key and never quote a password or secret value. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError } from '../src/config/errors.js';
+import { parseConfig } from '../src/config/load.js';
+
+const PASSWORD = 'hunter2-audit';
+
+function problemsOf(yaml: string): ConfigError {
+  try {
+    parseConfig(yaml, 'audit.yaml', { env: {} });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('the config was accepted');
+}
+
+describe('audit: config problems that must not quote secrets', () => {
+  for (const field of ['tokenUrl', 'issuer']) {
+    it(`refuses user info in ${field} (it would reach /connections and error details) without quoting it`, () => {
+      const error = problemsOf(`
+secrets: { s: { value: a-client-secret } }
+connections:
+  c: { clientId: x, ${field}: "https://user:${PASSWORD}@auth.example/oauth", clientSecret: { secret: s } }
+`);
+      assert.equal(error.code, 'CONFIG_INVALID');
+      assert.deepEqual(error.problems.map((p) => p.path), [`connections.c.${field}`]);
+      assert.doesNotMatch(error.message, new RegExp(PASSWORD));
+    });
+  }
+
+  it('refuses a cache.redis.url that is no URL at load, without quoting its password', () => {
+    const error = problemsOf(`
+cache: { store: redis, allowPlaintext: true, redis: { url: "redis://:${PASSWORD}@redis.internal:port" } }
+`);
+    assert.deepEqual(error.problems.map((p) => p.path), ['cache.redis.url']);
+    assert.doesNotMatch(error.message, new RegExp(PASSWORD));
+  });
+
+  it('reports an unquoted inline secret starting with * (a YAML alias) by position, without quoting it', () => {
+    const error = problemsOf(`
+secrets:
+  s: { value: *${PASSWORD} }
+`);
+    assert.equal(error.problems.length, 1);
+    assert.equal(error.problems[0]!.line, 3);
+    assert.doesNotMatch(error.message, new RegExp(PASSWORD));
+  });
+});
