@@ -26,6 +26,12 @@ const STATUS: Record<GatewayErrorCode, number> = {
   BAD_REQUEST: 400,
 };
 
+/**
+ * RFC 9110 §10.2.3: the Retry-After a 503 carries when neither the token endpoint nor the circuit
+ * says more (SPEC: TOKEN_ENDPOINT_UNAVAILABLE always has one).
+ */
+export const DEFAULT_RETRY_AFTER_S = 1;
+
 const TITLE: Record<GatewayErrorCode, string> = {
   ROUTE_NOT_FOUND: 'No route matches this request',
   TOKEN_REJECTED: 'The authorization server rejected the token request',

@@ -18,7 +18,7 @@ import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, Router, upstreamPath } from '../routing/router.js';
-import { DEFAULT_RETRY_AFTER_S, tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
+import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
 import { AccessChecker } from './access.js';
 import { acceptRequestId, endToEndHeaders, prepareUpstreamHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
@@ -406,7 +406,7 @@ export class ProxyHandler {
   #tokenFailed(res: ServerResponse, exchange: Exchange, error: unknown): void {
     const connection = exchange.route.key!.connection;
     const gatewayError =
-      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', retryAfter: DEFAULT_RETRY_AFTER_S, cause: error });
+      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', cause: error });
     if (!(error instanceof GatewayError)) this.#log.error({ err: error, connection }, 'unexpected error while obtaining a token');
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });

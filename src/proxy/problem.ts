@@ -5,11 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { GatewayError } from '../errors.js';
+import { DEFAULT_RETRY_AFTER_S, GatewayError } from '../errors.js';
 
 const PROBLEM_TYPE_BASE = 'https://tokengate.dev/problems/';
-/** RFC 9110 §10.2.3: a 503 tells the caller when to come back, also when nobody told us. */
-const DEFAULT_RETRY_AFTER_S = 5;
 
 type Where = { route?: string | undefined; connection?: string | undefined };
 
@@ -42,6 +40,7 @@ export function writeProblem(res: ServerResponse, error: GatewayError, requestId
   res.setHeader('content-type', 'application/problem+json');
   res.setHeader('content-length', Buffer.byteLength(payload));
   res.setHeader('cache-control', 'no-store');
+  // RFC 9110 §10.2.3: a 503 tells the caller when to come back, also when nobody told us.
   const retryAfter = error.retryAfter ?? (error.statusCode === 503 ? DEFAULT_RETRY_AFTER_S : undefined);
   if (retryAfter !== undefined) res.setHeader('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   res.end(payload);

@@ -5,7 +5,7 @@
  */
 import NodeCache from 'node-cache';
 import type { Connection } from '../config/load.js';
-import { TokenError } from '../errors.js';
+import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors.js';
 import { ConnectionClient } from './connection-client.js';
 import type { TokenResponse } from './endpoint.js';
 
@@ -24,8 +24,6 @@ export const REFRESH_AT_MAX = 0.9;
 export const REFRESH_LEAD_ROUND_TRIPS = 2;
 /** The skew is at most this share of the lifetime, so short-lived tokens stay usable. */
 export const MAX_SKEW_SHARE = 0.1;
-/** Retry-After sent with TOKEN_ENDPOINT_UNAVAILABLE when neither the server nor the circuit says more. */
-export const DEFAULT_RETRY_AFTER_S = 1;
 
 export interface CachedToken {
   readonly accessToken: string;
