@@ -139,10 +139,6 @@ export class TokenProvider {
     for (const [key, connection] of next) if (!this.#clients.has(key)) this.#clients.set(key, new ConnectionClient(connection));
   }
 
-  connection(key: string): Connection | undefined {
-    return this.#clients.get(key)?.connection;
-  }
-
   /**
    * The hot path: a valid cached token or undefined, synchronously. Starts a background refresh
    * when the token is past its refresh point.
