@@ -3,6 +3,8 @@
  * a config error with a key path rather than a handshake failure at the first request.
  */
 import { createHash, X509Certificate } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import type { Secret } from './secret.js';
 
@@ -75,10 +77,15 @@ export function tlsVerify(ca: Secret | undefined, insecureSkipVerify: boolean): 
 }
 
 /**
- * Options for an https.Agent. They belong on the agent: Node lets agent options override request
- * options, and sockets are pooled per agent, so connections with different trust never share one.
+ * The keep-alive agent for an outbound connection (token endpoint or upstream). TLS options belong
+ * on the agent: Node lets agent options override request options, and sockets are pooled per agent,
+ * so connections with different trust or client certificates never share one.
  */
-export function clientTlsOptions(verify: TlsVerify | undefined, credentials?: TlsKeyPair): ConnectionOptions {
+export function outboundAgent(protocol: string, options: http.AgentOptions, verify: TlsVerify | undefined, credentials: TlsKeyPair | undefined): http.Agent {
+  return protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(verify, credentials) }) : new http.Agent(options);
+}
+
+function clientTlsOptions(verify: TlsVerify | undefined, credentials: TlsKeyPair | undefined): ConnectionOptions {
   const options: ConnectionOptions = {};
   if (verify?.ca !== undefined) options.ca = verify.ca.reveal();
   if (verify?.insecureSkipVerify === true) options.rejectUnauthorized = false;

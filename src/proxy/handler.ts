@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
@@ -13,7 +12,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import type { Config, Route } from '../config/load.js';
-import { clientTlsOptions, keyPairId, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
+import { keyPairId, outboundAgent, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
 import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
@@ -78,7 +77,7 @@ function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | und
   let agent = cache.get(id);
   if (agent === undefined) {
     const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
-    agent = url.protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(tls, credentials) }) : new http.Agent(options);
+    agent = outboundAgent(url.protocol, options, tls, credentials);
     cache.set(id, agent);
   }
   return agent;

@@ -3,9 +3,8 @@
  * issuer), how the client authenticates, and the keep-alive agent the requests share.
  */
 import http from 'node:http';
-import https from 'node:https';
 import type { Connection } from '../config/load.js';
-import { clientTlsOptions } from '../config/tls.js';
+import { outboundAgent } from '../config/tls.js';
 import { sanitizeText, TokenError } from '../errors.js';
 import { callAuthServer, requestToken, transportError, type TokenResponse } from './endpoint.js';
 
@@ -49,8 +48,7 @@ export class ConnectionClient {
   #agent(url: URL): http.Agent {
     let agent = this.#agents.get(url.protocol);
     if (agent === undefined) {
-      const { tls, auth } = this.connection;
-      agent = url.protocol === 'https:' ? new https.Agent({ ...KEEP_ALIVE, ...clientTlsOptions(tls, auth.tlsCredentials) }) : new http.Agent(KEEP_ALIVE);
+      agent = outboundAgent(url.protocol, KEEP_ALIVE, this.connection.tls, this.connection.auth.tlsCredentials);
       this.#agents.set(url.protocol, agent);
     }
     return agent;
