@@ -13,6 +13,7 @@ import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import type { Config, Route } from '../config/load.js';
 import { keyPairId, outboundAgent, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
+import { armConnectTimeout } from '../connect-timeout.js';
 import { GatewayError, TokenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
@@ -336,10 +337,8 @@ export class ProxyHandler {
     // http-proxy emits proxyReq from the request's 'socket' event: the socket is already here (a
     // listener for 'socket' added now would never run, and connectMs with it).
     const socket = proxyReq.socket as Socket | null;
-    if (socket?.connecting !== true) return;
-    const timer = setTimeout(onUpstreamTimeout.bind(proxyReq), timeouts.connectMs);
-    socket.once('connect', () => clearTimeout(timer));
-    socket.once('close', () => clearTimeout(timer));
+    // A reused keep-alive socket (the common case) needs no timer, nor the bound callback.
+    if (socket?.connecting === true) armConnectTimeout(socket, timeouts.connectMs, onUpstreamTimeout.bind(proxyReq));
   }
 
   #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {

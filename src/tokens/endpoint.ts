@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { armConnectTimeout } from '../connect-timeout.js';
 import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
 
 /** Token responses are small; anything bigger is not a token response (or is an attack). */
@@ -72,12 +73,7 @@ export function callAuthServer(options: HttpCallOptions & { body?: string }): Pr
             },
     });
     const total = setTimeout(() => req.destroy(new TimeoutSignal('token request timed out')), options.timeoutMs);
-    req.once('socket', (socket) => {
-      if (!socket.connecting) return;
-      const connect = setTimeout(() => req.destroy(new TimeoutSignal('connect timed out')), options.connectTimeoutMs);
-      socket.once('connect', () => clearTimeout(connect));
-      socket.once('close', () => clearTimeout(connect));
-    });
+    req.once('socket', (socket) => armConnectTimeout(socket, options.connectTimeoutMs, () => req.destroy(new TimeoutSignal('connect timed out'))));
     req.on('error', (error) => finish(error));
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
