@@ -124,6 +124,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     withPosition(problem, doc, lineCounter, keyPath);
 
   const problems: ConfigProblem[] = [];
+  const report: Report = (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath));
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 }) ?? {};
@@ -137,7 +138,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (cycle !== undefined) {
     throw new ConfigError(file, [located({ path: formatPath(cycle), message: 'an alias refers to a node that contains it (the value would be infinite)' }, cycle)]);
   }
-  data = substituteVariables(data, [], env, (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath)));
+  data = substituteVariables(data, [], env, report);
 
   const parsed = configSchema.safeParse(data);
   let raw: RawConfig;
@@ -149,7 +150,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     for (const issue of parsed.error.issues) {
       // One problem per unknown key, located at the key itself rather than at its parent.
       const keyPaths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [issue.path];
-      for (const keyPath of keyPaths) problems.push(located({ path: formatPath(keyPath), message: describeIssue(issue) }, keyPath));
+      for (const keyPath of keyPaths) report(keyPath, describeIssue(issue));
     }
     // Carry on with what is valid, so the cross-reference problems are reported in the same run.
     const salvaged = salvage(data as Record<string, unknown>);
@@ -159,7 +160,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   // Names declared in the file, valid or not: a reference to an invalid entry is not "unknown".
   const declaredSecrets = new Set(Object.keys(asRecord((data as Record<string, unknown>).secrets)));
   const declaredConnections = new Set(Object.keys(asRecord((data as Record<string, unknown>).connections)));
-  const secrets = resolveSecrets(raw, file, env, problems, located);
+  const secrets = resolveSecrets(raw, file, env, report);
   const warnings: string[] = [];
   for (const [name, def] of Object.entries(raw.secrets)) {
     if ('value' in def) warnings.push(`secrets.${name} is an inline value; use env or file outside development`);
@@ -167,7 +168,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 
   const secretRef = (name: string, keyPath: PropertyKey[]): Secret | undefined => {
     if (!declaredSecrets.has(name)) {
-      problems.push(located({ path: formatPath(keyPath), message: `unknown secret "${name}"; define it under secrets` }, keyPath));
+      report(keyPath, `unknown secret "${name}"; define it under secrets`);
       return undefined;
     }
     return secrets.get(name);
@@ -177,10 +178,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     if (policy === undefined) return undefined;
     const apiKeys = (policy.apiKeys ?? []).map((k, i) => secretRef(k.secret, [...keyPath, 'apiKeys', i, 'secret']));
     (policy.allowFrom ?? []).forEach((cidr, i) => {
-      if (!isCidr(cidr)) problems.push(located({ path: formatPath([...keyPath, 'allowFrom', i]), message: `"${cidr}" is not an IPv4 or IPv6 CIDR block` }, [...keyPath, 'allowFrom', i]));
+      if (!isCidr(cidr)) report([...keyPath, 'allowFrom', i], `"${cidr}" is not an IPv4 or IPv6 CIDR block`);
     });
     if (apiKeys.length === 0 && (policy.allowFrom ?? []).length === 0) {
-      problems.push(located({ path: formatPath(keyPath), message: 'an access policy needs apiKeys, allowFrom, or both' }, keyPath));
+      report(keyPath, 'an access policy needs apiKeys, allowFrom, or both');
     }
     return Object.freeze({
       header: policy.header.toLowerCase(),
@@ -188,8 +189,6 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       allowFrom: Object.freeze([...(policy.allowFrom ?? [])]),
     });
   };
-
-  const report: Report = (keyPath, message) => problems.push(located({ path: formatPath(keyPath), message }, keyPath));
 
   const verify: TlsVerifyRef = (settings, keyPath) => {
     if (settings === undefined) return undefined;
@@ -235,12 +234,12 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const keyPath = ['routes', index];
     const earlier = seenNames.get(route.name);
     if (earlier !== undefined) {
-      problems.push(located({ path: formatPath([...keyPath, 'name']), message: `duplicate route name "${route.name}" (also routes[${earlier}])` }, [...keyPath, 'name']));
+      report([...keyPath, 'name'], `duplicate route name "${route.name}" (also routes[${earlier}])`);
     }
     seenNames.set(route.name, index);
     const upstreamUrl = new URL(route.upstream);
     if (upstreamUrl.search !== '' || upstreamUrl.hash !== '' || upstreamUrl.username !== '' || upstreamUrl.password !== '') {
-      problems.push(located({ path: formatPath([...keyPath, 'upstream']), message: 'an upstream is a base URL: no query, fragment or user info' }, [...keyPath, 'upstream']));
+      report([...keyPath, 'upstream'], 'an upstream is a base URL: no query, fragment or user info');
     }
     if (route.tls !== undefined && upstreamUrl.protocol !== 'https:') report([...keyPath, 'tls'], 'applies to an https: upstream only');
     let effectiveParams: Record<string, string> = {};
@@ -249,12 +248,12 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       if (name === undefined) {
         problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: 'required when auth.type is client-connection' }, [...keyPath, 'auth']));
       } else if (!declaredConnections.has(name)) {
-        problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: `unknown connection "${name}"; known: ${[...declaredConnections].join(', ') || 'none'}` }, [...keyPath, 'auth', 'connection']));
+        report([...keyPath, 'auth', 'connection'], `unknown connection "${name}"; known: ${[...declaredConnections].join(', ') || 'none'}`);
       } else {
         effectiveParams = { ...connections.get(name)?.params, ...stringParams(route.auth.params) };
       }
     } else if (route.auth.connection !== undefined || route.auth.params !== undefined) {
-      problems.push(located({ path: formatPath([...keyPath, 'auth']), message: 'auth.type none takes no connection or params' }, [...keyPath, 'auth']));
+      report([...keyPath, 'auth'], 'auth.type none takes no connection or params');
     }
     const pathPrefix = route.match.pathPrefix.replace(/\/+$/, '') || '/';
     // Requests are matched after normalisation (routing/path.ts); a prefix that normalisation would change never matches.
@@ -281,7 +280,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const keyPath = ['cache', 'encryptionKey', 'secret'];
     encryptionKey = secretRef(raw.cache.encryptionKey.secret, keyPath);
     if (encryptionKey !== undefined && decodeEncryptionKey(encryptionKey.reveal()) === undefined) {
-      problems.push(located({ path: formatPath(keyPath), message: `secret "${encryptionKey.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)` }, keyPath));
+      report(keyPath, `secret "${encryptionKey.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)`);
     }
   }
   // Checked here, not by ioredis at start: its "Invalid URL" names no key, and the URL often holds a password.
@@ -475,8 +474,7 @@ function resolveSecrets(
   raw: RawConfig,
   file: string,
   env: NodeJS.ProcessEnv,
-  problems: ConfigProblem[],
-  located: (problem: Omit<ConfigProblem, 'line' | 'column'>, keyPath: readonly PropertyKey[]) => ConfigProblem,
+  report: Report,
 ): Map<string, Secret> {
   const out = new Map<string, Secret>();
   const dir = dirname(resolve(file));
@@ -485,13 +483,13 @@ function resolveSecrets(
     if ('env' in def) {
       const value = env[def.env];
       if (value === undefined || value === '') {
-        problems.push(located({ path: formatPath([...keyPath, 'env']), message: `environment variable ${def.env} is not set` }, [...keyPath, 'env']));
+        report([...keyPath, 'env'], `environment variable ${def.env} is not set`);
       } else out.set(name, new Secret(name, value));
     } else if ('file' in def) {
       try {
         out.set(name, new Secret(name, readFileSync(resolve(dir, def.file), 'utf8').replace(/\r?\n$/, '')));
       } catch (error) {
-        problems.push(located({ path: formatPath([...keyPath, 'file']), message: `cannot read ${def.file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}` }, [...keyPath, 'file']));
+        report([...keyPath, 'file'], `cannot read ${def.file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
       }
     } else {
       out.set(name, new Secret(name, def.value));
