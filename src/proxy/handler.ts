@@ -356,7 +356,9 @@ export class ProxyHandler {
       }
     }
     const headers = endToEndHeaders(proxyRes.headers);
-    delete headers['x-request-id'];
+    // writeHead's headers take precedence over setHeader's: ours must win over an upstream's own id.
+    // Assigned rather than deleted, which would turn the fresh copy into a slow dictionary (headers.ts).
+    headers['x-request-id'] = exchange.requestId;
     try {
       res.writeHead(status, headers);
     } catch (error) {
