@@ -8,12 +8,11 @@ import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
 import { ConfigError, formatProblem } from './config/errors.js';
 import { loadConfig } from './config/load.js';
-import { GatewayError } from './errors.js';
 import { createLogger } from './log.js';
 import { Gateway } from './server.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
-import { summarizeTokenResult } from './tokens/summary.js';
+import { testToken } from './tokens/summary.js';
 
 const USAGE = `usage:
   tokengate serve [--config FILE]
@@ -89,15 +88,10 @@ async function token(args: string[]): Promise<number> {
   }
   const log = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
   const provider = new TokenProvider(config.connections.values(), new Telemetry(new Metrics(), new Usage(), log));
-  const started = performance.now();
   try {
-    const result = await provider.fetchUncached(key, { ...connection.params, ...extra });
-    process.stdout.write(`${JSON.stringify(summarizeTokenResult(key, { token: result, showToken: values['show-token'] }, performance.now() - started), null, 2)}\n`);
-    return 0;
-  } catch (error) {
-    if (!(error instanceof GatewayError)) throw error;
-    process.stdout.write(`${JSON.stringify(summarizeTokenResult(key, { error }, performance.now() - started), null, 2)}\n`);
-    return 1;
+    const { ok, summary } = await testToken(provider, key, { ...connection.params, ...extra }, values['show-token']);
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    return ok ? 0 : 1;
   } finally {
     provider.close();
   }

@@ -4,10 +4,9 @@
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../config/load.js';
-import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TokenProvider } from '../tokens/provider.js';
-import { summarizeTokenResult } from '../tokens/summary.js';
+import { testToken } from '../tokens/summary.js';
 import type { Metrics } from './metrics.js';
 import type { Usage } from './usage.js';
 
@@ -71,14 +70,8 @@ export function createAdminApp(state: AdminState): Express {
       res.status(404).json({ ok: false, error: `unknown connection ${req.params.key.slice(0, 100)}` });
       return;
     }
-    const started = performance.now();
-    try {
-      const token = await state.provider.fetchUncached(connection.key, connection.params);
-      res.json(summarizeTokenResult(connection.key, { token }, performance.now() - started));
-    } catch (error) {
-      if (!(error instanceof GatewayError)) throw error;
-      res.status(502).json(summarizeTokenResult(connection.key, { error }, performance.now() - started));
-    }
+    const { ok, summary } = await testToken(state.provider, connection.key, connection.params);
+    res.status(ok ? 200 : 502).json(summary);
   });
   // Express's own error handler prints the stack into the answer and onto stderr (a malformed
   // %-escape in /connections/KEY/test is enough): answer JSON, log server faults as JSON lines.

@@ -1,14 +1,15 @@
 /** The JSON summary of one token request, shared by the `token` command and the admin test button. */
-import { TokenError, type GatewayError } from '../errors.js';
+import { GatewayError, TokenError } from '../errors.js';
 import type { TokenResponse } from './endpoint.js';
+import type { TokenProvider } from './provider.js';
 
 /** First and last few characters only: enough to tell tokens apart, useless to an attacker. */
-export function maskToken(token: string): string {
+function maskToken(token: string): string {
   if (token.length <= 16) return '*'.repeat(token.length);
   return `${token.slice(0, 6)}…${token.slice(-4)} (${token.length} chars)`;
 }
 
-export function summarizeTokenResult(
+function summarizeTokenResult(
   connection: string,
   result: { token: TokenResponse; showToken?: boolean } | { error: GatewayError },
   elapsedMs: number,
@@ -38,4 +39,24 @@ export function summarizeTokenResult(
     accessToken: showToken === true ? token.accessToken : maskToken(token.accessToken),
     tookMs: took,
   };
+}
+
+/**
+ * One token request straight from the token endpoint, summarised with its time. A failure the
+ * gateway understands is a summary too (`ok: false`); anything else is thrown.
+ */
+export async function testToken(
+  provider: TokenProvider,
+  connection: string,
+  params: Readonly<Record<string, string>>,
+  showToken = false,
+): Promise<{ ok: boolean; summary: Record<string, unknown> }> {
+  const started = performance.now();
+  try {
+    const token = await provider.fetchUncached(connection, params);
+    return { ok: true, summary: summarizeTokenResult(connection, { token, showToken }, performance.now() - started) };
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    return { ok: false, summary: summarizeTokenResult(connection, { error }, performance.now() - started) };
+  }
 }
