@@ -23,6 +23,9 @@ export interface TlsKeyPair {
   readonly key: Secret;
 }
 
+/** Enough of a SHA-256 to tell PEM blocks apart in an id, without carrying them. */
+const shortHash = (pem: string) => createHash('sha256').update(pem).digest('hex').slice(0, 16);
+
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /**
@@ -68,11 +71,11 @@ export function keyPairProblem(pair: TlsKeyPair): { field: 'certificate' | 'key'
 
 /** Tells key pairs apart (agent cache keys) by their certificate, which is public. */
 export function keyPairId(pair: TlsKeyPair): string {
-  return createHash('sha256').update(pair.certificate.reveal()).digest('hex').slice(0, 16);
+  return shortHash(pair.certificate.reveal());
 }
 
 export function tlsVerify(ca: Secret | undefined, insecureSkipVerify: boolean): TlsVerify {
-  const caHash = ca === undefined ? '' : createHash('sha256').update(ca.reveal()).digest('hex').slice(0, 16);
+  const caHash = ca === undefined ? '' : shortHash(ca.reveal());
   return Object.freeze({ ca, insecureSkipVerify, id: `${caHash}:${insecureSkipVerify ? 'insecure' : 'verify'}` });
 }
 
