@@ -58,7 +58,7 @@ function withVariables(schema: JsonSchema, isRoot = false): JsonSchema {
 }
 
 /** The JSON Schema of the config file as written (input side: keys with defaults are optional). */
-export function configJsonSchema(): JsonSchema {
+function configJsonSchema(): JsonSchema {
   const generated = z.toJSONSchema(configSchema, { io: 'input', target: 'draft-2020-12' }) as JsonSchema;
   const { $schema, ...body } = generated;
   return {

@@ -161,7 +161,7 @@ function parseJwk(text: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-export function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyObject {
+function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyObject {
   const detected = format ?? (text.trimStart().startsWith('{') ? 'jwk' : 'pem');
   let key: KeyObject;
   try {

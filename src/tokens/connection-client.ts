@@ -20,7 +20,7 @@ const KEEP_ALIVE = { keepAlive: true, maxSockets: 16, keepAliveMsecs: 1_000 };
  * OIDC Discovery 1.0 §4 first (issuer + /.well-known/openid-configuration), then RFC 8414 §3
  * (/.well-known/oauth-authorization-server inserted before the issuer's path).
  */
-export function discoveryUrls(issuer: string): URL[] {
+function discoveryUrls(issuer: string): URL[] {
   const url = new URL(issuer);
   const path = url.pathname.replace(/\/+$/, '');
   return [

@@ -95,7 +95,7 @@ export function callAuthServer(options: HttpCallOptions & { body?: string }): Pr
 }
 
 /** `Retry-After` as seconds (delta or HTTP date), or undefined. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const date = Date.parse(value);
@@ -123,7 +123,7 @@ export function isInjectableToken(value: unknown): value is string {
 }
 
 /** RFC 6749 §5.1. A token we cannot use is an error now, not a 401 from the upstream later. */
-export function parseTokenResponse(status: number, body: Buffer): TokenResponse {
+function parseTokenResponse(status: number, body: Buffer): TokenResponse {
   const json = parseJson(body);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw invalid('the token response is not a JSON object', status);
@@ -176,7 +176,7 @@ function scrub(text: unknown, credentials: readonly string[]): unknown {
 }
 
 /** RFC 6749 §5.2 and everything else a token endpoint can say instead of a token. */
-export function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer, credentials: readonly string[] = []): TokenError {
+function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer, credentials: readonly string[] = []): TokenError {
   const json = parseJson(body) as Record<string, unknown> | undefined;
   const error = scrub(json?.error, credentials);
   const oauthError = typeof error === 'string' ? sanitizeText(error, 64) : undefined;
