@@ -5,6 +5,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheOperation } from '../cache/redis-store.js';
 import type { Config } from '../config/load.js';
+import type { AccessDenial } from '../proxy/access.js';
 import type { TokenFailureReason } from '../errors.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -25,7 +26,7 @@ const TOKEN_FAILURE_REASONS = Object.keys({
   circuit_open: true,
 } satisfies Record<TokenFailureReason, true>);
 const UPSTREAM_ERROR_REASONS = ['unavailable', 'timeout', 'reset'];
-const ACCESS_DENIED_REASONS = ['missing_key', 'wrong_key', 'address'];
+const ACCESS_DENIED_REASONS = Object.keys({ missing_key: true, wrong_key: true, address: true } satisfies Record<AccessDenial, true>);
 const CACHE_OPERATIONS = Object.keys({
   connect: true,
   subscribe: true,
