@@ -3,10 +3,11 @@
  * token request body or an error object logged by mistake does not carry a credential out.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { DEFAULT_ACCESS_HEADER } from './config/schema.js';
 
 export type { Logger };
 
-const SENSITIVE = new Set(['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', 'x-gateway-key']);
+const SENSITIVE = new Set(['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', DEFAULT_ACCESS_HEADER.toLowerCase()]);
 const CENSOR = '[redacted]';
 /** Levels of nesting searched (the logged object is level 1); also what stops a cycle. */
 const REDACT_DEPTH = 5;
