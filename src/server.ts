@@ -193,7 +193,6 @@ export class Gateway {
     clearInterval(idle);
     this.#adminServer.closeAllConnections();
     await new Promise<void>((done) => this.#adminServer.close(() => done()));
-    this.#handler.close();
     this.provider.close();
     await this.#store?.close();
     for (const agent of this.#agents.values()) agent.destroy();

@@ -1,7 +1,7 @@
 /**
  * The upstream side: time-outs map to UPSTREAM_TIMEOUT, refusals to UPSTREAM_UNAVAILABLE, and a
  * caller who hangs up aborts the upstream request without leaking sockets or listeners
- * (http-proxy is known to leak on aborted requests).
+ * (http-proxy, which forwarded here before, leaked on aborted requests).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * An alternative forwarding engine, measured beside http-proxy: node's own http.request with a
+ * The engine tokengate forwards with, doing nothing else: node's own http.request with a
  * keep-alive agent and a static Authorization header, no proxy library. It shows how much of the
  * gap to "direct" is the engine rather than the gateway's own work.
  */

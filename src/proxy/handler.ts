@@ -4,10 +4,9 @@
  * compileRoutes(); the per-request path allocates only what each request really owns.
  */
 import { randomUUID } from 'node:crypto';
-import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type ClientRequest, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
-import httpProxy from 'http-proxy';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
@@ -31,7 +30,7 @@ interface RouteRuntime {
   readonly key: TokenKey | undefined;
   readonly upstreamHost: string;
   readonly basePath: string;
-  readonly proxyOptions: httpProxy.ServerOptions;
+  readonly upstream: Upstream;
   readonly access: AccessChecker | undefined;
   readonly duration: Histogram.Internal<'route'>;
   readonly hits: Counter.Internal | undefined;
@@ -40,25 +39,43 @@ interface RouteRuntime {
   readonly codes: Map<string, Counter.Internal>;
 }
 
-/** Per-request state the http-proxy event handlers need; one object per forwarded request. */
+/** Where a route's requests go: node's own client, its socket pool and the origin, fixed per config. */
+export interface Upstream {
+  readonly request: typeof http.request;
+  readonly protocol: string;
+  readonly hostname: string;
+  readonly port: string;
+  readonly agent: http.Agent;
+}
+
+/**
+ * Per-request state, one object per matched request. The event listeners of the caller's response
+ * and of the upstream request find it under EXCHANGE, so they are shared functions, not closures.
+ */
 interface Exchange {
+  readonly handler: ProxyHandler;
   readonly runtime: Runtime;
   readonly route: RouteRuntime;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly method: string;
   readonly requestId: string;
+  readonly started: number;
   token: CachedToken | undefined;
   /** The buffered request body, when the request may be replayed after a 401. */
   body: Buffer | undefined;
   replayable: boolean;
   replayed: boolean;
-  proxyReq: ClientRequest | undefined;
+  /** The upstream request under way; replaced by the replay after a 401. */
+  proxyReq: UpstreamRequest | undefined;
   timedOut: boolean;
   /** The upstream's status for the answer passed on to the caller (for the access log). */
   upstreamStatus: number | undefined;
 }
 
 const EXCHANGE = Symbol('tokengate.exchange');
-type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
 type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+type UpstreamRequest = ClientRequest & { [EXCHANGE]?: Exchange };
 
 /** A compiled config: routes with everything resolved, ready for requests. */
 export interface Runtime {
@@ -96,14 +113,12 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       key: connection === undefined ? undefined : tokenKey(connection, route.effectiveParams),
       upstreamHost: url.host,
       basePath: url.pathname.replace(/\/+$/, ''),
-      proxyOptions: {
-        target: { protocol: url.protocol, host: hostname, hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') } as never,
+      upstream: {
+        request: url.protocol === 'https:' ? https.request : http.request,
+        protocol: url.protocol,
+        hostname,
+        port: url.port || (url.protocol === 'https:' ? '443' : '80'),
         agent: agentFor(agents, url, route.tls, route.tlsCredentials),
-        // Our path is already normalised: toProxy keeps http-proxy from re-parsing (and re-escaping) it.
-        toProxy: true,
-        selfHandleResponse: true,
-        xfwd: false,
-        changeOrigin: false,
       },
       access: route.access === undefined ? defaultAccess : new AccessChecker(route.access),
       duration: metrics.requestDuration.labels({ route: route.name }),
@@ -142,11 +157,28 @@ function framingProblem(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** `proxyReq.setTimeout` callback: `this` is the request, so no closure per request. */
-function onUpstreamTimeout(this: ClientRequest): void {
-  const exchange = (this as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE];
+/** RFC 9112 §6.3: without Content-Length or Transfer-Encoding a request has no body, whatever its method. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/*
+ * Listeners shared by every request: `this` is the emitter and the exchange hangs off it, so a
+ * request costs no closures. Those that need the handler's private state live in the class.
+ */
+
+/** The upstream did not connect or answer within its time-out. `this` is the upstream request. */
+function onUpstreamTimeout(this: UpstreamRequest): void {
+  const exchange = this[EXCHANGE];
   if (exchange !== undefined) exchange.timedOut = true;
   this.destroy();
+}
+
+/** A reused keep-alive socket (the common case) needs no connect timer, nor the bound callback. */
+function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
+  const exchange = this[EXCHANGE];
+  if (exchange !== undefined && socket.connecting) armConnectTimeout(socket, exchange.route.route.timeouts.connectMs, onUpstreamTimeout.bind(this));
 }
 
 /** The caller went away before the answer was complete: stop the upstream request too. `this` is the response. */
@@ -164,12 +196,16 @@ function onUpstreamUpgrade(this: ClientRequest, _response: IncomingMessage, sock
   this.emit('error', Object.assign(new Error('the upstream switched protocols unasked'), { code: 'EPROTO' }));
 }
 
+/**
+ * Forwards with node's own `http.request` on keep-alive agents. It replaced http-proxy, whose
+ * per-request passes and events cost about as much again as everything else the gateway does
+ * (README, Performance).
+ */
 export class ProxyHandler {
   #runtime: Runtime;
   readonly #provider: TokenProvider;
   readonly #metrics: Metrics;
   readonly #log: Logger;
-  readonly #proxy: httpProxy;
   readonly #unmatched = new Map<string, Counter.Internal>();
   readonly #unmatchedDuration: Histogram.Internal<'route'>;
   readonly #proto: 'http' | 'https';
@@ -181,18 +217,6 @@ export class ProxyHandler {
     this.#log = log;
     this.#proto = proto;
     this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
-    this.#proxy = httpProxy.createProxyServer({});
-    // http-proxy's deleteLength pass sets `Content-Length: 0` on a DELETE or OPTIONS without one,
-    // even when a chunked body follows, which it then pipes on unframed (smuggling). The framing
-    // is prepareUpstreamHeaders' job.
-    const passes = (this.#proxy as unknown as { webPasses: Array<{ name: string }> }).webPasses;
-    const deleteLength = passes.findIndex((pass) => pass.name === 'deleteLength');
-    if (deleteLength >= 0) passes.splice(deleteLength, 1);
-    // Without an error listener an upstream failure would kill the process.
-    this.#proxy.on('error', (error, req, res) => this.#onProxyError(error, req as TrackedRequest, res as ServerResponse));
-    this.#proxy.on('proxyReq', (proxyReq, req, res) => this.#onProxyReq(proxyReq, req as TrackedRequest, res));
-    this.#proxy.on('proxyRes', (proxyRes, req, res) => this.#onProxyRes(proxyRes, req as TrackedRequest, res));
-    this.#proxy.on('econnreset', () => undefined);
   }
 
   /** Swaps in a reloaded config; requests already started finish on the one they began with. */
@@ -236,18 +260,15 @@ export class ProxyHandler {
       return writeProblem(res, new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }), requestId);
     }
     const route = matched.data;
-    this.#trackResponse(req as TrackedRequest, res, started, route, method, requestId);
-
-    if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
-    const remoteAddress = req.socket.remoteAddress;
-
-    req.url = upstreamPath(route.route, route.basePath, path) + query;
-    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress, proto: this.#proto, host: authority }, route.access?.header);
-
     const exchange: Exchange = {
+      handler: this,
       runtime,
       route,
+      req,
+      res,
+      method,
       requestId,
+      started,
       token: undefined,
       body: undefined,
       replayable: false,
@@ -256,31 +277,35 @@ export class ProxyHandler {
       timedOut: false,
       upstreamStatus: undefined,
     };
-    (req as TrackedRequest)[EXCHANGE] = exchange;
     (res as TrackedResponse)[EXCHANGE] = exchange;
+    res.once('finish', ProxyHandler.#onFinish);
+
+    if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
+    req.url = upstreamPath(route.route, route.basePath, path) + query;
+    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress: req.socket.remoteAddress, proto: this.#proto, host: authority }, route.access?.header);
     res.on('close', onCallerClose);
 
-    if (route.key === undefined) return this.#prepareBody(req, res, exchange);
+    if (route.key === undefined) return this.#prepareBody(exchange);
     const token = this.#provider.peek(route.key);
     if (token !== undefined) {
       route.hits!.inc();
       route.stats!.cacheHits++;
       exchange.token = token;
-      return this.#prepareBody(req, res, exchange);
+      return this.#prepareBody(exchange);
     }
     route.misses!.inc();
     route.stats!.cacheMisses++;
-    this.#obtainToken(res, exchange, () => this.#prepareBody(req, res, exchange));
+    this.#obtainToken(exchange, () => this.#prepareBody(exchange));
   };
 
   /** Waits for the provider's token, then goes on with `next`; a failure answers the caller. */
-  #obtainToken(res: ServerResponse, exchange: Exchange, next: () => void): void {
+  #obtainToken(exchange: Exchange, next: () => void): void {
     this.#provider.get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId }).then(
       (fresh) => {
         exchange.token = fresh;
         next();
       },
-      (error: unknown) => this.#tokenFailed(res, exchange, error),
+      (error: unknown) => this.#tokenFailed(exchange, error),
     );
   }
 
@@ -288,71 +313,90 @@ export class ProxyHandler {
    * A request may be replayed after a 401 only if its body can be sent again: none at all, or
    * one small enough to have been buffered (route.replayBodyLimit). Larger bodies stream.
    */
-  #prepareBody(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+  #prepareBody(exchange: Exchange): void {
+    const { req } = exchange;
     const { route } = exchange.route;
-    if (route.replayOn401 === 'off' || exchange.route.key === undefined) return this.#forward(req, res, exchange);
-    const length = req.headers['content-length'];
-    const chunked = req.headers['transfer-encoding'] !== undefined;
-    if (!chunked && (length === undefined || length === '0')) {
-      // RFC 9112 §6.3: without Content-Length or Transfer-Encoding a request has no body, whatever its method.
+    if (route.replayOn401 === 'off' || exchange.route.key === undefined) return this.#forward(exchange);
+    if (!hasBody(req)) {
       exchange.replayable = true;
-      return this.#forward(req, res, exchange);
+      return this.#forward(exchange);
     }
-    if (chunked || Number(length) > route.replayBodyLimit) return this.#forward(req, res, exchange);
+    if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > route.replayBodyLimit) return this.#forward(exchange);
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.once('end', () => {
       exchange.body = Buffer.concat(chunks);
       exchange.replayable = true;
-      this.#forward(req, res, exchange);
+      this.#forward(exchange);
     });
   }
 
-  #forward(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+  #forward(exchange: Exchange): void {
+    const { req, res, route } = exchange;
     if (res.destroyed) return;
-    if (exchange.token !== undefined && Date.now() >= exchange.token.usableUntil) {
+    if (exchange.token !== undefined) {
       // The token aged past its usable life while the body was buffered: never send it expired.
-      return this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
+      if (Date.now() >= exchange.token.usableUntil) return this.#obtainToken(exchange, () => this.#forward(exchange));
+      req.headers.authorization = `Bearer ${exchange.token.accessToken}`;
     }
-    if (exchange.token !== undefined) req.headers.authorization = `Bearer ${exchange.token.accessToken}`;
-    const options = exchange.route.proxyOptions;
-    if (exchange.body !== undefined || exchange.replayed) {
-      this.#proxy.web(req, res, { ...options, buffer: Readable.from(exchange.body === undefined ? [] : [exchange.body]) });
-    } else {
-      this.#proxy.web(req, res, options);
+    const { upstream } = route;
+    let proxyReq: UpstreamRequest;
+    try {
+      proxyReq = upstream.request({
+        protocol: upstream.protocol,
+        hostname: upstream.hostname,
+        port: upstream.port,
+        agent: upstream.agent,
+        method: exchange.method,
+        path: req.url,
+        headers: req.headers,
+        // The wait for the response headers; cleared once they arrive, so bodies may stream slowly.
+        timeout: route.route.timeouts.responseMs,
+      } satisfies RequestOptions);
+    } catch (error) {
+      // Node refuses to send what it could not write as HTTP; nothing has reached the upstream.
+      return this.#upstreamFailed(exchange, error as Error);
     }
-  }
-
-  #onProxyReq(proxyReq: ClientRequest, req: TrackedRequest, res: ServerResponse): void {
-    const exchange = req[EXCHANGE];
-    if (exchange === undefined) return;
-    // http-proxy reports the request only once the agent gives it a socket: a caller who left
-    // while it queued for one must not have it sent at all (a POST would still take effect).
-    if (res.destroyed) return void proxyReq.destroy();
+    proxyReq[EXCHANGE] = exchange;
     exchange.proxyReq = proxyReq;
-    (proxyReq as ClientRequest & { [EXCHANGE]?: Exchange })[EXCHANGE] = exchange;
-    const { timeouts } = exchange.route.route;
-    proxyReq.setTimeout(timeouts.responseMs, onUpstreamTimeout);
-    proxyReq.once('upgrade', onUpstreamUpgrade);
-    // http-proxy emits proxyReq from the request's 'socket' event: the socket is already here (a
-    // listener for 'socket' added now would never run, and connectMs with it).
-    const socket = proxyReq.socket as Socket | null;
-    // A reused keep-alive socket (the common case) needs no timer, nor the bound callback.
-    if (socket?.connecting === true) armConnectTimeout(socket, timeouts.connectMs, onUpstreamTimeout.bind(proxyReq));
+    proxyReq.on('error', ProxyHandler.#onUpstreamError);
+    proxyReq.on('timeout', onUpstreamTimeout);
+    proxyReq.on('socket', onUpstreamSocket);
+    proxyReq.on('upgrade', onUpstreamUpgrade);
+    proxyReq.on('response', ProxyHandler.#onUpstreamResponse);
+    if (exchange.body !== undefined) proxyReq.end(exchange.body);
+    else if (exchange.replayed || !hasBody(req)) proxyReq.end();
+    else req.pipe(proxyReq);
   }
 
-  #onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
-    const exchange = req[EXCHANGE]!;
+  static readonly #onUpstreamError = function (this: UpstreamRequest, error: Error): void {
+    const exchange = this[EXCHANGE]!;
+    // A request a 401 replay has replaced no longer speaks for the caller.
+    if (exchange.proxyReq === this) exchange.handler.#upstreamFailed(exchange, error);
+  };
+
+  static readonly #onUpstreamBodyError = function (this: IncomingMessage & { [EXCHANGE]?: Exchange }, error: Error): void {
+    const exchange = this[EXCHANGE]!;
+    exchange.handler.#upstreamFailed(exchange, error);
+  };
+
+  static readonly #onUpstreamResponse = function (this: UpstreamRequest, proxyRes: IncomingMessage): void {
+    const exchange = this[EXCHANGE]!;
     // timeouts.responseMs is the wait for the response headers; a body may take its time (streams).
-    exchange.proxyReq?.setTimeout(0);
+    this.setTimeout(0);
+    exchange.handler.#answer(exchange, proxyRes);
+  };
+
+  #answer(exchange: Exchange, proxyRes: IncomingMessage & { [EXCHANGE]?: Exchange }): void {
+    const { res, route } = exchange;
     const status = proxyRes.statusCode ?? 502;
-    if (status === 401 && exchange.route.key !== undefined && exchange.token !== undefined) {
+    if (status === 401 && route.key !== undefined && exchange.token !== undefined) {
       if (exchange.replayed) {
-        this.#metrics.authFailures.inc({ route: exchange.route.name, connection: exchange.route.key.connection, reason: 'upstream_unauthorized' });
-      } else if (this.#wantsReplay(exchange.route.route, proxyRes)) {
-        if (exchange.replayable) return this.#replay(proxyRes, req, res, exchange);
+        this.#metrics.authFailures.inc({ route: route.name, connection: route.key.connection, reason: 'upstream_unauthorized' });
+      } else if (this.#wantsReplay(route.route, proxyRes)) {
+        if (exchange.replayable) return this.#replay(proxyRes, exchange);
         // A streamed body cannot be sent again, but the next caller need not meet the same 401.
-        this.#provider.invalidate(exchange.route.key, exchange.token.accessToken);
+        this.#provider.invalidate(route.key, exchange.token.accessToken);
       }
     }
     const headers = endToEndHeaders(proxyRes.headers);
@@ -364,11 +408,12 @@ export class ProxyHandler {
     } catch (error) {
       // An answer Node refuses to pass on (a status below 100): the upstream is broken, not the gateway.
       proxyRes.destroy();
-      return this.#onProxyError(error as Error, req, res);
+      return this.#upstreamFailed(exchange, error as Error);
     }
     exchange.upstreamStatus = status;
+    proxyRes[EXCHANGE] = exchange;
     // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
-    proxyRes.once('error', (error) => this.#onProxyError(error, req, res));
+    proxyRes.on('error', ProxyHandler.#onUpstreamBodyError);
     proxyRes.pipe(res);
   }
 
@@ -379,38 +424,38 @@ export class ProxyHandler {
     return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) && /error\s*=\s*"?invalid_token"?/i.test(challenge);
   }
 
-  #replay(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse, exchange: Exchange): void {
+  #replay(proxyRes: IncomingMessage, exchange: Exchange): void {
     proxyRes.resume();
     exchange.replayed = true;
     exchange.proxyReq = undefined;
     const key = exchange.route.key!;
     this.#provider.invalidate(key, exchange.token!.accessToken);
     this.#log.info({ event: 'token_replay', route: exchange.route.name, connection: key.connection, requestId: exchange.requestId }, 'upstream refused the token; refetching and replaying once');
-    this.#obtainToken(res, exchange, () => this.#forward(req, res, exchange));
+    this.#obtainToken(exchange, () => this.#forward(exchange));
   }
 
-  #onProxyError(error: Error, req: TrackedRequest, res: ServerResponse): void {
-    const exchange = req[EXCHANGE];
-    if (exchange === undefined || res.destroyed || req.socket.destroyed) return;
+  #upstreamFailed(exchange: Exchange, error: Error): void {
+    const { req, res, route } = exchange;
+    if (res.destroyed || req.socket.destroyed) return;
     const code = (error as NodeJS.ErrnoException).code ?? '';
     const reason = exchange.timedOut ? 'timeout' : NETWORK_UNAVAILABLE.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') ? 'unavailable' : 'reset';
-    this.#metrics.upstreamErrors.inc({ route: exchange.route.name, reason });
-    this.#log.warn({ event: 'upstream_error', route: exchange.route.name, reason, errorCode: code, requestId: exchange.requestId }, `upstream of ${exchange.route.name} failed: ${reason}`);
+    this.#metrics.upstreamErrors.inc({ route: route.name, reason });
+    this.#log.warn({ event: 'upstream_error', route: route.name, reason, errorCode: code, requestId: exchange.requestId }, `upstream of ${route.name} failed: ${reason}`);
     const gatewayError =
       reason === 'timeout'
         ? new GatewayError('UPSTREAM_TIMEOUT', { detail: 'the upstream did not answer in time' })
         : new GatewayError('UPSTREAM_UNAVAILABLE', { detail: reason === 'reset' ? 'the upstream reset the connection' : `cannot reach the upstream (${code || 'error'})` });
-    writeProblem(res, gatewayError, exchange.requestId, { route: exchange.route.name });
+    writeProblem(res, gatewayError, exchange.requestId, { route: route.name });
   }
 
-  #tokenFailed(res: ServerResponse, exchange: Exchange, error: unknown): void {
+  #tokenFailed(exchange: Exchange, error: unknown): void {
     const connection = exchange.route.key!.connection;
     const gatewayError =
       error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', cause: error });
     if (!(error instanceof GatewayError)) this.#log.error({ err: error, connection }, 'unexpected error while obtaining a token');
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });
-    writeProblem(res, gatewayError, exchange.requestId, { route: exchange.route.name, connection });
+    writeProblem(exchange.res, gatewayError, exchange.requestId, { route: exchange.route.name, connection });
   }
 
   /** Applies an access policy: answers ACCESS_DENIED and returns true when the caller fails it. */
@@ -438,14 +483,15 @@ export class ProxyHandler {
     });
   }
 
-  #trackResponse(req: TrackedRequest, res: ServerResponse, started: number, route: RouteRuntime, method: string, requestId: string): void {
-    res.once('finish', () => {
-      const seconds = (performance.now() - started) / 1000;
-      route.duration.observe(seconds);
-      this.#count(route.codes, route.name, method, res.statusCode);
-      this.#accessLog(route.name, method, res.statusCode, seconds, requestId, req[EXCHANGE]?.upstreamStatus);
-    });
-  }
+  /** A matched request's answer is complete: its duration, its count and its access line. */
+  static readonly #onFinish = function (this: TrackedResponse): void {
+    const exchange = this[EXCHANGE]!;
+    const { handler, route } = exchange;
+    const seconds = (performance.now() - exchange.started) / 1000;
+    route.duration.observe(seconds);
+    handler.#count(route.codes, route.name, exchange.method, this.statusCode);
+    handler.#accessLog(route.name, exchange.method, this.statusCode, seconds, exchange.requestId, exchange.upstreamStatus);
+  };
 
   /**
    * One line per request at `logging.accessLog`. No path, query or headers: they can carry
@@ -465,9 +511,5 @@ export class ProxyHandler {
       children.set(id, child);
     }
     child.inc();
-  }
-
-  close(): void {
-    this.#proxy.close();
   }
 }

@@ -86,8 +86,7 @@ export function prepareUpstreamHeaders(
   if (coding !== undefined) headers['transfer-encoding'] = coding;
   delete headers.authorization;
   // Node has already answered the caller's `Expect: 100-continue` (RFC 9110 §10.1.1), so the body
-  // follows anyway; forwarded, the header would also make http-proxy skip its proxyReq event,
-  // and with it our upstream time-outs.
+  // follows anyway; forwarded, it would ask the upstream for a 100 that nobody waits for.
   delete headers.expect;
   if (accessHeader !== undefined) delete headers[accessHeader];
   const previous = headers['x-forwarded-for'];
