@@ -42,6 +42,22 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+/**
+ * How long a line may wait in the stdout buffer (Envoy flushes its access logs every second).
+ * Under load one write carries many lines instead of one system call each; at exit pino flushes
+ * what is left, so only a killed process (SIGKILL) can lose the last lines.
+ */
+const FLUSH_INTERVAL_MS = 100;
+const BUFFER_BYTES = 4096;
+/** A reader that stops draining stdout costs lines beyond this, never the gateway's memory. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+function bufferedStdout(): DestinationStream {
+  const stream = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES, maxLength: MAX_BUFFERED_BYTES });
+  setInterval(() => stream.flush(), FLUSH_INTERVAL_MS).unref();
+  return stream;
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
   const base = { level, formatters: { log: (object: Record<string, unknown>) => redact(object, 1) as Record<string, unknown> }, base: { service: 'tokengate' } };
@@ -49,5 +65,5 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (pretty && options.destination === undefined) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
   }
-  return options.destination === undefined ? pino(base) : pino(base, options.destination);
+  return pino(base, options.destination ?? bufferedStdout());
 }

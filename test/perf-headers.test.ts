@@ -1,43 +1,105 @@
 /**
- * The hot-path forms of header hygiene (RFC 9110 §7.6.1) drop exactly what the slow forms did:
- * the copy made for responses, and the fast path for the usual `Connection: keep-alive`.
+ * The hot-path forms of header hygiene (RFC 9110 §7.6.1): flat name/value lists built in one pass,
+ * dropping exactly what must not cross the gateway and adding exactly what the gateway owns.
  */
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { test } from 'node:test';
-import { dropHopByHop, endToEndHeaders } from '../src/proxy/headers.js';
+import { callerResponseHeaders, upstreamRequestHeaders, type Forwarding } from '../src/proxy/headers.js';
 
-const upstreamAnswer = (): IncomingHttpHeaders => ({
-  'content-type': 'application/json',
-  'content-length': '1024',
-  'set-cookie': ['a=1', 'b=2'],
-  connection: 'keep-alive, X-Hop',
-  'keep-alive': 'timeout=5',
-  'x-hop': 'for this hop only',
-  'transfer-encoding': 'chunked',
-  'x-end-to-end': 'kept',
+const upstreamAnswer = (): string[] => [
+  'Content-Type', 'application/json',
+  'Content-Length', '1024',
+  'Set-Cookie', 'a=1',
+  'Set-Cookie', 'b=2',
+  'Connection', 'keep-alive, X-Hop',
+  'Keep-Alive', 'timeout=5',
+  'X-Hop', 'for this hop only',
+  'X-Request-Id', 'the-upstream-id',
+  'X-End-To-End', 'kept',
+];
+
+const pairs = (list: readonly string[]): Array<[string, string]> => list.flatMap((_, i) => (i % 2 === 0 ? [[list[i]!, list[i + 1]!] as [string, string]] : []));
+
+test('callerResponseHeaders drops hop-by-hop headers, those named in Connection and the upstream request id', () => {
+  const raw = upstreamAnswer();
+  assert.deepEqual(pairs(callerResponseHeaders(raw, 'ours')), [
+    ['Content-Type', 'application/json'],
+    ['Content-Length', '1024'],
+    ['Set-Cookie', 'a=1'],
+    ['Set-Cookie', 'b=2'],
+    ['X-End-To-End', 'kept'],
+    ['x-request-id', 'ours'],
+  ]);
+  assert.deepEqual(raw, upstreamAnswer(), 'the upstream response is left as it was');
 });
 
-test('endToEndHeaders copies a response without hop-by-hop headers or those named in Connection', () => {
-  const original = upstreamAnswer();
-  assert.deepEqual(endToEndHeaders(original), {
-    'content-type': 'application/json',
-    'content-length': '1024',
-    'set-cookie': ['a=1', 'b=2'],
-    'x-end-to-end': 'kept',
-  });
-  assert.deepEqual(original, upstreamAnswer(), 'the upstream response is left as it was');
+test('callerResponseHeaders with the usual Connection: keep-alive drops only the fixed hop-by-hop set', () => {
+  assert.deepEqual(pairs(callerResponseHeaders(['connection', 'Keep-Alive', 'keep-alive', 'timeout=5', 'x-keep', '1'], 'id')), [
+    ['x-keep', '1'],
+    ['x-request-id', 'id'],
+  ]);
 });
 
-test('endToEndHeaders with the usual Connection: keep-alive drops only the fixed hop-by-hop set', () => {
-  assert.deepEqual(endToEndHeaders({ connection: 'Keep-Alive', 'keep-alive': 'timeout=5', 'x-keep': '1' }), { 'x-keep': '1' });
+test('callerResponseHeaders passes one Content-Length of a repeated pair on, never two', () => {
+  const out = pairs(callerResponseHeaders(['Content-Length', '2', 'content-length', '2'], 'id'));
+  assert.deepEqual(out.filter(([name]) => name.toLowerCase() === 'content-length'), [['Content-Length', '2']]);
 });
 
-test('dropHopByHop still removes headers named in Connection, and nothing else', () => {
-  const headers = upstreamAnswer();
-  dropHopByHop(headers);
-  assert.deepEqual(headers, { 'content-type': 'application/json', 'content-length': '1024', 'set-cookie': ['a=1', 'b=2'], 'x-end-to-end': 'kept' });
-  const plain: IncomingHttpHeaders = { connection: 'close', host: 'upstream' };
-  dropHopByHop(plain);
-  assert.deepEqual(plain, { host: 'upstream' });
+const forwarding = (overrides: Partial<Forwarding> = {}): Forwarding => ({
+  upstreamHost: 'upstream.internal:8443',
+  requestId: 'req-1',
+  remoteAddress: '10.0.0.7',
+  proto: 'http',
+  host: 'gateway.local',
+  accessHeader: 'x-api-key',
+  authorization: 'Bearer fresh',
+  bodyless: true,
+  method: 'GET',
+  ...overrides,
+});
+
+test('upstreamRequestHeaders replaces what the gateway owns and drops what is for this hop only', () => {
+  const headers: IncomingHttpHeaders = {
+    host: 'gateway.local',
+    authorization: 'Bearer the-callers',
+    'x-api-key': 'the-callers-key',
+    connection: 'keep-alive, x-private',
+    'x-private': 'hop',
+    te: 'trailers',
+    expect: '100-continue',
+    'x-request-id': 'callers-id',
+    'x-forwarded-for': '192.0.2.1',
+    'x-forwarded-proto': 'https',
+    accept: 'application/json',
+  };
+  const before = structuredClone(headers);
+  assert.deepEqual(pairs(upstreamRequestHeaders(headers, forwarding())), [
+    ['accept', 'application/json'],
+    ['host', 'upstream.internal:8443'],
+    ['x-forwarded-for', '192.0.2.1, 10.0.0.7'],
+    ['x-forwarded-proto', 'http'],
+    ['x-forwarded-host', 'gateway.local'],
+    ['x-request-id', 'req-1'],
+    ['authorization', 'Bearer fresh'],
+  ]);
+  assert.deepEqual(headers, before, "the caller's headers are left as they were, for a replay");
+});
+
+test('upstreamRequestHeaders keeps the body framing even when Connection names it', () => {
+  const headers: IncomingHttpHeaders = { connection: 'content-length, transfer-encoding', 'transfer-encoding': 'chunked' };
+  const out = pairs(upstreamRequestHeaders(headers, forwarding({ bodyless: false, method: 'POST' })));
+  assert.deepEqual(out.find(([name]) => name === 'transfer-encoding'), ['transfer-encoding', 'chunked']);
+  const sized = pairs(upstreamRequestHeaders({ connection: 'content-length', 'content-length': '5' }, forwarding({ bodyless: false, method: 'POST' })));
+  assert.deepEqual(sized.find(([name]) => name === 'content-length'), ['content-length', '5']);
+});
+
+test('upstreamRequestHeaders says Content-Length: 0 for a bodyless POST, and nothing for a bodyless GET', () => {
+  assert.deepEqual(pairs(upstreamRequestHeaders({}, forwarding({ method: 'POST' }))).find(([name]) => name === 'content-length'), ['content-length', '0']);
+  assert.equal(pairs(upstreamRequestHeaders({}, forwarding({ method: 'GET' }))).find(([name]) => name === 'content-length'), undefined);
+});
+
+test('upstreamRequestHeaders sends no Authorization on a route without a connection', () => {
+  const out = pairs(upstreamRequestHeaders({ authorization: 'Bearer the-callers' }, forwarding({ authorization: undefined })));
+  assert.equal(out.find(([name]) => name === 'authorization'), undefined);
 });

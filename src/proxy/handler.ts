@@ -19,7 +19,7 @@ import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, Router, upstreamPath } from '../routing/router.js';
 import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
 import { AccessChecker } from './access.js';
-import { acceptRequestId, endToEndHeaders, prepareUpstreamHeaders } from './headers.js';
+import { acceptRequestId, callerResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
 
 const UNMATCHED = 'unmatched';
@@ -61,6 +61,8 @@ interface Exchange {
   readonly method: string;
   readonly requestId: string;
   readonly started: number;
+  /** The Host (or absolute-form authority) the caller sent. */
+  readonly authority: string | undefined;
   token: CachedToken | undefined;
   /** The buffered request body, when the request may be replayed after a 401. */
   body: Buffer | undefined;
@@ -231,8 +233,8 @@ export class ProxyHandler {
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const runtime = this.#runtime;
+    // Every answer carries it: the upstream's through callerResponseHeaders, ours through writeProblem.
     const requestId = acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
-    res.setHeader('x-request-id', requestId);
     const method = req.method ?? 'GET';
 
     const framing = framingProblem(req);
@@ -269,6 +271,7 @@ export class ProxyHandler {
       method,
       requestId,
       started,
+      authority,
       token: undefined,
       body: undefined,
       replayable: false,
@@ -282,7 +285,6 @@ export class ProxyHandler {
 
     if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
     req.url = upstreamPath(route.route, route.basePath, path) + query;
-    prepareUpstreamHeaders(req.headers, route.upstreamHost, requestId, { remoteAddress: req.socket.remoteAddress, proto: this.#proto, host: authority }, route.access?.header);
     res.on('close', onCallerClose);
 
     if (route.key === undefined) return this.#prepareBody(exchange);
@@ -334,11 +336,21 @@ export class ProxyHandler {
   #forward(exchange: Exchange): void {
     const { req, res, route } = exchange;
     if (res.destroyed) return;
-    if (exchange.token !== undefined) {
-      // The token aged past its usable life while the body was buffered: never send it expired.
-      if (Date.now() >= exchange.token.usableUntil) return this.#obtainToken(exchange, () => this.#forward(exchange));
-      req.headers.authorization = `Bearer ${exchange.token.accessToken}`;
-    }
+    const { token } = exchange;
+    // The token aged past its usable life while the body was buffered: never send it expired.
+    if (token !== undefined && Date.now() >= token.usableUntil) return this.#obtainToken(exchange, () => this.#forward(exchange));
+    const bodyless = !hasBody(req);
+    const headers = upstreamRequestHeaders(req.headers, {
+      upstreamHost: route.upstreamHost,
+      requestId: exchange.requestId,
+      remoteAddress: req.socket.remoteAddress,
+      proto: this.#proto,
+      host: exchange.authority,
+      accessHeader: route.access?.header,
+      authorization: token === undefined ? undefined : `Bearer ${token.accessToken}`,
+      bodyless,
+      method: exchange.method,
+    });
     const { upstream } = route;
     let proxyReq: UpstreamRequest;
     try {
@@ -349,7 +361,7 @@ export class ProxyHandler {
         agent: upstream.agent,
         method: exchange.method,
         path: req.url,
-        headers: req.headers,
+        headers,
         // The wait for the response headers; cleared once they arrive, so bodies may stream slowly.
         timeout: route.route.timeouts.responseMs,
       } satisfies RequestOptions);
@@ -365,7 +377,7 @@ export class ProxyHandler {
     proxyReq.on('upgrade', onUpstreamUpgrade);
     proxyReq.on('response', ProxyHandler.#onUpstreamResponse);
     if (exchange.body !== undefined) proxyReq.end(exchange.body);
-    else if (exchange.replayed || !hasBody(req)) proxyReq.end();
+    else if (exchange.replayed || bodyless) proxyReq.end();
     else req.pipe(proxyReq);
   }
 
@@ -399,12 +411,9 @@ export class ProxyHandler {
         this.#provider.invalidate(route.key, exchange.token.accessToken);
       }
     }
-    const headers = endToEndHeaders(proxyRes.headers);
-    // writeHead's headers take precedence over setHeader's: ours must win over an upstream's own id.
-    // Assigned rather than deleted, which would turn the fresh copy into a slow dictionary (headers.ts).
-    headers['x-request-id'] = exchange.requestId;
     try {
-      res.writeHead(status, headers);
+      // Nothing was set on `res` before: writeHead takes the list as it is, no header copied twice.
+      res.writeHead(status, callerResponseHeaders(proxyRes.rawHeaders, exchange.requestId));
     } catch (error) {
       // An answer Node refuses to pass on (a status below 100): the upstream is broken, not the gateway.
       proxyRes.destroy();

@@ -2,7 +2,7 @@
  * Header hygiene in both directions. RFC 9110 §7.6.1: hop-by-hop headers, and every header the
  * sender names in `Connection`, are for this hop only and must not be forwarded.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -19,11 +19,11 @@ const HOP_BY_HOP = new Set([
 /** `Connection: keep-alive` or `close`, what nearly every message sends, names no other header. */
 const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
 
-/** The header names a message lists in its Connection header, beyond the fixed hop-by-hop ones. */
-function namedInConnection(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Set<string> | undefined {
+/** The header names a message lists in its Connection header (added to `names`), beyond the fixed hop-by-hop ones. */
+function namedInConnection(headers: IncomingHttpHeaders, names: Set<string> | undefined): Set<string> | undefined {
   const connection = headers.connection;
-  if (connection === undefined || PLAIN_CONNECTION.test(String(connection))) return undefined;
-  const names = new Set<string>();
+  if (connection === undefined || PLAIN_CONNECTION.test(String(connection))) return names;
+  names ??= new Set<string>();
   for (const name of String(connection).split(',')) {
     const trimmed = name.trim().toLowerCase();
     if (trimmed !== '') names.add(trimmed);
@@ -31,25 +31,30 @@ function namedInConnection(headers: IncomingHttpHeaders | OutgoingHttpHeaders): 
   return names;
 }
 
-/** Hop-by-hop headers out, including those named in Connection. Mutates `headers`. */
-export function dropHopByHop(headers: IncomingHttpHeaders | OutgoingHttpHeaders): void {
-  const named = namedInConnection(headers);
-  if (named !== undefined) for (const name of named) delete headers[name];
-  // Only delete what is there: even a no-op `delete` costs a runtime call on the hot path.
-  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
-}
-
 /**
- * A copy of a response's headers without the hop-by-hop ones. On the hot path a copy beats
- * deleting in place: `delete` of an upstream's `connection` and `keep-alive` turns the object
- * into a slow dictionary (measured ~5x slower, then slower again to serialise).
+ * The upstream's answer for the caller, as a flat name/value list straight from `rawHeaders`: the
+ * headers object is never built, each line keeps its case, and repeated lines (Set-Cookie, Vary)
+ * stay separate. Hop-by-hop headers and those the upstream names in Connection go; so do its own
+ * X-Request-Id, replaced by ours, and a repeated Content-Length, which a caller's parser could
+ * read differently from ours (RFC 9112 §6.3).
  */
-export function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = namedInConnection(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    if (!HOP_BY_HOP.has(name) && named?.has(name) !== true) out[name] = headers[name];
+export function callerResponseHeaders(raw: readonly string[], requestId: string): string[] {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') named = namedInConnection({ connection: raw[i + 1] }, named);
   }
+  const out: string[] = [];
+  let contentLength = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || name === 'x-request-id' || named?.has(name) === true) continue;
+    if (name === 'content-length') {
+      if (contentLength) continue;
+      contentLength = true;
+    }
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  out.push('x-request-id', requestId);
   return out;
 }
 
@@ -60,41 +65,61 @@ export function acceptRequestId(value: string | string[] | undefined): string | 
   return typeof value === 'string' && REQUEST_ID.test(value) ? value : undefined;
 }
 
-export interface ForwardedInfo {
+/** What the gateway adds to a forwarded request, beside the caller's end-to-end headers. */
+export interface Forwarding {
+  /** The upstream's authority, sent as Host. */
+  upstreamHost: string;
+  requestId: string;
   remoteAddress: string | undefined;
   proto: 'http' | 'https';
+  /** The Host (or absolute-form authority) the caller sent, for X-Forwarded-Host. */
   host: string | undefined;
+  /** The route's access-key header: the caller's key stays here. */
+  accessHeader: string | undefined;
+  /** `Bearer ...`, or undefined on a route without a connection. */
+  authorization: string | undefined;
+  /** True when the request carries no body (RFC 9112 §6.3). */
+  bodyless: boolean;
+  method: string;
 }
 
+/** Replaced by the gateway's own value, never passed on from the caller. */
+const REPLACED = new Set(['host', 'authorization', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
+/** Methods Node frames without a body by default; any other bodyless request needs Content-Length: 0. */
+const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
 /**
- * Prepares a caller's headers for the upstream: hop-by-hop out first (so `Connection:
- * authorization` cannot strip what we inject), then the caller's Authorization and the access
- * key out, then ours in. The body's framing survives: a body left without Content-Length or
- * Transfer-Encoding goes out unframed and the upstream reads it as a second request (smuggling,
- * RFC 9112 §11.2); Node redoes the chunked coding on our hop. Mutates `headers`.
+ * The caller's request headers for the upstream, as the flat name/value list `http.request`
+ * writes without copying each into an object of its own. Hop-by-hop headers and every header the
+ * caller names in `Connection` go first (so `Connection: authorization` cannot strip what we
+ * inject), then the caller's Authorization, access key and Expect, then ours go in. The body's
+ * framing survives: a body left without Content-Length or Transfer-Encoding goes out unframed and
+ * the upstream reads it as a second request (smuggling, RFC 9112 §11.2); Node redoes the chunked
+ * coding on our hop. Node has already answered the caller's `Expect: 100-continue` (RFC 9110
+ * §10.1.1), so its body follows anyway; forwarded, Expect would ask the upstream for a 100 that
+ * nobody waits for. `headers` is left as it was, so a replay can build the list again.
  */
-export function prepareUpstreamHeaders(
-  headers: IncomingHttpHeaders,
-  upstreamHost: string,
-  requestId: string,
-  forwarded: ForwardedInfo,
-  accessHeader: string | undefined,
-): void {
-  const { 'content-length': length, 'transfer-encoding': coding } = headers;
-  dropHopByHop(headers);
-  if (length !== undefined) headers['content-length'] = length;
-  if (coding !== undefined) headers['transfer-encoding'] = coding;
-  delete headers.authorization;
-  // Node has already answered the caller's `Expect: 100-continue` (RFC 9110 §10.1.1), so the body
-  // follows anyway; forwarded, it would ask the upstream for a 100 that nobody waits for.
-  delete headers.expect;
-  if (accessHeader !== undefined) delete headers[accessHeader];
-  const previous = headers['x-forwarded-for'];
-  if (forwarded.remoteAddress !== undefined) {
-    headers['x-forwarded-for'] = previous === undefined ? forwarded.remoteAddress : `${previous}, ${forwarded.remoteAddress}`;
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, forwarding: Forwarding): string[] {
+  const named = namedInConnection(headers, undefined);
+  const out: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || REPLACED.has(name) || name === forwarding.accessHeader) continue;
+    const framing = name === 'content-length' || name === 'transfer-encoding';
+    if (!framing && (HOP_BY_HOP.has(name) || named?.has(name) === true)) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const item of value) out.push(name, item);
   }
-  headers['x-forwarded-proto'] = forwarded.proto;
-  if (forwarded.host !== undefined) headers['x-forwarded-host'] = forwarded.host;
-  headers.host = upstreamHost;
-  headers['x-request-id'] = requestId;
+  // With the list form Node frames the request before end() is called: a bodyless POST would go
+  // out chunked. Say there is no body, as Node itself does for a request ended at once.
+  if (forwarding.bodyless && !BODYLESS_BY_DEFAULT.has(forwarding.method)) out.push('content-length', '0');
+  out.push('host', forwarding.upstreamHost);
+  const previous = headers['x-forwarded-for'];
+  if (forwarding.remoteAddress !== undefined) out.push('x-forwarded-for', previous === undefined ? forwarding.remoteAddress : `${String(previous)}, ${forwarding.remoteAddress}`);
+  else if (previous !== undefined) out.push('x-forwarded-for', String(previous));
+  out.push('x-forwarded-proto', forwarding.proto);
+  if (forwarding.host !== undefined) out.push('x-forwarded-host', forwarding.host);
+  out.push('x-request-id', forwarding.requestId);
+  if (forwarding.authorization !== undefined) out.push('authorization', forwarding.authorization);
+  return out;
 }

@@ -40,6 +40,7 @@ export function writeProblem(res: ServerResponse, error: GatewayError, requestId
   res.setHeader('content-type', 'application/problem+json');
   res.setHeader('content-length', Buffer.byteLength(payload));
   res.setHeader('cache-control', 'no-store');
+  res.setHeader('x-request-id', requestId);
   // RFC 9110 §10.2.3: a 503 tells the caller when to come back, also when nobody told us.
   const retryAfter = error.retryAfter ?? (error.statusCode === 503 ? DEFAULT_RETRY_AFTER_S : undefined);
   if (retryAfter !== undefined) res.setHeader('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
