@@ -8,6 +8,29 @@ import { DEFAULT_ACCESS_HEADER } from './config/schema.js';
 export type { Logger };
 
 const SENSITIVE = new Set(['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', DEFAULT_ACCESS_HEADER.toLowerCase()]);
+
+/**
+ * Adds key names to what every logger redacts: the access-key headers a config names
+ * (`access.header`), so a header map logged by mistake never carries a caller's key. Names are
+ * never removed; one a reload dropped stays as harmless as the defaults.
+ */
+export function redactAlso(names: Iterable<string>): void {
+  for (const name of names) SENSITIVE.add(name.toLowerCase());
+  verdicts.clear();
+}
+
+/** Keys seen so far and whether they are sensitive: most lines repeat a few keys, and this spares a lower-cased copy of each. */
+const verdicts = new Map<string, boolean>();
+const MAX_VERDICTS = 10_000;
+
+function isSensitive(key: string): boolean {
+  let verdict = verdicts.get(key);
+  if (verdict === undefined) {
+    verdict = SENSITIVE.has(key.toLowerCase());
+    if (verdicts.size < MAX_VERDICTS) verdicts.set(key, verdict);
+  }
+  return verdict;
+}
 const CENSOR = '[redacted]';
 /** Levels of nesting searched (the logged object is level 1); also what stops a cycle. */
 const REDACT_DEPTH = 5;
@@ -24,7 +47,7 @@ function redact(value: unknown, depth: number): unknown {
   let replacements: Map<string, unknown> | undefined;
   for (const key of Object.keys(source)) {
     const field = source[key];
-    const replaced = SENSITIVE.has(key.toLowerCase()) ? CENSOR : redact(field, depth + 1);
+    const replaced = isSensitive(key) ? CENSOR : redact(field, depth + 1);
     if (replaced !== field) (replacements ??= new Map()).set(key, replaced);
   }
   if (replacements === undefined) return value;

@@ -13,8 +13,8 @@ import { RedisTokenStore } from './cache/redis-store.js';
 import { ConfigError, formatProblem } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import type { TlsKeyPair } from './config/tls.js';
-import { createLogger, type Logger } from './log.js';
-import { compileRoutes, ProxyHandler } from './proxy/handler.js';
+import { createLogger, redactAlso, type Logger } from './log.js';
+import { compileRoutes, ProxyHandler, type Runtime } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
@@ -52,6 +52,8 @@ export class Gateway {
   #config: Config;
   readonly #handler: ProxyHandler;
   readonly #agents = new Map<string, http.Agent>();
+  /** Pools a reload left unused, waiting for the old config's requests to finish (#retireAgents). */
+  readonly #retired = new Set<http.Agent>();
   readonly #proxyServer: ProxyServer;
   readonly #adminServer: http.Server;
   readonly #options: GatewayOptions;
@@ -61,6 +63,7 @@ export class Gateway {
   #watcher: FSWatcher | undefined;
 
   private constructor(config: Config, options: GatewayOptions, log: Logger) {
+    redactAlso(accessHeaders(config));
     this.#options = options;
     this.log = log;
     this.#config = config;
@@ -77,7 +80,7 @@ export class Gateway {
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
     const proxyListen = config.listen;
-    this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents), this.provider, this.metrics, log, proxyListen.tls === undefined ? 'http' : 'https');
+    this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents, log), this.provider, this.metrics, log, proxyListen.tls === undefined ? 'http' : 'https');
     const serverOptions: http.ServerOptions = {
       maxHeaderSize: proxyListen.maxHeaderBytes,
       headersTimeout: proxyListen.headersTimeoutMs,
@@ -157,6 +160,7 @@ export class Gateway {
       for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
       return { ok: false, error };
     }
+    redactAlso(accessHeaders(config));
     const before = startOnlySettings(this.#config);
     const after = startOnlySettings(config);
     const pending = Object.keys(after).filter((key) => after[key] !== before[key]);
@@ -167,12 +171,32 @@ export class Gateway {
     this.provider.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
     this.metrics.declareSeries(config);
-    this.#handler.setRuntime(compileRoutes(config, this.metrics, this.usage, this.#agents));
+    const runtime = compileRoutes(config, this.metrics, this.usage, this.#agents, this.log);
+    this.#handler.setRuntime(runtime);
+    this.#retireAgents(runtime, config.listen.drainTimeoutMs);
     this.#config = config;
     this.metrics.configReloads.inc({ outcome: 'success' });
     this.#warn(config);
     this.log.info({ event: 'config_reloaded', routes: config.routes.length, connections: config.connections.size }, 'config reloaded');
     return { ok: true };
+  }
+
+  /**
+   * Closes the upstream socket pools no route of `runtime` uses any more (an upstream or its TLS
+   * settings changed), once requests the old config started have had the drain time to finish:
+   * destroy() would cut them short, and idle keep-alive sockets would otherwise stay open for good.
+   */
+  #retireAgents(runtime: Runtime, afterMs: number): void {
+    const used = new Set(runtime.router.routes.map((route) => route.data.upstream.agent));
+    for (const [id, agent] of this.#agents) {
+      if (used.has(agent)) continue;
+      this.#agents.delete(id);
+      this.#retired.add(agent);
+      setTimeout(() => {
+        this.#retired.delete(agent);
+        agent.destroy();
+      }, afterMs).unref();
+    }
   }
 
   /**
@@ -195,7 +219,7 @@ export class Gateway {
     await new Promise<void>((done) => this.#adminServer.close(() => done()));
     this.provider.close();
     await this.#store?.close();
-    for (const agent of this.#agents.values()) agent.destroy();
+    for (const agent of [...this.#agents.values(), ...this.#retired]) agent.destroy();
     this.log.info({ event: 'stopped' }, 'tokengate stopped');
   }
 
@@ -235,6 +259,11 @@ function serverTlsOptions(tls: TlsKeyPair): https.ServerOptions {
 }
 
 /** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
+/** The header names that carry callers' access keys, under the top-level policy and every route's. */
+function accessHeaders(config: Config): string[] {
+  return [config.access, ...config.routes.map((route) => route.access)].flatMap((policy) => (policy === undefined ? [] : [policy.header]));
+}
+
 function startOnlySettings({ listen, admin, cache }: Config): Record<string, string | number> {
   return {
     'listen.host': listen.host,

@@ -49,6 +49,27 @@ routes:
   it('writes no access line when accessLog is below the logger level (trace under debug)', async () => {
     assert.deepEqual(await accessLines('trace'), []);
   });
+  it("redacts a route's custom access.header in every log line once the config names it", async () => {
+    const gw = await startGateway(
+      `
+listen: { host: 127.0.0.1 }
+secrets:
+  team-key: { value: V-team-key-0123456789 }
+routes:
+  - name: guarded
+    match: { pathPrefix: /guarded }
+    upstream: ${upstream.url}
+    auth: { type: none }
+    access: { header: X-Team-Key, apiKeys: [{ secret: team-key }] }
+`,
+    );
+    gateways.push(gw);
+    // A header map logged by mistake, the way a debugging change might.
+    gw.gateway.log.warn({ event: 'test_headers', headers: { 'X-Team-Key': 'V-team-key-0123456789', accept: 'text/plain' } }, 'headers');
+    const line = gw.logs.find((l) => l.event === 'test_headers') as { headers: Record<string, string> } | undefined;
+    assert.deepEqual(line?.headers, { 'X-Team-Key': '[redacted]', accept: 'text/plain' });
+    assert.equal(JSON.stringify(gw.logs).includes('V-team-key-0123456789'), false);
+  });
 });
 
 describe('log redaction', () => {

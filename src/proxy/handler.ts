@@ -37,6 +37,8 @@ interface RouteRuntime {
   readonly misses: Counter.Internal | undefined;
   readonly stats: ConnectionStats | undefined;
   readonly codes: Map<string, Counter.Internal>;
+  /** Writes this route's access lines: `event` and `route` are serialised once, here. */
+  readonly accessLog: Logger;
 }
 
 /** Where a route's requests go: node's own client, its socket pool and the origin, fixed per config. */
@@ -103,7 +105,7 @@ function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | und
   return agent;
 }
 
-export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, agents: Map<string, http.Agent>): Runtime {
+export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, agents: Map<string, http.Agent>, log: Logger): Runtime {
   const defaultAccess = config.access === undefined ? undefined : new AccessChecker(config.access);
   const router = new Router<RouteRuntime>(config.routes, (route) => {
     const url = route.upstreamUrl;
@@ -128,6 +130,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       misses: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'miss' }),
       stats: connection === undefined ? undefined : usage.stats(connection),
       codes: new Map(),
+      accessLog: log.child({ event: 'access', route: route.name }),
     };
   });
   return { config, router, access: defaultAccess };
@@ -210,6 +213,7 @@ export class ProxyHandler {
   readonly #log: Logger;
   readonly #unmatched = new Map<string, Counter.Internal>();
   readonly #unmatchedDuration: Histogram.Internal<'route'>;
+  readonly #unmatchedLog: Logger;
   readonly #proto: 'http' | 'https';
 
   constructor(runtime: Runtime, provider: TokenProvider, metrics: Metrics, log: Logger, proto: 'http' | 'https' = 'http') {
@@ -219,6 +223,7 @@ export class ProxyHandler {
     this.#log = log;
     this.#proto = proto;
     this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
+    this.#unmatchedLog = log.child({ event: 'access', route: UNMATCHED });
   }
 
   /** Swaps in a reloaded config; requests already started finish on the one they began with. */
@@ -488,7 +493,7 @@ export class ProxyHandler {
       const seconds = (performance.now() - started) / 1000;
       this.#unmatchedDuration.observe(seconds);
       this.#count(this.#unmatched, UNMATCHED, method, res.statusCode);
-      this.#accessLog(UNMATCHED, method, res.statusCode, seconds, requestId, undefined);
+      this.#accessLog(this.#unmatchedLog, method, res.statusCode, seconds, requestId, undefined);
     });
   }
 
@@ -499,17 +504,17 @@ export class ProxyHandler {
     const seconds = (performance.now() - exchange.started) / 1000;
     route.duration.observe(seconds);
     handler.#count(route.codes, route.name, exchange.method, this.statusCode);
-    handler.#accessLog(route.name, exchange.method, this.statusCode, seconds, exchange.requestId, exchange.upstreamStatus);
+    handler.#accessLog(route.accessLog, exchange.method, this.statusCode, seconds, exchange.requestId, exchange.upstreamStatus);
   };
 
   /**
    * One line per request at `logging.accessLog`. No path, query or headers: they can carry
    * credentials and unbounded text. The object is only built when the level is enabled.
    */
-  #accessLog(route: string, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
+  #accessLog(log: Logger, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
     const level = this.#runtime.config.logging.accessLog;
-    if (level === 'off' || !this.#log.isLevelEnabled(level)) return;
-    this.#log[level]({ event: 'access', route, method, status, durationMs: Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus }, 'request');
+    if (level === 'off' || !log.isLevelEnabled(level)) return;
+    log[level]({ method, status, durationMs: Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus }, 'request');
   }
 
   #count(children: Map<string, Counter.Internal>, route: string, method: string, status: number): void {
