@@ -29,7 +29,7 @@ const profile = process.argv.includes('--profile');
 const QUICK_RATE = 1_000;
 const PLAN = quick
   ? { warmup: { amount: 200, overallRate: QUICK_RATE }, round: { amount: 2_000, overallRate: QUICK_RATE }, rounds: 1, fixedRate: false, memoryRequests: 0, peek: false }
-  : { warmup: { duration: 3 }, round: { duration: 5 }, rounds: 3, fixedRate: true, memoryRequests: 200_000, peek: true };
+  : { warmup: { duration: 3 }, round: { duration: 5 }, rounds: 5, fixedRate: true, memoryRequests: 200_000, peek: true };
 const FIXED_RATE_SHARE = 0.5;
 const FIXED_RATE_ROUNDS = 2;
 const FIXED_RATE_S = 6;
@@ -126,6 +126,22 @@ function hasNginx(): boolean {
 
 async function tokenRequests(tokenEndpoint: Peer): Promise<number> {
   return (await getJson<{ count: number }>(`${tokenEndpoint.url}/count`)).count;
+}
+
+const BASELINE = 'http-proxy (baseline)';
+const GATEWAY = 'tokengate';
+
+/**
+ * The order of one round. It rotates each round, so no target always follows the same neighbour,
+ * but the baseline and the gateway always run back to back, first one then the other: a shared
+ * machine's load drifts over seconds, and the pair should meet the same state of it.
+ */
+function roundOrder(targets: readonly Target[], round: number): Target[] {
+  const pair = targets.filter((t) => t.name === BASELINE || t.name === GATEWAY);
+  if (round % 2 === 1) pair.reverse();
+  const ring: Array<Target | 'pair'> = [...targets.filter((t) => !pair.includes(t)), 'pair'];
+  const rotated = ring.map((_, i) => ring[(i + round) % ring.length]!);
+  return rotated.flatMap((entry) => (entry === 'pair' ? pair : [entry]));
 }
 
 function summarize(target: Target, rounds: LoadResult[]): TargetSummary {
@@ -259,10 +275,10 @@ async function main(): Promise<number> {
 
     const targets: Target[] = [
       { name: 'direct (node upstream)', url: `${upstream.url}${PATH}`, peer: upstream },
-      { name: 'http-proxy (baseline)', url: `${baseline.url}${PATH}`, peer: baseline },
       ...(forwarder === undefined ? [] : [{ name: 'node http forwarder', url: `${forwarder.url}${PATH}`, peer: forwarder }]),
       ...(nginx === undefined ? [] : [{ name: 'nginx', url: `${nginx.url}${PATH}`, peer: nginx }]),
-      { name: 'tokengate', url: `${gateway.url}/api${PATH}`, peer: gateway },
+      { name: BASELINE, url: `${baseline.url}${PATH}`, peer: baseline },
+      { name: GATEWAY, url: `${gateway.url}/api${PATH}`, peer: gateway },
       ...(quiet === undefined ? [] : [{ name: 'tokengate, no access log', url: `${quiet.url}/api${PATH}`, peer: quiet }]),
     ];
 
@@ -272,9 +288,7 @@ async function main(): Promise<number> {
     }
     const rounds = new Map<Target, LoadResult[]>(targets.map((t) => [t, []]));
     for (let round = 0; round < PLAN.rounds; round++) {
-      // Rotate the order each round so no target always runs right after the same neighbour.
-      for (let i = 0; i < targets.length; i++) {
-        const target = targets[(i + round) % targets.length]!;
+      for (const target of roundOrder(targets, round)) {
         const result = await load({ url: target.url, ...PLAN.round, pid: target.peer.child.pid });
         rounds.get(target)!.push(result);
         log(`  round ${round + 1} ${target.name}: ${fmt(result.requestsPerSecond, 0)} req/s, p99 ${fmt(result.p99Ms)} ms, ${fmt(result.cpuMicrosPerRequest, 0)} µs CPU/req, ${result.errors} errors`);
@@ -283,8 +297,8 @@ async function main(): Promise<number> {
     const summaries = targets.map((t) => summarize(t, rounds.get(t)!));
     const byName = (name: string) => summaries.find((s) => s.name === name)!;
     const direct = byName(targets[0]!.name);
-    const base = byName('http-proxy (baseline)');
-    const gw = byName('tokengate');
+    const base = byName(BASELINE);
+    const gw = byName(GATEWAY);
     for (const s of summaries) if (s.errors > 0) failures.push(`${s.name}: ${s.errors} failed requests`);
 
     let fixedRate: { rate: number; baselineP99Ms: number; gatewayP99Ms: number; addedP99Ms: number; errors: number } | undefined;
@@ -325,18 +339,21 @@ async function main(): Promise<number> {
         `${s.name.padEnd(26)} ${fmt(s.requestsPerSecond, 0).padStart(8)} ${fmt(s.p50Ms).padStart(8)} ${fmt(s.p99Ms).padStart(8)} ${String(s.errors).padStart(7)} ${fmt(s.cpuMicrosPerRequest, 0).padStart(11)} ${fmt(s.rssMiB, 1).padStart(8)}`,
       );
     }
+    // Medians of the per-round ratios: each compares two runs made seconds apart.
+    const pairedRatio = (of: TargetSummary, to: TargetSummary, value: (r: LoadResult) => number) => median(of.rounds.map((r, i) => value(r) / value(to.rounds[i]!)));
     const ratios = {
-      gatewayToBaseline: gw.requestsPerSecond / base.requestsPerSecond,
+      gatewayToBaseline: pairedRatio(gw, base, (r) => r.requestsPerSecond),
       gatewayToDirect: gw.requestsPerSecond / direct.requestsPerSecond,
-      cpuGatewayToBaseline: gw.cpuMicrosPerRequest / base.cpuMicrosPerRequest,
+      cpuGatewayToBaseline: pairedRatio(gw, base, (r) => r.cpuMicrosPerRequest),
     };
     log('');
     if (quick) log('--quick sends a gentle fixed rate: it checks correctness, its figures compare nothing');
-    else log(`tokengate / http-proxy baseline: ${fmt(ratios.gatewayToBaseline)} of its req/s (target ≥ 0.90), ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request`);
+    else log(`tokengate / http-proxy baseline: ${fmt(ratios.gatewayToBaseline)} of its req/s (target ≥ 0.90), ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request (medians of the ${PLAN.rounds} per-round ratios)`);
     if (!quick) log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)} of its req/s`);
     const quietSummary = summaries.find((s) => s.name === 'tokengate, no access log');
     if (quietSummary !== undefined) {
-      log(`tokengate without access log / baseline: ${fmt(quietSummary.requestsPerSecond / base.requestsPerSecond)} of its req/s; the access line costs ${fmt(gw.cpuMicrosPerRequest - quietSummary.cpuMicrosPerRequest, 0)} µs CPU per request`);
+      const lineCost = median(gw.rounds.map((r, i) => r.cpuMicrosPerRequest - quietSummary.rounds[i]!.cpuMicrosPerRequest));
+      log(`tokengate without access log / baseline: ${fmt(pairedRatio(quietSummary, base, (r) => r.requestsPerSecond))} of its req/s; the access line costs ${fmt(lineCost, 0)} µs CPU per request`);
     }
     log(gateways === 1 ? `token requests made by tokengate: ${tokens} (expected 1)` : `token requests made by the ${gateways} tokengate processes: ${tokens} (expected 1 each)`);
     if (fixedRate !== undefined) {
