@@ -6,6 +6,8 @@
  *                               gateway made other than one token request; never on a timing
  *   npm run bench -- --profile  also writes CPU profiles (node --cpu-prof) of the gateway and the
  *                               http-proxy baseline to bench/results/ (open in Chrome DevTools)
+ *   npm run bench -- --no-pin   do not pin processes to CPUs (by default, with taskset and 2+ CPUs,
+ *                               the load generator and upstream get CPU 0, each server CPU 1)
  *
  * Every server runs in its own process; autocannon drives them from this one, interleaved. Beside
  * the gateway and the bare http-proxy baseline: direct to the upstream, a bare node http.request
@@ -19,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { STATIC_AUTHORIZATION } from './peers/announce.js';
 import { measurePeek, type PeekResult } from './peek.js';
-import { burst, CONNECTIONS, forkPeer, freePort, getJson, load, median, rssBytes, spawnServer, type LoadResult, type Peer } from './support.js';
+import { burst, CONNECTIONS, forkPeer, freePort, getJson, load, median, percentile, pin, PINNING, rssBytes, spawnServer, type LoadResult, type Peer } from './support.js';
 
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
@@ -30,6 +32,9 @@ const QUICK_RATE = 1_000;
 const PLAN = quick
   ? { warmup: { amount: 200, overallRate: QUICK_RATE }, round: { amount: 2_000, overallRate: QUICK_RATE }, rounds: 1, fixedRate: false, memoryRequests: 0, peek: false }
   : { warmup: { duration: 3 }, round: { duration: 5 }, rounds: 5, fixedRate: true, memoryRequests: 200_000, peek: true };
+/** The headline ratio: this many pairs of short runs, baseline and gateway alternating. */
+const SLICE_PAIRS = quick ? 0 : 12;
+const SLICE_S = 2;
 const FIXED_RATE_SHARE = 0.5;
 const FIXED_RATE_ROUNDS = 2;
 const FIXED_RATE_S = 6;
@@ -205,15 +210,17 @@ async function main(): Promise<number> {
   const startedLoad = loadavg();
   log(`tokengate benchmark${quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} CPUs, load average ${startedLoad.map((l) => l.toFixed(2)).join(' ')}`);
   try {
-    const upstream = await forkPeer('upstream', join(PEERS, 'upstream.ts'));
-    const tokenEndpoint = await forkPeer('token endpoint', join(PEERS, 'token-endpoint.ts'), [String(COLD_START_TOKEN_DELAY_MS)]);
+    pin(process.pid, PINNING?.load);
+    if (PINNING !== undefined) log(`pinned: load generator and upstream on CPU ${PINNING.load}, each server under test on CPU ${PINNING.server} (--no-pin to turn off)`);
+    const upstream = await forkPeer('upstream', join(PEERS, 'upstream.ts'), [], [], PINNING?.load);
+    const tokenEndpoint = await forkPeer('token endpoint', join(PEERS, 'token-endpoint.ts'), [String(COLD_START_TOKEN_DELAY_MS)], [], PINNING?.load);
     peers.push(upstream, tokenEndpoint);
     // --profile: CPU profiles of the gateway and of its baseline, to compare where the time goes.
     const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', RESULTS] : [];
     if (profile) mkdirSync(RESULTS, { recursive: true });
     const [baseline, forwarder] = await Promise.all([
-      forkPeer('http-proxy', join(PEERS, 'baseline.ts'), [String(upstream.port)], nodeArgs),
-      quick ? undefined : forkPeer('node http forwarder', join(PEERS, 'forwarder.ts'), [String(upstream.port)]),
+      forkPeer('http-proxy', join(PEERS, 'baseline.ts'), [String(upstream.port)], nodeArgs, PINNING?.server),
+      quick ? undefined : forkPeer('node http forwarder', join(PEERS, 'forwarder.ts'), [String(upstream.port)], [], PINNING?.server),
     ]);
     peers.push(baseline);
     if (forwarder !== undefined) peers.push(forwarder);
@@ -226,7 +233,7 @@ async function main(): Promise<number> {
       const prefix = join(work, 'nginx');
       mkdirSync(prefix);
       writeFileSync(join(prefix, 'nginx.conf'), nginxConf(prefix, port, upstream.port));
-      nginx = await spawnServer('nginx', 'nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf')], port, `http://127.0.0.1:${port}${PATH}`, 'ignore');
+      nginx = await spawnServer('nginx', 'nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf')], port, `http://127.0.0.1:${port}${PATH}`, 'ignore', PINNING?.server);
       peers.push(nginx);
     } else {
       log('note: nginx is not installed; its row is skipped');
@@ -240,7 +247,7 @@ async function main(): Promise<number> {
       const logFd = openSync(join(work, `${name}.log`), 'w');
       try {
         const cli = [...args, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
-        return await spawnServer(name, process.execPath, cli, port, `http://127.0.0.1:${adminPort}/readyz`, logFd);
+        return await spawnServer(name, process.execPath, cli, port, `http://127.0.0.1:${adminPort}/readyz`, logFd, PINNING?.server);
       } finally {
         closeSync(logFd);
       }
@@ -301,6 +308,26 @@ async function main(): Promise<number> {
     const gw = byName(GATEWAY);
     for (const s of summaries) if (s.errors > 0) failures.push(`${s.name}: ${s.errors} failed requests`);
 
+    // Per-target figures drift ±30 % over seconds on a shared machine: the gateway and its baseline
+    // are compared in many short pairs, each pair run back to back, and the ratio is their median.
+    let slices: { pairs: number; seconds: number; requestRatios: number[]; cpuRatios: number[] } | undefined;
+    if (SLICE_PAIRS > 0) {
+      const baseTarget = targets.find((t) => t.name === BASELINE)!;
+      const gwTarget = targets.find((t) => t.name === GATEWAY)!;
+      slices = { pairs: SLICE_PAIRS, seconds: SLICE_S, requestRatios: [], cpuRatios: [] };
+      for (let i = 0; i < SLICE_PAIRS; i++) {
+        const results = new Map<Target, LoadResult>();
+        for (const target of i % 2 === 0 ? [baseTarget, gwTarget] : [gwTarget, baseTarget]) {
+          const result = await load({ url: target.url, duration: SLICE_S, pid: target.peer.child.pid });
+          if (result.errors > 0) failures.push(`${target.name}: ${result.errors} failed requests in a paired slice`);
+          results.set(target, result);
+        }
+        const [b, g] = [results.get(baseTarget)!, results.get(gwTarget)!];
+        slices.requestRatios.push(g.requestsPerSecond / b.requestsPerSecond);
+        slices.cpuRatios.push(g.cpuMicrosPerRequest / b.cpuMicrosPerRequest);
+      }
+    }
+
     let fixedRate: { rate: number; baselineP99Ms: number; gatewayP99Ms: number; addedP99Ms: number; errors: number } | undefined;
     if (PLAN.fixedRate) {
       const rate = Math.round(base.requestsPerSecond * FIXED_RATE_SHARE);
@@ -348,7 +375,14 @@ async function main(): Promise<number> {
     };
     log('');
     if (quick) log('--quick sends a gentle fixed rate: it checks correctness, its figures compare nothing');
-    else log(`tokengate / http-proxy baseline: ${fmt(ratios.gatewayToBaseline)} of its req/s (target ≥ 0.90), ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request (medians of the ${PLAN.rounds} per-round ratios)`);
+    if (slices !== undefined) {
+      const sorted = [...slices.requestRatios].sort((a, b) => a - b);
+      log(
+        `tokengate / http-proxy baseline: ${fmt(median(slices.requestRatios))} of its req/s (target ≥ 0.90; middle half of the ${slices.pairs} pairs of ${slices.seconds} s: ` +
+          `${fmt(percentile(sorted, 0.25))}–${fmt(percentile(sorted, 0.75))}), ${fmt(median(slices.cpuRatios))} × its CPU per request`,
+      );
+    }
+    if (!quick) log(`  in the rounds above:          ${fmt(ratios.gatewayToBaseline)} of its req/s, ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request (medians of the ${PLAN.rounds} per-round ratios)`);
     if (!quick) log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)} of its req/s`);
     const quietSummary = summaries.find((s) => s.name === 'tokengate, no access log');
     if (quietSummary !== undefined) {
@@ -383,6 +417,7 @@ async function main(): Promise<number> {
         nginx: nginx !== undefined,
         targets: summaries,
         ratios,
+        slices,
         tokenRequests: tokens,
         coldStart,
         fixedRate,

@@ -2,6 +2,7 @@
 import autocannon from 'autocannon';
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Announcement } from './peers/announce.js';
@@ -43,9 +44,32 @@ function stopper(child: ChildProcess): () => Promise<void> {
     });
 }
 
+/**
+ * CPU pinning (Linux `taskset`, 2 or more CPUs): the load generator and the upstream share CPU 0,
+ * the server under test has CPU 1 to itself. Without it the three compete for two cores and a
+ * target's figures move ±30 % from one round to the next with whatever else the scheduler does.
+ */
+export const PINNING: { readonly load: string; readonly server: string } | undefined = (() => {
+  // --quick runs inside `npm test`, beside other test files: it leaves the scheduler alone.
+  if (process.argv.includes('--no-pin') || process.argv.includes('--quick') || process.platform !== 'linux' || cpus().length < 2) return undefined;
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return { load: '0', server: '1' };
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Pins every thread of `pid` (threads it starts later inherit it) to `cpu`, when pinning is on. */
+export function pin(pid: number | undefined, cpu: string | undefined): void {
+  if (PINNING === undefined || pid === undefined || cpu === undefined) return;
+  execFileSync('taskset', ['-a', '-p', '-c', cpu, String(pid)], { stdio: 'ignore' });
+}
+
 /** Forks a peer from bench/peers/ and waits until it listens. */
-export function forkPeer(name: string, file: string, args: string[] = [], nodeArgs: string[] = []): Promise<Peer> {
+export function forkPeer(name: string, file: string, args: string[] = [], nodeArgs: string[] = [], cpu?: string): Promise<Peer> {
   const child = track(fork(file, args, { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  pin(child.pid, cpu);
   return new Promise((done, fail) => {
     const early = (code: number | null) => fail(new Error(`${name} exited (${code}) before listening`));
     child.once('exit', early);
@@ -57,8 +81,10 @@ export function forkPeer(name: string, file: string, args: string[] = [], nodeAr
 }
 
 /** Spawns a server program and waits until `readyUrl` answers 200. */
-export async function spawnServer(name: string, command: string, args: string[], port: number, readyUrl: string, stdout: number | 'ignore'): Promise<Peer> {
-  const child = track(spawn(command, args, { stdio: ['ignore', stdout, 'inherit'] }));
+export async function spawnServer(name: string, command: string, args: string[], port: number, readyUrl: string, stdout: number | 'ignore', cpu?: string): Promise<Peer> {
+  // Through taskset, so that processes the server forks (nginx's workers) are pinned too.
+  const pinned = PINNING !== undefined && cpu !== undefined;
+  const child = track(spawn(pinned ? 'taskset' : command, pinned ? ['-c', cpu, command, ...args] : args, { stdio: ['ignore', stdout, 'inherit'] }));
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before it was ready`);
