@@ -17,6 +17,8 @@ const KEY_1 = randomBytes(32).toString('base64');
 const KEY_2 = randomBytes(32).toString('hex');
 /** Short enough to see a refresh; with no expiry skew it is refreshed ahead at 2.25-2.7 s. */
 const SHORT_LIFETIME_S = 3;
+/** Past one 250 ms command time-out, well within the three a fetch tolerates. */
+const PAUSE_MS = 600;
 
 interface Cache {
   url: string;
@@ -41,7 +43,7 @@ connections:
     clientSecret: { secret: client-secret }
     token: { expirySkewSeconds: 0 }
 routes:
-${['rest', 'rotate', 'damaged', 'plain', 'down', 'short', 'frozen']
+${['rest', 'rotate', 'damaged', 'plain', 'down', 'short', 'frozen', 'paused']
   .map((scope) => `  - { name: ${scope}, match: { pathPrefix: /${scope} }, upstream: "${upstream}", stripPrefix: true, auth: { connection: fake, params: { scope: ${scope} } } }`)
   .join('\n')}
 `;
@@ -164,6 +166,19 @@ describe('shared cache entries in Redis', () => {
     } finally {
       redis.thaw();
     }
+  });
+
+  it('keeps two replicas to one token request when Redis answers after the time-out', async () => {
+    const prefix = newPrefix();
+    const [a, b] = [await start(prefix), await start(prefix)];
+    // Scripts count as writes: every cache call of both replicas waits out the pause, and the
+    // first ones give up after 250 ms. A late answer is not a dead Redis: fetching alone on it
+    // would cost the fleet one token request per replica.
+    await raw.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE');
+    const [fromA, fromB] = await Promise.all([get(a, '/paused'), get(b, '/paused')]);
+    assert.ok((await cacheErrors(a, 'read')) + (await cacheErrors(b, 'read')) >= 2, 'cache calls timed out during the pause');
+    assert.equal(fromB, fromA);
+    assert.equal(calls.filter((c) => c.scope === 'paused').length, 1);
   });
 
   it('serves every request when Redis is unreachable, counting the failed calls', async () => {

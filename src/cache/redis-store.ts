@@ -64,6 +64,27 @@ interface CacheEvent {
 const READ_SCRIPT = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`;
 
 /** The lease holder's last step: store the token (if any), give the lease back if still ours, tell the waiters. */
+/**
+ * Take the lease unless another replica holds it. A lease already holding this replica's claim
+ * counts as taken: a request whose answer timed out may have been granted after all, and the next
+ * attempt (with the same claim) finds out.
+ */
+const LEASE_SCRIPT = `
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return 1 end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+/** ioredis rejects a command that outlived commandTimeout with this message. */
+const timedOut = (error: unknown): boolean => error instanceof Error && error.message === 'Command timed out';
+
+/**
+ * Late answers (time-outs) one fetch tolerates before it fetches alone. Redis that is away fails
+ * at once (no offline queue); a slow Redis still coordinates the fleet once it answers.
+ */
+const SLOW_ANSWERS_TOLERATED = 2;
+
 const SETTLE_SCRIPT = `
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
@@ -165,18 +186,23 @@ export class RedisTokenStore implements SharedTokenStore {
     const leaseMs = connection.retry.budgetMs + LEASE_MARGIN_MS;
     // Two leases: long enough for a dead holder's lease to expire and a live successor to fetch.
     const giveUpAt = Date.now() + 2 * leaseMs;
+    // One claim for every lease attempt of this call, so that a late grant is recognised as ours.
+    const claim = randomUUID();
+    let slowAnswers = 0;
     for (;;) {
       let entry: CachedToken | undefined;
-      let lease: string | undefined;
+      let held: boolean;
       try {
         entry = await this.#read(names.entry);
         const now = Date.now();
         if (entry !== undefined && now < entry.refreshAt && now < entry.usableUntil) return entry;
-        lease = await this.#lease(names.lease, leaseMs);
-      } catch {
-        return load();
+        held = await this.#lease(names.lease, claim, leaseMs);
+      } catch (error) {
+        // Redis is away, or answers too late too often: this replica fetches on its own.
+        if (!timedOut(error) || ++slowAnswers > SLOW_ANSWERS_TOLERATED || Date.now() >= giveUpAt) return load();
+        continue;
       }
-      if (lease !== undefined) return this.#loadAndShare(names, lease, load);
+      if (held) return this.#loadAndShare(names, claim, load);
       const now = Date.now();
       // Another replica is refreshing: the token it replaces still serves meanwhile.
       if (entry !== undefined && now < entry.usableUntil) {
@@ -241,11 +267,10 @@ export class RedisTokenStore implements SharedTokenStore {
     });
   }
 
-  /** The lease's value when this replica got it, undefined when another replica holds it. */
-  async #lease(lease: string, leaseMs: number): Promise<string | undefined> {
-    const value = randomUUID();
+  /** True when this replica holds the lease under `claim` (LEASE_SCRIPT), false when another replica does. */
+  async #lease(lease: string, claim: string, leaseMs: number): Promise<boolean> {
     try {
-      return (await this.#client.set(lease, value, 'PX', leaseMs, 'NX')) === 'OK' ? value : undefined;
+      return (await this.#client.eval(LEASE_SCRIPT, 1, lease, claim, leaseMs)) === 1;
     } catch (error) {
       this.#failed('lease', error);
       throw error;
