@@ -95,6 +95,32 @@ describe('issuer discovery', () => {
     assert.equal(as.received.filter((r) => r.method === 'POST').length, 0);
   });
 
+  it('shows the discovered token endpoint in /connections once discovery has run', async () => {
+    const as = await metadataServer((req, res) => {
+      if (req.url === '/.well-known/openid-configuration') return json(res, 200, { issuer: as.url, token_endpoint: `${as.url}/oauth/token` });
+      if (req.url === '/oauth/token') return json(res, 200, { access_token: 'discovered-token', token_type: 'Bearer', expires_in: 300 });
+      json(res, 404, {});
+    });
+    const gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+secrets: { s: { value: ${SECRET} } }
+connections:
+  disco:
+    clientId: disco-client
+    issuer: ${as.url}
+    clientSecret: { secret: s }
+routes: []
+`);
+    try {
+      const endpoint = async () => ((await (await fetch(`${gw.admin}/connections`)).json()) as { connections: Array<{ tokenEndpoint: string | null }> }).connections[0]!.tokenEndpoint;
+      assert.equal(await endpoint(), null, 'nothing is discovered before a token is needed');
+      assert.equal((await fetch(`${gw.admin}/connections/disco/test`, { method: 'POST' })).status, 200);
+      assert.equal(await endpoint(), `${as.url}/oauth/token`);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it('tells the caller of the gateway about the issuer mismatch in problem+json', async () => {
     const as = await metadataServer((req, res) => json(res, 200, { issuer: `${as.url}/other`, token_endpoint: `${as.url}/token` }));
     const upstream = await metadataServer((_req, res) => json(res, 200, {}));

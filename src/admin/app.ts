@@ -55,7 +55,8 @@ export function createAdminApp(state: AdminState): Express {
         return {
           connection: c.key,
           displayName: c.displayName,
-          tokenEndpoint: c.tokenUrl ?? null,
+          // A discovered endpoint shows once discovery has run (the first token request or test).
+          tokenEndpoint: state.provider.tokenEndpoint(c.key) ?? null,
           issuer: c.issuer ?? null,
           clientAuth: c.auth.method,
           tokenCached: expiresIn !== undefined && expiresIn > 0,

@@ -34,6 +34,7 @@ export class ConnectionClient {
   /** One keep-alive agent per scheme: a discovered token endpoint may use another than the issuer. */
   readonly #agents = new Map<string, http.Agent>();
   #metadata: Promise<AuthServerMetadata> | undefined;
+  #discovered: string | undefined;
   /**
    * RFC 8705 §5: a server may take mutual-TLS clients at other endpoints, announced in its
    * metadata as mtls_endpoint_aliases; a connection with a client certificate uses those.
@@ -61,11 +62,22 @@ export class ConnectionClient {
   metadata(timeoutMs = this.connection.timeouts.totalMs): Promise<AuthServerMetadata> {
     const { tokenUrl, issuer } = this.connection;
     if (tokenUrl !== undefined) return Promise.resolve({ issuer: undefined, tokenEndpoint: tokenUrl });
-    this.#metadata ??= this.#discover(issuer!, Date.now() + timeoutMs).catch((error: unknown) => {
-      this.#metadata = undefined;
-      throw error;
-    });
+    this.#metadata ??= this.#discover(issuer!, Date.now() + timeoutMs).then(
+      (metadata) => {
+        this.#discovered = metadata.tokenEndpoint;
+        return metadata;
+      },
+      (error: unknown) => {
+        this.#metadata = undefined;
+        throw error;
+      },
+    );
     return this.#metadata;
+  }
+
+  /** The token endpoint: configured, or the one discovery last found (undefined until it has run). */
+  get tokenEndpoint(): string | undefined {
+    return this.connection.tokenUrl ?? this.#discovered;
   }
 
   async #discover(issuer: string, deadline: number): Promise<AuthServerMetadata> {

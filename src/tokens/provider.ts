@@ -168,6 +168,11 @@ export class TokenProvider {
     if (connection !== undefined && this.#shared !== undefined) void this.#shared.invalidate(key, connection, accessToken).catch(() => undefined);
   }
 
+  /** A connection's token endpoint, configured or discovered; undefined before discovery has run. */
+  tokenEndpoint(connection: string): string | undefined {
+    return this.#clients.get(connection)?.tokenEndpoint;
+  }
+
   /** Drops every cached token of a connection (its config changed). */
   dropConnection(connection: string): void {
     const prefix = `${connection}\u0000`;
