@@ -56,6 +56,7 @@ export interface Upstream {
  */
 interface Exchange {
   readonly handler: ProxyHandler;
+  /** The config the request began on: a reload in between does not change how it ends. */
   readonly runtime: Runtime;
   readonly route: RouteRuntime;
   readonly req: IncomingMessage;
@@ -493,7 +494,7 @@ export class ProxyHandler {
       const seconds = (performance.now() - started) / 1000;
       this.#unmatchedDuration.observe(seconds);
       this.#count(this.#unmatched, UNMATCHED, method, res.statusCode);
-      this.#accessLog(this.#unmatchedLog, method, res.statusCode, seconds, requestId, undefined);
+      this.#accessLog(this.#runtime, this.#unmatchedLog, method, res.statusCode, seconds, requestId, undefined);
     });
   }
 
@@ -504,15 +505,15 @@ export class ProxyHandler {
     const seconds = (performance.now() - exchange.started) / 1000;
     route.duration.observe(seconds);
     handler.#count(route.codes, route.name, exchange.method, this.statusCode);
-    handler.#accessLog(route.accessLog, exchange.method, this.statusCode, seconds, exchange.requestId, exchange.upstreamStatus);
+    handler.#accessLog(exchange.runtime, route.accessLog, exchange.method, this.statusCode, seconds, exchange.requestId, exchange.upstreamStatus);
   };
 
   /**
    * One line per request at `logging.accessLog`. No path, query or headers: they can carry
    * credentials and unbounded text. The object is only built when the level is enabled.
    */
-  #accessLog(log: Logger, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
-    const level = this.#runtime.config.logging.accessLog;
+  #accessLog(runtime: Runtime, log: Logger, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
+    const level = runtime.config.logging.accessLog;
     if (level === 'off' || !log.isLevelEnabled(level)) return;
     log[level]({ method, status, durationMs: Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus }, 'request');
   }
