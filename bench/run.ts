@@ -15,7 +15,7 @@
  * the gateway again with its access log off, which prices the log line.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -244,13 +244,8 @@ async function main(): Promise<number> {
       const [port, adminPort] = [await freePort(), await freePort()];
       const configFile = join(work, `${name}.yaml`);
       writeFileSync(configFile, gatewayYaml(port, adminPort, upstream.port, tokenEndpoint.port, accessLog));
-      const logFd = openSync(join(work, `${name}.log`), 'w');
-      try {
-        const cli = [...args, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
-        return await spawnServer(name, process.execPath, cli, port, `http://127.0.0.1:${adminPort}/readyz`, logFd, PINNING?.server);
-      } finally {
-        closeSync(logFd);
-      }
+      const cli = [...args, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
+      return spawnServer(name, process.execPath, cli, port, `http://127.0.0.1:${adminPort}/readyz`, 'drain', PINNING?.server);
     };
 
     // Cold start, in a gateway of its own: an empty cache, a slow token endpoint, 500 callers at

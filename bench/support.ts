@@ -80,11 +80,16 @@ export function forkPeer(name: string, file: string, args: string[] = [], nodeAr
   });
 }
 
-/** Spawns a server program and waits until `readyUrl` answers 200. */
-export async function spawnServer(name: string, command: string, args: string[], port: number, readyUrl: string, stdout: number | 'ignore', cpu?: string): Promise<Peer> {
+/**
+ * Spawns a server program and waits until `readyUrl` answers 200. `stdout: 'drain'` gives it a
+ * pipe that this process reads and discards, as a container runtime or journald reads a
+ * service's stdout (a regular file was the sink before; see README, Performance).
+ */
+export async function spawnServer(name: string, command: string, args: string[], port: number, readyUrl: string, stdout: 'drain' | 'ignore', cpu?: string): Promise<Peer> {
   // Through taskset, so that processes the server forks (nginx's workers) are pinned too.
   const pinned = PINNING !== undefined && cpu !== undefined;
-  const child = track(spawn(pinned ? 'taskset' : command, pinned ? ['-c', cpu, command, ...args] : args, { stdio: ['ignore', stdout, 'inherit'] }));
+  const child = track(spawn(pinned ? 'taskset' : command, pinned ? ['-c', cpu, command, ...args] : args, { stdio: ['ignore', stdout === 'drain' ? 'pipe' : 'ignore', 'inherit'] }));
+  child.stdout?.resume();
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before it was ready`);
