@@ -32,6 +32,18 @@ connections:
   return loadConfig(configFile).connections.get('disco')!;
 }
 
+/** A gateway config whose connection "disco" discovers `issuer`; `routes` follows `routes:`. */
+const discoveringGateway = (issuer: string, routes: string) => `
+listen: { host: 127.0.0.1 }
+secrets: { s: { value: ${SECRET} } }
+connections:
+  disco:
+    clientId: disco-client
+    issuer: ${issuer}
+    clientSecret: { secret: s }
+routes: ${routes}
+`;
+
 /** A port nothing listens on (a server was there a moment ago). */
 async function deadUrl(): Promise<string> {
   const server = await startServer(() => undefined);
@@ -101,16 +113,7 @@ describe('issuer discovery', () => {
       if (req.url === '/oauth/token') return json(res, 200, { access_token: 'discovered-token', token_type: 'Bearer', expires_in: 300 });
       json(res, 404, {});
     });
-    const gw = await startGateway(`
-listen: { host: 127.0.0.1 }
-secrets: { s: { value: ${SECRET} } }
-connections:
-  disco:
-    clientId: disco-client
-    issuer: ${as.url}
-    clientSecret: { secret: s }
-routes: []
-`);
+    const gw = await startGateway(discoveringGateway(as.url, '[]'));
     try {
       const endpoint = async () => ((await (await fetch(`${gw.admin}/connections`)).json()) as { connections: Array<{ tokenEndpoint: string | null }> }).connections[0]!.tokenEndpoint;
       assert.equal(await endpoint(), null, 'nothing is discovered before a token is needed');
@@ -124,17 +127,7 @@ routes: []
   it('tells the caller of the gateway about the issuer mismatch in problem+json', async () => {
     const as = await metadataServer((req, res) => json(res, 200, { issuer: `${as.url}/other`, token_endpoint: `${as.url}/token` }));
     const upstream = await metadataServer((_req, res) => json(res, 200, {}));
-    const gw = await startGateway(`
-listen: { host: 127.0.0.1 }
-secrets: { s: { value: ${SECRET} } }
-connections:
-  disco:
-    clientId: disco-client
-    issuer: ${as.url}
-    clientSecret: { secret: s }
-routes:
-  - { name: r, match: { pathPrefix: /r }, upstream: "${upstream.url}", auth: { connection: disco } }
-`);
+    const gw = await startGateway(discoveringGateway(as.url, `\n  - { name: r, match: { pathPrefix: /r }, upstream: "${upstream.url}", auth: { connection: disco } }`));
     try {
       const response = await fetch(`${gw.url}/r`);
       assert.equal(response.status, 502);
