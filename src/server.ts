@@ -174,6 +174,9 @@ export class Gateway {
     const runtime = compileRoutes(config, this.metrics, this.usage, this.#agents, this.log);
     this.#handler.setRuntime(runtime);
     this.#retireAgents(runtime, config.listen.drainTimeoutMs);
+    const removedRoutes = new Set(this.#config.routes.map((route) => route.name).filter((name) => !config.routes.some((route) => route.name === name)));
+    const removedConnections = new Set([...this.#config.connections.keys()].filter((key) => !config.connections.has(key)));
+    this.metrics.forget(removedRoutes, removedConnections).catch((error: unknown) => this.log.error({ err: error }, 'could not drop the metric series of removed routes and connections'));
     this.#config = config;
     this.metrics.configReloads.inc({ outcome: 'success' });
     this.#warn(config);

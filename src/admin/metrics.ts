@@ -151,6 +151,39 @@ export class Metrics {
     if (config.cache.store === 'redis') for (const operation of CACHE_OPERATIONS) this.cacheErrors.inc({ operation }, 0);
   }
 
+  /**
+   * Drops every series of the routes and connections a reload removed, so that dashboards stop
+   * listing them instead of drawing flat lines until the next restart. A request still finishing
+   * on the old config may bring one back; it then counts what really happened.
+   */
+  async forget(routes: ReadonlySet<string>, connections: ReadonlySet<string>): Promise<void> {
+    if (routes.size === 0 && connections.size === 0) return;
+    const labelled: Array<Counter<string> | Histogram<string>> = [
+      this.tokenRequests,
+      this.tokenFailures,
+      this.tokenDuration,
+      this.cacheLookups,
+      this.requests,
+      this.requestDuration,
+      this.authFailures,
+      this.upstreamErrors,
+      this.accessDenied,
+    ];
+    for (const metric of labelled) {
+      const removed = new Set<string>();
+      for (const { labels } of (await metric.get()).values) {
+        const gone = (labels.route !== undefined && routes.has(String(labels.route))) || (labels.connection !== undefined && connections.has(String(labels.connection)));
+        if (!gone) continue;
+        // A histogram lists each series once per bucket (le) and again for _sum and _count.
+        const { le: _bucket, ...series } = labels;
+        const id = JSON.stringify(series);
+        if (removed.has(id)) continue;
+        removed.add(id);
+        metric.remove(series);
+      }
+    }
+  }
+
   /** Where the expiry gauge reads from at scrape time (no per-request cost). */
   setExpirySource(source: () => Map<string, number>): void {
     this.#expirySource = source;
