@@ -9,6 +9,10 @@ export type { Logger };
 
 const SENSITIVE = new Set(['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', DEFAULT_ACCESS_HEADER.toLowerCase()]);
 
+/** Keys seen so far and whether they are sensitive: most lines repeat a few keys, and this spares a lower-cased copy of each. */
+const verdicts = new Map<string, boolean>();
+const MAX_VERDICTS = 10_000;
+
 /**
  * Adds key names to what every logger redacts: the access-key headers a config names
  * (`access.header`), so a header map logged by mistake never carries a caller's key. Names are
@@ -19,10 +23,6 @@ export function redactAlso(names: Iterable<string>): void {
   verdicts.clear();
 }
 
-/** Keys seen so far and whether they are sensitive: most lines repeat a few keys, and this spares a lower-cased copy of each. */
-const verdicts = new Map<string, boolean>();
-const MAX_VERDICTS = 10_000;
-
 function isSensitive(key: string): boolean {
   let verdict = verdicts.get(key);
   if (verdict === undefined) {
@@ -31,6 +31,7 @@ function isSensitive(key: string): boolean {
   }
   return verdict;
 }
+
 const CENSOR = '[redacted]';
 /** Levels of nesting searched (the logged object is level 1); also what stops a cycle. */
 const REDACT_DEPTH = 5;

@@ -174,7 +174,8 @@ export class Gateway {
     const runtime = compileRoutes(config, this.metrics, this.usage, this.#agents, this.log);
     this.#handler.setRuntime(runtime);
     this.#retireAgents(runtime, config.listen.drainTimeoutMs);
-    const removedRoutes = new Set(this.#config.routes.map((route) => route.name).filter((name) => !config.routes.some((route) => route.name === name)));
+    const keptRoutes = new Set(config.routes.map((route) => route.name));
+    const removedRoutes = new Set(this.#config.routes.map((route) => route.name).filter((name) => !keptRoutes.has(name)));
     const removedConnections = new Set([...this.#config.connections.keys()].filter((key) => !config.connections.has(key)));
     this.metrics.forget(removedRoutes, removedConnections).catch((error: unknown) => this.log.error({ err: error }, 'could not drop the metric series of removed routes and connections'));
     this.#config = config;
@@ -261,12 +262,12 @@ function serverTlsOptions(tls: TlsKeyPair): https.ServerOptions {
   return { cert: tls.certificate.reveal(), key: tls.key.reveal() };
 }
 
-/** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
 /** The header names that carry callers' access keys, under the top-level policy and every route's. */
 function accessHeaders(config: Config): string[] {
   return [config.access, ...config.routes.map((route) => route.access)].flatMap((policy) => (policy === undefined ? [] : [policy.header]));
 }
 
+/** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
 function startOnlySettings({ listen, admin, cache }: Config): Record<string, string | number> {
   return {
     'listen.host': listen.host,

@@ -63,7 +63,6 @@ interface CacheEvent {
 /** GET and PTTL in one round trip: the remaining TTL re-bases the entry's times on this replica's clock. */
 const READ_SCRIPT = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`;
 
-/** The lease holder's last step: store the token (if any), give the lease back if still ours, tell the waiters. */
 /**
  * Take the lease unless another replica holds it. A lease already holding this replica's claim
  * counts as taken: a request whose answer timed out may have been granted after all, and the next
@@ -85,6 +84,7 @@ const timedOut = (error: unknown): boolean => error instanceof Error && error.me
  */
 const SLOW_ANSWERS_TOLERATED = 2;
 
+/** The lease holder's last step: store the token (if any), give the lease back if still ours, tell the waiters. */
 const SETTLE_SCRIPT = `
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end

@@ -19,12 +19,11 @@ const HOP_BY_HOP = new Set([
 /** `Connection: keep-alive` or `close`, what nearly every message sends, names no other header. */
 const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
 
-/** The header names a message lists in its Connection header (added to `names`), beyond the fixed hop-by-hop ones. */
-function namedInConnection(headers: IncomingHttpHeaders, names: Set<string> | undefined): Set<string> | undefined {
-  const connection = headers.connection;
-  if (connection === undefined || PLAIN_CONNECTION.test(String(connection))) return names;
+/** Adds to `names` the header names a Connection header value lists, beyond the fixed hop-by-hop ones. */
+function namedInConnection(connection: string | undefined, names: Set<string> | undefined): Set<string> | undefined {
+  if (connection === undefined || PLAIN_CONNECTION.test(connection)) return names;
   names ??= new Set<string>();
-  for (const name of String(connection).split(',')) {
+  for (const name of connection.split(',')) {
     const trimmed = name.trim().toLowerCase();
     if (trimmed !== '') names.add(trimmed);
   }
@@ -41,7 +40,7 @@ function namedInConnection(headers: IncomingHttpHeaders, names: Set<string> | un
 export function callerResponseHeaders(raw: readonly string[], requestId: string): string[] {
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') named = namedInConnection({ connection: raw[i + 1] }, named);
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') named = namedInConnection(raw[i + 1], named);
   }
   const out: string[] = [];
   let contentLength = false;
@@ -100,7 +99,7 @@ const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE'
  * nobody waits for. `headers` is left as it was, so a replay can build the list again.
  */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, forwarding: Forwarding): string[] {
-  const named = namedInConnection(headers, undefined);
+  const named = namedInConnection(headers.connection, undefined);
   const out: string[] = [];
   for (const name in headers) {
     const value = headers[name];
