@@ -4,6 +4,7 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { DEFAULT_ACCESS_HEADER } from './config/schema.js';
+import { LineSink } from './log-sink.js';
 
 export type { Logger };
 
@@ -68,23 +69,27 @@ export interface LoggerOptions {
 
 /**
  * How long a line may wait in the stdout buffer (Envoy flushes its access logs every second).
- * Under load one write carries many lines instead of one system call each; at exit pino flushes
- * what is left, so only a killed process (SIGKILL) can lose the last lines.
+ * Under load one write carries hundreds of lines instead of one system call each; at exit what is
+ * left is written, so only a killed process (SIGKILL) can lose the last lines.
  */
 const FLUSH_INTERVAL_MS = 100;
-const BUFFER_BYTES = 4096;
 /** A reader that stops draining stdout costs lines beyond this, never the gateway's memory. */
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+const SERVICE = 'tokengate';
 
 function bufferedStdout(): DestinationStream {
-  const stream = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES, maxLength: MAX_BUFFERED_BYTES });
-  setInterval(() => stream.flush(), FLUSH_INTERVAL_MS).unref();
-  return stream;
+  return new LineSink({
+    fd: 1,
+    flushIntervalMs: FLUSH_INTERVAL_MS,
+    maxBufferedBytes: MAX_BUFFERED_BYTES,
+    dropNotice: (dropped) =>
+      `${JSON.stringify({ level: 40, time: Date.now(), service: SERVICE, event: 'log_dropped', dropped, msg: `stdout was not read fast enough: ${dropped} log lines dropped` })}\n`,
+  });
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
-  const base = { level, formatters: { log: (object: Record<string, unknown>) => redact(object, 1) as Record<string, unknown> }, base: { service: 'tokengate' } };
+  const base = { level, formatters: { log: (object: Record<string, unknown>) => redact(object, 1) as Record<string, unknown> }, base: { service: SERVICE } };
   const pretty = options.pretty ?? (process.env.LOG_PRETTY === '1' || process.env.LOG_PRETTY === 'true');
   if (pretty && options.destination === undefined) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
