@@ -14,6 +14,7 @@ import { ConfigError, formatProblem } from './config/errors.js';
 import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
 import type { TlsKeyPair } from './config/tls.js';
 import { createLogger, redactAlso, type Logger } from './log.js';
+import { keepTickShape } from './tick-shape.js';
 import { compileRoutes, ProxyHandler, type Runtime } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
 import { Telemetry } from './telemetry.js';
@@ -106,6 +107,7 @@ export class Gateway {
 
   /** Loads the config (throws ConfigError before any listener starts) and starts both listeners. */
   static async start(options: GatewayOptions): Promise<Gateway> {
+    keepTickShape();
     const log = options.logger ?? createLogger();
     const config = loadConfig(options.configFile, { env: options.env });
     const gateway = new Gateway(config, options, log);

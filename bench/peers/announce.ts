@@ -1,12 +1,15 @@
 /** Peers run as forked children: each tells the parent its port once it listens. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { keepTickShape } from '../../src/tick-shape.js';
 
 export interface Announcement {
   readonly port: number;
 }
 
 export function announce(server: Server): void {
+  // As the gateway does: no peer's figures may depend on how long it sat idle before its turn.
+  keepTickShape();
   const { port } = server.address() as AddressInfo;
   process.send?.({ port } satisfies Announcement);
   // The parent going away (crash, Ctrl-C) must not leave a peer listening.
