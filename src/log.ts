@@ -96,3 +96,38 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   }
   return pino(base, options.destination ?? bufferedStdout());
 }
+
+export type AccessLevel = 'trace' | 'debug' | 'info';
+
+/**
+ * One route's access lines, written straight to the logger's stream in the format pino gives
+ * them: level, time, the logger's bindings (`service`, `event`, `route`), the fields, `msg`. Its
+ * fields are fixed and none is a credential, so it skips pino's per-key serialisation and the
+ * redaction walk, which cost 3-4 µs of the gateway's 50 µs per request at saturation.
+ */
+export class AccessLog {
+  readonly #log: Logger;
+  readonly #stream: { write(line: string): unknown };
+  /** `,"service":"tokengate","event":"access","route":"…"`, serialised by pino once. */
+  readonly #bindings: string;
+
+  constructor(log: Logger, route: string) {
+    this.#log = log.child({ event: 'access', route });
+    const internals = this.#log as unknown as Record<symbol, unknown>;
+    this.#stream = internals[pino.symbols.streamSym] as { write(line: string): unknown };
+    this.#bindings = internals[pino.symbols.chindingsSym] as string;
+  }
+
+  /**
+   * `requestId` is one the gateway accepted (a bounded set of URL-safe characters) or made; the
+   * method is one Node's parser knows. Both are still escaped: a line must stay JSON whatever
+   * reaches it.
+   */
+  write(level: AccessLevel, method: string, status: number, durationMs: number, requestId: string, upstreamStatus: number | undefined): void {
+    if (!this.#log.isLevelEnabled(level)) return;
+    const upstream = upstreamStatus === undefined ? '' : `,"upstreamStatus":${upstreamStatus}`;
+    this.#stream.write(
+      `{"level":${this.#log.levels.values[level]},"time":${Date.now()}${this.#bindings},"method":${JSON.stringify(method)},"status":${status},"durationMs":${durationMs},"requestId":${JSON.stringify(requestId)}${upstream},"msg":"request"}\n`,
+    );
+  }
+}

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../src/log.js';
+import { AccessLog, createLogger } from '../src/log.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 
@@ -72,22 +72,23 @@ routes:
   });
 });
 
-describe('log redaction', () => {
-  function capture(): { log: ReturnType<typeof createLogger>; lines: () => Record<string, any>[]; text: () => string } {
-    let text = '';
-    const destination = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        text += chunk.toString('utf8');
-        done();
-      },
-    });
-    return {
-      log: createLogger({ level: 'info', destination, pretty: false }),
-      lines: () => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>),
-      text: () => text,
-    };
-  }
+/** A logger whose lines are kept in memory. */
+function capture(level = 'info'): { log: ReturnType<typeof createLogger>; lines: () => Record<string, any>[]; text: () => string } {
+  let text = '';
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      text += chunk.toString('utf8');
+      done();
+    },
+  });
+  return {
+    log: createLogger({ level, destination, pretty: false }),
+    lines: () => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>),
+    text: () => text,
+  };
+}
 
+describe('log redaction', () => {
   it('redacts authorization, cookie, client_secret, client_assertion and access_token wherever they appear', () => {
     const { log, lines, text } = capture();
     const values = ['V-authorization', 'V-cookie', 'V-client_secret', 'V-client_assertion', 'V-access_token', 'V-set-cookie', 'V-refresh', 'V-upper', 'V-array'];
@@ -123,5 +124,37 @@ describe('log redaction', () => {
     assert.equal(line!.err.headers.authorization, '[redacted]');
     assert.equal(frozen.client_secret, 'V-frozen', 'the caller\'s object is not changed');
     assert.equal(error.headers.authorization, 'V-error');
+  });
+});
+
+describe('access lines', () => {
+  /** The line with its time replaced, so that two lines written a millisecond apart compare. */
+  const timeless = (line: string) => line.replace(/"time":\d+/, '"time":0');
+
+  it('are written byte for byte as pino writes the same fields, at each level, with and without an upstream status', () => {
+    const { log, text } = capture('trace');
+    // A route name that needs escaping, and a request id that would if it ever got this far.
+    const route = 'team "a"\\b';
+    const access = new AccessLog(log, route);
+    const viaPino = log.child({ event: 'access', route });
+    const cases = [
+      ['info', 'GET', 200, 1.234, 'req-1', 200],
+      ['debug', 'POST', 502, 0.5, 'quote"and\\slash', undefined],
+      ['trace', 'DELETE', 404, 12, 'e3b0c442-98fc-4c1c-a1b2-0123456789ab', 404],
+    ] as const;
+    for (const [level, method, status, durationMs, requestId, upstreamStatus] of cases) {
+      access.write(level, method, status, durationMs, requestId, upstreamStatus);
+      viaPino[level]({ method, status, durationMs, requestId, upstreamStatus }, 'request');
+    }
+    const lines = text().trimEnd().split('\n').map(timeless);
+    assert.equal(lines.length, 6);
+    for (let i = 0; i < lines.length; i += 2) assert.equal(lines[i], lines[i + 1]);
+    assert.equal(JSON.parse(lines[2]!).requestId, 'quote"and\\slash');
+  });
+
+  it('are not written below the logger level', () => {
+    const { log, text } = capture('info');
+    new AccessLog(log, 'r').write('debug', 'GET', 200, 1, 'id', 200);
+    assert.equal(text(), '');
   });
 });

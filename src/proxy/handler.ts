@@ -14,7 +14,7 @@ import type { Config, Route } from '../config/load.js';
 import { keyPairId, outboundAgent, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
 import { armConnectTimeout } from '../connect-timeout.js';
 import { GatewayError, TokenError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { AccessLog, type Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, Router, upstreamPath } from '../routing/router.js';
 import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
@@ -38,7 +38,7 @@ interface RouteRuntime {
   readonly stats: ConnectionStats | undefined;
   readonly codes: Map<string, Counter.Internal>;
   /** Writes this route's access lines: `event` and `route` are serialised once, here. */
-  readonly accessLog: Logger;
+  readonly accessLog: AccessLog;
 }
 
 /** Where a route's requests go: node's own client, its socket pool and the origin, fixed per config. */
@@ -131,7 +131,7 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
       misses: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'miss' }),
       stats: connection === undefined ? undefined : usage.stats(connection),
       codes: new Map(),
-      accessLog: log.child({ event: 'access', route: route.name }),
+      accessLog: new AccessLog(log, route.name),
     };
   });
   return { config, router, access: defaultAccess };
@@ -214,7 +214,7 @@ export class ProxyHandler {
   readonly #log: Logger;
   readonly #unmatched = new Map<string, Counter.Internal>();
   readonly #unmatchedDuration: Histogram.Internal<'route'>;
-  readonly #unmatchedLog: Logger;
+  readonly #unmatchedLog: AccessLog;
   readonly #proto: 'http' | 'https';
 
   constructor(runtime: Runtime, provider: TokenProvider, metrics: Metrics, log: Logger, proto: 'http' | 'https' = 'http') {
@@ -224,7 +224,7 @@ export class ProxyHandler {
     this.#log = log;
     this.#proto = proto;
     this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
-    this.#unmatchedLog = log.child({ event: 'access', route: UNMATCHED });
+    this.#unmatchedLog = new AccessLog(log, UNMATCHED);
   }
 
   /** Swaps in a reloaded config; requests already started finish on the one they began with. */
@@ -510,12 +510,11 @@ export class ProxyHandler {
 
   /**
    * One line per request at `logging.accessLog`. No path, query or headers: they can carry
-   * credentials and unbounded text. The object is only built when the level is enabled.
+   * credentials and unbounded text. The line is only built when the level is enabled.
    */
-  #accessLog(runtime: Runtime, log: Logger, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
+  #accessLog(runtime: Runtime, log: AccessLog, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
     const level = runtime.config.logging.accessLog;
-    if (level === 'off' || !log.isLevelEnabled(level)) return;
-    log[level]({ method, status, durationMs: Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus }, 'request');
+    if (level !== 'off') log.write(level, method, status, Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus);
   }
 
   #count(children: Map<string, Counter.Internal>, route: string, method: string, status: number): void {
