@@ -82,14 +82,18 @@ export function forkPeer(name: string, file: string, args: string[] = [], nodeAr
 
 /**
  * Spawns a server program and waits until `readyUrl` answers 200. `stdout: 'drain'` gives it a
- * pipe that this process reads and discards, as a container runtime or journald reads a
- * service's stdout (a regular file was the sink before; see README, Performance).
+ * pipe to a `cat` of its own that discards what it reads, as a container runtime or journald reads
+ * a service's stdout. (A regular file was the sink once; then this process read the pipe, which
+ * made the load generator's own event loop, and so its latencies, pay for the gateway's logging.)
  */
 export async function spawnServer(name: string, command: string, args: string[], port: number, readyUrl: string, stdout: 'drain' | 'ignore', cpu?: string): Promise<Peer> {
   // Through taskset, so that processes the server forks (nginx's workers) are pinned too.
   const pinned = PINNING !== undefined && cpu !== undefined;
-  const child = track(spawn(pinned ? 'taskset' : command, pinned ? ['-c', cpu, command, ...args] : args, { stdio: ['ignore', stdout === 'drain' ? 'pipe' : 'ignore', 'inherit'] }));
-  child.stdout?.resume();
+  const reader = stdout === 'drain' ? track(spawn('cat', [], { stdio: ['pipe', 'ignore', 'inherit'] })) : undefined;
+  pin(reader?.pid, PINNING?.load);
+  const child = track(spawn(pinned ? 'taskset' : command, pinned ? ['-c', cpu, command, ...args] : args, { stdio: ['ignore', reader?.stdin ?? 'ignore', 'inherit'] }));
+  // The server holds the pipe's write end now; once it exits, cat reads end-of-file and exits too.
+  reader?.stdin?.destroy();
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before it was ready`);
