@@ -10,9 +10,11 @@ import { writeSync, writev } from 'node:fs';
 const CHUNK_BYTES = 64 * 1024;
 /** The most a line can take in UTF-8 for each UTF-16 unit of the string. */
 const MAX_BYTES_PER_UNIT = 3;
-/** Attempts to write what is left at exit when the descriptor is non-blocking and full. */
-const EXIT_ATTEMPTS = 100;
+/** How long to wait for a full non-blocking descriptor (EAGAIN) before trying again. */
 const RETRY_MS = 10;
+/** At exit, a full non-blocking descriptor is waited for this many times RETRY_MS at most (5 s). */
+const EXIT_ATTEMPTS = 500;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export interface LineSinkOptions {
   readonly fd: number;
@@ -86,7 +88,7 @@ export class LineSink {
         this.#consume(writeSync(this.#options.fd, this.#queue[0]!));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') this.#break();
-        else attempt++;
+        else if (++attempt < EXIT_ATTEMPTS) Atomics.wait(sleeper, 0, 0, RETRY_MS);
       }
     }
   }
@@ -120,8 +122,9 @@ export class LineSink {
     this.#queue.unshift(...buffers);
     this.#consume(error === null ? written : 0);
     if (this.#queue.length === 0) return;
-    // A full non-blocking pipe: try again shortly rather than spin on the pool.
-    if (error !== null) setTimeout(() => this.flush(), RETRY_MS).unref();
+    // A full non-blocking pipe: try again shortly rather than spin on the pool. The timer holds
+    // the process open, as a write in flight does, so that lines are not left behind at exit.
+    if (error !== null) setTimeout(() => this.flush(), RETRY_MS);
     else this.flush();
   }
 
