@@ -135,11 +135,30 @@ routes:
   });
 
   it('an upstream that resets the connection in the middle of the body: the caller sees a cut answer, the gateway lives on', async () => {
-    const response = await fetch(`${gw.url}/fast/reset-mid-body`);
+    const response = await fetch(`${gw.url}/fast/reset-mid-body`, { headers: { 'x-request-id': 'cut-mid-body' } });
     assert.equal(response.status, 200);
     await assert.rejects(response.text());
     assert.equal((await fetch(`${gw.url}/fast/after-reset`)).status, 200);
     assert.equal(await metricValue(gw.admin, 'tokengate_upstream_errors_total', { route: 'fast', reason: 'reset' }), 1);
+    // The cut answer is still logged and counted, with the status the caller was sent.
+    const line = gw.logs.find((l) => l.event === 'access' && l.requestId === 'cut-mid-body');
+    assert.equal(line?.status, 200);
+  });
+
+  it('a caller who hangs up before any answer is logged and counted with status 499', async () => {
+    const before = await metricValue(gw.admin, 'tokengate_requests_total', { route: 'slow-upstream', method: 'GET', code: '499' });
+    const url = new URL(gw.url);
+    const req = http.request({ host: url.hostname, port: url.port, path: '/slow/hangs-up', agent: false, headers: { 'x-request-id': 'hangs-up' } });
+    req.on('error', () => undefined);
+    const target = arrivals + 1;
+    req.end();
+    assert.ok(await eventually(() => arrivals >= target));
+    req.destroy();
+    assert.ok(await eventually(() => gw.logs.some((l) => l.event === 'access' && l.requestId === 'hangs-up')), 'no access line for the abandoned request');
+    const line = gw.logs.find((l) => l.event === 'access' && l.requestId === 'hangs-up');
+    assert.equal(line?.status, 499);
+    assert.equal(line?.route, 'slow-upstream');
+    assert.equal(await metricValue(gw.admin, 'tokengate_requests_total', { route: 'slow-upstream', method: 'GET', code: '499' }), before + 1);
   });
 
   it('an upstream that refuses the connection: 502 UPSTREAM_UNAVAILABLE', async () => {

@@ -23,6 +23,8 @@ import { acceptRequestId, callerResponseHeaders, upstreamRequestHeaders } from '
 import { writeProblem } from './problem.js';
 
 const UNMATCHED = 'unmatched';
+/** The status counted and logged for a request whose caller hung up before any answer (nginx's). */
+const CLIENT_CLOSED_REQUEST = 499;
 
 interface RouteRuntime {
   readonly name: string;
@@ -188,10 +190,6 @@ function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
 }
 
 /** The caller went away before the answer was complete: stop the upstream request too. `this` is the response. */
-function onCallerClose(this: TrackedResponse): void {
-  if (!this.writableFinished) this[EXCHANGE]?.proxyReq?.destroy();
-}
-
 /**
  * RFC 9110 §15.2.2: a 101 answers only a request that asked to switch protocols, and ours never do
  * (Upgrade is hop-by-hop). Node hands such an answer to 'upgrade' listeners, or with none drops the
@@ -291,7 +289,7 @@ export class ProxyHandler {
 
     if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
     req.url = upstreamPath(route.route, route.basePath, path) + query;
-    res.on('close', onCallerClose);
+    res.on('close', ProxyHandler.#onClose);
 
     if (route.key === undefined) return this.#prepareBody(exchange);
     const token = this.#provider.peek(route.key);
@@ -500,13 +498,29 @@ export class ProxyHandler {
 
   /** A matched request's answer is complete: its duration, its count and its access line. */
   static readonly #onFinish = function (this: TrackedResponse): void {
+    ProxyHandler.#record(this[EXCHANGE]!, this.statusCode);
+  };
+
+  /**
+   * The caller's connection closed before the answer was complete: the caller hung up, or the
+   * gateway cut short an answer whose upstream failed mid-body. The upstream request is aborted,
+   * and the request is still counted and logged: with the status already sent, or with 499
+   * (nginx's "client closed request") when none was.
+   */
+  static readonly #onClose = function (this: TrackedResponse): void {
+    if (this.writableFinished) return;
     const exchange = this[EXCHANGE]!;
+    exchange.proxyReq?.destroy();
+    ProxyHandler.#record(exchange, this.headersSent ? this.statusCode : CLIENT_CLOSED_REQUEST);
+  };
+
+  static #record(exchange: Exchange, status: number): void {
     const { handler, route } = exchange;
     const seconds = (performance.now() - exchange.started) / 1000;
     route.duration.observe(seconds);
-    handler.#count(route.codes, route.name, exchange.method, this.statusCode);
-    handler.#accessLog(exchange.runtime, route.accessLog, exchange.method, this.statusCode, seconds, exchange.requestId, exchange.upstreamStatus);
-  };
+    handler.#count(route.codes, route.name, exchange.method, status);
+    handler.#accessLog(exchange.runtime, route.accessLog, exchange.method, status, seconds, exchange.requestId, exchange.upstreamStatus);
+  }
 
   /**
    * One line per request at `logging.accessLog`. No path, query or headers: they can carry
