@@ -189,7 +189,6 @@ function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
   if (exchange !== undefined && socket.connecting) armConnectTimeout(socket, exchange.route.route.timeouts.connectMs, onUpstreamTimeout.bind(this));
 }
 
-/** The caller went away before the answer was complete: stop the upstream request too. `this` is the response. */
 /**
  * RFC 9110 §15.2.2: a 101 answers only a request that asked to switch protocols, and ours never do
  * (Upgrade is hop-by-hop). Node hands such an answer to 'upgrade' listeners, or with none drops the
