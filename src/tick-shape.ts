@@ -17,12 +17,18 @@ import { createHook } from 'node:async_hooks';
 
 let kept: object | undefined;
 
-/** Takes one TickObject and holds it; idempotent. The async hook is enabled only around one nextTick. */
+/** Takes one TickObject and holds it; idempotent. */
 export function keepTickShape(): object | undefined {
-  if (kept !== undefined) return kept;
+  kept ??= freshTickObject();
+  return kept;
+}
+
+/** The TickObject of a new `process.nextTick`; the async hook is enabled only around that call. */
+export function freshTickObject(): object | undefined {
+  let captured: object | undefined;
   const hook = createHook({
     init(_id, type, _trigger, resource) {
-      if (type === 'TickObject') kept ??= resource;
+      if (type === 'TickObject') captured ??= resource;
     },
   });
   hook.enable();
@@ -31,7 +37,7 @@ export function keepTickShape(): object | undefined {
   } finally {
     hook.disable();
   }
-  return kept;
+  return captured;
 }
 
 function noop(): void {}
