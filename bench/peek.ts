@@ -27,14 +27,26 @@ export interface PeekResult {
 function configYaml(): string {
   const lines = ['secrets:', '  bench-secret: { env: BENCH_CLIENT_SECRET }', 'connections:'];
   for (let i = 0; i < CONNECTIONS; i++) {
-    lines.push(`  c${i}:`, `    clientId: client-${i}`, '    tokenUrl: http://127.0.0.1:9/token', '    clientSecret: { secret: bench-secret }');
+    lines.push(
+      `  c${i}:`,
+      `    clientId: client-${i}`,
+      '    tokenUrl: http://127.0.0.1:9/token',
+      '    clientSecret: { secret: bench-secret }',
+    );
   }
   return `${lines.join('\n')}\n`;
 }
 
 function tokenFor(key: TokenKey): CachedToken {
   const now = Date.now();
-  return { accessToken: `token-${key.id}`, scope: undefined, obtainedAt: now, expiresAt: now + 3_600_000, usableUntil: now + 3_570_000, refreshAt: Number.POSITIVE_INFINITY };
+  return {
+    accessToken: `token-${key.id}`,
+    scope: undefined,
+    obtainedAt: now,
+    expiresAt: now + 3_600_000,
+    usableUntil: now + 3_570_000,
+    refreshAt: Number.POSITIVE_INFINITY,
+  };
 }
 
 const store: SharedTokenStore = {
@@ -59,7 +71,11 @@ export async function measurePeek(): Promise<PeekResult> {
     const file = join(dir, 'gateway.yaml');
     writeFileSync(file, configYaml());
     const config = loadConfig(file, { env: { BENCH_CLIENT_SECRET: 'bench' } });
-    const provider = new TokenProvider(config.connections.values(), { tokenRequest: () => undefined, tokenFailure: () => undefined }, store);
+    const provider = new TokenProvider(
+      config.connections.values(),
+      { tokenRequest: () => undefined, tokenFailure: () => undefined },
+      store,
+    );
     const keys: TokenKey[] = [];
     for (const connection of config.connections.keys()) {
       for (let p = 0; p < PARAM_SETS; p++) keys.push(tokenKey(connection, { scope: `scope-${p}` }));
@@ -71,7 +87,12 @@ export async function measurePeek(): Promise<PeekResult> {
     const mapGet = (index: number) => map.get(keys[index]!.id);
     time(WARMUP_LOOKUPS, peek, keys.length);
     time(WARMUP_LOOKUPS, mapGet, keys.length);
-    const result = { cachedTokens: keys.length, lookups: LOOKUPS, nsPerPeek: time(LOOKUPS, peek, keys.length), nsPerMapGet: time(LOOKUPS, mapGet, keys.length) };
+    const result = {
+      cachedTokens: keys.length,
+      lookups: LOOKUPS,
+      nsPerPeek: time(LOOKUPS, peek, keys.length),
+      nsPerMapGet: time(LOOKUPS, mapGet, keys.length),
+    };
     provider.close();
     return result;
   } finally {

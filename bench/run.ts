@@ -21,7 +21,22 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { STATIC_AUTHORIZATION } from './peers/announce.js';
 import { measurePeek, type PeekResult } from './peek.js';
-import { burst, CONNECTIONS, forkPeer, freePort, getJson, load, median, percentile, pin, PINNING, rssBytes, spawnServer, type LoadResult, type Peer } from './support.js';
+import {
+  burst,
+  CONNECTIONS,
+  forkPeer,
+  freePort,
+  getJson,
+  load,
+  median,
+  percentile,
+  pin,
+  PINNING,
+  rssBytes,
+  spawnServer,
+  type LoadResult,
+  type Peer,
+} from './support.js';
 
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
@@ -30,7 +45,14 @@ const profile = process.argv.includes('--profile');
 // requests, so that it proves correctness without starving timing-sensitive tests of CPU.
 const QUICK_RATE = 1_000;
 const PLAN = quick
-  ? { warmup: { amount: 200, overallRate: QUICK_RATE }, round: { amount: 2_000, overallRate: QUICK_RATE }, rounds: 1, fixedRate: false, memoryRequests: 0, peek: false }
+  ? {
+      warmup: { amount: 200, overallRate: QUICK_RATE },
+      round: { amount: 2_000, overallRate: QUICK_RATE },
+      rounds: 1,
+      fixedRate: false,
+      memoryRequests: 0,
+      peek: false,
+    }
   : { warmup: { duration: 3 }, round: { duration: 5 }, rounds: 5, fixedRate: true, memoryRequests: 200_000, peek: true };
 /** The headline ratio: this many pairs of short runs, baseline and gateway alternating. */
 const SLICE_PAIRS = quick ? 0 : 12;
@@ -208,12 +230,23 @@ async function main(): Promise<number> {
   const peers: Peer[] = [];
   const failures: string[] = [];
   const startedLoad = loadavg();
-  log(`tokengate benchmark${quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} CPUs, load average ${startedLoad.map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `tokengate benchmark${quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} CPUs, load average ${startedLoad.map((l) => l.toFixed(2)).join(' ')}`,
+  );
   try {
     pin(process.pid, PINNING?.load);
-    if (PINNING !== undefined) log(`pinned: load generator and upstream on CPU ${PINNING.load}, each server under test on CPU ${PINNING.server} (--no-pin to turn off)`);
+    if (PINNING !== undefined)
+      log(
+        `pinned: load generator and upstream on CPU ${PINNING.load}, each server under test on CPU ${PINNING.server} (--no-pin to turn off)`,
+      );
     const upstream = await forkPeer('upstream', join(PEERS, 'upstream.ts'), [], [], PINNING?.load);
-    const tokenEndpoint = await forkPeer('token endpoint', join(PEERS, 'token-endpoint.ts'), [String(COLD_START_TOKEN_DELAY_MS)], [], PINNING?.load);
+    const tokenEndpoint = await forkPeer(
+      'token endpoint',
+      join(PEERS, 'token-endpoint.ts'),
+      [String(COLD_START_TOKEN_DELAY_MS)],
+      [],
+      PINNING?.load,
+    );
     peers.push(upstream, tokenEndpoint);
     // --profile: CPU profiles of the gateway and of its baseline, to compare where the time goes.
     const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', RESULTS] : [];
@@ -233,7 +266,15 @@ async function main(): Promise<number> {
       const prefix = join(work, 'nginx');
       mkdirSync(prefix);
       writeFileSync(join(prefix, 'nginx.conf'), nginxConf(prefix, port, upstream.port));
-      nginx = await spawnServer('nginx', 'nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf')], port, `http://127.0.0.1:${port}${PATH}`, 'ignore', PINNING?.server);
+      nginx = await spawnServer(
+        'nginx',
+        'nginx',
+        ['-p', prefix, '-c', join(prefix, 'nginx.conf')],
+        port,
+        `http://127.0.0.1:${port}${PATH}`,
+        'ignore',
+        PINNING?.server,
+      );
       peers.push(nginx);
     } else {
       log('note: nginx is not installed; its row is skipped');
@@ -261,8 +302,11 @@ async function main(): Promise<number> {
       ms: performance.now() - coldStarted,
     };
     await cold.stop();
-    log(`cold start: ${coldStart.ok}/${coldStart.requests} answered 200 in ${fmt(coldStart.ms, 0)} ms with ${coldStart.tokenRequests} token request(s) (token endpoint takes ${COLD_START_TOKEN_DELAY_MS} ms)`);
-    if (coldStart.ok !== coldStart.requests) failures.push(`cold start: ${coldStart.requests - coldStart.ok} of ${coldStart.requests} requests failed`);
+    log(
+      `cold start: ${coldStart.ok}/${coldStart.requests} answered 200 in ${fmt(coldStart.ms, 0)} ms with ${coldStart.tokenRequests} token request(s) (token endpoint takes ${COLD_START_TOKEN_DELAY_MS} ms)`,
+    );
+    if (coldStart.ok !== coldStart.requests)
+      failures.push(`cold start: ${coldStart.requests - coldStart.ok} of ${coldStart.requests} requests failed`);
     if (coldStart.tokenRequests !== 1) failures.push(`cold start: ${coldStart.tokenRequests} token requests, expected exactly 1`);
 
     const gateway = await startGateway('gateway', nodeArgs);
@@ -293,7 +337,9 @@ async function main(): Promise<number> {
       for (const target of roundOrder(targets, round)) {
         const result = await load({ url: target.url, ...PLAN.round, pid: target.peer.child.pid });
         rounds.get(target)!.push(result);
-        log(`  round ${round + 1} ${target.name}: ${fmt(result.requestsPerSecond, 0)} req/s, p99 ${fmt(result.p99Ms)} ms, ${fmt(result.cpuMicrosPerRequest, 0)} µs CPU/req, ${result.errors} errors`);
+        log(
+          `  round ${round + 1} ${target.name}: ${fmt(result.requestsPerSecond, 0)} req/s, p99 ${fmt(result.p99Ms)} ms, ${fmt(result.cpuMicrosPerRequest, 0)} µs CPU/req, ${result.errors} errors`,
+        );
       }
     }
     const summaries = targets.map((t) => summarize(t, rounds.get(t)!));
@@ -323,7 +369,9 @@ async function main(): Promise<number> {
       }
     }
 
-    let fixedRate: { rate: number; baselineP99Ms: number; gatewayP99Ms: number; addedP99Ms: number; addedP99MsRange: [number, number]; errors: number } | undefined;
+    let fixedRate:
+      | { rate: number; baselineP99Ms: number; gatewayP99Ms: number; addedP99Ms: number; addedP99MsRange: [number, number]; errors: number }
+      | undefined;
     if (PLAN.fixedRate) {
       // Paired like the headline ratio: each pair runs back to back, alternating which goes first,
       // and the added p99 is the median of the pairs' differences.
@@ -331,7 +379,10 @@ async function main(): Promise<number> {
       const p99 = { baseline: [] as number[], gateway: [] as number[] };
       let errors = 0;
       for (let round = 0; round < FIXED_RATE_ROUNDS; round++) {
-        const pair = [['baseline', `${baseline.url}${PATH}`], ['gateway', `${gateway.url}/api${PATH}`]] as const;
+        const pair = [
+          ['baseline', `${baseline.url}${PATH}`],
+          ['gateway', `${gateway.url}/api${PATH}`],
+        ] as const;
         for (const [key, url] of round % 2 === 0 ? pair : [...pair].reverse()) {
           const result = await load({ url, duration: FIXED_RATE_S, overallRate: rate });
           p99[key].push(result.p99Ms);
@@ -364,14 +415,17 @@ async function main(): Promise<number> {
     const endedLoad = loadavg();
 
     log('');
-    log(`${'target'.padEnd(26)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU µs/req'.padStart(11)} ${'RSS MiB'.padStart(8)}`);
+    log(
+      `${'target'.padEnd(26)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU µs/req'.padStart(11)} ${'RSS MiB'.padStart(8)}`,
+    );
     for (const s of summaries) {
       log(
         `${s.name.padEnd(26)} ${fmt(s.requestsPerSecond, 0).padStart(8)} ${fmt(s.p50Ms).padStart(8)} ${fmt(s.p99Ms).padStart(8)} ${String(s.errors).padStart(7)} ${fmt(s.cpuMicrosPerRequest, 0).padStart(11)} ${fmt(s.rssMiB, 1).padStart(8)}`,
       );
     }
     // Medians of the per-round ratios: each compares two runs made seconds apart.
-    const pairedRatio = (of: TargetSummary, to: TargetSummary, value: (r: LoadResult) => number) => median(of.rounds.map((r, i) => value(r) / value(to.rounds[i]!)));
+    const pairedRatio = (of: TargetSummary, to: TargetSummary, value: (r: LoadResult) => number) =>
+      median(of.rounds.map((r, i) => value(r) / value(to.rounds[i]!)));
     const ratios = {
       gatewayToBaseline: pairedRatio(gw, base, (r) => r.requestsPerSecond),
       gatewayToDirect: gw.requestsPerSecond / direct.requestsPerSecond,
@@ -386,14 +440,23 @@ async function main(): Promise<number> {
           `${fmt(percentile(sorted, 0.25))}–${fmt(percentile(sorted, 0.75))}), ${fmt(median(slices.cpuRatios))} × its CPU per request`,
       );
     }
-    if (!quick) log(`  in the rounds above:          ${fmt(ratios.gatewayToBaseline)} of its req/s, ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request (medians of the ${PLAN.rounds} per-round ratios)`);
+    if (!quick)
+      log(
+        `  in the rounds above:          ${fmt(ratios.gatewayToBaseline)} of its req/s, ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request (medians of the ${PLAN.rounds} per-round ratios)`,
+      );
     if (!quick) log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)} of its req/s`);
     const quietSummary = summaries.find((s) => s.name === 'tokengate, no access log');
     if (quietSummary !== undefined) {
       const lineCost = median(gw.rounds.map((r, i) => r.cpuMicrosPerRequest - quietSummary.rounds[i]!.cpuMicrosPerRequest));
-      log(`tokengate without access log / baseline: ${fmt(pairedRatio(quietSummary, base, (r) => r.requestsPerSecond))} of its req/s; the access line costs ${fmt(lineCost, 0)} µs CPU per request`);
+      log(
+        `tokengate without access log / baseline: ${fmt(pairedRatio(quietSummary, base, (r) => r.requestsPerSecond))} of its req/s; the access line costs ${fmt(lineCost, 0)} µs CPU per request`,
+      );
     }
-    log(gateways === 1 ? `token requests made by tokengate: ${tokens} (expected 1)` : `token requests made by the ${gateways} tokengate processes: ${tokens} (expected 1 each)`);
+    log(
+      gateways === 1
+        ? `token requests made by tokengate: ${tokens} (expected 1)`
+        : `token requests made by the ${gateways} tokengate processes: ${tokens} (expected 1 each)`,
+    );
     if (fixedRate !== undefined) {
       log(
         `fixed rate ${fixedRate.rate} req/s (${FIXED_RATE_SHARE * 100} % of the baseline's peak, autocannon overallRate): p99 baseline ${fmt(fixedRate.baselineP99Ms)} ms, tokengate ${fmt(fixedRate.gatewayP99Ms)} ms; ` +
@@ -406,9 +469,13 @@ async function main(): Promise<number> {
       );
     }
     if (peek !== undefined) {
-      log(`TokenProvider.peek with ${peek.cachedTokens} cached tokens (1,000 connections × 10 param sets): ${fmt(peek.nsPerPeek, 0)} ns per lookup (a plain Map.get: ${fmt(peek.nsPerMapGet, 0)} ns)`);
+      log(
+        `TokenProvider.peek with ${peek.cachedTokens} cached tokens (1,000 connections × 10 param sets): ${fmt(peek.nsPerPeek, 0)} ns per lookup (a plain Map.get: ${fmt(peek.nsPerMapGet, 0)} ns)`,
+      );
     }
-    log(`load average at start ${startedLoad.map((l) => l.toFixed(2)).join(' ')}, at end ${endedLoad.map((l) => l.toFixed(2)).join(' ')} (other processes share these CPUs: figures are indicative)`);
+    log(
+      `load average at start ${startedLoad.map((l) => l.toFixed(2)).join(' ')}, at end ${endedLoad.map((l) => l.toFixed(2)).join(' ')} (other processes share these CPUs: figures are indicative)`,
+    );
 
     if (!quick) {
       mkdirSync(RESULTS, { recursive: true });

@@ -51,7 +51,8 @@ function stopper(child: ChildProcess): () => Promise<void> {
  */
 export const PINNING: { readonly load: string; readonly server: string } | undefined = (() => {
   // --quick runs inside `npm test`, beside other test files: it leaves the scheduler alone.
-  if (process.argv.includes('--no-pin') || process.argv.includes('--quick') || process.platform !== 'linux' || cpus().length < 2) return undefined;
+  if (process.argv.includes('--no-pin') || process.argv.includes('--quick') || process.platform !== 'linux' || cpus().length < 2)
+    return undefined;
   try {
     execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
     return { load: '0', server: '1' };
@@ -86,12 +87,24 @@ export function forkPeer(name: string, file: string, args: string[] = [], nodeAr
  * a service's stdout. (A regular file was the sink once; then this process read the pipe, which
  * made the load generator's own event loop, and so its latencies, pay for the gateway's logging.)
  */
-export async function spawnServer(name: string, command: string, args: string[], port: number, readyUrl: string, stdout: 'drain' | 'ignore', cpu?: string): Promise<Peer> {
+export async function spawnServer(
+  name: string,
+  command: string,
+  args: string[],
+  port: number,
+  readyUrl: string,
+  stdout: 'drain' | 'ignore',
+  cpu?: string,
+): Promise<Peer> {
   // Through taskset, so that processes the server forks (nginx's workers) are pinned too.
   const pinned = PINNING !== undefined && cpu !== undefined;
   const reader = stdout === 'drain' ? track(spawn('cat', [], { stdio: ['pipe', 'ignore', 'inherit'] })) : undefined;
   pin(reader?.pid, PINNING?.load);
-  const child = track(spawn(pinned ? 'taskset' : command, pinned ? ['-c', cpu, command, ...args] : args, { stdio: ['ignore', reader?.stdin ?? 'ignore', 'inherit'] }));
+  const child = track(
+    spawn(pinned ? 'taskset' : command, pinned ? ['-c', cpu, command, ...args] : args, {
+      stdio: ['ignore', reader?.stdin ?? 'ignore', 'inherit'],
+    }),
+  );
   // The server holds the pipe's write end now; once it exits, cat reads end-of-file and exits too.
   reader?.stdin?.destroy();
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -121,20 +134,24 @@ const probeAgent = new http.Agent({ keepAlive: false });
 
 function getStatus(url: string): Promise<number> {
   return new Promise((done, fail) => {
-    http.get(url, { agent: probeAgent }, (res) => {
-      res.resume();
-      res.once('end', () => done(res.statusCode ?? 0));
-    }).once('error', fail);
+    http
+      .get(url, { agent: probeAgent }, (res) => {
+        res.resume();
+        res.once('end', () => done(res.statusCode ?? 0));
+      })
+      .once('error', fail);
   });
 }
 
 export function getJson<T>(url: string): Promise<T> {
   return new Promise((done, fail) => {
-    http.get(url, { agent: probeAgent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.once('end', () => done(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T));
-    }).once('error', fail);
+    http
+      .get(url, { agent: probeAgent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.once('end', () => done(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T));
+      })
+      .once('error', fail);
   });
 }
 
@@ -220,7 +237,10 @@ export function percentile(sorted: readonly number[], share: number): number {
 }
 
 export function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 /** 500 (or `count`) requests at once on fresh connections; resolves with their status codes. */

@@ -79,7 +79,15 @@ function dockerignore(): (path: string) => boolean {
         .filter((l) => l !== '' && !l.startsWith('#'))
     : [];
   const regexps = patterns.map(
-    (p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '\u0000').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\u0000/g, '.*')}(/.*)?$`),
+    (p) =>
+      new RegExp(
+        `^${p
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*\*/g, '\u0000')
+          .replace(/\*/g, '[^/]*')
+          .replace(/\?/g, '[^/]')
+          .replace(/\u0000/g, '.*')}(/.*)?$`,
+      ),
   );
   return (path) => regexps.some((r) => r.test(path));
 }
@@ -103,7 +111,10 @@ function parseEnv(args: string): Record<string, string> {
 
 function execForm(args: string, what: string): string[] {
   const parsed = JSON.parse(args) as unknown;
-  check(Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'), `${what} must use the exec form (a JSON array) so signals reach node`);
+  check(
+    Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'),
+    `${what} must use the exec form (a JSON array) so signals reach node`,
+  );
   return parsed as string[];
 }
 
@@ -163,7 +174,13 @@ function build(stages: Stage[]): Runtime {
           step(`  RUN ${args}`);
           const result = spawnSync('sh', ['-c', args], {
             cwd: hostPath(stage, workdir),
-            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env, npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' },
+            env: {
+              PATH: process.env.PATH ?? '',
+              HOME: process.env.HOME ?? '/root',
+              ...env,
+              npm_config_prefer_offline: 'true',
+              npm_config_update_notifier: 'false',
+            },
             stdio: ['ignore', 'inherit', 'inherit'],
           });
           check(result.status === 0, `RUN ${args}: exit ${result.status ?? result.signal}`);
@@ -199,13 +216,18 @@ function build(stages: Stage[]): Runtime {
 function checkRecipe(stages: Stage[], runtime: Runtime): void {
   check(stages.length >= 2, 'a multi-stage build is expected');
   const major = process.versions.node.split('.')[0];
-  for (const stage of stages) check(stage.image.startsWith(`node:${major}`), `${stage.image}: this check runs Node ${major}, so it only stands in for node:${major} images`);
+  for (const stage of stages)
+    check(
+      stage.image.startsWith(`node:${major}`),
+      `${stage.image}: this check runs Node ${major}, so it only stands in for node:${major} images`,
+    );
   check(runtime.user !== undefined && runtime.user !== 'root' && runtime.user !== '0', 'the final stage must set a non-root USER');
   check(runtime.healthcheck?.join(' ').includes('/healthz'), 'HEALTHCHECK must probe /healthz');
   check(runtime.env.TOKENGATE_CONFIG !== undefined, 'ENV TOKENGATE_CONFIG (the documented config path) is missing');
   const app = hostPath(runtime.stage, runtime.workdir);
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies?: Record<string, string> };
-  for (const name of Object.keys(manifest.devDependencies ?? {})) check(!existsSync(join(app, 'node_modules', name)), `dev dependency ${name} is in the final image`);
+  for (const name of Object.keys(manifest.devDependencies ?? {}))
+    check(!existsSync(join(app, 'node_modules', name)), `dev dependency ${name} is in the final image`);
   check(!existsSync(join(app, 'src')), 'TypeScript sources are in the final image');
   step(`recipe: ${stages.length} stages, USER ${runtime.user}, no dev dependencies, HEALTHCHECK on /healthz`);
 }
@@ -248,11 +270,18 @@ routes:
   // `docker run -e ...`: the image's ENV with absolute paths inside the stage, plus the operator's.
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: '/tmp' };
   for (const [key, value] of Object.entries(runtime.env)) env[key] = value.startsWith('/') ? hostPath(stage, value) : value;
-  Object.assign(env, { TOKENGATE_PORT: String(proxyPort), TOKENGATE_ADMIN_PORT: String(adminPort), PARTNER_CLIENT_SECRET: 'secret-from-the-environment', LOG_LEVEL: 'warn' });
-  const uid = process.getuid?.() === 0 ? IMAGE_USERS[runtime.user!] ?? Number(runtime.user) : undefined;
+  Object.assign(env, {
+    TOKENGATE_PORT: String(proxyPort),
+    TOKENGATE_ADMIN_PORT: String(adminPort),
+    PARTNER_CLIENT_SECRET: 'secret-from-the-environment',
+    LOG_LEVEL: 'warn',
+  });
+  const uid = process.getuid?.() === 0 ? (IMAGE_USERS[runtime.user!] ?? Number(runtime.user)) : undefined;
   if (uid !== undefined) chmodSync(dirname(stage.root), 0o755); // mkdtemp is 0700: let the image user in
   const as = uid === undefined ? {} : { uid, gid: uid };
-  step(`start: ${runtime.command.join(' ')} as ${uid === undefined ? 'the current user' : `uid ${uid} (USER ${runtime.user})`}, config ${configPath}`);
+  step(
+    `start: ${runtime.command.join(' ')} as ${uid === undefined ? 'the current user' : `uid ${uid} (USER ${runtime.user})`}, config ${configPath}`,
+  );
 
   const [program = '', ...args] = runtime.command;
   const child = spawn(program, args, { cwd: hostPath(stage, runtime.workdir), env, stdio: ['ignore', 'inherit', 'inherit'], ...as });
@@ -264,12 +293,21 @@ routes:
     for (;;) {
       check(!gone, 'the gateway exited during start-up');
       check(Date.now() < deadline, `/healthz did not answer within ${READY_TIMEOUT_MS} ms`);
-      const ok = await fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://127.0.0.1:${adminPort}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       await new Promise((wake) => setTimeout(wake, 100));
     }
     step('GET /healthz: 200');
-    const healthcheck = () => spawnSync(runtime.healthcheck![0]!, runtime.healthcheck!.slice(1), { env, cwd: hostPath(stage, runtime.workdir), timeout: 5_000, ...as }).status;
+    const healthcheck = () =>
+      spawnSync(runtime.healthcheck![0]!, runtime.healthcheck!.slice(1), {
+        env,
+        cwd: hostPath(stage, runtime.workdir),
+        timeout: 5_000,
+        ...as,
+      }).status;
     check(healthcheck() === 0, 'the HEALTHCHECK command failed on a healthy gateway');
     step('HEALTHCHECK command: exit 0');
     child.kill('SIGTERM');

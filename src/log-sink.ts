@@ -83,7 +83,7 @@ export class LineSink {
   flushSync(): void {
     clearInterval(this.#timer);
     this.#seal();
-    for (let attempt = 0; this.#queue.length > 0 && !this.#broken && attempt < EXIT_ATTEMPTS; ) {
+    for (let attempt = 0; this.#queue.length > 0 && !this.#broken && attempt < EXIT_ATTEMPTS;) {
       try {
         this.#consume(writeSync(this.#options.fd, this.#queue[0]!));
       } catch (error) {

@@ -8,7 +8,16 @@ import { LineSink } from './log-sink.js';
 
 export type { Logger };
 
-const SENSITIVE = new Set(['authorization', 'cookie', 'set-cookie', 'client_secret', 'client_assertion', 'access_token', 'refresh_token', DEFAULT_ACCESS_HEADER.toLowerCase()]);
+const SENSITIVE = new Set([
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'client_secret',
+  'client_assertion',
+  'access_token',
+  'refresh_token',
+  DEFAULT_ACCESS_HEADER.toLowerCase(),
+]);
 
 /** Keys seen so far and whether they are sensitive: most lines repeat a few keys, and this spares a lower-cased copy of each. */
 const verdicts = new Map<string, boolean>();
@@ -89,7 +98,11 @@ function bufferedStdout(): DestinationStream {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
-  const base = { level, formatters: { log: (object: Record<string, unknown>) => redact(object, 1) as Record<string, unknown> }, base: { service: SERVICE } };
+  const base = {
+    level,
+    formatters: { log: (object: Record<string, unknown>) => redact(object, 1) as Record<string, unknown> },
+    base: { service: SERVICE },
+  };
   const pretty = options.pretty ?? (process.env.LOG_PRETTY === '1' || process.env.LOG_PRETTY === 'true');
   if (pretty && options.destination === undefined) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
@@ -123,7 +136,14 @@ export class AccessLog {
    * method is one Node's parser knows. Both are still escaped: a line must stay JSON whatever
    * reaches it.
    */
-  write(level: AccessLevel, method: string, status: number, durationMs: number, requestId: string, upstreamStatus: number | undefined): void {
+  write(
+    level: AccessLevel,
+    method: string,
+    status: number,
+    durationMs: number,
+    requestId: string,
+    upstreamStatus: number | undefined,
+  ): void {
     if (!this.#log.isLevelEnabled(level)) return;
     const upstream = upstreamStatus === undefined ? '' : `,"upstreamStatus":${upstreamStatus}`;
     this.#stream.write(

@@ -76,12 +76,25 @@ export class Gateway {
     if (config.cache.store === 'redis') {
       const { url, keyPrefix } = config.cache.redis;
       const forgetLocal = (id: string) => this.provider.forgetLocal(id);
-      this.#store = new RedisTokenStore({ url, keyPrefix, encryptionKey: config.cache.encryptionKey, metrics: this.metrics, log, forgetLocal });
+      this.#store = new RedisTokenStore({
+        url,
+        keyPrefix,
+        encryptionKey: config.cache.encryptionKey,
+        metrics: this.metrics,
+        log,
+        forgetLocal,
+      });
       this.provider.setShared(this.#store);
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
     const proxyListen = config.listen;
-    this.#handler = new ProxyHandler(compileRoutes(config, this.metrics, this.usage, this.#agents, log), this.provider, this.metrics, log, proxyListen.tls === undefined ? 'http' : 'https');
+    this.#handler = new ProxyHandler(
+      compileRoutes(config, this.metrics, this.usage, this.#agents, log),
+      this.provider,
+      this.metrics,
+      log,
+      proxyListen.tls === undefined ? 'http' : 'https',
+    );
     const serverOptions: http.ServerOptions = {
       maxHeaderSize: proxyListen.maxHeaderBytes,
       headersTimeout: proxyListen.headersTimeoutMs,
@@ -113,7 +126,8 @@ export class Gateway {
     const gateway = new Gateway(config, options, log);
     gateway.#warn(config);
     // Serving before Redis answers would only cost this replica its own token requests; wait a little.
-    if (gateway.#store !== undefined && !(await gateway.#store.whenConnected())) log.warn({ event: 'cache_not_connected' }, 'starting without the shared token cache; it is used once Redis answers');
+    if (gateway.#store !== undefined && !(await gateway.#store.whenConnected()))
+      log.warn({ event: 'cache_not_connected' }, 'starting without the shared token cache; it is used once Redis answers');
     const listening = await Promise.allSettled([
       listen(gateway.#proxyServer, config.listen.host, options.listenPort ?? config.listen.port),
       listen(gateway.#adminServer, config.admin.host, options.adminPort ?? config.admin.port),
@@ -129,7 +143,13 @@ export class Gateway {
     }
     if (options.watch === true) gateway.#watch();
     log.info(
-      { event: 'started', proxy: gateway.proxyUrl, admin: gateway.adminUrl, routes: config.routes.length, connections: config.connections.size },
+      {
+        event: 'started',
+        proxy: gateway.proxyUrl,
+        admin: gateway.adminUrl,
+        routes: config.routes.length,
+        connections: config.connections.size,
+      },
       `tokengate listening on ${gateway.proxyUrl} (admin ${gateway.adminUrl})`,
     );
     return gateway;
@@ -159,7 +179,11 @@ export class Gateway {
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       this.metrics.configReloads.inc({ outcome: 'failure' });
-      for (const problem of error.problems) this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
+      for (const problem of error.problems)
+        this.log.error(
+          { event: 'config_reload_problem', file: error.file, ...problem },
+          `config reload refused: ${formatProblem(error.file, problem)}`,
+        );
       return { ok: false, error };
     }
     redactAlso(accessHeaders(config));
@@ -179,7 +203,9 @@ export class Gateway {
     const keptRoutes = new Set(config.routes.map((route) => route.name));
     const removedRoutes = new Set(this.#config.routes.map((route) => route.name).filter((name) => !keptRoutes.has(name)));
     const removedConnections = new Set([...this.#config.connections.keys()].filter((key) => !config.connections.has(key)));
-    this.metrics.forget(removedRoutes, removedConnections).catch((error: unknown) => this.log.error({ err: error }, 'could not drop the metric series of removed routes and connections'));
+    this.metrics
+      .forget(removedRoutes, removedConnections)
+      .catch((error: unknown) => this.log.error({ err: error }, 'could not drop the metric series of removed routes and connections'));
     this.#config = config;
     this.metrics.configReloads.inc({ outcome: 'success' });
     this.#warn(config);
@@ -232,7 +258,8 @@ export class Gateway {
   #warn(config: Config): void {
     for (const warning of config.warnings) this.log.warn({ event: 'config_warning' }, warning);
     const exposed = !isLoopbackHost(config.listen.host);
-    const unguarded = config.access === undefined && config.routes.some((r) => r.access === undefined && r.auth.type === 'client-connection');
+    const unguarded =
+      config.access === undefined && config.routes.some((r) => r.access === undefined && r.auth.type === 'client-connection');
     if (exposed && unguarded) {
       this.log.warn(
         { event: 'no_access_policy', host: config.listen.host },

@@ -9,7 +9,11 @@ import { CLI, ROOT, runCli, type CliResult } from './support/processes.js';
 
 /** Runs the CLI; a child still running after `limitMs` is killed and reported with code null. */
 async function runWithLimit(args: string[], limitMs: number): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -25,7 +25,10 @@ connections:
   c: { clientId: x, ${field}: "https://user:${PASSWORD}@auth.example/oauth", clientSecret: { secret: s } }
 `);
       assert.equal(error.code, 'CONFIG_INVALID');
-      assert.deepEqual(error.problems.map((p) => p.path), [`connections.c.${field}`]);
+      assert.deepEqual(
+        error.problems.map((p) => p.path),
+        [`connections.c.${field}`],
+      );
       assert.doesNotMatch(error.message, new RegExp(PASSWORD));
     });
   }
@@ -34,7 +37,10 @@ connections:
     const error = problemsOf(`
 cache: { store: redis, allowPlaintext: true, redis: { url: "redis://:${PASSWORD}@redis.internal:port" } }
 `);
-    assert.deepEqual(error.problems.map((p) => p.path), ['cache.redis.url']);
+    assert.deepEqual(
+      error.problems.map((p) => p.path),
+      ['cache.redis.url'],
+    );
     assert.doesNotMatch(error.message, new RegExp(PASSWORD));
   });
 

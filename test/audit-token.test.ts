@@ -39,16 +39,20 @@ routes:${['unicode', 'latin1', 'space', 'fine'].map(route).join('')}
   });
 
   for (const scope of ['unicode', 'latin1', 'space']) {
-    it(`answers 502 TOKEN_RESPONSE_INVALID for an access_token with a non-printable-ASCII character (${scope}), and keeps serving`, { timeout: 10_000 }, async () => {
-      const before = upstream.received.length;
-      const response = await fetch(`${gw.url}/${scope}/x`);
-      assert.equal(response.status, 502);
-      assert.equal(((await response.json()) as { code: string }).code, 'TOKEN_RESPONSE_INVALID');
-      assert.equal(upstream.received.length, before);
-      const fine = await fetch(`${gw.url}/fine/x`);
-      assert.equal(fine.status, 200);
-      assert.equal(((await fine.json()) as { authorization: string }).authorization, 'Bearer tok-en_1.~+/=');
-    });
+    it(
+      `answers 502 TOKEN_RESPONSE_INVALID for an access_token with a non-printable-ASCII character (${scope}), and keeps serving`,
+      { timeout: 10_000 },
+      async () => {
+        const before = upstream.received.length;
+        const response = await fetch(`${gw.url}/${scope}/x`);
+        assert.equal(response.status, 502);
+        assert.equal(((await response.json()) as { code: string }).code, 'TOKEN_RESPONSE_INVALID');
+        assert.equal(upstream.received.length, before);
+        const fine = await fetch(`${gw.url}/fine/x`);
+        assert.equal(fine.status, 200);
+        assert.equal(((await fine.json()) as { authorization: string }).authorization, 'Bearer tok-en_1.~+/=');
+      },
+    );
   }
 });
 
@@ -80,7 +84,9 @@ describe('audit: a token endpoint that quotes the credentials it was sent', () =
       const authorization = req.headers.authorization ?? '';
       const pair = Buffer.from(authorization.replace(/^Basic /, ''), 'base64').toString('utf8');
       const decoded = decodeURIComponent(pair.slice(pair.indexOf(':') + 1).replaceAll('+', ' '));
-      const quoted = [authorization, decoded, form.get('client_secret'), form.get('client_assertion')].filter((v) => v !== null && v !== '');
+      const quoted = [authorization, decoded, form.get('client_secret'), form.get('client_assertion')].filter(
+        (v) => v !== null && v !== '',
+      );
       json(res, 401, { error: 'invalid_client', error_description: `bad credentials: ${quoted.join(' | ')}` });
     });
     const route = (name: string) => `
@@ -126,7 +132,11 @@ routes:${['basic', 'post', 'jwt'].map(route).join('')}
       );
       const usage = await (await fetch(`${gw.admin}/usage`)).text();
       for (const credential of credentials) {
-        for (const [where, text] of [['detail', problem.detail], ['usage', usage], ['logs', gw.logText()]]) {
+        for (const [where, text] of [
+          ['detail', problem.detail],
+          ['usage', usage],
+          ['logs', gw.logText()],
+        ]) {
           assert.ok(!text!.includes(credential), `${where} quotes a credential of ${name}`);
         }
       }

@@ -102,7 +102,9 @@ describe('audit: hostile or broken upstream answers', () => {
       s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n');
       setImmediate(() => s.destroy());
     });
-    upstreams.switching = await startRawUpstream((s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n'));
+    upstreams.switching = await startRawUpstream((s) =>
+      s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n'),
+    );
     upstreams.silent = await startRawUpstream(() => undefined);
     upstreams.fine = await startRawUpstream((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
     gw = await startGateway(routesTo(upstreams));
@@ -113,20 +115,28 @@ describe('audit: hostile or broken upstream answers', () => {
     for (const upstream of Object.values(upstreams)) await upstream.close();
   });
 
-  it('answers an upstream status below 100 (which Node refuses to write) with 502 UPSTREAM_UNAVAILABLE, and keeps serving', { timeout: 10_000 }, async () => {
-    const answer = await request(`${gw.url}/lowstatus/x`);
-    assert.equal(answer.status, 502);
-    assert.equal(answer.headers['content-type'], 'application/problem+json');
-    assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_UNAVAILABLE');
-    assert.equal((await request(`${gw.url}/fine/x`)).status, 200);
-  });
+  it(
+    'answers an upstream status below 100 (which Node refuses to write) with 502 UPSTREAM_UNAVAILABLE, and keeps serving',
+    { timeout: 10_000 },
+    async () => {
+      const answer = await request(`${gw.url}/lowstatus/x`);
+      assert.equal(answer.status, 502);
+      assert.equal(answer.headers['content-type'], 'application/problem+json');
+      assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_UNAVAILABLE');
+      assert.equal((await request(`${gw.url}/fine/x`)).status, 200);
+    },
+  );
 
-  it('ends the caller connection when the upstream closes mid-body (Content-Length), instead of leaving it hanging', { timeout: 10_000 }, async () => {
-    const answer = await request(`${gw.url}/cut/x`);
-    assert.equal(answer.status, 200);
-    assert.equal(answer.body, 'partial');
-    assert.equal(answer.complete, false);
-  });
+  it(
+    'ends the caller connection when the upstream closes mid-body (Content-Length), instead of leaving it hanging',
+    { timeout: 10_000 },
+    async () => {
+      const answer = await request(`${gw.url}/cut/x`);
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body, 'partial');
+      assert.equal(answer.complete, false);
+    },
+  );
 
   it('ends the caller connection when the upstream closes mid-body (chunked)', { timeout: 10_000 }, async () => {
     const answer = await request(`${gw.url}/chunkcut/x`);
@@ -134,18 +144,30 @@ describe('audit: hostile or broken upstream answers', () => {
     assert.equal(answer.complete, false);
   });
 
-  it('answers an unasked 101 Switching Protocols with 502 UPSTREAM_UNAVAILABLE, instead of leaving the caller waiting', { timeout: 10_000 }, async () => {
-    const answer = await request(`${gw.url}/switching/x`);
-    assert.equal(answer.status, 502);
-    assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_UNAVAILABLE');
-  });
+  it(
+    'answers an unasked 101 Switching Protocols with 502 UPSTREAM_UNAVAILABLE, instead of leaving the caller waiting',
+    { timeout: 10_000 },
+    async () => {
+      const answer = await request(`${gw.url}/switching/x`);
+      assert.equal(answer.status, 502);
+      assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_UNAVAILABLE');
+    },
+  );
 
-  it('applies the route time-out to a request sent with Expect: 100-continue, and does not forward Expect', { timeout: 10_000 }, async () => {
-    const before = upstreams.silent!.heads.length;
-    const answer = await request(`${gw.url}/silent/x`, { method: 'POST', headers: { expect: '100-continue', 'content-length': '2' } }, 'hi');
-    assert.equal(answer.status, 504);
-    assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_TIMEOUT');
-    const head = upstreams.silent!.heads[before]!;
-    assert.doesNotMatch(head, /^expect:/im);
-  });
+  it(
+    'applies the route time-out to a request sent with Expect: 100-continue, and does not forward Expect',
+    { timeout: 10_000 },
+    async () => {
+      const before = upstreams.silent!.heads.length;
+      const answer = await request(
+        `${gw.url}/silent/x`,
+        { method: 'POST', headers: { expect: '100-continue', 'content-length': '2' } },
+        'hi',
+      );
+      assert.equal(answer.status, 504);
+      assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_TIMEOUT');
+      const head = upstreams.silent!.heads[before]!;
+      assert.doesNotMatch(head, /^expect:/im);
+    },
+  );
 });

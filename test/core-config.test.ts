@@ -50,18 +50,63 @@ describe('config problems', () => {
 
   // Lines counted from the template's first line, which is empty.
   const cases: Array<[string, string, string, RegExp, number]> = [
-    ['an unknown connection', VALID.replace('connection: c }', 'connection: nope }'), 'routes[0].auth.connection', /unknown connection "nope"/, 7],
-    ['an unknown secret', VALID.replace('{ secret: s }', '{ secret: missing }'), 'connections.c.clientSecret.secret', /unknown secret "missing"/, 5],
-    ['duplicate route names', `${VALID}  - { name: r, match: { pathPrefix: /x }, upstream: https://api.example, auth: { type: none } }\n`, 'routes[1].name', /duplicate route name "r"/, 8],
+    [
+      'an unknown connection',
+      VALID.replace('connection: c }', 'connection: nope }'),
+      'routes[0].auth.connection',
+      /unknown connection "nope"/,
+      7,
+    ],
+    [
+      'an unknown secret',
+      VALID.replace('{ secret: s }', '{ secret: missing }'),
+      'connections.c.clientSecret.secret',
+      /unknown secret "missing"/,
+      5,
+    ],
+    [
+      'duplicate route names',
+      `${VALID}  - { name: r, match: { pathPrefix: /x }, upstream: https://api.example, auth: { type: none } }\n`,
+      'routes[1].name',
+      /duplicate route name "r"/,
+      8,
+    ],
     ['an unset environment variable behind an env secret', VALID, 'secrets.s.env', /TG_CFG_SECRET is not set/, 3],
-    ['an unknown key', VALID.replace('pathPrefix: /r }', 'pathPrefix: /r, pathprefix: /q }'), 'routes[0].match.pathprefix', /unknown key/, 7],
-    ['a param that would change the grant', VALID.replace('clientSecret: { secret: s } }', 'clientSecret: { secret: s }, params: { grant_type: password } }'), 'connections.c.params.grant_type', /set by tokengate/, 5],
-    ['a route param that would replace the client id', VALID.replace('auth: { connection: c }', 'auth: { connection: c, params: { client_id: other } }'), 'routes[0].auth.params.client_id', /set by tokengate/, 7],
-    ['an http: tokenUrl on a non-loopback host', VALID.replace('https://auth.example/token', 'http://auth.example/token'), 'connections.c.tokenUrl', /must be https:/, 5],
+    [
+      'an unknown key',
+      VALID.replace('pathPrefix: /r }', 'pathPrefix: /r, pathprefix: /q }'),
+      'routes[0].match.pathprefix',
+      /unknown key/,
+      7,
+    ],
+    [
+      'a param that would change the grant',
+      VALID.replace('clientSecret: { secret: s } }', 'clientSecret: { secret: s }, params: { grant_type: password } }'),
+      'connections.c.params.grant_type',
+      /set by tokengate/,
+      5,
+    ],
+    [
+      'a route param that would replace the client id',
+      VALID.replace('auth: { connection: c }', 'auth: { connection: c, params: { client_id: other } }'),
+      'routes[0].auth.params.client_id',
+      /set by tokengate/,
+      7,
+    ],
+    [
+      'an http: tokenUrl on a non-loopback host',
+      VALID.replace('https://auth.example/token', 'http://auth.example/token'),
+      'connections.c.tokenUrl',
+      /must be https:/,
+      5,
+    ],
   ];
   for (const [what, yaml, path, message, line] of cases) {
     it(`reports ${what} with its key path and line`, () => {
-      const problem = problemAt(problemsOf(() => parseConfig(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })), path);
+      const problem = problemAt(
+        problemsOf(() => parseConfig(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })),
+        path,
+      );
       assert.match(problem.message, message);
       assert.equal(problem.line, line);
       assert.equal(typeof problem.column, 'number');
@@ -69,7 +114,9 @@ describe('config problems', () => {
   }
 
   it('accepts an http: tokenUrl on a loopback host', () => {
-    assert.doesNotThrow(() => parseConfig(VALID.replace('https://auth.example/token', 'http://127.0.0.1:9/token'), 'ok.yaml', { env: ENV }));
+    assert.doesNotThrow(() =>
+      parseConfig(VALID.replace('https://auth.example/token', 'http://127.0.0.1:9/token'), 'ok.yaml', { env: ENV }),
+    );
   });
 
   it('reports every problem at once, schema and cross-reference problems together', () => {
@@ -103,7 +150,9 @@ routes:
   });
 
   it('reports a YAML syntax error with line and column', () => {
-    const [problem, ...rest] = problemsOf(() => parseConfig('routes:\n  - name: a\n    match: { pathPrefix: /a\n  - name: b\n', 'syntax.yaml'));
+    const [problem, ...rest] = problemsOf(() =>
+      parseConfig('routes:\n  - name: a\n    match: { pathPrefix: /a\n  - name: b\n', 'syntax.yaml'),
+    );
     assert.equal(rest.length, 0);
     assert.match(problem!.message, /YAML syntax error/);
     assert.equal(problem!.line, 4);
@@ -114,7 +163,8 @@ routes:
     const { configFile } = writeConfig(VALID.replace('connection: c }', 'connection: nope }'));
     assert.throws(
       () => loadConfig(configFile, { env: ENV }),
-      (error: unknown) => error instanceof ConfigError && error.message.includes(`${configFile}:7:`) && error.message.includes('routes[0].auth.connection'),
+      (error: unknown) =>
+        error instanceof ConfigError && error.message.includes(`${configFile}:7:`) && error.message.includes('routes[0].auth.connection'),
     );
   });
 
@@ -162,12 +212,20 @@ describe('tokengate validate', { concurrency: true }, () => {
   });
 
   it('exits 1 and prints every problem with file, line:column and key path', async () => {
-    const { configFile } = writeConfig(VALID.replace('connection: c }', 'connection: nope }').replace('{ secret: s }', '{ secret: missing }'));
+    const { configFile } = writeConfig(
+      VALID.replace('connection: c }', 'connection: nope }').replace('{ secret: s }', '{ secret: missing }'),
+    );
     const run = await cli(['validate', '--config', configFile], ENV);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /2 problems/);
-    assert.ok(run.stderr.includes(`${configFile}:7:`) && run.stderr.includes('routes[0].auth.connection: unknown connection "nope"'), run.stderr);
-    assert.ok(run.stderr.includes(`${configFile}:5:`) && run.stderr.includes('connections.c.clientSecret.secret: unknown secret "missing"'), run.stderr);
+    assert.ok(
+      run.stderr.includes(`${configFile}:7:`) && run.stderr.includes('routes[0].auth.connection: unknown connection "nope"'),
+      run.stderr,
+    );
+    assert.ok(
+      run.stderr.includes(`${configFile}:5:`) && run.stderr.includes('connections.c.clientSecret.secret: unknown secret "missing"'),
+      run.stderr,
+    );
   });
 
   it('exits 1 for a file that does not exist', async () => {
@@ -189,7 +247,10 @@ describe('tokengate validate', { concurrency: true }, () => {
     assert.equal(run.code, 0, run.stderr);
     const unset = await cli(['validate']);
     assert.equal(unset.code, 1);
-    assert.match(unset.stderr, /config\/gateway\.yaml:\d+:\d+: secrets\.partner-secret\.env: environment variable PARTNER_CLIENT_SECRET is not set/);
+    assert.match(
+      unset.stderr,
+      /config\/gateway\.yaml:\d+:\d+: secrets\.partner-secret\.env: environment variable PARTNER_CLIENT_SECRET is not set/,
+    );
   });
 
   it('serve exits 1 on an invalid config without listening', async () => {

@@ -224,7 +224,11 @@ ${faultNames.map((name) => route(name, name)).join('')}
 
   for (const [what, request, status] of [
     ['an invalid header name', 'GET /x HTTP/1.1\r\nHost: h\r\nBad Header: v\r\n\r\n', 400],
-    ['both Content-Length and Transfer-Encoding', 'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+    [
+      'both Content-Length and Transfer-Encoding',
+      'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      400,
+    ],
     ['headers over maxHeaderBytes', `GET /x HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
   ] as const) {
     it(`BAD_REQUEST ${status} as problem+json with X-Request-Id for ${what}`, async () => {

@@ -100,9 +100,18 @@ routes:
   const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: upstream\r\n\r\n';
   const chunked = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
   for (const [name, request] of [
-    ['a GET with a chunked body', `GET /framed HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: HOST\r\nConnection: close\r\n\r\n${chunked}`],
-    ['a DELETE with a chunked body', `DELETE /framed HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: HOST\r\nConnection: close\r\n\r\n${chunked}`],
-    ['Content-Length named in Connection', `GET /framed HTTP/1.1\r\nContent-Length: ${smuggled.length}\r\nHost: HOST\r\nConnection: close, content-length\r\n\r\n${smuggled}`],
+    [
+      'a GET with a chunked body',
+      `GET /framed HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: HOST\r\nConnection: close\r\n\r\n${chunked}`,
+    ],
+    [
+      'a DELETE with a chunked body',
+      `DELETE /framed HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: HOST\r\nConnection: close\r\n\r\n${chunked}`,
+    ],
+    [
+      'Content-Length named in Connection',
+      `GET /framed HTTP/1.1\r\nContent-Length: ${smuggled.length}\r\nHost: HOST\r\nConnection: close, content-length\r\n\r\n${smuggled}`,
+    ],
   ] as const) {
     it(`keeps the body framed, so it cannot smuggle a request: ${name}`, async () => {
       const before = upstream.received.length;
@@ -111,7 +120,10 @@ routes:
       // The upstream's keep-alive socket is idle again once a smuggled request would have arrived.
       await new Promise<void>((done) => setImmediate(done));
       const seen = upstream.received.slice(before);
-      assert.deepEqual(seen.map((r) => r.url), ['/framed']);
+      assert.deepEqual(
+        seen.map((r) => r.url),
+        ['/framed'],
+      );
       assert.equal(seen[0]!.body.toString(), smuggled);
     });
   }

@@ -64,7 +64,8 @@ routes:
   });
 
   const get = (path: string, init?: RequestInit) => fetch(`${gw.url}${path}`, init);
-  const raw = (requestLine: string, hostHeader = host) => rawRequest(gw.url, `${requestLine}\r\nHost: ${hostHeader}\r\nConnection: close\r\n\r\n`);
+  const raw = (requestLine: string, hostHeader = host) =>
+    rawRequest(gw.url, `${requestLine}\r\nHost: ${hostHeader}\r\nConnection: close\r\n\r\n`);
 
   it('tries routes in order; the first match wins', async () => {
     const response = await get('/dup/x');

@@ -48,7 +48,14 @@ describe('body streaming', () => {
       });
       req.on('end', () => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ size, sha256: hash.digest('hex'), authorization: req.headers.authorization, framing: req.headers['transfer-encoding'] ?? 'length' }));
+        res.end(
+          JSON.stringify({
+            size,
+            sha256: hash.digest('hex'),
+            authorization: req.headers.authorization,
+            framing: req.headers['transfer-encoding'] ?? 'length',
+          }),
+        );
       });
     });
     await new Promise<void>((done) => upstream.listen(0, '127.0.0.1', done));

@@ -104,7 +104,10 @@ connections:
   }
 
   it('reuses a token until expires_in less the skew, the very same object (node-cache does not clone)', async () => {
-    const { tokens, provider, key } = await providerFor({ access_token: 'a', token_type: 'Bearer', expires_in: 600 }, ', token: { expirySkewSeconds: 30, refreshAhead: false }');
+    const { tokens, provider, key } = await providerFor(
+      { access_token: 'a', token_type: 'Bearer', expires_in: 600 },
+      ', token: { expirySkewSeconds: 30, refreshAhead: false }',
+    );
     try {
       const token = await provider.get(key);
       assert.equal(provider.peek(key), token);
@@ -121,7 +124,10 @@ connections:
   });
 
   it('uses defaultLifetimeSeconds when the server sends no expires_in', async () => {
-    const { tokens, provider, key } = await providerFor({ access_token: 'a', token_type: 'Bearer' }, ', token: { defaultLifetimeSeconds: 120, refreshAhead: false }');
+    const { tokens, provider, key } = await providerFor(
+      { access_token: 'a', token_type: 'Bearer' },
+      ', token: { defaultLifetimeSeconds: 120, refreshAhead: false }',
+    );
     try {
       const token = await provider.get(key);
       const lifetime = token.expiresAt - token.obtainedAt;
@@ -265,7 +271,11 @@ routes:
     const admin = await Promise.all(['/usage', '/connections', '/metrics'].map(async (path) => (await fetch(`${gw.admin}${path}`)).text()));
     // The failure was logged, so the check below looks at real log lines.
     assert.ok(gw.logs.some((line) => line.event === 'token_failure'));
-    for (const [where, text] of [['logs', gw.logText()], ['problem body', problemText], ...admin.map((t, i) => [`admin ${i}`, t])] as const) {
+    for (const [where, text] of [
+      ['logs', gw.logText()],
+      ['problem body', problemText],
+      ...admin.map((t, i) => [`admin ${i}`, t]),
+    ] as const) {
       for (const canary of [SECRET, WRONG, token, 'caller-canary-token']) {
         assert.equal(text.includes(canary), false, `${where} contains a secret or token`);
       }

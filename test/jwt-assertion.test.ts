@@ -165,7 +165,8 @@ connections:
       const [a, b] = attempts.map((r) => assertionOf(formOf(r.body)));
       assert.notEqual(a, b);
       assert.notEqual(decodeJwt(a!).jti, decodeJwt(b!).jti);
-      for (const assertion of [a!, b!]) await jwtVerify(assertion, key.publicKey, { audience: `${as.url}/flaky`, issuer: CLIENT_ID, subject: CLIENT_ID });
+      for (const assertion of [a!, b!])
+        await jwtVerify(assertion, key.publicKey, { audience: `${as.url}/flaky`, issuer: CLIENT_ID, subject: CLIENT_ID });
     } finally {
       provider.close();
     }

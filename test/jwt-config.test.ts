@@ -22,7 +22,9 @@ function configWith(auth: string, files: Record<string, string>, extra = 'tokenU
   return writeConfig(
     `
 secrets:
-${Object.keys(files).map((name) => `  ${name}: { file: ${name} }`).join('\n')}
+${Object.keys(files)
+  .map((name) => `  ${name}: { file: ${name} }`)
+  .join('\n')}
 connections:
   c:
     clientId: client
@@ -57,7 +59,11 @@ function assertProblem(configFile: string, path: string, message: RegExp, secret
 describe('privateKeyJwt config errors', () => {
   it('refuses an RSA key with ES256, naming the algorithm path and what the key can do', () => {
     const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256 }', { 'key.pem': encodeKey(rsa.privateKey, 'pkcs8') });
-    assertProblem(file, 'connections.c.privateKeyJwt.algorithm', /ES256 cannot be used with this RSA key; use RS256, RS384, RS512, PS256, PS384, PS512/);
+    assertProblem(
+      file,
+      'connections.c.privateKeyJwt.algorithm',
+      /ES256 cannot be used with this RSA key; use RS256, RS384, RS512, PS256, PS384, PS512/,
+    );
   });
 
   it('refuses an EC P-256 key with ES384', () => {
@@ -68,7 +74,11 @@ describe('privateKeyJwt config errors', () => {
   it('refuses an Ed448 key: EdDSA here means Ed25519', () => {
     const ed448 = generateKeyPairSync('ed448').privateKey;
     const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: EdDSA }', { 'key.pem': encodeKey(ed448, 'pkcs8') });
-    assertProblem(file, 'connections.c.privateKeyJwt.secret', /ed448 keys are not supported; use an RSA, EC P-256\/P-384\/P-521 or Ed25519 key/);
+    assertProblem(
+      file,
+      'connections.c.privateKeyJwt.secret',
+      /ed448 keys are not supported; use an RSA, EC P-256\/P-384\/P-521 or Ed25519 key/,
+    );
   });
 
   it('refuses an EC key on a curve JOSE has no algorithm for (secp256k1)', () => {
@@ -145,12 +155,16 @@ describe('privateKeyJwt config errors', () => {
   });
 
   it('refuses thumbprint: sha1 without a certificate', () => {
-    const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256, thumbprint: sha1 }', { 'key.pem': encodeKey(p256.privateKey, 'sec1') });
+    const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256, thumbprint: sha1 }', {
+      'key.pem': encodeKey(p256.privateKey, 'sec1'),
+    });
     assertProblem(file, 'connections.c.privateKeyJwt.thumbprint', /set certificate too/);
   });
 
   it('refuses audience: issuer on a connection with tokenUrl and no issuer', () => {
-    const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256, audience: issuer }', { 'key.pem': encodeKey(p256.privateKey, 'sec1') });
+    const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256, audience: issuer }', {
+      'key.pem': encodeKey(p256.privateKey, 'sec1'),
+    });
     assertProblem(file, 'connections.c.privateKeyJwt.audience', /audience: issuer needs the connection to set issuer/);
   });
 
@@ -163,7 +177,12 @@ describe('privateKeyJwt config errors', () => {
 describe('client_secret_jwt config errors', () => {
   it('refuses a secret shorter than the HS256 output (32 bytes)', () => {
     const file = configWith('clientSecret: { secret: s, method: client_secret_jwt }', { s: 'short-secret-1234' });
-    assertProblem(file, 'connections.c.clientSecret.secret', /HS256 needs a client secret of at least 32 bytes \(RFC 7518 §3\.2\); this one has 17/, 'short-secret');
+    assertProblem(
+      file,
+      'connections.c.clientSecret.secret',
+      /HS256 needs a client secret of at least 32 bytes \(RFC 7518 §3\.2\); this one has 17/,
+      'short-secret',
+    );
   });
 
   it('refuses a 40-byte secret for HS512 (64 bytes)', () => {
@@ -190,7 +209,11 @@ describe('validate command', () => {
   });
 
   it('exits 0 for a valid privateKeyJwt connection that discovers its issuer', async () => {
-    const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256, audience: issuer, keyId: k1 }', { 'key.pem': encodeKey(p256.privateKey, 'sec1') }, 'issuer: http://127.0.0.1:1');
+    const file = configWith(
+      'privateKeyJwt: { secret: key.pem, algorithm: ES256, audience: issuer, keyId: k1 }',
+      { 'key.pem': encodeKey(p256.privateKey, 'sec1') },
+      'issuer: http://127.0.0.1:1',
+    );
     const { stdout } = await run(process.execPath, ['dist/cli.js', 'validate', '--config', file]);
     assert.match(stdout, /valid \(0 routes, 1 connections\)/);
   });

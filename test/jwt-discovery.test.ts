@@ -87,17 +87,25 @@ describe('issuer discovery', () => {
     assert.match(token.accessToken, /^tok-/);
     assert.deepEqual(
       as.received.map((r) => `${r.method} ${r.url}`),
-      ['GET /tenant-a/.well-known/openid-configuration', 'GET /.well-known/oauth-authorization-server/tenant-a', 'POST /tenant-a/oauth2/token'],
+      [
+        'GET /tenant-a/.well-known/openid-configuration',
+        'GET /.well-known/oauth-authorization-server/tenant-a',
+        'POST /tenant-a/oauth2/token',
+      ],
     );
     assert.equal(new URLSearchParams(as.received.at(-1)!.body.toString()).get('client_id'), 'disco-client');
   });
 
   it('refuses a metadata document whose issuer differs, naming both, and sends no credentials', async () => {
-    const as = await metadataServer((req, res) => json(res, 200, { issuer: 'https://impostor.example', token_endpoint: `${as.url}/token` }));
-    const error = await client(connectionFor(as.url)).requestToken({}, 5_000).then(
-      () => assert.fail('expected a TokenError'),
-      (e: unknown) => e as TokenError,
+    const as = await metadataServer((req, res) =>
+      json(res, 200, { issuer: 'https://impostor.example', token_endpoint: `${as.url}/token` }),
     );
+    const error = await client(connectionFor(as.url))
+      .requestToken({}, 5_000)
+      .then(
+        () => assert.fail('expected a TokenError'),
+        (e: unknown) => e as TokenError,
+      );
     assert.ok(error instanceof TokenError);
     assert.equal(error.code, 'TOKEN_RESPONSE_INVALID');
     assert.equal(error.reason, 'invalid_response');
@@ -109,13 +117,16 @@ describe('issuer discovery', () => {
 
   it('shows the discovered token endpoint in /connections once discovery has run', async () => {
     const as = await metadataServer((req, res) => {
-      if (req.url === '/.well-known/openid-configuration') return json(res, 200, { issuer: as.url, token_endpoint: `${as.url}/oauth/token` });
+      if (req.url === '/.well-known/openid-configuration')
+        return json(res, 200, { issuer: as.url, token_endpoint: `${as.url}/oauth/token` });
       if (req.url === '/oauth/token') return json(res, 200, { access_token: 'discovered-token', token_type: 'Bearer', expires_in: 300 });
       json(res, 404, {});
     });
     const gw = await startGateway(discoveringGateway(as.url, '[]'));
     try {
-      const endpoint = async () => ((await (await fetch(`${gw.admin}/connections`)).json()) as { connections: Array<{ tokenEndpoint: string | null }> }).connections[0]!.tokenEndpoint;
+      const endpoint = async () =>
+        ((await (await fetch(`${gw.admin}/connections`)).json()) as { connections: Array<{ tokenEndpoint: string | null }> })
+          .connections[0]!.tokenEndpoint;
       assert.equal(await endpoint(), null, 'nothing is discovered before a token is needed');
       assert.equal((await fetch(`${gw.admin}/connections/disco/test`, { method: 'POST' })).status, 200);
       assert.equal(await endpoint(), `${as.url}/oauth/token`);
@@ -127,14 +138,19 @@ describe('issuer discovery', () => {
   it('tells the caller of the gateway about the issuer mismatch in problem+json', async () => {
     const as = await metadataServer((req, res) => json(res, 200, { issuer: `${as.url}/other`, token_endpoint: `${as.url}/token` }));
     const upstream = await metadataServer((_req, res) => json(res, 200, {}));
-    const gw = await startGateway(discoveringGateway(as.url, `\n  - { name: r, match: { pathPrefix: /r }, upstream: "${upstream.url}", auth: { connection: disco } }`));
+    const gw = await startGateway(
+      discoveringGateway(as.url, `\n  - { name: r, match: { pathPrefix: /r }, upstream: "${upstream.url}", auth: { connection: disco } }`),
+    );
     try {
       const response = await fetch(`${gw.url}/r`);
       assert.equal(response.status, 502);
       const problem = (await response.json()) as Record<string, unknown>;
       assert.equal(problem.code, 'TOKEN_RESPONSE_INVALID');
       assert.equal(problem.connection, 'disco');
-      assert.match(String(problem.detail), /issuer mismatch: the connection's issuer is "http:\/\/127\.0\.0\.1:\d+" but the document says "http:\/\/127\.0\.0\.1:\d+\/other"/);
+      assert.match(
+        String(problem.detail),
+        /issuer mismatch: the connection's issuer is "http:\/\/127\.0\.0\.1:\d+" but the document says "http:\/\/127\.0\.0\.1:\d+\/other"/,
+      );
       assert.equal(upstream.received.length, 0);
       assert.equal(gw.logText().includes(SECRET), false);
     } finally {
@@ -185,7 +201,8 @@ describe('issuer discovery', () => {
     const dead = `${await deadUrl()}/token`;
     const as = await metadataServer((req, res, body, index) => {
       // The first document names the old (dead) endpoint, later ones the new one.
-      if (req.url === '/.well-known/openid-configuration') return json(res, 200, { issuer: as.url, token_endpoint: discoveries(as) === 1 ? dead : `${as.url}/token` });
+      if (req.url === '/.well-known/openid-configuration')
+        return json(res, 200, { issuer: as.url, token_endpoint: discoveries(as) === 1 ? dead : `${as.url}/token` });
       issueToken(req, res, body, index);
     });
     const provider = new TokenProvider([connectionFor(as.url)], NO_OBSERVER);
@@ -202,7 +219,10 @@ describe('issuer discovery', () => {
     const as = await metadataServer((_req, res) => json(res, 404, { error: 'not_found' }));
     await assert.rejects(client(connectionFor(as.url)).requestToken({}, 5_000), (error: TokenError) => {
       assert.equal(error.code, 'TOKEN_REJECTED');
-      assert.match(error.detail, /\/\.well-known\/openid-configuration \(HTTP 404\) and \/\.well-known\/oauth-authorization-server \(HTTP 404\)/);
+      assert.match(
+        error.detail,
+        /\/\.well-known\/openid-configuration \(HTTP 404\) and \/\.well-known\/oauth-authorization-server \(HTTP 404\)/,
+      );
       return true;
     });
   });

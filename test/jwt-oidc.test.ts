@@ -58,9 +58,23 @@ describe('signed client assertions accepted by oidc-provider', () => {
     const discovered = generateKey({ type: 'ec', curve: 'P-256' });
     files['discovered.key'] = encodeKey(discovered.privateKey, 'pkcs8');
     oidcClients.push(
-      { client_id: 'client-discovered', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [discovered.publicJwk('kid-discovered')] } },
-      { client_id: 'client-hs256', client_secret: HS256_SECRET, token_endpoint_auth_method: 'client_secret_jwt', token_endpoint_auth_signing_alg: 'HS256' },
-      { client_id: 'client-hs512', client_secret: HS512_SECRET, token_endpoint_auth_method: 'client_secret_jwt', token_endpoint_auth_signing_alg: 'HS512' },
+      {
+        client_id: 'client-discovered',
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [discovered.publicJwk('kid-discovered')] },
+      },
+      {
+        client_id: 'client-hs256',
+        client_secret: HS256_SECRET,
+        token_endpoint_auth_method: 'client_secret_jwt',
+        token_endpoint_auth_signing_alg: 'HS256',
+      },
+      {
+        client_id: 'client-hs512',
+        client_secret: HS512_SECRET,
+        token_endpoint_auth_method: 'client_secret_jwt',
+        token_endpoint_auth_signing_alg: 'HS512',
+      },
     );
     oidc = await startOidcProvider(oidcClients);
     const keyConnections = KEY_CASES.map(

@@ -44,7 +44,10 @@ describe('LineSink (the stdout log buffer)', () => {
   it('writes a lone line within the flush interval, without waiting for its chunk to fill', async () => {
     const child = start('trickle');
     try {
-      const [chunk] = (await Promise.race([once(child.stdout, 'data'), new Promise((_, fail) => setTimeout(() => fail(new Error('no line within 3 s')), 3_000))])) as [Buffer];
+      const [chunk] = (await Promise.race([
+        once(child.stdout, 'data'),
+        new Promise((_, fail) => setTimeout(() => fail(new Error('no line within 3 s')), 3_000)),
+      ])) as [Buffer];
       assert.equal(String(chunk), 'first\n');
     } finally {
       child.kill();

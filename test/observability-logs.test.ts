@@ -39,7 +39,10 @@ routes:
 
   it('writes the access line at debug when accessLog is debug', async () => {
     const lines = await accessLines('debug');
-    assert.deepEqual(lines.map((l) => [l.level, l.route, l.status, l.upstreamStatus, l.requestId]), [[20, 'open', 200, 200, 'level-debug']]);
+    assert.deepEqual(
+      lines.map((l) => [l.level, l.route, l.status, l.upstreamStatus, l.requestId]),
+      [[20, 'open', 200, 200, 'level-debug']],
+    );
   });
 
   it('writes no access line when accessLog is off', async () => {
@@ -83,7 +86,11 @@ function capture(level = 'info'): { log: ReturnType<typeof createLogger>; lines:
   });
   return {
     log: createLogger({ level, destination, pretty: false }),
-    lines: () => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>),
+    lines: () =>
+      text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, any>),
     text: () => text,
   };
 }
@@ -91,7 +98,17 @@ function capture(level = 'info'): { log: ReturnType<typeof createLogger>; lines:
 describe('log redaction', () => {
   it('redacts authorization, cookie, client_secret, client_assertion and access_token wherever they appear', () => {
     const { log, lines, text } = capture();
-    const values = ['V-authorization', 'V-cookie', 'V-client_secret', 'V-client_assertion', 'V-access_token', 'V-set-cookie', 'V-refresh', 'V-upper', 'V-array'];
+    const values = [
+      'V-authorization',
+      'V-cookie',
+      'V-client_secret',
+      'V-client_assertion',
+      'V-access_token',
+      'V-set-cookie',
+      'V-refresh',
+      'V-upper',
+      'V-array',
+    ];
     log.info({
       authorization: values[0],
       headers: { cookie: values[1], 'set-cookie': [values[5]], Authorization: values[7] },
@@ -122,7 +139,7 @@ describe('log redaction', () => {
     assert.equal(line!.err.code, 'E_TEST');
     assert.equal(line!.err.type, 'Error');
     assert.equal(line!.err.headers.authorization, '[redacted]');
-    assert.equal(frozen.client_secret, 'V-frozen', 'the caller\'s object is not changed');
+    assert.equal(frozen.client_secret, 'V-frozen', "the caller's object is not changed");
     assert.equal(error.headers.authorization, 'V-error');
   });
 });

@@ -10,11 +10,30 @@ import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../src/admin/metrics.js';
 import { loadConfig } from '../src/config/load.js';
 import { writeConfig } from './support/gateway.js';
-import { CONNECTIONS, driveTraffic, parseExposition, requireTool, ROUTES, sampleKey, startScenario, type Scenario } from './support/observability.js';
+import {
+  CONNECTIONS,
+  driveTraffic,
+  parseExposition,
+  requireTool,
+  ROUTES,
+  sampleKey,
+  startScenario,
+  type Scenario,
+} from './support/observability.js';
 
 const TOKEN_FAILURE_REASONS = [
-  'invalid_client', 'invalid_scope', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_request',
-  'oauth_error', 'http_status', 'timeout', 'network', 'invalid_response', 'circuit_open',
+  'invalid_client',
+  'invalid_scope',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_request',
+  'oauth_error',
+  'http_status',
+  'timeout',
+  'network',
+  'invalid_response',
+  'circuit_open',
 ];
 const SPEC_COUNTERS = [
   'tokengate_token_requests_total',
@@ -59,7 +78,8 @@ describe('metrics after traffic of every kind', () => {
       for (const reason of TOKEN_FAILURE_REASONS) set('tokengate_token_failures_total', { connection, reason }, 0);
       for (const result of ['hit', 'miss']) set('tokengate_token_cache_lookups_total', { connection, result }, 0);
     }
-    for (const route of ROUTES) for (const reason of ['unavailable', 'timeout', 'reset']) set('tokengate_upstream_errors_total', { route, reason }, 0);
+    for (const route of ROUTES)
+      for (const reason of ['unavailable', 'timeout', 'reset']) set('tokengate_upstream_errors_total', { route, reason }, 0);
     for (const reason of ['missing_key', 'wrong_key', 'address']) set('tokengate_access_denied_total', { route: 'guarded', reason }, 0);
 
     set('tokengate_token_requests_total', { connection: 'good', outcome: 'success' }, 1);
@@ -71,7 +91,8 @@ describe('metrics after traffic of every kind', () => {
     set('tokengate_token_failures_total', { connection: 'malformed', reason: 'invalid_request' }, 1);
     set('tokengate_token_cache_lookups_total', { connection: 'good', result: 'miss' }, 1);
     set('tokengate_token_cache_lookups_total', { connection: 'good', result: 'hit' }, 3); // two more on orders, one on upstream-down
-    for (const connection of ['wrong-secret', 'token-down', 'malformed']) set('tokengate_token_cache_lookups_total', { connection, result: 'miss' }, 1);
+    for (const connection of ['wrong-secret', 'token-down', 'malformed'])
+      set('tokengate_token_cache_lookups_total', { connection, result: 'miss' }, 1);
 
     set('tokengate_requests_total', { route: 'orders', method: 'GET', code: '200' }, 3);
     set('tokengate_requests_total', { route: 'bad-client', method: 'GET', code: '502' }, 1);
@@ -93,7 +114,15 @@ describe('metrics after traffic of every kind', () => {
   });
 
   it('counts every request and token request in the duration histograms', () => {
-    const counts: Record<string, number> = { orders: 3, 'bad-client': 1, 'token-down': 1, 'upstream-down': 1, unmatched: 1, malformed: 1, guarded: 1 };
+    const counts: Record<string, number> = {
+      orders: 3,
+      'bad-client': 1,
+      'token-down': 1,
+      'upstream-down': 1,
+      unmatched: 1,
+      malformed: 1,
+      guarded: 1,
+    };
     for (const [route, count] of Object.entries(counts)) {
       assert.equal(samples.get(sampleKey('tokengate_request_duration_seconds_count', { route })), count, route);
       assert.equal(samples.get(sampleKey('tokengate_request_duration_seconds_bucket', { route, le: '+Inf' })), count, route);
@@ -113,10 +142,17 @@ describe('metrics after traffic of every kind', () => {
   });
 
   it('exports the default process metrics under the tokengate_ prefix', () => {
-    for (const name of ['tokengate_process_cpu_seconds_total', 'tokengate_process_resident_memory_bytes', 'tokengate_nodejs_eventloop_lag_seconds']) {
+    for (const name of [
+      'tokengate_process_cpu_seconds_total',
+      'tokengate_process_resident_memory_bytes',
+      'tokengate_nodejs_eventloop_lag_seconds',
+    ]) {
       assert.ok(samples.has(name), name);
     }
-    assert.ok([...samples.keys()].every((key) => key.startsWith('tokengate_')), 'every metric carries the prefix');
+    assert.ok(
+      [...samples.keys()].every((key) => key.startsWith('tokengate_')),
+      'every metric carries the prefix',
+    );
   });
 
   it('uses only bounded label values: no path, query, client id or credential', () => {
@@ -162,7 +198,15 @@ routes:
     metrics.declareSeries(loadConfig(configFile));
     const samples = parseExposition(await metrics.registry.metrics());
     const declared = (name: string) => [...samples].filter(([key]) => key.startsWith(`${name}{`)).map(([key, value]) => `${key} ${value}`);
-    assert.deepEqual(declared('tokengate_cache_errors_total'), ['connect', 'subscribe', 'read', 'lease', 'write', 'invalidate', 'decode'].map((operation) => `tokengate_cache_errors_total{operation="${operation}"} 0`));
-    assert.deepEqual(declared('tokengate_access_denied_total'), ['missing_key', 'wrong_key', 'address'].map((reason) => `tokengate_access_denied_total{reason="${reason}",route="open"} 0`));
+    assert.deepEqual(
+      declared('tokengate_cache_errors_total'),
+      ['connect', 'subscribe', 'read', 'lease', 'write', 'invalidate', 'decode'].map(
+        (operation) => `tokengate_cache_errors_total{operation="${operation}"} 0`,
+      ),
+    );
+    assert.deepEqual(
+      declared('tokengate_access_denied_total'),
+      ['missing_key', 'wrong_key', 'address'].map((reason) => `tokengate_access_denied_total{reason="${reason}",route="open"} 0`),
+    );
   });
 });

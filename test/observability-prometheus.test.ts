@@ -89,7 +89,10 @@ describe('a real Prometheus scraping the admin listener', () => {
           await delay(POLL_MS);
           continue;
         }
-        const targets = await fetch(`${api}/api/v1/targets`).then((r) => r.text(), (failure: Error) => failure.message);
+        const targets = await fetch(`${api}/api/v1/targets`).then(
+          (r) => r.text(),
+          (failure: Error) => failure.message,
+        );
         if (error instanceof Error) error.message += `\ntargets: ${targets}\nprometheus said:\n${prometheusOutput.slice(-2000)}`;
         throw error;
       }
@@ -116,9 +119,13 @@ describe('a real Prometheus scraping the admin listener', () => {
     );
     const port = await closedPort();
     api = `http://127.0.0.1:${port}`;
-    prometheus = spawn(binary, [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    prometheus = spawn(
+      binary,
+      [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     prometheus.stdout!.on('data', (chunk: Buffer) => (prometheusOutput += chunk.toString('utf8')));
     prometheus.stderr!.on('data', (chunk: Buffer) => (prometheusOutput += chunk.toString('utf8')));
     // The zero-valued series must be in Prometheus before the first failure, as in production.
@@ -138,49 +145,69 @@ describe('a real Prometheus scraping the admin listener', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('returns the token failure counters by connection and reason from its query API', () => eventually(async () => {
-    const failures = await query('tokengate_token_failures_total > 0');
-    assert.deepEqual(
-      failures.map((s) => [s.metric.connection, s.metric.reason, s.value[1]]).sort(),
-      [
+  it('returns the token failure counters by connection and reason from its query API', () =>
+    eventually(async () => {
+      const failures = await query('tokengate_token_failures_total > 0');
+      assert.deepEqual(failures.map((s) => [s.metric.connection, s.metric.reason, s.value[1]]).sort(), [
         ['malformed', 'invalid_request', '1'],
         ['token-down', 'network', '2'],
         ['wrong-secret', 'invalid_client', '1'],
-      ],
-    );
-    const auth = await query('tokengate_auth_failures_total');
-    assert.deepEqual(auth.map((s) => [s.metric.route, s.metric.connection, s.metric.reason, s.value[1]]).sort(), [
-      ['bad-client', 'wrong-secret', 'invalid_client', '1'],
-      ['malformed', 'malformed', 'invalid_request', '1'],
-      ['token-down', 'token-down', 'network', '1'],
-    ]);
-    assert.deepEqual((await query('tokengate_upstream_errors_total > 0')).map((s) => [s.metric.route, s.metric.reason, s.value[1]]), [['upstream-down', 'unavailable', '1']]);
-    assert.deepEqual((await query('tokengate_config_reloads_total{outcome="failure"}')).map((s) => s.value[1]), ['1']);
-  }));
+      ]);
+      const auth = await query('tokengate_auth_failures_total');
+      assert.deepEqual(auth.map((s) => [s.metric.route, s.metric.connection, s.metric.reason, s.value[1]]).sort(), [
+        ['bad-client', 'wrong-secret', 'invalid_client', '1'],
+        ['malformed', 'malformed', 'invalid_request', '1'],
+        ['token-down', 'token-down', 'network', '1'],
+      ]);
+      assert.deepEqual(
+        (await query('tokengate_upstream_errors_total > 0')).map((s) => [s.metric.route, s.metric.reason, s.value[1]]),
+        [['upstream-down', 'unavailable', '1']],
+      );
+      assert.deepEqual(
+        (await query('tokengate_config_reloads_total{outcome="failure"}')).map((s) => s.value[1]),
+        ['1'],
+      );
+    }));
 
   it('has scraped every metric the dashboard and the alert rules name', async () => {
     const scraped = new Set(await get<string[]>('/api/v1/label/__name__/values'));
     const dashboard = new Set(dashboardExprs().flatMap(metricNames));
     const alerts = new Set(alertExprs().flatMap(metricNames));
     assert.ok(dashboard.size >= 8 && alerts.size >= 5, `found ${[...dashboard]} and ${[...alerts]}`);
-    assert.deepEqual([...dashboard].filter((name) => !scraped.has(name) && !REDIS_ONLY.has(name)), [], 'dashboard metrics missing from the scrape');
-    assert.deepEqual([...alerts].filter((name) => !scraped.has(name)), [], 'alert metrics missing from the scrape');
+    assert.deepEqual(
+      [...dashboard].filter((name) => !scraped.has(name) && !REDIS_ONLY.has(name)),
+      [],
+      'dashboard metrics missing from the scrape',
+    );
+    assert.deepEqual(
+      [...alerts].filter((name) => !scraped.has(name)),
+      [],
+      'alert metrics missing from the scrape',
+    );
   });
 
-  it('runs every dashboard query, and the failure and expiry panels show data', () => eventually(async () => {
-    const results = new Map<string, Sample[]>();
-    for (const expr of dashboardExprs()) {
-      const concrete = expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '5m').replace(/\$(instance|connection|route)\b/g, '.*');
-      results.set(expr, await query(concrete));
-    }
-    const find = (fragment: string) => [...results].find(([expr]) => expr.includes(fragment))![1];
-    assert.deepEqual(find('increase(tokengate_token_failures_total').map((s) => `${s.metric.connection}/${s.metric.reason}`).sort(), [
-      'malformed/invalid_request',
-      'token-down/network',
-      'wrong-secret/invalid_client',
-    ]);
-    assert.deepEqual(find('tokengate_token_expires_in_seconds').map((s) => s.metric.connection), ['good']);
-  }));
+  it('runs every dashboard query, and the failure and expiry panels show data', () =>
+    eventually(async () => {
+      const results = new Map<string, Sample[]>();
+      for (const expr of dashboardExprs()) {
+        const concrete = expr
+          .replaceAll('$__rate_interval', '1m')
+          .replaceAll('$__range', '5m')
+          .replace(/\$(instance|connection|route)\b/g, '.*');
+        results.set(expr, await query(concrete));
+      }
+      const find = (fragment: string) => [...results].find(([expr]) => expr.includes(fragment))![1];
+      assert.deepEqual(
+        find('increase(tokengate_token_failures_total')
+          .map((s) => `${s.metric.connection}/${s.metric.reason}`)
+          .sort(),
+        ['malformed/invalid_request', 'token-down/network', 'wrong-secret/invalid_client'],
+      );
+      assert.deepEqual(
+        find('tokengate_token_expires_in_seconds').map((s) => s.metric.connection),
+        ['good'],
+      );
+    }));
 
   it('loads the alert rules and raises them on the failures', async () => {
     // `for: 1m` (no valid token) and `for: 5m` (upstream ratio) keep those two pending in a short test.
@@ -196,18 +223,26 @@ describe('a real Prometheus scraping the admin listener', () => {
     ];
     await eventually(async () => {
       const { alerts } = await get<{ alerts: AlertState[] }>('/api/v1/alerts');
-      const seen = alerts.map(({ labels: l, state }) => [l.alertname, l.connection, l.reason, l.route, state].filter((v) => v !== undefined).join(' '));
+      const seen = alerts.map(({ labels: l, state }) =>
+        [l.alertname, l.connection, l.reason, l.route, state].filter((v) => v !== undefined).join(' '),
+      );
       assert.deepEqual(seen.sort(), expected);
     });
     const { groups } = await get<{ groups: { name: string; rules: { name: string; health: string }[] }[] }>('/api/v1/rules');
-    assert.deepEqual(groups.map((g) => g.name), ['tokengate']);
-    assert.deepEqual(groups[0]!.rules.map((r) => [r.name, r.health]), [
-      ['TokengateTokenFailures', 'ok'],
-      ['TokengateConnectionWithoutValidToken', 'ok'],
-      ['TokengateUpstreamErrorRatio', 'ok'],
-      ['TokengateConfigReloadFailed', 'ok'],
-      ['TokengateDown', 'ok'],
-    ]);
+    assert.deepEqual(
+      groups.map((g) => g.name),
+      ['tokengate'],
+    );
+    assert.deepEqual(
+      groups[0]!.rules.map((r) => [r.name, r.health]),
+      [
+        ['TokengateTokenFailures', 'ok'],
+        ['TokengateConnectionWithoutValidToken', 'ok'],
+        ['TokengateUpstreamErrorRatio', 'ok'],
+        ['TokengateConfigReloadFailed', 'ok'],
+        ['TokengateDown', 'ok'],
+      ],
+    );
   });
 
   it('finds no secret, token or assertion in what it scraped', async () => {

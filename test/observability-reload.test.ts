@@ -49,7 +49,10 @@ ${routes.map((name) => `  - { name: ${name}, match: { pathPrefix: /${name} }, up
     }
     assert.deepEqual(series(after, 'route="gone"'), []);
     assert.deepEqual(series(after, 'connection="gone-conn"'), []);
-    assert.ok(series(after, 'tokengate_requests_total{route="kept",method="GET",code="200"} 1').length === 1, 'the kept route keeps its count');
+    assert.ok(
+      series(after, 'tokengate_requests_total{route="kept",method="GET",code="200"} 1').length === 1,
+      'the kept route keeps its count',
+    );
     assert.ok(series(after, 'connection="kept-conn"').length > 0);
   });
 });

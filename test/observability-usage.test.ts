@@ -14,7 +14,18 @@ interface UsageDoc {
   recentFailures: Record<string, unknown>[];
 }
 
-const FAILURE_KEYS = ['code', 'connection', 'detail', 'error_description', 'httpStatus', 'oauthError', 'reason', 'requestId', 'route', 'time'];
+const FAILURE_KEYS = [
+  'code',
+  'connection',
+  'detail',
+  'error_description',
+  'httpStatus',
+  'oauthError',
+  'reason',
+  'requestId',
+  'route',
+  'time',
+];
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 describe('usage data and logs after traffic of every kind', () => {
@@ -102,8 +113,14 @@ describe('usage data and logs after traffic of every kind', () => {
 
   it('narrows to one connection with ?connection=KEY, and answers 404 for an unknown one and 400 for two', async () => {
     const one = (await (await fetch(`${scenario.gw.admin}/usage?connection=token-down`)).json()) as UsageDoc;
-    assert.deepEqual(one.connections.map((c) => c.connection), ['token-down']);
-    assert.deepEqual(one.recentFailures.map((f) => f.connection), ['token-down', 'token-down']);
+    assert.deepEqual(
+      one.connections.map((c) => c.connection),
+      ['token-down'],
+    );
+    assert.deepEqual(
+      one.recentFailures.map((f) => f.connection),
+      ['token-down', 'token-down'],
+    );
     const unknown = await fetch(`${scenario.gw.admin}/usage?connection=nope`);
     assert.equal(unknown.status, 404);
     assert.match(((await unknown.json()) as { error: string }).error, /unknown connection nope/);
@@ -133,7 +150,19 @@ describe('usage data and logs after traffic of every kind', () => {
     assert.equal(access.length, 9);
     const byId = (id: string) => access.filter((l) => l.requestId === id);
     const success = byId(REQUEST_IDS.success[0])[0]!;
-    assert.deepEqual(Object.keys(success).sort(), ['durationMs', 'event', 'level', 'method', 'msg', 'requestId', 'route', 'service', 'status', 'time', 'upstreamStatus']);
+    assert.deepEqual(Object.keys(success).sort(), [
+      'durationMs',
+      'event',
+      'level',
+      'method',
+      'msg',
+      'requestId',
+      'route',
+      'service',
+      'status',
+      'time',
+      'upstreamStatus',
+    ]);
     assert.equal(success.level, 30);
     assert.deepEqual([success.route, success.method, success.status, success.upstreamStatus], ['orders', 'GET', 200, 200]);
     assert.equal(typeof success.durationMs, 'number');

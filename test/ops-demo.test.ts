@@ -26,7 +26,9 @@ interface Demo {
 /** Starts the demo in a process group of its own (as a terminal would) and waits for its curl line. */
 async function startDemo(): Promise<Demo> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], { cwd: ROOT, detached: true, stdio: 'pipe' });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.on('close', (code, signal) => done({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.on('close', (code, signal) => done({ code, signal })),
+  );
   const output: string[] = [];
   child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
   let configFile = '';
@@ -47,7 +49,10 @@ async function startDemo(): Promise<Demo> {
 
 /** The pids of a process's children (Linux /proc). */
 function childrenOf(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter((p) => p !== '').map(Number);
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .split(' ')
+    .filter((p) => p !== '')
+    .map(Number);
 }
 
 function alive(pid: number): boolean {
@@ -90,7 +95,10 @@ describe('npm run demo', { timeout: 60_000 }, () => {
         stop(demo);
         assert.deepEqual(await demo.exited, { code: 0, signal: null }, demo.output.join('\n'));
         assert.ok(demo.output.some((line) => line.includes('demo stopped')));
-        assert.ok(demo.output.some((line) => line.includes('tokengate stopped')), 'the gateway did not drain');
+        assert.ok(
+          demo.output.some((line) => line.includes('tokengate stopped')),
+          'the gateway did not drain',
+        );
         for (const pid of children) assert.equal(alive(pid), false, `child ${pid} outlived the demo`);
         for (const address of demo.addresses) assert.ok(await refused(address), `${address} still answers`);
         assert.equal(existsSync(demo.configFile), false, 'the generated config was left behind');

@@ -54,7 +54,11 @@ describe('upstream socket pools across a reload', () => {
   it('closes the idle sockets to an upstream that a reload no longer routes to, after listen.drainTimeoutMs', async () => {
     const [before, next] = [await keepAliveUpstream(), await keepAliveUpstream()];
     const gw = await startGateway(yaml(before.url));
-    cleanup.push(() => before.close(), () => next.close(), () => gw.stop());
+    cleanup.push(
+      () => before.close(),
+      () => next.close(),
+      () => gw.stop(),
+    );
     await pooled(gw);
     assert.equal(before.open(), 1, 'the keep-alive socket to the first upstream is open');
 
@@ -70,7 +74,10 @@ describe('upstream socket pools across a reload', () => {
   it('keeps the pool of an upstream that the reloaded config still routes to', async () => {
     const upstream = await keepAliveUpstream();
     const gw = await startGateway(yaml(upstream.url));
-    cleanup.push(() => upstream.close(), () => gw.stop());
+    cleanup.push(
+      () => upstream.close(),
+      () => gw.stop(),
+    );
     await pooled(gw);
     writeFileSync(gw.configFile, `${yaml(upstream.url)}\n# touched\n`);
     assert.equal(gw.gateway.reload().ok, true);

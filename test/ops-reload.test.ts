@@ -34,11 +34,17 @@ secrets:
   from-file: { file: client.secret }
 connections:
 ${Object.entries(shape.connections)
-  .map(([key, scope]) => `  ${key}:\n    clientId: reload-client\n    tokenUrl: ${oidc.tokenUrl}\n    clientSecret: { secret: ${secret} }\n    params: { scope: ${scope} }`)
+  .map(
+    ([key, scope]) =>
+      `  ${key}:\n    clientId: reload-client\n    tokenUrl: ${oidc.tokenUrl}\n    clientSecret: { secret: ${secret} }\n    params: { scope: ${scope} }`,
+  )
   .join('\n')}
 routes:
 ${shape.routes
-  .map((r) => `  - name: ${r.name}\n    match: { pathPrefix: ${r.prefix} }\n    upstream: ${upstream.url}\n    auth: ${r.connection === undefined ? '{ type: none }' : `{ connection: ${r.connection} }`}`)
+  .map(
+    (r) =>
+      `  - name: ${r.name}\n    match: { pathPrefix: ${r.prefix} }\n    upstream: ${upstream.url}\n    auth: ${r.connection === undefined ? '{ type: none }' : `{ connection: ${r.connection} }`}`,
+  )
   .join('\n')}
 `;
 
@@ -129,14 +135,29 @@ ${shape.routes
     serve = await ServeProcess.start(file, env);
     const token = await tokenFor('/a/1');
 
-    const broken = yaml({ ...shape, routes: [{ name: 'a', prefix: '/a', connection: 'ordres' }, { name: 'b', prefix: 'no-slash' }] }).replace('admin:', 'bogus: 1\nadmin:');
+    const broken = yaml({
+      ...shape,
+      routes: [
+        { name: 'a', prefix: '/a', connection: 'ordres' },
+        { name: 'b', prefix: 'no-slash' },
+      ],
+    }).replace('admin:', 'bogus: 1\nadmin:');
     replace(file, broken);
     await serve.waitForLog(() => serve!.events('config_reload_problem').length >= 3);
-    const problems = serve.events('config_reload_problem').map((line) => line.path).sort();
+    const problems = serve
+      .events('config_reload_problem')
+      .map((line) => line.path)
+      .sort();
     assert.deepEqual(problems, ['bogus', 'routes[0].auth.connection', 'routes[1].match.pathPrefix']);
     const messages = serve.events('config_reload_problem').map((line) => String(line.msg));
-    assert.ok(messages.some((m) => /gateway\.yaml:\d+:\d+: bogus: unknown key$/.test(m)), messages.join('\n'));
-    assert.ok(messages.some((m) => /gateway\.yaml:\d+:\d+: routes\[1\]\.match\.pathPrefix: must start with \/$/.test(m)), messages.join('\n'));
+    assert.ok(
+      messages.some((m) => /gateway\.yaml:\d+:\d+: bogus: unknown key$/.test(m)),
+      messages.join('\n'),
+    );
+    assert.ok(
+      messages.some((m) => /gateway\.yaml:\d+:\d+: routes\[1\]\.match\.pathPrefix: must start with \/$/.test(m)),
+      messages.join('\n'),
+    );
 
     assert.equal(await tokenFor('/a/2'), token, 'the old config and its token keep serving');
     assert.equal((await fetch(`${serve.proxy}/b/1`)).status, 404);
@@ -146,7 +167,9 @@ ${shape.routes
 
     // A partial fix is picked up like any edit; the reference problem is still reported.
     replace(file, yaml({ ...shape, routes: [{ name: 'a', prefix: '/a', connection: 'ordres' }] }));
-    await serve.waitForLog(() => serve!.events('config_reload_problem').filter((line) => line.path === 'routes[0].auth.connection').length >= 2);
+    await serve.waitForLog(
+      () => serve!.events('config_reload_problem').filter((line) => line.path === 'routes[0].auth.connection').length >= 2,
+    );
     assert.equal(await reloads('failure'), 2);
     replace(file, yaml({ ...shape, routes: [...shape.routes, { name: 'b', prefix: '/b' }] }));
     await reloaded(1);
@@ -187,7 +210,10 @@ ${shape.routes
     const shape: Shape = { connections: { orders: 'orders.read' }, routes: [{ name: 'a', prefix: '/a' }] };
     writeFileSync(file, yaml(shape));
     serve = await ServeProcess.start(file, env);
-    replace(file, yaml({ ...shape, routes: [...shape.routes, { name: 'b', prefix: '/b' }] }).replace('port: 0 }', 'port: 0, maxHeaderBytes: 4096 }'));
+    replace(
+      file,
+      yaml({ ...shape, routes: [...shape.routes, { name: 'b', prefix: '/b' }] }).replace('port: 0 }', 'port: 0, maxHeaderBytes: 4096 }'),
+    );
     await reloaded(1);
     const warning = serve.events('config_restart_required')[0]!;
     assert.deepEqual(warning.keys, ['listen.maxHeaderBytes']);
@@ -222,7 +248,10 @@ ${shape.routes
   it('drops the tokens of a connection whose secret file was rotated (SIGHUP)', async () => {
     const dir = folder();
     const file = join(dir, 'gateway.yaml');
-    writeFileSync(file, yaml({ connections: { orders: 'orders.read' }, routes: [{ name: 'a', prefix: '/a', connection: 'orders' }] }, 'from-file'));
+    writeFileSync(
+      file,
+      yaml({ connections: { orders: 'orders.read' }, routes: [{ name: 'a', prefix: '/a', connection: 'orders' }] }, 'from-file'),
+    );
     serve = await ServeProcess.start(file, env);
     await tokenFor('/a/1');
 

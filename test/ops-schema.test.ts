@@ -53,19 +53,33 @@ describe('config JSON Schema', () => {
     config.routes[0].replayOn401 = 'sometimes';
     config.connections['partner-api'].clientSecret.method = 'client_secret_magic';
     assert.deepEqual(
-      issues(config).map((i) => i.path).sort(),
+      issues(config)
+        .map((i) => i.path)
+        .sort(),
       ['connections.partner-api', 'connections.partner-api.clientSecret.method', 'routes.0.replayOn401', 'routes.0.upstream'],
     );
   });
 
   it('keeps defaults optional (input side) and shows them to editors', () => {
-    assert.deepEqual(issues({ routes: [{ name: 'r', match: { pathPrefix: '/' }, upstream: 'http://127.0.0.1', auth: { type: 'none' } }] }), []);
+    assert.deepEqual(
+      issues({ routes: [{ name: 'r', match: { pathPrefix: '/' }, upstream: 'http://127.0.0.1', auth: { type: 'none' } }] }),
+      [],
+    );
     const schema = JSON.parse(committed) as { properties: { listen: { properties: { port: { default: number } } } } };
     assert.equal(schema.properties.listen.properties.port.default, 8080);
   });
 
   it('takes ${VAR} for a typed value but not any string', () => {
-    assert.deepEqual(issues({ listen: { port: '${PORT}' }, routes: [{ name: 'r', match: { pathPrefix: '/' }, upstream: 'http://x', stripPrefix: '${STRIP:-true}', auth: { type: 'none' } }] }), []);
-    assert.deepEqual(issues({ listen: { port: 'eighty' } }).map((i) => i.path), ['listen.port']);
+    assert.deepEqual(
+      issues({
+        listen: { port: '${PORT}' },
+        routes: [{ name: 'r', match: { pathPrefix: '/' }, upstream: 'http://x', stripPrefix: '${STRIP:-true}', auth: { type: 'none' } }],
+      }),
+      [],
+    );
+    assert.deepEqual(
+      issues({ listen: { port: 'eighty' } }).map((i) => i.path),
+      ['listen.port'],
+    );
   });
 });

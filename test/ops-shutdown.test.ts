@@ -106,7 +106,9 @@ routes:
   it('exits at once when only idle keep-alive connections are open', async () => {
     const gateway = await start();
     const agent = new http.Agent({ keepAlive: true });
-    const idle = await new Promise<number>((done) => http.get(`${gateway.admin}/healthz`, { agent }, (res) => res.resume().on('end', () => done(res.statusCode!))));
+    const idle = await new Promise<number>((done) =>
+      http.get(`${gateway.admin}/healthz`, { agent }, (res) => res.resume().on('end', () => done(res.statusCode!))),
+    );
     assert.equal(idle, 200);
     // A keep-alive connection to the proxy as well: it must not hold the drain open.
     const proxied = await fetch(`${gateway.proxy}/nowhere`);

@@ -33,7 +33,10 @@ describe('${VAR} substitution', () => {
   });
 
   it('gives a value that is one variable the type it reads as (quoted in a flow mapping)', () => {
-    const loaded = config(`listen:\n  port: \${PORT}\nadmin: { port: "\${ADMIN:-9191}" }\n${ROUTE.replace('auth:', 'stripPrefix: ${STRIP:-true}\n    auth:')}`, { PORT: '8181' });
+    const loaded = config(
+      `listen:\n  port: \${PORT}\nadmin: { port: "\${ADMIN:-9191}" }\n${ROUTE.replace('auth:', 'stripPrefix: ${STRIP:-true}\n    auth:')}`,
+      { PORT: '8181' },
+    );
     assert.equal(loaded.listen.port, 8181);
     assert.equal(loaded.admin.port, 9191);
     assert.equal(loaded.routes[0]!.stripPrefix, true);
@@ -46,7 +49,10 @@ describe('${VAR} substitution', () => {
   });
 
   it('keeps $${VAR} literal', () => {
-    const loaded = config(ROUTE.replace('pathPrefix: /r', () => 'pathPrefix: "/$${NOT_A_VAR}"'), { NOT_A_VAR: 'x' });
+    const loaded = config(
+      ROUTE.replace('pathPrefix: /r', () => 'pathPrefix: "/$${NOT_A_VAR}"'),
+      { NOT_A_VAR: 'x' },
+    );
     assert.equal(loaded.routes[0]!.match.pathPrefix, '/${NOT_A_VAR}');
   });
 

@@ -118,7 +118,13 @@ routes:
     });
 
     it('exits 2 on bad usage', async () => {
-      for (const args of [['token'], ['token', 'a', 'b'], ['token', 'orders', '--param', 'scope'], ['token', 'orders', '--bogus'], ['frobnicate']]) {
+      for (const args of [
+        ['token'],
+        ['token', 'a', 'b'],
+        ['token', 'orders', '--param', 'scope'],
+        ['token', 'orders', '--bogus'],
+        ['frobnicate'],
+      ]) {
         const result = await runCli([...args, '--config', configFile], env);
         assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
         assert.match(result.stderr, /usage:/);
@@ -128,11 +134,14 @@ routes:
 
   describe('admin listener', () => {
     it('GET /connections lists each connection and its token status, never a token', async () => {
-      const before = await (await fetch(`${gw.admin}/connections`)).json() as { connections: Record<string, unknown>[] };
-      assert.deepEqual(before.connections.map((c) => [c.connection, c.displayName, c.tokenCached]), [
-        ['orders', 'Orders API', false],
-        ['broken', 'broken', false],
-      ]);
+      const before = (await (await fetch(`${gw.admin}/connections`)).json()) as { connections: Record<string, unknown>[] };
+      assert.deepEqual(
+        before.connections.map((c) => [c.connection, c.displayName, c.tokenCached]),
+        [
+          ['orders', 'Orders API', false],
+          ['broken', 'broken', false],
+        ],
+      );
       assert.equal((await fetch(`${gw.url}/orders/1`)).status, 200);
       const token = upstream.received.at(-1)!.headers.authorization!.replace(/^Bearer /, '');
       const response = await fetch(`${gw.admin}/connections`);

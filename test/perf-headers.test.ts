@@ -8,18 +8,28 @@ import { test } from 'node:test';
 import { callerResponseHeaders, upstreamRequestHeaders, type Forwarding } from '../src/proxy/headers.js';
 
 const upstreamAnswer = (): string[] => [
-  'Content-Type', 'application/json',
-  'Content-Length', '1024',
-  'Set-Cookie', 'a=1',
-  'Set-Cookie', 'b=2',
-  'Connection', 'keep-alive, X-Hop',
-  'Keep-Alive', 'timeout=5',
-  'X-Hop', 'for this hop only',
-  'X-Request-Id', 'the-upstream-id',
-  'X-End-To-End', 'kept',
+  'Content-Type',
+  'application/json',
+  'Content-Length',
+  '1024',
+  'Set-Cookie',
+  'a=1',
+  'Set-Cookie',
+  'b=2',
+  'Connection',
+  'keep-alive, X-Hop',
+  'Keep-Alive',
+  'timeout=5',
+  'X-Hop',
+  'for this hop only',
+  'X-Request-Id',
+  'the-upstream-id',
+  'X-End-To-End',
+  'kept',
 ];
 
-const pairs = (list: readonly string[]): Array<[string, string]> => list.flatMap((_, i) => (i % 2 === 0 ? [[list[i]!, list[i + 1]!] as [string, string]] : []));
+const pairs = (list: readonly string[]): Array<[string, string]> =>
+  list.flatMap((_, i) => (i % 2 === 0 ? [[list[i]!, list[i + 1]!] as [string, string]] : []));
 
 test('callerResponseHeaders drops hop-by-hop headers, those named in Connection and the upstream request id', () => {
   const raw = upstreamAnswer();
@@ -43,7 +53,10 @@ test('callerResponseHeaders with the usual Connection: keep-alive drops only the
 
 test('callerResponseHeaders passes one Content-Length of a repeated pair on, never two', () => {
   const out = pairs(callerResponseHeaders(['Content-Length', '2', 'content-length', '2'], 'id'));
-  assert.deepEqual(out.filter(([name]) => name.toLowerCase() === 'content-length'), [['Content-Length', '2']]);
+  assert.deepEqual(
+    out.filter(([name]) => name.toLowerCase() === 'content-length'),
+    [['Content-Length', '2']],
+  );
 });
 
 const forwarding = (overrides: Partial<Forwarding> = {}): Forwarding => ({
@@ -89,17 +102,34 @@ test('upstreamRequestHeaders replaces what the gateway owns and drops what is fo
 test('upstreamRequestHeaders keeps the body framing even when Connection names it', () => {
   const headers: IncomingHttpHeaders = { connection: 'content-length, transfer-encoding', 'transfer-encoding': 'chunked' };
   const out = pairs(upstreamRequestHeaders(headers, forwarding({ bodyless: false, method: 'POST' })));
-  assert.deepEqual(out.find(([name]) => name === 'transfer-encoding'), ['transfer-encoding', 'chunked']);
-  const sized = pairs(upstreamRequestHeaders({ connection: 'content-length', 'content-length': '5' }, forwarding({ bodyless: false, method: 'POST' })));
-  assert.deepEqual(sized.find(([name]) => name === 'content-length'), ['content-length', '5']);
+  assert.deepEqual(
+    out.find(([name]) => name === 'transfer-encoding'),
+    ['transfer-encoding', 'chunked'],
+  );
+  const sized = pairs(
+    upstreamRequestHeaders({ connection: 'content-length', 'content-length': '5' }, forwarding({ bodyless: false, method: 'POST' })),
+  );
+  assert.deepEqual(
+    sized.find(([name]) => name === 'content-length'),
+    ['content-length', '5'],
+  );
 });
 
 test('upstreamRequestHeaders says Content-Length: 0 for a bodyless POST, and nothing for a bodyless GET', () => {
-  assert.deepEqual(pairs(upstreamRequestHeaders({}, forwarding({ method: 'POST' }))).find(([name]) => name === 'content-length'), ['content-length', '0']);
-  assert.equal(pairs(upstreamRequestHeaders({}, forwarding({ method: 'GET' }))).find(([name]) => name === 'content-length'), undefined);
+  assert.deepEqual(
+    pairs(upstreamRequestHeaders({}, forwarding({ method: 'POST' }))).find(([name]) => name === 'content-length'),
+    ['content-length', '0'],
+  );
+  assert.equal(
+    pairs(upstreamRequestHeaders({}, forwarding({ method: 'GET' }))).find(([name]) => name === 'content-length'),
+    undefined,
+  );
 });
 
 test('upstreamRequestHeaders sends no Authorization on a route without a connection', () => {
   const out = pairs(upstreamRequestHeaders({ authorization: 'Bearer the-callers' }, forwarding({ authorization: undefined })));
-  assert.equal(out.find(([name]) => name === 'authorization'), undefined);
+  assert.equal(
+    out.find(([name]) => name === 'authorization'),
+    undefined,
+  );
 });

@@ -93,7 +93,9 @@ describe('a fleet of three replicas sharing Redis', () => {
       }
       json(res, 200, { authorization: req.headers.authorization ?? null });
     });
-    const { configFile } = writeConfig(fleetConfig(redis, `${tokenEndpoint.url}/token`, upstream.url, `fleet-${randomBytes(4).toString('hex')}:`));
+    const { configFile } = writeConfig(
+      fleetConfig(redis, `${tokenEndpoint.url}/token`, upstream.url, `fleet-${randomBytes(4).toString('hex')}:`),
+    );
     replicas = await Promise.all([0, 1, 2].map(() => spawnReplica(configFile)));
   });
 
@@ -146,7 +148,10 @@ describe('a fleet of three replicas sharing Redis', () => {
       [],
     );
     const later = await Promise.all(replicas.map((replica) => get(replica, '/outage-b')));
-    assert.deepEqual(later.map((r) => r.status), [200, 200, 200]);
+    assert.deepEqual(
+      later.map((r) => r.status),
+      [200, 200, 200],
+    );
 
     const marks = replicas.map((replica) => replica.logs.length);
     await redis.start();
@@ -165,9 +170,15 @@ describe('a fleet of three replicas sharing Redis', () => {
     const waiting = others.map((replica) => get(replica, '/hang'));
     holder.child.kill('SIGKILL');
     const results = await Promise.all(waiting);
-    assert.deepEqual(results.map((r) => r.authorization), ['Bearer tok-hang-2', 'Bearer tok-hang-2']);
+    assert.deepEqual(
+      results.map((r) => r.authorization),
+      ['Bearer tok-hang-2', 'Bearer tok-hang-2'],
+    );
     const [first, second, extra] = callsFor('hang');
     assert.equal(extra, undefined, 'one replica takes over; the other waits for its token');
-    assert.ok(second!.at - first!.at <= LEASE_MS + LEASE_POLL_MS + SLACK_MS, `took over after ${second!.at - first!.at} ms (lease ${LEASE_MS} ms)`);
+    assert.ok(
+      second!.at - first!.at <= LEASE_MS + LEASE_POLL_MS + SLACK_MS,
+      `took over after ${second!.at - first!.at} ms (lease ${LEASE_MS} ms)`,
+    );
   });
 });

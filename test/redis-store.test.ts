@@ -44,7 +44,10 @@ connections:
     token: { expirySkewSeconds: 0 }
 routes:
 ${['rest', 'rotate', 'damaged', 'plain', 'down', 'short', 'frozen', 'paused']
-  .map((scope) => `  - { name: ${scope}, match: { pathPrefix: /${scope} }, upstream: "${upstream}", stripPrefix: true, auth: { connection: fake, params: { scope: ${scope} } } }`)
+  .map(
+    (scope) =>
+      `  - { name: ${scope}, match: { pathPrefix: /${scope} }, upstream: "${upstream}", stripPrefix: true, auth: { connection: fake, params: { scope: ${scope} } } }`,
+  )
   .join('\n')}
 `;
 }
@@ -85,7 +88,11 @@ describe('shared cache entries in Redis', () => {
       const scope = new URLSearchParams(body.toString()).get('scope') ?? '';
       calls.push({ scope, at: Date.now() });
       const expiresIn = scope === 'short' ? SHORT_LIFETIME_S : 300;
-      json(res, 200, { access_token: `secret-token-${scope}-${randomBytes(16).toString('hex')}`, token_type: 'Bearer', expires_in: expiresIn });
+      json(res, 200, {
+        access_token: `secret-token-${scope}-${randomBytes(16).toString('hex')}`,
+        token_type: 'Bearer',
+        expires_in: expiresIn,
+      });
     });
     upstream = await startEchoUpstream();
   });

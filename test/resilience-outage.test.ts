@@ -113,7 +113,16 @@ routes:
   it('50 concurrent callers during an outage cause a bounded handful of token requests, not 50', async () => {
     endpoint.state.mode = 'fail';
     const before = endpoint.requests;
-    const wave = () => Promise.all(Array.from({ length: 50 }, () => fetch(`${gw.url}/crowd/x`).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { code: string } }))));
+    const wave = () =>
+      Promise.all(
+        Array.from({ length: 50 }, () =>
+          fetch(`${gw.url}/crowd/x`).then(async (r) => ({
+            status: r.status,
+            retryAfter: r.headers.get('retry-after'),
+            body: (await r.json()) as { code: string },
+          })),
+        ),
+      );
     for (let i = 0; i < 3; i++) {
       const answers = await wave();
       for (const answer of answers) {
@@ -166,7 +175,11 @@ connections:
 `,
       '/tmp/resilience-outage.yaml',
     );
-    provider = new TokenProvider(config.connections.values(), observer, undefined, { circuitFailureThreshold: 3, circuitOpenMs: OPEN_MS, ...options });
+    provider = new TokenProvider(config.connections.values(), observer, undefined, {
+      circuitFailureThreshold: 3,
+      circuitOpenMs: OPEN_MS,
+      ...options,
+    });
   }
 
   async function failing(promise: Promise<unknown>): Promise<TokenError> {
@@ -201,7 +214,12 @@ connections:
     endpoint.state.mode = 'hold';
     const sent = endpoint.requests;
     const arrived = endpoint.nextArrival();
-    const callers = Array.from({ length: 10 }, () => provider.get(key()).then(() => 'token', (e: TokenError) => e.reason));
+    const callers = Array.from({ length: 10 }, () =>
+      provider.get(key()).then(
+        () => 'token',
+        (e: TokenError) => e.reason,
+      ),
+    );
     await arrived;
     endpoint.release('ok');
     const outcomes = await Promise.all(callers);

@@ -26,7 +26,10 @@ describe('refresh ahead', () => {
     // The token carries the time it was issued: the request's arrival, before the artificial delay.
     endpoint = await startTokenEndpoint((_req, res, _body, index) => {
       const issuedAt = Date.now();
-      setTimeout(() => json(res, 200, { access_token: `tok-${index + 1}-${issuedAt}`, token_type: 'Bearer', expires_in: LIFETIME_S }), ENDPOINT_DELAY_MS);
+      setTimeout(
+        () => json(res, 200, { access_token: `tok-${index + 1}-${issuedAt}`, token_type: 'Bearer', expires_in: LIFETIME_S }),
+        ENDPOINT_DELAY_MS,
+      );
     });
     upstream = await startServer((req, res) => {
       const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
@@ -91,16 +94,19 @@ routes:
     assert.ok(latencies.length > 200, `only ${latencies.length} requests of traffic`);
   });
 
-  it('a request body buffered (for replay) past the token\'s lifetime is sent with a fresh token, not the expired one', async () => {
+  it("a request body buffered (for replay) past the token's lifetime is sent with a fresh token, not the expired one", async () => {
     const warm = await fetch(`${gw.url}/upload/warm`);
     assert.equal(warm.status, 200);
     const warmToken = upstream.received.at(-1)!.headers.authorization;
     const url = new URL(gw.url);
     const answer = new Promise<number>((done, fail) => {
-      const req = http.request({ host: url.hostname, port: url.port, path: '/upload/slow', method: 'POST', headers: { 'content-length': '10' } }, (res) => {
-        res.resume();
-        done(res.statusCode ?? 0);
-      });
+      const req = http.request(
+        { host: url.hostname, port: url.port, path: '/upload/slow', method: 'POST', headers: { 'content-length': '10' } },
+        (res) => {
+          res.resume();
+          done(res.statusCode ?? 0);
+        },
+      );
       req.on('error', fail);
       req.write('12345');
       // The caller trickles the rest of its small body in after the token has expired.

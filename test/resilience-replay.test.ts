@@ -33,7 +33,8 @@ describe('401 replay', () => {
       const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
       const kind = (req.url ?? '').split('/')[1];
       if (kind === 'always' || revoked.has(token)) {
-        const challenge = kind === 'plain' ? {} : { 'www-authenticate': 'Bearer realm="api", error="invalid_token", error_description="revoked"' };
+        const challenge =
+          kind === 'plain' ? {} : { 'www-authenticate': 'Bearer realm="api", error="invalid_token", error_description="revoked"' };
         res.writeHead(401, { 'content-type': 'text/plain', ...challenge });
         return res.end(`upstream says no to ${kind}`);
       }
@@ -45,16 +46,24 @@ describe('401 replay', () => {
     gw = await startGateway(`
 listen: { host: 127.0.0.1 }
 secrets: { s: { value: secret-0123456789 } }
-connections:${names.map((n) => `
-  c-${n}: { clientId: ${n}, tokenUrl: ${endpoint.url}/c-${n}, clientSecret: { secret: s } }`).join('')}
-routes:${names.map((n) => `
+connections:${names
+      .map(
+        (n) => `
+  c-${n}: { clientId: ${n}, tokenUrl: ${endpoint.url}/c-${n}, clientSecret: { secret: s } }`,
+      )
+      .join('')}
+routes:${names
+      .map(
+        (n) => `
   - name: r-${n}
     match: { pathPrefix: /${n} }
     upstream: ${upstream.url}/${upstreamKind[n] ?? 'invalid'}
     stripPrefix: true
     auth: { connection: c-${n} }
     replayBodyLimit: ${REPLAY_BODY_LIMIT}
-    ${routeExtras[n] ?? ''}`).join('')}
+    ${routeExtras[n] ?? ''}`,
+      )
+      .join('')}
 `);
   });
 
@@ -81,18 +90,31 @@ routes:${names.map((n) => `
     assert.equal(response.status, 200);
     assert.equal(((await response.json()) as { token: string }).token, 'tok-c-get-2');
     assert.equal(issued.get('c-get'), 2);
-    assert.deepEqual(upstreamSaw('/orders').map((r) => r.headers.authorization), ['Bearer tok-c-get-1', 'Bearer tok-c-get-2']);
+    assert.deepEqual(
+      upstreamSaw('/orders').map((r) => r.headers.authorization),
+      ['Bearer tok-c-get-1', 'Bearer tok-c-get-2'],
+    );
   });
 
   it('POST with a small body: replayed with the same body', async () => {
     await cacheThenRevoke('post');
     const payload = JSON.stringify({ order: 42, note: 'same bytes twice' });
-    const response = await fetch(`${gw.url}/post/orders-post`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+    const response = await fetch(`${gw.url}/post/orders-post`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: payload,
+    });
     assert.equal(response.status, 200);
     const seen = upstreamSaw('/orders-post');
     assert.equal(seen.length, 2);
-    assert.deepEqual(seen.map((r) => r.body.toString()), [payload, payload]);
-    assert.deepEqual(seen.map((r) => r.headers['content-length']), [String(payload.length), String(payload.length)]);
+    assert.deepEqual(
+      seen.map((r) => r.body.toString()),
+      [payload, payload],
+    );
+    assert.deepEqual(
+      seen.map((r) => r.headers['content-length']),
+      [String(payload.length), String(payload.length)],
+    );
     assert.equal(issued.get('c-post'), 2);
   });
 
@@ -151,7 +173,10 @@ routes:${names.map((n) => `
   it('concurrent callers hitting the same revoked token cause one refetch', async () => {
     await cacheThenRevoke('crowd');
     const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${gw.url}/crowd/c${i}`)));
-    assert.deepEqual(responses.map((r) => r.status), Array(20).fill(200));
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      Array(20).fill(200),
+    );
     assert.equal(issued.get('c-crowd'), 2);
   });
 

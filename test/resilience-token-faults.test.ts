@@ -81,12 +81,16 @@ secrets:
   s: { value: secret-0123456789 }
   jwt: { value: ${JWT_SECRET} }
 connections:${names.map((n) => connection(n, `${endpoint.url}/${n}`, n.startsWith('jwt') ? '{ secret: jwt, method: client_secret_jwt }' : '{ secret: s }')).join('')}${connection('refused', `http://127.0.0.1:${refused}/token`)}
-routes:${[...names, 'refused'].map((n) => `
+routes:${[...names, 'refused']
+      .map(
+        (n) => `
   - name: ${n}
     match: { pathPrefix: /f/${n} }
     upstream: ${upstream.url}
     stripPrefix: true
-    auth: { connection: ${n} }`).join('')}
+    auth: { connection: ${n} }`,
+      )
+      .join('')}
 `);
   });
 
@@ -181,7 +185,9 @@ routes:${[...names, 'refused'].map((n) => `
   }
 
   async function expiresIn(connection: string): Promise<number> {
-    const body = (await (await fetch(`${gw.admin}/connections`)).json()) as { connections: { connection: string; expiresInSeconds: number | null }[] };
+    const body = (await (await fetch(`${gw.admin}/connections`)).json()) as {
+      connections: { connection: string; expiresInSeconds: number | null }[];
+    };
     return body.connections.find((c) => c.connection === connection)!.expiresInSeconds!;
   }
 
@@ -205,7 +211,10 @@ routes:${[...names, 'refused'].map((n) => `
     assert.ok(left > 86_000 && left <= 86_400, `expires in ${left}`);
   });
 
-  for (const [fault, oauthError] of [['invalid-client', 'invalid_client'], ['invalid-scope', 'invalid_scope']] as const) {
+  for (const [fault, oauthError] of [
+    ['invalid-client', 'invalid_client'],
+    ['invalid-scope', 'invalid_scope'],
+  ] as const) {
     it(`${oauthError} is never retried and is remembered: the second caller gets it without a new request`, async () => {
       const first = await expectProblem(fault, 502, 'TOKEN_REJECTED');
       assert.equal(first.body.oauthError, oauthError);
@@ -218,7 +227,9 @@ routes:${[...names, 'refused'].map((n) => `
 
   it('each retry of a JWT-authenticated request signs a fresh assertion', async () => {
     assert.equal((await call('jwt-flaky')).response.status, 200);
-    const assertions = endpoint.received.filter((r) => r.url === '/jwt-flaky').map((r) => new URLSearchParams(r.body.toString()).get('client_assertion'));
+    const assertions = endpoint.received
+      .filter((r) => r.url === '/jwt-flaky')
+      .map((r) => new URLSearchParams(r.body.toString()).get('client_assertion'));
     assert.equal(assertions.length, 2);
     const jti = assertions.map((a) => (JSON.parse(Buffer.from(a!.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti);
     assert.notEqual(jti[0], jti[1]);

@@ -148,17 +148,29 @@ routes:
   it('a caller who hangs up before any answer is logged and counted with status 499', async () => {
     const before = await metricValue(gw.admin, 'tokengate_requests_total', { route: 'slow-upstream', method: 'GET', code: '499' });
     const url = new URL(gw.url);
-    const req = http.request({ host: url.hostname, port: url.port, path: '/slow/hangs-up', agent: false, headers: { 'x-request-id': 'hangs-up' } });
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: '/slow/hangs-up',
+      agent: false,
+      headers: { 'x-request-id': 'hangs-up' },
+    });
     req.on('error', () => undefined);
     const target = arrivals + 1;
     req.end();
     assert.ok(await eventually(() => arrivals >= target));
     req.destroy();
-    assert.ok(await eventually(() => gw.logs.some((l) => l.event === 'access' && l.requestId === 'hangs-up')), 'no access line for the abandoned request');
+    assert.ok(
+      await eventually(() => gw.logs.some((l) => l.event === 'access' && l.requestId === 'hangs-up')),
+      'no access line for the abandoned request',
+    );
     const line = gw.logs.find((l) => l.event === 'access' && l.requestId === 'hangs-up');
     assert.equal(line?.status, 499);
     assert.equal(line?.route, 'slow-upstream');
-    assert.equal(await metricValue(gw.admin, 'tokengate_requests_total', { route: 'slow-upstream', method: 'GET', code: '499' }), before + 1);
+    assert.equal(
+      await metricValue(gw.admin, 'tokengate_requests_total', { route: 'slow-upstream', method: 'GET', code: '499' }),
+      before + 1,
+    );
   });
 
   it('an upstream that refuses the connection: 502 UPSTREAM_UNAVAILABLE', async () => {
@@ -172,7 +184,14 @@ routes:
   async function sendAndAbort(path: string, count: number, waitFor: () => boolean, method = 'GET', body?: Buffer): Promise<void> {
     const url = new URL(gw.url);
     const requests = Array.from({ length: count }, () => {
-      const req = http.request({ host: url.hostname, port: url.port, path, method, agent: false, headers: body === undefined ? {} : { 'content-length': String(body.length + 10) } });
+      const req = http.request({
+        host: url.hostname,
+        port: url.port,
+        path,
+        method,
+        agent: false,
+        headers: body === undefined ? {} : { 'content-length': String(body.length + 10) },
+      });
       req.on('error', () => undefined);
       if (body !== undefined) req.write(body);
       else req.end();
@@ -193,7 +212,10 @@ routes:
       assert.ok(await eventually(() => open.size <= 2), `${open.size} upstream sockets still open after batch ${sent / BATCH + 1}`);
     }
     assert.equal(listenerTotal(process), processListeners);
-    assert.deepEqual(warnings.map((w) => w.name).filter((n) => n === 'MaxListenersExceededWarning'), []);
+    assert.deepEqual(
+      warnings.map((w) => w.name).filter((n) => n === 'MaxListenersExceededWarning'),
+      [],
+    );
     // The gateway still works and its agent still has sockets to give.
     assert.equal((await fetch(`${gw.url}/fast/after`)).status, 200);
   });

@@ -56,7 +56,13 @@ ${route('both-far', '\n    access: { apiKeys: [ { secret: team-a } ], allowFrom:
   });
 
   /** Sends the request and checks the refusal; the token endpoint must not have been called. */
-  async function assertRefused(path: string, headers: Record<string, string>, status: 401 | 403, route: string, reason: string): Promise<void> {
+  async function assertRefused(
+    path: string,
+    headers: Record<string, string>,
+    status: 401 | 403,
+    route: string,
+    reason: string,
+  ): Promise<void> {
     const tokensBefore = oidc.tokenRequests;
     const upstreamBefore = upstream.received.length;
     const deniedBefore = await deniedCount(route, reason);
@@ -73,7 +79,9 @@ ${route('both-far', '\n    access: { apiKeys: [ { secret: team-a } ], allowFrom:
 
   async function deniedCount(route: string, reason: string): Promise<number> {
     const text = await (await fetch(`${gw.admin}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('tokengate_access_denied_total{') && l.includes(`route="${route}"`) && l.includes(`reason="${reason}"`));
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith('tokengate_access_denied_total{') && l.includes(`route="${route}"`) && l.includes(`reason="${reason}"`));
     return line === undefined ? 0 : Number(line.split(' ').at(-1));
   }
 

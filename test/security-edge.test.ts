@@ -97,7 +97,9 @@ routes:
 
   describe('smuggling shapes and malformed headers', () => {
     it('refuses Content-Length together with Transfer-Encoding', async () => {
-      await refusedBeforeForwarding('POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nhello');
+      await refusedBeforeForwarding(
+        'POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nhello',
+      );
     });
 
     it('refuses two Content-Length headers with different values', async () => {
@@ -236,7 +238,10 @@ routes:
     });
 
     it('drops hop-by-hop request headers and those the caller names in Connection', async () => {
-      await rawExchange(port, get('/api/x', 'X-Internal: secret\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nConnection: x-internal\r\n'));
+      await rawExchange(
+        port,
+        get('/api/x', 'X-Internal: secret\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nConnection: x-internal\r\n'),
+      );
       const seen = upstream.received.at(-1)!.headers;
       assert.equal(seen['x-internal'], undefined);
       assert.equal(seen['proxy-authorization'], undefined);

@@ -34,16 +34,19 @@ interface ResourceServer {
 async function startResourceServer(oidc: OidcServer): Promise<ResourceServer> {
   const pki = testPki();
   const result = { url: '', requests: 0, close: async () => undefined };
-  const server = https.createServer({ cert: pki.server.cert, key: pki.server.key, ca: pki.clientCa.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    result.requests++;
-    const peer = (req.socket as TLSSocket).getPeerX509Certificate()!;
-    const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
-    void oidc.provider.ClientCredentials.find(token).then((issued) => {
-      const bound = issued !== undefined && issued['x5t#S256'] === createHash('sha256').update(peer.raw).digest('base64url');
-      res.writeHead(bound ? 200 : 401, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ bound, subject: peer.subject }));
-    });
-  });
+  const server = https.createServer(
+    { cert: pki.server.cert, key: pki.server.key, ca: pki.clientCa.cert, requestCert: true, rejectUnauthorized: true },
+    (req, res) => {
+      result.requests++;
+      const peer = (req.socket as TLSSocket).getPeerX509Certificate()!;
+      const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      void oidc.provider.ClientCredentials.find(token).then((issued) => {
+        const bound = issued !== undefined && issued['x5t#S256'] === createHash('sha256').update(peer.raw).digest('base64url');
+        res.writeHead(bound ? 200 : 401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ bound, subject: peer.subject }));
+      });
+    },
+  );
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   result.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   result.close = () =>
@@ -78,7 +81,11 @@ describe('mutual-TLS client authentication against oidc-provider', () => {
     oidc = await startOidcProvider(
       [
         { client_id: 'mtls-client', token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=tokengate-client' },
-        { client_id: 'self-signed-client', token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks: { keys: [jwkOf(pki.selfSigned.cert)] } },
+        {
+          client_id: 'self-signed-client',
+          token_endpoint_auth_method: 'self_signed_tls_client_auth',
+          jwks: { keys: [jwkOf(pki.selfSigned.cert)] },
+        },
         {
           client_id: 'bound-client',
           token_endpoint_auth_method: 'tls_client_auth',
@@ -86,7 +93,10 @@ describe('mutual-TLS client authentication against oidc-provider', () => {
           tls_client_certificate_bound_access_tokens: true,
         },
       ],
-      { tls: { cert: pki.server.cert, key: pki.server.key, clientCa: pki.clientCa.cert }, discovery: { mtls_endpoint_aliases: { token_endpoint: aliasUrl } } },
+      {
+        tls: { cert: pki.server.cert, key: pki.server.key, clientCa: pki.clientCa.cert },
+        discovery: { mtls_endpoint_aliases: { token_endpoint: aliasUrl } },
+      },
     );
     const callback = oidc.provider.callback();
     alias.on('request', (req, res) => {
@@ -191,7 +201,10 @@ routes:
     const problem = (await response.json()) as Record<string, unknown>;
     assert.equal(problem.code, 'TOKEN_ENDPOINT_UNAVAILABLE');
     // The operator learns why: the TLS verification error code is in the detail.
-    assert.match(String(problem.detail), /\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/);
+    assert.match(
+      String(problem.detail),
+      /\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/,
+    );
     assert.equal(oidc.tokenRequests, before);
   });
 
@@ -259,12 +272,20 @@ ${connection}
   });
 
   it('refuses a second authentication method next to tlsClientAuth', () => {
-    const found = problems(yaml('    tokenUrl: https://as.example/token\n    clientSecret: { secret: secret }\n    tlsClientAuth: { certificate: cert, key: key }'));
+    const found = problems(
+      yaml(
+        '    tokenUrl: https://as.example/token\n    clientSecret: { secret: secret }\n    tlsClientAuth: { certificate: cert, key: key }',
+      ),
+    );
     assert.deepEqual(found, ['connections.c: set exactly one of clientSecret, privateKeyJwt and tlsClientAuth']);
   });
 
   it('sends only client_id in the form: the certificate is the credential', async () => {
-    const config = parseConfig(yaml('    tokenUrl: https://as.example/token\n    tlsClientAuth: { certificate: cert, key: key }'), 'gateway.yaml', { env });
+    const config = parseConfig(
+      yaml('    tokenUrl: https://as.example/token\n    tlsClientAuth: { certificate: cert, key: key }'),
+      'gateway.yaml',
+      { env },
+    );
     const auth = config.connections.get('c')!.auth;
     const body = new URLSearchParams();
     const headers: Record<string, string> = {};

@@ -22,8 +22,13 @@ import { testPki } from './support/tls.js';
 
 const pki = testPki();
 const ENV = {
-  TG_CERT: pki.client.cert, TG_KEY: pki.client.key, TG_SERVER_CERT: pki.server.cert, TG_SERVER_KEY: pki.server.key,
-  TG_CA: pki.ca.cert, TG_TEXT: 'plain secret', TG_EMPTY: '',
+  TG_CERT: pki.client.cert,
+  TG_KEY: pki.client.key,
+  TG_SERVER_CERT: pki.server.cert,
+  TG_SERVER_KEY: pki.server.key,
+  TG_CA: pki.ca.cert,
+  TG_TEXT: 'plain secret',
+  TG_EMPTY: '',
 };
 
 /** Parses and fails the property on anything but a ConfigError. */
@@ -39,21 +44,60 @@ function loadsOrConfigError(text: string): void {
 
 /** A config using every feature; the property mutates it a little, so the loader's later checks run. */
 const VALID_CONFIG = {
-  listen: { host: '127.0.0.1', port: 0, headersTimeoutMs: 1_000, requestTimeoutMs: 2_000, maxHeaderBytes: 8_192, tls: { certificate: 'server-cert', key: 'server-key' } },
+  listen: {
+    host: '127.0.0.1',
+    port: 0,
+    headersTimeoutMs: 1_000,
+    requestTimeoutMs: 2_000,
+    maxHeaderBytes: 8_192,
+    tls: { certificate: 'server-cert', key: 'server-key' },
+  },
   secrets: {
-    'server-cert': { env: 'TG_SERVER_CERT' }, 'server-key': { env: 'TG_SERVER_KEY' },
-    'client-cert': { env: 'TG_CERT' }, 'client-key': { env: 'TG_KEY' },
-    ca: { env: 'TG_CA' }, 'api-key': { env: 'TG_TEXT' }, hmac: { value: 'an inline secret of at least 32 bytes!' },
+    'server-cert': { env: 'TG_SERVER_CERT' },
+    'server-key': { env: 'TG_SERVER_KEY' },
+    'client-cert': { env: 'TG_CERT' },
+    'client-key': { env: 'TG_KEY' },
+    ca: { env: 'TG_CA' },
+    'api-key': { env: 'TG_TEXT' },
+    hmac: { value: 'an inline secret of at least 32 bytes!' },
   },
   access: { header: 'X-Gateway-Key', apiKeys: [{ secret: 'api-key' }], allowFrom: ['10.0.0.0/8', '::1/128'] },
   connections: {
-    mtls: { clientId: 'a', tokenUrl: 'https://as.example/token', tls: { ca: 'ca' }, tlsClientAuth: { certificate: 'client-cert', key: 'client-key' } },
-    jwt: { clientId: 'b', issuer: 'https://as.example', clientSecret: { secret: 'hmac', method: 'client_secret_jwt' }, params: { scope: 'x' } },
-    pkj: { clientId: 'c', tokenUrl: 'http://127.0.0.1:1/token', privateKeyJwt: { secret: 'client-key', algorithm: 'ES256', certificate: 'client-cert' } },
+    mtls: {
+      clientId: 'a',
+      tokenUrl: 'https://as.example/token',
+      tls: { ca: 'ca' },
+      tlsClientAuth: { certificate: 'client-cert', key: 'client-key' },
+    },
+    jwt: {
+      clientId: 'b',
+      issuer: 'https://as.example',
+      clientSecret: { secret: 'hmac', method: 'client_secret_jwt' },
+      params: { scope: 'x' },
+    },
+    pkj: {
+      clientId: 'c',
+      tokenUrl: 'http://127.0.0.1:1/token',
+      privateKeyJwt: { secret: 'client-key', algorithm: 'ES256', certificate: 'client-cert' },
+    },
   },
   routes: [
-    { name: 'r1', match: { pathPrefix: '/api', methods: ['GET'] }, upstream: 'https://api.example/v2', stripPrefix: true, tls: { ca: 'ca', certificate: 'client-cert', key: 'client-key' }, auth: { connection: 'mtls', params: { scope: 'y' } } },
-    { name: 'r2', match: { pathPrefix: '/open', host: 'gw.internal' }, upstream: 'https://open.example', tls: { insecureSkipVerify: true }, auth: { type: 'none' }, access: { allowFrom: ['127.0.0.1/32'] } },
+    {
+      name: 'r1',
+      match: { pathPrefix: '/api', methods: ['GET'] },
+      upstream: 'https://api.example/v2',
+      stripPrefix: true,
+      tls: { ca: 'ca', certificate: 'client-cert', key: 'client-key' },
+      auth: { connection: 'mtls', params: { scope: 'y' } },
+    },
+    {
+      name: 'r2',
+      match: { pathPrefix: '/open', host: 'gw.internal' },
+      upstream: 'https://open.example',
+      tls: { insecureSkipVerify: true },
+      auth: { type: 'none' },
+      access: { allowFrom: ['127.0.0.1/32'] },
+    },
     { name: 'r3', match: { pathPrefix: '/' }, upstream: 'http://127.0.0.1:2', auth: { connection: 'pkj' } },
   ],
 };
@@ -74,12 +118,45 @@ const replacement = fc.oneof(
   fc.constant(REMOVE),
   fc.jsonValue({ maxDepth: 2 }),
   fc.constantFrom(
-    '', '/', '//', '/a/../b', '${TG_TEXT}', '${NOPE}', -1, 0, 1e21, true, null, [], {},
-    'ca', 'client-cert', 'client-key', 'server-key', 'hmac', 'unknown', 'mtls', 'missing',
-    'http://as.example/token', 'https://user:pw@as.example/x?q', 'ftp://x', 'not a url', '300.1.1.1/8', '::1/129',
-    'tls_client_auth', 'self_signed_tls_client_auth', 'client_secret_post', 'none', 'RS256',
-    { env: 'TG_EMPTY' }, { file: 'missing.pem' }, { file: '.' }, { value: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----' },
-    { ca: 'api-key' }, { insecureSkipVerify: true, ca: 'ca' }, { certificate: 'client-cert', key: 'server-key' },
+    '',
+    '/',
+    '//',
+    '/a/../b',
+    '${TG_TEXT}',
+    '${NOPE}',
+    -1,
+    0,
+    1e21,
+    true,
+    null,
+    [],
+    {},
+    'ca',
+    'client-cert',
+    'client-key',
+    'server-key',
+    'hmac',
+    'unknown',
+    'mtls',
+    'missing',
+    'http://as.example/token',
+    'https://user:pw@as.example/x?q',
+    'ftp://x',
+    'not a url',
+    '300.1.1.1/8',
+    '::1/129',
+    'tls_client_auth',
+    'self_signed_tls_client_auth',
+    'client_secret_post',
+    'none',
+    'RS256',
+    { env: 'TG_EMPTY' },
+    { file: 'missing.pem' },
+    { file: '.' },
+    { value: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----' },
+    { ca: 'api-key' },
+    { insecureSkipVerify: true, ca: 'ca' },
+    { certificate: 'client-cert', key: 'server-key' },
   ),
 );
 
@@ -87,7 +164,8 @@ function mutate(mutations: Array<[Key[], unknown]>): unknown {
   const doc = structuredClone(VALID_CONFIG) as Record<Key, unknown>;
   for (const [path, value] of mutations) {
     let parent: Record<Key, unknown> | undefined = doc;
-    for (const key of path.slice(0, -1)) parent = typeof parent?.[key] === 'object' && parent[key] !== null ? (parent[key] as Record<Key, unknown>) : undefined;
+    for (const key of path.slice(0, -1))
+      parent = typeof parent?.[key] === 'object' && parent[key] !== null ? (parent[key] as Record<Key, unknown>) : undefined;
     if (parent === undefined) continue;
     if (value === REMOVE) delete parent[path.at(-1)!];
     else parent[path.at(-1)!] = value;
@@ -95,25 +173,43 @@ function mutate(mutations: Array<[Key[], unknown]>): unknown {
   return doc;
 }
 
-const mutatedConfig = fc.array(fc.tuple(fc.constantFrom(...keyPaths(VALID_CONFIG)), replacement), { minLength: 1, maxLength: 3 }).map(mutate);
+const mutatedConfig = fc
+  .array(fc.tuple(fc.constantFrom(...keyPaths(VALID_CONFIG)), replacement), { minLength: 1, maxLength: 3 })
+  .map(mutate);
 
 const TRICKY_YAML = [
-  'a: &x [*x]', 'routes: !!binary aGVsbG8=', '<<: {listen: 1}', 'listen: {port: 1}\nlisten: {port: 2}', '? [a]\n: b', '--- a\n--- b',
+  'a: &x [*x]',
+  'routes: !!binary aGVsbG8=',
+  '<<: {listen: 1}',
+  'listen: {port: 1}\nlisten: {port: 2}',
+  '? [a]\n: b',
+  '--- a\n--- b',
   'secrets: {s: {value: x}}\nroutes: [{name: r, match: {pathPrefix: /}, upstream: "https://u", auth: {type: none}, tls: {ca: s}}]',
   'connections: {c: {clientId: x, tokenUrl: "https://a", tlsClientAuth: {certificate: s, key: s}}}\nsecrets: {s: {value: "-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----"}}',
-  '"\\ud800": 1', 'a: !!js/function "() => 1"', '- 1\n- 2', '~', "'", '{', 'x: ${',
+  '"\\ud800": 1',
+  'a: !!js/function "() => 1"',
+  '- 1\n- 2',
+  '~',
+  "'",
+  '{',
+  'x: ${',
 ];
 
 describe('config loader properties', () => {
   it('throws nothing but ConfigError on arbitrary text', () => {
-    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom(...TRICKY_YAML)), loadsOrConfigError), { numRuns: 500 });
+    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom(...TRICKY_YAML)), loadsOrConfigError), {
+      numRuns: 500,
+    });
   });
 
   it('throws nothing but ConfigError on arbitrary JSON and YAML values', () => {
-    fc.assert(fc.property(fc.jsonValue(), (value) => {
-      loadsOrConfigError(JSON.stringify(value));
-      loadsOrConfigError(stringify(value));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        loadsOrConfigError(JSON.stringify(value));
+        loadsOrConfigError(stringify(value));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('regression: an alias to its own ancestor is a ConfigError with the key path, not a stack overflow', () => {
@@ -128,25 +224,59 @@ describe('config loader properties', () => {
   });
 
   it('throws nothing but ConfigError on a full config with values removed, retyped or moved', () => {
-    fc.assert(fc.property(mutatedConfig, (value) => loadsOrConfigError(stringify(value))), { numRuns: 400 });
+    fc.assert(
+      fc.property(mutatedConfig, (value) => loadsOrConfigError(stringify(value))),
+      { numRuns: 400 },
+    );
   });
 });
 
 // Segments chosen to provoke escapes: dots in every spelling, encoded separators, empty segments.
-const SEGMENTS = ['a', 'b', 'api', 'v1', '.', '..', '%2e', '%2E%2e', '.%2e', '%2e.', '...', '', 'a.b', 'x%2fy', '%2F', '%5c', 'a\\b', '%00', '%41', '~', '%', '%zz', 'x#'];
+const SEGMENTS = [
+  'a',
+  'b',
+  'api',
+  'v1',
+  '.',
+  '..',
+  '%2e',
+  '%2E%2e',
+  '.%2e',
+  '%2e.',
+  '...',
+  '',
+  'a.b',
+  'x%2fy',
+  '%2F',
+  '%5c',
+  'a\\b',
+  '%00',
+  '%41',
+  '~',
+  '%',
+  '%zz',
+  'x#',
+];
 const segment = fc.constantFrom(...SEGMENTS);
 const rawPath = fc.oneof(
   { weight: 4, arbitrary: fc.array(segment, { maxLength: 8 }).map((parts) => `/${parts.join('/')}`) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 30 }) },
 );
 const prefix = fc.array(fc.constantFrom('a', 'b', 'api', 'v1', 'a.b'), { maxLength: 3 }).map((parts) => `/${parts.join('/')}`);
-const basePath = fc.array(fc.constantFrom('base', 'v2', 'x.y'), { maxLength: 2 }).map((parts) => (parts.length === 0 ? '' : `/${parts.join('/')}`));
+const basePath = fc
+  .array(fc.constantFrom('base', 'v2', 'x.y'), { maxLength: 2 })
+  .map((parts) => (parts.length === 0 ? '' : `/${parts.join('/')}`));
 
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 
 /** Path segments as an RFC 3986 / WHATWG resolver would see them: a dot segment here could climb. */
 function hasDotOrEmptySegment(path: string): boolean {
-  return path.split('/').slice(1, -1).some((s) => s === '' || DOT_SEGMENT.test(s)) || DOT_SEGMENT.test(path.split('/').at(-1)!);
+  return (
+    path
+      .split('/')
+      .slice(1, -1)
+      .some((s) => s === '' || DOT_SEGMENT.test(s)) || DOT_SEGMENT.test(path.split('/').at(-1)!)
+  );
 }
 
 /** Within `base` on a segment boundary. */
@@ -176,7 +306,13 @@ describe('path normalisation and matching properties', () => {
       fc.property(fc.array(fc.tuple(prefix, basePath, fc.boolean()), { minLength: 1, maxLength: 4 }), rawPath, (routes, path) => {
         const config = parseConfig(
           stringify({
-            routes: routes.map(([pathPrefix, base, stripPrefix], i) => ({ name: `r${i}`, match: { pathPrefix }, upstream: `http://u${i}.example${base}`, stripPrefix, auth: { type: 'none' } })),
+            routes: routes.map(([pathPrefix, base, stripPrefix], i) => ({
+              name: `r${i}`,
+              match: { pathPrefix },
+              upstream: `http://u${i}.example${base}`,
+              stripPrefix,
+              auth: { type: 'none' },
+            })),
           }),
           'property.yaml',
         );
@@ -205,9 +341,13 @@ describe('access policy properties', () => {
     const block = fc.tuple(fc.nat({ max: 0xffffffff }), fc.integer({ min: 0, max: 32 }));
     fc.assert(
       fc.property(fc.array(block, { minLength: 1, maxLength: 3 }), fc.nat({ max: 0xffffffff }), (blocks, address) => {
-        const checker = new AccessChecker({ header: 'x-gateway-key', apiKeys: [], allowFrom: blocks.map(([base, bits]) => `${dotted(base)}/${bits}`) });
+        const checker = new AccessChecker({
+          header: 'x-gateway-key',
+          apiKeys: [],
+          allowFrom: blocks.map(([base, bits]) => `${dotted(base)}/${bits}`),
+        });
         const mask = (bits: number) => (bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
-        const inside = blocks.some(([base, bits]) => ((address & mask(bits)) >>> 0) === ((base & mask(bits)) >>> 0));
+        const inside = blocks.some(([base, bits]) => (address & mask(bits)) >>> 0 === (base & mask(bits)) >>> 0);
         const expected = inside ? undefined : 'address';
         assert.equal(checker.check(dotted(address), undefined), expected);
         assert.equal(checker.check(`::ffff:${dotted(address)}`, undefined), expected);
@@ -219,12 +359,21 @@ describe('access policy properties', () => {
   it('admits a key exactly when it equals one of the configured keys', () => {
     const key = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 });
     fc.assert(
-      fc.property(fc.array(key, { minLength: 1, maxLength: 3 }), fc.oneof(key, fc.constant('')), fc.boolean(), (keys, other, pickConfigured) => {
-        const checker = new AccessChecker({ header: 'x-gateway-key', apiKeys: keys.map((k, i) => new Secret(`k${i}`, k)), allowFrom: [] });
-        const presented = pickConfigured ? keys[0]! : other;
-        const expected = presented === '' ? 'missing_key' : keys.includes(presented) ? undefined : 'wrong_key';
-        assert.equal(checker.check('127.0.0.1', presented), expected);
-      }),
+      fc.property(
+        fc.array(key, { minLength: 1, maxLength: 3 }),
+        fc.oneof(key, fc.constant('')),
+        fc.boolean(),
+        (keys, other, pickConfigured) => {
+          const checker = new AccessChecker({
+            header: 'x-gateway-key',
+            apiKeys: keys.map((k, i) => new Secret(`k${i}`, k)),
+            allowFrom: [],
+          });
+          const presented = pickConfigured ? keys[0]! : other;
+          const expected = presented === '' ? 'missing_key' : keys.includes(presented) ? undefined : 'wrong_key';
+          assert.equal(checker.check('127.0.0.1', presented), expected);
+        },
+      ),
       { numRuns: 1_000 },
     );
   });
@@ -264,7 +413,14 @@ routes:
 
   it('for random paths, absolute-form targets and Host headers', async () => {
     const outsideHost = `127.0.0.1:${outside.port}`;
-    const hosts = fc.constantFrom(outsideHost, 'evil.example', 'b.internal', 'B.INTERNAL:1', `localhost:${outside.port}`, new URL(routed[0]!.url).host);
+    const hosts = fc.constantFrom(
+      outsideHost,
+      'evil.example',
+      'b.internal',
+      'B.INTERNAL:1',
+      `localhost:${outside.port}`,
+      new URL(routed[0]!.url).host,
+    );
     // Mostly paths that start like a route's prefix, so that many requests are forwarded and checked;
     // a third of them are well formed, since most escape-provoking paths are refused before routing.
     const hostile = fc
@@ -284,7 +440,10 @@ routes:
       fc.asyncProperty(target, hosts, fc.constantFrom('GET', 'POST', 'OPTIONS', 'DELETE'), async (requestTarget, host, method) => {
         await send(`${method} ${requestTarget} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
         assert.equal(outside.received.length, 0, `${method} ${requestTarget} (Host ${host}) reached a host the config does not name`);
-        for (const [server, base] of [[routed[0]!, '/base-a'], [routed[1]!, '/base-b']] as const) {
+        for (const [server, base] of [
+          [routed[0]!, '/base-a'],
+          [routed[1]!, '/base-b'],
+        ] as const) {
           for (const seen of server.received) {
             assert.ok(within(base, seen.url.split('?')[0]!), `${seen.url} is outside ${base}`);
             assert.equal(seen.headers.host, new URL(server.url).host);
@@ -292,7 +451,13 @@ routes:
         }
       }),
       // One request for each route always runs, whatever the seed, so the checks below cannot depend on luck.
-      { numRuns: 300, examples: [['/a/x', 'evil.example', 'GET'], ['/b/x', 'b.internal', 'POST']] },
+      {
+        numRuns: 300,
+        examples: [
+          ['/a/x', 'evil.example', 'GET'],
+          ['/b/x', 'b.internal', 'POST'],
+        ],
+      },
     );
     assert.ok(routed[0]!.received.length > 0, 'no generated request was forwarded at all: the property proved nothing');
     assert.ok(routed[1]!.received.length > 0, 'no generated request reached the host-matched route');

@@ -195,7 +195,10 @@ routes:
   });
 
   it('keeps serving HTTPS and says a restart is needed when a reload removes listen.tls', async () => {
-    writeFileSync(gw.configFile, `listen: { host: 127.0.0.1 }\nroutes: [ { name: echo, match: { pathPrefix: /echo }, upstream: "${upstream.url}", auth: { type: none } } ]\n`);
+    writeFileSync(
+      gw.configFile,
+      `listen: { host: 127.0.0.1 }\nroutes: [ { name: echo, match: { pathPrefix: /echo }, upstream: "${upstream.url}", auth: { type: none } } ]\n`,
+    );
     assert.equal(gw.gateway.reload().ok, true);
     assert.ok(gw.logs.some((l) => l.event === 'config_restart_required' && (l.keys as string[]).includes('listen.tls')));
     assert.equal(await fingerprint(), new X509Certificate(pki.selfSigned.cert).fingerprint256);
@@ -254,14 +257,18 @@ ${lines}`;
   });
 
   it('refuses tls settings for a plain-HTTP upstream or token endpoint', () => {
-    assert.deepEqual(problems(route('    upstream: http://api.example\n    tls: { ca: ca }')), ['routes[0].tls: applies to an https: upstream only']);
+    assert.deepEqual(problems(route('    upstream: http://api.example\n    tls: { ca: ca }')), [
+      'routes[0].tls: applies to an https: upstream only',
+    ]);
     assert.deepEqual(problems(connection('    tokenUrl: http://127.0.0.1/token\n    tls: { ca: ca }')), [
       'connections.c.tls: applies to an https: tokenUrl or issuer only',
     ]);
   });
 
   it('refuses a route client certificate without its key, or with a key of another certificate', () => {
-    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert }')), ['routes[0].tls: set both certificate and key, or neither']);
+    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert }')), [
+      'routes[0].tls: set both certificate and key, or neither',
+    ]);
     assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert, key: other-key }')), [
       'routes[0].tls.key: the key does not belong to the certificate',
     ]);
@@ -275,15 +282,23 @@ ${lines}`;
   });
 
   it('records insecureSkipVerify as a warning with its key path', () => {
-    const config = parseConfig(secrets + connection('    tokenUrl: https://auth.example/token\n    tls: { insecureSkipVerify: true }'), 'gateway.yaml', { env });
+    const config = parseConfig(
+      secrets + connection('    tokenUrl: https://auth.example/token\n    tls: { insecureSkipVerify: true }'),
+      'gateway.yaml',
+      { env },
+    );
     assert.ok(config.warnings.some((w) => w.includes('connections.c.tls.insecureSkipVerify is true')));
   });
 
   it('refuses a listener key that does not belong to its certificate', () => {
-    assert.deepEqual(problems('listen: { tls: { certificate: cert, key: other-key } }'), ['listen.tls.key: the key does not belong to the certificate']);
+    assert.deepEqual(problems('listen: { tls: { certificate: cert, key: other-key } }'), [
+      'listen.tls.key: the key does not belong to the certificate',
+    ]);
   });
 
   it('refuses a headers time-out longer than the request time-out (Node would not start)', () => {
-    assert.deepEqual(problems('listen: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 }'), ['listen.headersTimeoutMs: must not exceed requestTimeoutMs (1000)']);
+    assert.deepEqual(problems('listen: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 }'), [
+      'listen.headersTimeoutMs: must not exceed requestTimeoutMs (1000)',
+    ]);
   });
 });

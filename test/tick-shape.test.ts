@@ -8,10 +8,15 @@ const PROBE = join(dirname(fileURLToPath(import.meta.url)), 'support', 'tick-sha
 
 function probe(): Promise<{ kept: boolean; isTick: boolean; again: boolean; sameMap: boolean }> {
   return new Promise((done, fail) => {
-    execFile(process.execPath, ['--allow-natives-syntax', '--expose-gc', '--import', 'tsx', PROBE], { timeout: 30_000 }, (error, stdout, stderr) => {
-      if (error !== null) return fail(new Error(`${error.message}\n${stderr}`));
-      done(JSON.parse(stdout) as { kept: boolean; isTick: boolean; again: boolean; sameMap: boolean });
-    });
+    execFile(
+      process.execPath,
+      ['--allow-natives-syntax', '--expose-gc', '--import', 'tsx', PROBE],
+      { timeout: 30_000 },
+      (error, stdout, stderr) => {
+        if (error !== null) return fail(new Error(`${error.message}\n${stderr}`));
+        done(JSON.parse(stdout) as { kept: boolean; isTick: boolean; again: boolean; sameMap: boolean });
+      },
+    );
   });
 }
 

@@ -74,7 +74,7 @@ export class Metrics {
   });
   readonly tokenExpiresIn = new Gauge({
     name: 'tokengate_token_expires_in_seconds',
-    help: 'Seconds until the soonest expiry among the connection\'s cached tokens',
+    help: "Seconds until the soonest expiry among the connection's cached tokens",
     labelNames: ['connection'] as const,
     registers: [this.registry],
     collect: () => {
@@ -172,7 +172,9 @@ export class Metrics {
     for (const metric of labelled) {
       const removed = new Set<string>();
       for (const { labels } of (await metric.get()).values) {
-        const gone = (labels.route !== undefined && routes.has(String(labels.route))) || (labels.connection !== undefined && connections.has(String(labels.connection)));
+        const gone =
+          (labels.route !== undefined && routes.has(String(labels.route))) ||
+          (labels.connection !== undefined && connections.has(String(labels.connection)));
         if (!gone) continue;
         // A histogram lists each series once per bucket (le) and again for _sum and _count.
         const { le: _bucket, ...series } = labels;

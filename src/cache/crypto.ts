@@ -103,7 +103,9 @@ export function encryptedCodec(key: Buffer, onCorrupt: CorruptValueListener): To
       const cipher = createCipheriv('aes-256-gcm', key, iv);
       cipher.setAAD(Buffer.from(redisKey));
       const ciphertext = Buffer.concat([cipher.update(serialize(token), 'utf8'), cipher.final()]);
-      return [ENCRYPTED, keyId, iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+      return [ENCRYPTED, keyId, iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join(
+        '.',
+      );
     },
     decode(value, redisKey) {
       const [version, id, iv, ciphertext, tag, extra] = value.split('.');

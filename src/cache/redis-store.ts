@@ -123,7 +123,8 @@ export class RedisTokenStore implements SharedTokenStore {
     this.#forgetLocal = options.forgetLocal;
     this.#prefix = options.keyPrefix;
     this.#channel = `${options.keyPrefix}events`;
-    const onCorrupt = () => this.#failed('decode', new Error('a shared cache entry under this key does not decrypt or parse: read as a miss'));
+    const onCorrupt = () =>
+      this.#failed('decode', new Error('a shared cache entry under this key does not decrypt or parse: read as a miss'));
     const key = options.encryptionKey === undefined ? undefined : decodeEncryptionKey(options.encryptionKey.reveal());
     this.#codec = key === undefined ? plaintextCodec(onCorrupt) : encryptedCodec(key, onCorrupt);
 
@@ -221,7 +222,14 @@ export class RedisTokenStore implements SharedTokenStore {
   async invalidate(key: TokenKey, connection: Connection, accessToken: string): Promise<void> {
     const { entry } = this.#names(key, connection);
     try {
-      await this.#client.eval(INVALIDATE_SCRIPT, 1, entry, `${tokenFingerprint(accessToken)}:`, this.#channel, this.#event('invalidated', entry));
+      await this.#client.eval(
+        INVALIDATE_SCRIPT,
+        1,
+        entry,
+        `${tokenFingerprint(accessToken)}:`,
+        this.#channel,
+        this.#event('invalidated', entry),
+      );
     } catch (error) {
       this.#failed('invalidate', error);
     }
@@ -294,7 +302,17 @@ export class RedisTokenStore implements SharedTokenStore {
     const ttl = token === undefined ? 0 : Math.floor(token.usableUntil - Date.now());
     const value = token === undefined || ttl <= 0 ? '' : `${tokenFingerprint(token.accessToken)}:${this.#codec.encode(token, names.entry)}`;
     try {
-      await this.#client.eval(SETTLE_SCRIPT, 2, names.entry, names.lease, value, value === '' ? 0 : ttl, lease, this.#channel, this.#event(value === '' ? 'released' : 'stored', names.entry));
+      await this.#client.eval(
+        SETTLE_SCRIPT,
+        2,
+        names.entry,
+        names.lease,
+        value,
+        value === '' ? 0 : ttl,
+        lease,
+        this.#channel,
+        this.#event(value === '' ? 'released' : 'stored', names.entry),
+      );
     } catch (error) {
       // The token still serves this replica; the others fetch their own when their wait ends.
       this.#failed('write', error);
@@ -350,7 +368,10 @@ export class RedisTokenStore implements SharedTokenStore {
       this.#log.warn({ event: 'cache_entry_unreadable' }, message);
     } else if (this.#available) {
       this.#available = false;
-      this.#log.warn({ event: 'cache_unavailable', operation, error: message }, 'shared token cache (Redis) unavailable: each replica fetches its own tokens until it is back');
+      this.#log.warn(
+        { event: 'cache_unavailable', operation, error: message },
+        'shared token cache (Redis) unavailable: each replica fetches its own tokens until it is back',
+      );
     } else {
       this.#log.debug({ event: 'cache_error', operation, error: message }, `shared token cache ${operation} failed`);
     }

@@ -100,7 +100,9 @@ export function loadConfig(file: string, options: LoadOptions = {}): Config {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(file, [{ path: '', message: `cannot read the config file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+    throw new ConfigError(file, [
+      { path: '', message: `cannot read the config file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` },
+    ]);
   }
   return parseConfig(text, file, options);
 }
@@ -136,7 +138,9 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   }
   const cycle = selfReference(data);
   if (cycle !== undefined) {
-    throw new ConfigError(file, [located({ path: formatPath(cycle), message: 'an alias refers to a node that contains it (the value would be infinite)' }, cycle)]);
+    throw new ConfigError(file, [
+      located({ path: formatPath(cycle), message: 'an alias refers to a node that contains it (the value would be infinite)' }, cycle),
+    ]);
   }
   data = substituteVariables(data, [], env, report);
 
@@ -194,19 +198,25 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     if (settings === undefined) return undefined;
     let ca: Secret | undefined;
     if (settings.ca !== undefined) {
-      if (settings.insecureSkipVerify) report([...keyPath, 'ca'], 'a CA bundle has no effect with insecureSkipVerify: true; remove one of them');
+      if (settings.insecureSkipVerify)
+        report([...keyPath, 'ca'], 'a CA bundle has no effect with insecureSkipVerify: true; remove one of them');
       ca = secretRef(settings.ca, [...keyPath, 'ca']);
       const problem = ca === undefined ? undefined : caBundleProblem(ca.reveal());
       if (problem !== undefined) report([...keyPath, 'ca'], problem);
     }
     if (settings.insecureSkipVerify) {
-      warnings.push(`SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it`);
+      warnings.push(
+        `SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it`,
+      );
     }
     return tlsVerify(ca, settings.insecureSkipVerify);
   };
 
   /** A certificate and key named together (both or neither), checked against each other. */
-  const keyPair = (names: { certificate?: string | undefined; key?: string | undefined } | undefined, keyPath: PropertyKey[]): TlsKeyPair | undefined => {
+  const keyPair = (
+    names: { certificate?: string | undefined; key?: string | undefined } | undefined,
+    keyPath: PropertyKey[],
+  ): TlsKeyPair | undefined => {
     if (names?.certificate === undefined && names?.key === undefined) return undefined;
     if (names.certificate === undefined || names.key === undefined) {
       report(keyPath, 'set both certificate and key, or neither');
@@ -246,7 +256,12 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     if (route.auth.type === 'client-connection') {
       const name = route.auth.connection;
       if (name === undefined) {
-        problems.push(located({ path: formatPath([...keyPath, 'auth', 'connection']), message: 'required when auth.type is client-connection' }, [...keyPath, 'auth']));
+        problems.push(
+          located({ path: formatPath([...keyPath, 'auth', 'connection']), message: 'required when auth.type is client-connection' }, [
+            ...keyPath,
+            'auth',
+          ]),
+        );
       } else if (!declaredConnections.has(name)) {
         report([...keyPath, 'auth', 'connection'], `unknown connection "${name}"; known: ${[...declaredConnections].join(', ') || 'none'}`);
       } else {
@@ -258,7 +273,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const pathPrefix = route.match.pathPrefix.replace(/\/+$/, '') || '/';
     // Requests are matched after normalisation (routing/path.ts); a prefix that normalisation would change never matches.
     if (normalizePath(pathPrefix) !== pathPrefix) {
-      report([...keyPath, 'match', 'pathPrefix'], 'must be a normalised path: no . or .. segments, no empty segments (//), no encoded / or \\, no control characters');
+      report(
+        [...keyPath, 'match', 'pathPrefix'],
+        'must be a normalised path: no . or .. segments, no empty segments (//), no encoded / or \\, no control characters',
+      );
     }
     routes.push(
       deepFreeze({
@@ -280,7 +298,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const keyPath = ['cache', 'encryptionKey', 'secret'];
     encryptionKey = secretRef(raw.cache.encryptionKey.secret, keyPath);
     if (encryptionKey !== undefined && decodeEncryptionKey(encryptionKey.reveal()) === undefined) {
-      report(keyPath, `secret "${encryptionKey.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)`);
+      report(
+        keyPath,
+        `secret "${encryptionKey.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)`,
+      );
     }
   }
   // Checked here, not by ioredis at start: its "Invalid URL" names no key, and the URL often holds a password.
@@ -288,12 +309,21 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     problems.push(located({ path: 'cache.redis.url', message: 'must be a valid redis:// or rediss:// URL' }, ['cache', 'redis', 'url']));
   }
   if (raw.cache.store === 'redis' && raw.cache.encryptionKey === undefined && !raw.cache.allowPlaintext) {
-    problems.push(located({ path: 'cache.encryptionKey', message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis' }, ['cache']));
+    problems.push(
+      located(
+        {
+          path: 'cache.encryptionKey',
+          message: 'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis',
+        },
+        ['cache'],
+      ),
+    );
   }
 
   const listen = raw.listen;
   // Node refuses to start a server whose headers time-out exceeds its request time-out.
-  if (listen.headersTimeoutMs > listen.requestTimeoutMs) report(['listen', 'headersTimeoutMs'], `must not exceed requestTimeoutMs (${listen.requestTimeoutMs})`);
+  if (listen.headersTimeoutMs > listen.requestTimeoutMs)
+    report(['listen', 'headersTimeoutMs'], `must not exceed requestTimeoutMs (${listen.requestTimeoutMs})`);
   const listenTls = keyPair(listen.tls, ['listen', 'tls']);
 
   if (problems.length > 0) throw new ConfigError(file, problems);
@@ -370,7 +400,10 @@ function buildConnection(
       counted([...base, field], 'must not carry user info (user:password@); the client authenticates with clientSecret or privateKeyJwt');
     }
     if (url.protocol !== 'https:' && !isLoopbackHost(url.hostname) && !conn.allowInsecureHttp) {
-      counted([...base, field], `must be https: (the client's credentials travel on it) unless the host is loopback or allowInsecureHttp: true is set`);
+      counted(
+        [...base, field],
+        `must be https: (the client's credentials travel on it) unless the host is loopback or allowInsecureHttp: true is set`,
+      );
     }
   }
   if ([conn.clientSecret, conn.privateKeyJwt, conn.tlsClientAuth].filter((method) => method !== undefined).length !== 1) {
@@ -384,7 +417,10 @@ function buildConnection(
   const tls = verify(conn.tls, [...base, 'tls']);
   const audience = conn.privateKeyJwt?.audience;
   if (audience === 'issuer' && conn.issuer === undefined) {
-    counted([...base, 'privateKeyJwt', 'audience'], 'audience: issuer needs the connection to set issuer (and no tokenUrl); use token-endpoint or a literal audience');
+    counted(
+      [...base, 'privateKeyJwt', 'audience'],
+      'audience: issuer needs the connection to set issuer (and no tokenUrl); use token-endpoint or a literal audience',
+    );
   }
   if (conn.privateKeyJwt?.thumbprint === 'sha1' && conn.privateKeyJwt.certificate === undefined) {
     counted([...base, 'privateKeyJwt', 'thumbprint'], 'thumbprint: sha1 adds the x5t header from the certificate: set certificate too');
@@ -393,7 +429,8 @@ function buildConnection(
   if (conn.clientSecret !== undefined) secretPaths.push([conn.clientSecret.secret, [...base, 'clientSecret', 'secret']]);
   if (conn.privateKeyJwt !== undefined) {
     secretPaths.push([conn.privateKeyJwt.secret, [...base, 'privateKeyJwt', 'secret']]);
-    if (conn.privateKeyJwt.certificate !== undefined) secretPaths.push([conn.privateKeyJwt.certificate, [...base, 'privateKeyJwt', 'certificate']]);
+    if (conn.privateKeyJwt.certificate !== undefined)
+      secretPaths.push([conn.privateKeyJwt.certificate, [...base, 'privateKeyJwt', 'certificate']]);
   }
   if (conn.tlsClientAuth !== undefined) {
     secretPaths.push([conn.tlsClientAuth.certificate, [...base, 'tlsClientAuth', 'certificate']]);
@@ -470,12 +507,7 @@ function stringParams(params: Record<string, string | number | boolean> | undefi
   return out;
 }
 
-function resolveSecrets(
-  raw: RawConfig,
-  file: string,
-  env: NodeJS.ProcessEnv,
-  report: Report,
-): Map<string, Secret> {
+function resolveSecrets(raw: RawConfig, file: string, env: NodeJS.ProcessEnv, report: Report): Map<string, Secret> {
   const out = new Map<string, Secret>();
   const dir = dirname(resolve(file));
   for (const [name, def] of Object.entries(raw.secrets)) {

@@ -30,16 +30,14 @@ const name = z.string().min(1);
 const secretRef = name.describe('name of an entry under `secrets`');
 const positiveMs = z.number().int().positive();
 
-const httpUrl = z
-  .string()
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === 'http:' || url.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, 'must be an absolute http: or https: URL');
+const httpUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'must be an absolute http: or https: URL');
 
 export const secretSchema = z.union([
   z.strictObject({ env: name.describe('environment variable holding the secret') }),
@@ -61,26 +59,18 @@ const paramsSchema = z
 
 export const clientSecretSchema = z.strictObject({
   secret: secretRef,
-  method: z
-    .enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt'])
-    .default('client_secret_basic'),
+  method: z.enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']).default('client_secret_basic'),
   algorithm: z.enum(['HS256', 'HS384', 'HS512']).optional().describe('client_secret_jwt only; default HS256'),
 });
 
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
-] as const;
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
 export const privateKeyJwtSchema = z.strictObject({
   secret: secretRef.describe('secret holding the private key: PEM (PKCS#8, PKCS#1 RSA, SEC1 EC) or a JWK'),
   format: z.enum(['pem', 'jwk']).optional().describe('detected when absent'),
   keyId: z.string().min(1).optional().describe('JWS "kid" header'),
   algorithm: z.enum(ASYMMETRIC_ALGORITHMS).default('RS256'),
-  audience: z
-    .string()
-    .min(1)
-    .default('token-endpoint')
-    .describe('token-endpoint (default) | issuer | any literal string'),
+  audience: z.string().min(1).default('token-endpoint').describe('token-endpoint (default) | issuer | any literal string'),
   certificate: secretRef.optional().describe('secret holding the PEM X.509 certificate of the key; adds x5t#S256'),
   thumbprint: z.enum(['sha256', 'sha1']).default('sha256').describe('sha1 also adds the x5t header (Entra ID)'),
 });
@@ -156,7 +146,10 @@ export const routeSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits, and _ . : - (it is a metric label)'),
   match: z.strictObject({
     pathPrefix: z.string().startsWith('/', 'must start with /'),
-    methods: z.array(z.string().regex(/^[A-Za-z]+$/)).min(1).optional(),
+    methods: z
+      .array(z.string().regex(/^[A-Za-z]+$/))
+      .min(1)
+      .optional(),
     host: z.string().min(1).optional(),
   }),
   upstream: httpUrl,
@@ -170,7 +163,9 @@ export const routeSchema = z.strictObject({
   timeouts: z
     .strictObject({
       connectMs: positiveMs.default(DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS),
-      responseMs: positiveMs.default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS).describe('the wait for the upstream response headers (a body may then stream for as long as it takes)'),
+      responseMs: positiveMs
+        .default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS)
+        .describe('the wait for the upstream response headers (a body may then stream for as long as it takes)'),
     })
     .prefault({}),
   replayOn401: z

@@ -63,7 +63,10 @@ export function keyPairProblem(pair: TlsKeyPair): { field: 'certificate' | 'key'
     const code = (error as NodeJS.ErrnoException).code;
     return {
       field: 'key',
-      message: code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' ? 'the key does not belong to the certificate' : `cannot use the key: ${(error as Error).message}`,
+      message:
+        code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH'
+          ? 'the key does not belong to the certificate'
+          : `cannot use the key: ${(error as Error).message}`,
     };
   }
   return undefined;
@@ -84,7 +87,12 @@ export function tlsVerify(ca: Secret | undefined, insecureSkipVerify: boolean): 
  * on the agent: Node lets agent options override request options, and sockets are pooled per agent,
  * so connections with different trust or client certificates never share one.
  */
-export function outboundAgent(protocol: string, options: http.AgentOptions, verify: TlsVerify | undefined, credentials: TlsKeyPair | undefined): http.Agent {
+export function outboundAgent(
+  protocol: string,
+  options: http.AgentOptions,
+  verify: TlsVerify | undefined,
+  credentials: TlsKeyPair | undefined,
+): http.Agent {
   return protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(verify, credentials) }) : new http.Agent(options);
 }
 

@@ -98,7 +98,9 @@ export interface Runtime {
  * reuse a socket that another route's CA verified or another route's certificate authenticated.
  */
 function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined): http.Agent {
-  const id = [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)].filter((part) => part !== undefined).join(' ');
+  const id = [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)]
+    .filter((part) => part !== undefined)
+    .join(' ');
   let agent = cache.get(id);
   if (agent === undefined) {
     const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
@@ -140,7 +142,6 @@ export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, ag
 }
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-
 
 /**
  * Request shapes whose body length or host two HTTP parsers could read differently (request
@@ -186,7 +187,8 @@ function onUpstreamTimeout(this: UpstreamRequest): void {
 /** A reused keep-alive socket (the common case) needs no connect timer, nor the bound callback. */
 function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
   const exchange = this[EXCHANGE];
-  if (exchange !== undefined && socket.connecting) armConnectTimeout(socket, exchange.route.route.timeouts.connectMs, onUpstreamTimeout.bind(this));
+  if (exchange !== undefined && socket.connecting)
+    armConnectTimeout(socket, exchange.route.route.timeouts.connectMs, onUpstreamTimeout.bind(this));
 }
 
 /**
@@ -262,7 +264,11 @@ export class ProxyHandler {
       this.#finishUnmatched(res, started, method, requestId);
       // A caller the top-level policy refuses learns nothing, not even which paths are routed.
       if (runtime.access !== undefined && this.#denied(req, res, runtime.access, UNMATCHED, requestId)) return;
-      return writeProblem(res, new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }), requestId);
+      return writeProblem(
+        res,
+        new GatewayError('ROUTE_NOT_FOUND', { detail: `no route matches ${method} ${path.slice(0, 200)}` }),
+        requestId,
+      );
     }
     const route = matched.data;
     const exchange: Exchange = {
@@ -326,7 +332,8 @@ export class ProxyHandler {
       exchange.replayable = true;
       return this.#forward(exchange);
     }
-    if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > route.replayBodyLimit) return this.#forward(exchange);
+    if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > route.replayBodyLimit)
+      return this.#forward(exchange);
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.once('end', () => {
@@ -442,7 +449,10 @@ export class ProxyHandler {
     exchange.proxyReq = undefined;
     const key = exchange.route.key!;
     this.#provider.invalidate(key, exchange.token!.accessToken);
-    this.#log.info({ event: 'token_replay', route: exchange.route.name, connection: key.connection, requestId: exchange.requestId }, 'upstream refused the token; refetching and replaying once');
+    this.#log.info(
+      { event: 'token_replay', route: exchange.route.name, connection: key.connection, requestId: exchange.requestId },
+      'upstream refused the token; refetching and replaying once',
+    );
     this.#obtainToken(exchange, () => this.#forward(exchange));
   }
 
@@ -450,20 +460,31 @@ export class ProxyHandler {
     const { req, res, route } = exchange;
     if (res.destroyed || req.socket.destroyed) return;
     const code = (error as NodeJS.ErrnoException).code ?? '';
-    const reason = exchange.timedOut ? 'timeout' : NETWORK_UNAVAILABLE.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') ? 'unavailable' : 'reset';
+    const reason = exchange.timedOut
+      ? 'timeout'
+      : NETWORK_UNAVAILABLE.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT')
+        ? 'unavailable'
+        : 'reset';
     this.#metrics.upstreamErrors.inc({ route: route.name, reason });
-    this.#log.warn({ event: 'upstream_error', route: route.name, reason, errorCode: code, requestId: exchange.requestId }, `upstream of ${route.name} failed: ${reason}`);
+    this.#log.warn(
+      { event: 'upstream_error', route: route.name, reason, errorCode: code, requestId: exchange.requestId },
+      `upstream of ${route.name} failed: ${reason}`,
+    );
     const gatewayError =
       reason === 'timeout'
         ? new GatewayError('UPSTREAM_TIMEOUT', { detail: 'the upstream did not answer in time' })
-        : new GatewayError('UPSTREAM_UNAVAILABLE', { detail: reason === 'reset' ? 'the upstream reset the connection' : `cannot reach the upstream (${code || 'error'})` });
+        : new GatewayError('UPSTREAM_UNAVAILABLE', {
+            detail: reason === 'reset' ? 'the upstream reset the connection' : `cannot reach the upstream (${code || 'error'})`,
+          });
     writeProblem(res, gatewayError, exchange.requestId, { route: route.name });
   }
 
   #tokenFailed(exchange: Exchange, error: unknown): void {
     const connection = exchange.route.key!.connection;
     const gatewayError =
-      error instanceof GatewayError ? error : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', cause: error });
+      error instanceof GatewayError
+        ? error
+        : new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: 'the token could not be obtained', cause: error });
     if (!(error instanceof GatewayError)) this.#log.error({ err: error, connection }, 'unexpected error while obtaining a token');
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });
@@ -475,8 +496,16 @@ export class ProxyHandler {
     const denial = access.check(req.socket.remoteAddress, req.headers[access.header]);
     if (denial === undefined) return false;
     this.#metrics.accessDenied.inc({ route, reason: denial });
-    const detail = denial === 'address' ? `this address may not use ${route === UNMATCHED ? 'the gateway' : 'this route'}` : `a valid key is required in ${access.header}`;
-    writeProblem(res, new GatewayError('ACCESS_DENIED', { status: denial === 'address' ? 403 : 401, detail }), requestId, route === UNMATCHED ? {} : { route });
+    const detail =
+      denial === 'address'
+        ? `this address may not use ${route === UNMATCHED ? 'the gateway' : 'this route'}`
+        : `a valid key is required in ${access.header}`;
+    writeProblem(
+      res,
+      new GatewayError('ACCESS_DENIED', { status: denial === 'address' ? 403 : 401, detail }),
+      requestId,
+      route === UNMATCHED ? {} : { route },
+    );
     return true;
   }
 
@@ -525,7 +554,15 @@ export class ProxyHandler {
    * One line per request at `logging.accessLog`. No path, query or headers: they can carry
    * credentials and unbounded text. The line is only built when the level is enabled.
    */
-  #accessLog(runtime: Runtime, log: AccessLog, method: string, status: number, seconds: number, requestId: string, upstreamStatus: number | undefined): void {
+  #accessLog(
+    runtime: Runtime,
+    log: AccessLog,
+    method: string,
+    status: number,
+    seconds: number,
+    requestId: string,
+    upstreamStatus: number | undefined,
+  ): void {
     const level = runtime.config.logging.accessLog;
     if (level !== 'off') log.write(level, method, status, Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus);
   }

@@ -114,7 +114,8 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, forwarding:
   if (forwarding.bodyless && !BODYLESS_BY_DEFAULT.has(forwarding.method)) out.push('content-length', '0');
   out.push('host', forwarding.upstreamHost);
   const previous = headers['x-forwarded-for'];
-  if (forwarding.remoteAddress !== undefined) out.push('x-forwarded-for', previous === undefined ? forwarding.remoteAddress : `${String(previous)}, ${forwarding.remoteAddress}`);
+  if (forwarding.remoteAddress !== undefined)
+    out.push('x-forwarded-for', previous === undefined ? forwarding.remoteAddress : `${String(previous)}, ${forwarding.remoteAddress}`);
   else if (previous !== undefined) out.push('x-forwarded-for', String(previous));
   out.push('x-forwarded-proto', forwarding.proto);
   if (forwarding.host !== undefined) out.push('x-forwarded-host', forwarding.host);

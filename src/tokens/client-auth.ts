@@ -106,11 +106,19 @@ function jwtAssertion(method: string, options: AssertionOptions): ClientAuth {
 /** HMAC keys shorter than the hash output are weak (RFC 7518 §3.2); jose enforces nothing here. */
 const HMAC_MIN_BYTES = { HS256: 32, HS384: 48, HS512: 64 } as const;
 
-export function clientSecretJwt(clientId: string, secret: Secret, algorithm: keyof typeof HMAC_MIN_BYTES, audience: AudienceMode): ClientAuth {
+export function clientSecretJwt(
+  clientId: string,
+  secret: Secret,
+  algorithm: keyof typeof HMAC_MIN_BYTES,
+  audience: AudienceMode,
+): ClientAuth {
   const key = new TextEncoder().encode(secret.reveal());
   const min = HMAC_MIN_BYTES[algorithm];
   if (key.byteLength < min) {
-    throw new CredentialProblem('secret', `${algorithm} needs a client secret of at least ${min} bytes (RFC 7518 §3.2); this one has ${key.byteLength}`);
+    throw new CredentialProblem(
+      'secret',
+      `${algorithm} needs a client secret of at least ${min} bytes (RFC 7518 §3.2); this one has ${key.byteLength}`,
+    );
   }
   return jwtAssertion('client_secret_jwt', { clientId, key, algorithm, audience, header: {} });
 }
@@ -172,7 +180,8 @@ function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyOb
     } else {
       if (!text.includes('-----BEGIN')) throw new Error('not a PEM document (no -----BEGIN line)');
       // Both PKCS#8 (BEGIN ENCRYPTED PRIVATE KEY) and legacy PEM (Proc-Type: 4,ENCRYPTED) say so.
-      if (text.includes('ENCRYPTED')) throw new Error('encrypted PEM keys are not supported; store the key unencrypted in a protected secret');
+      if (text.includes('ENCRYPTED'))
+        throw new Error('encrypted PEM keys are not supported; store the key unencrypted in a protected secret');
       key = createPrivateKey({ key: text, format: 'pem' });
     }
   } catch (error) {
@@ -181,7 +190,10 @@ function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyOb
   // An id-RSASSA-PSS key (RFC 4055) cannot be turned into a JWS signer by jose or WebCrypto, and
   // neither node nor openssl re-labels it; a plain rsaEncryption key signs PS256/384/512 fine.
   if (key.asymmetricKeyType === 'rsa-pss') {
-    throw new CredentialProblem('secret', 'RSASSA-PSS-only keys (id-RSASSA-PSS) are not supported; use a plain RSA key (rsaEncryption, e.g. openssl genpkey -algorithm RSA), which signs PS256/PS384/PS512 too');
+    throw new CredentialProblem(
+      'secret',
+      'RSASSA-PSS-only keys (id-RSASSA-PSS) are not supported; use a plain RSA key (rsaEncryption, e.g. openssl genpkey -algorithm RSA), which signs PS256/PS384/PS512 too',
+    );
   }
   return key;
 }
@@ -202,7 +214,8 @@ export function privateKeyJwt(options: PrivateKeyJwtOptions): ClientAuth {
   const supported = algorithmsFor(key);
   if (!supported.includes(options.algorithm)) {
     const kind = describeKey(key);
-    if (supported.length === 0) throw new CredentialProblem('secret', `${kind} keys are not supported; use an RSA, EC P-256/P-384/P-521 or Ed25519 key`);
+    if (supported.length === 0)
+      throw new CredentialProblem('secret', `${kind} keys are not supported; use an RSA, EC P-256/P-384/P-521 or Ed25519 key`);
     throw new CredentialProblem('algorithm', `${options.algorithm} cannot be used with this ${kind} key; use ${supported.join(', ')}`);
   }
   const modulus = key.asymmetricKeyDetails?.modulusLength;

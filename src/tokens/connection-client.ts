@@ -87,7 +87,13 @@ export class ConnectionClient {
       let response;
       try {
         const timeoutMs = Math.max(1, deadline - Date.now());
-        response = await callAuthServer({ url, headers: {}, connectTimeoutMs: Math.min(connectMs, timeoutMs), timeoutMs, agent: this.#agent(url) });
+        response = await callAuthServer({
+          url,
+          headers: {},
+          connectTimeoutMs: Math.min(connectMs, timeoutMs),
+          timeoutMs,
+          agent: this.#agent(url),
+        });
       } catch (error) {
         throw transportError(error, 'discovery endpoint');
       }
@@ -96,7 +102,11 @@ export class ConnectionClient {
         tried.push(`${url.pathname} (HTTP ${response.status})`);
         continue;
       }
-      const invalid = (detail: string) => new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail: `discovery at ${url.href}: ${detail}`, endpointStatus: response.status });
+      const invalid = (detail: string) =>
+        new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', {
+          detail: `discovery at ${url.href}: ${detail}`,
+          endpointStatus: response.status,
+        });
       if (response.status < 200 || response.status >= 300) {
         throw new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
           detail: `discovery at ${url.href}: HTTP ${response.status}`,
@@ -119,7 +129,9 @@ export class ConnectionClient {
       }
       const aliases = fields.mtls_endpoint_aliases;
       const endpoint =
-        this.#mutualTls && typeof aliases === 'object' && aliases !== null && 'token_endpoint' in aliases ? aliases.token_endpoint : fields.token_endpoint;
+        this.#mutualTls && typeof aliases === 'object' && aliases !== null && 'token_endpoint' in aliases
+          ? aliases.token_endpoint
+          : fields.token_endpoint;
       return { issuer, tokenEndpoint: checkedTokenEndpoint(endpoint, issuer, invalid) };
     }
     throw new TokenError('TOKEN_REJECTED', 'http_status', {

@@ -73,7 +73,9 @@ export function callAuthServer(options: HttpCallOptions & { body?: string }): Pr
             },
     });
     const total = setTimeout(() => req.destroy(new TimeoutSignal('token request timed out')), options.timeoutMs);
-    req.once('socket', (socket) => armConnectTimeout(socket, options.connectTimeoutMs, () => req.destroy(new TimeoutSignal('connect timed out'))));
+    req.once('socket', (socket) =>
+      armConnectTimeout(socket, options.connectTimeoutMs, () => req.destroy(new TimeoutSignal('connect timed out'))),
+    );
     req.on('error', (error) => finish(error));
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
@@ -136,7 +138,10 @@ function parseTokenResponse(status: number, body: Buffer): TokenResponse {
   // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.
   const tokenType = fields.token_type === undefined ? 'Bearer' : fields.token_type;
   if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
-    throw invalid(`unsupported token_type ${JSON.stringify(sanitizeText(String(tokenType), 32))}; tokengate injects Bearer tokens only`, status);
+    throw invalid(
+      `unsupported token_type ${JSON.stringify(sanitizeText(String(tokenType), 32))}; tokengate injects Bearer tokens only`,
+      status,
+    );
   }
   let expiresIn: number | undefined;
   const rawExpires = fields.expires_in;
@@ -176,12 +181,20 @@ function scrub(text: unknown, credentials: readonly string[]): unknown {
 }
 
 /** RFC 6749 §5.2 and everything else a token endpoint can say instead of a token. */
-function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer, credentials: readonly string[] = []): TokenError {
+function errorFromResponse(
+  status: number,
+  headers: http.IncomingHttpHeaders,
+  body: Buffer,
+  credentials: readonly string[] = [],
+): TokenError {
   const json = parseJson(body) as Record<string, unknown> | undefined;
   const error = scrub(json?.error, credentials);
   const oauthError = typeof error === 'string' ? sanitizeText(error, 64) : undefined;
   const description = sanitizeText(scrub(json?.error_description, credentials));
-  const detail = oauthError === undefined ? `the token endpoint answered HTTP ${status}` : `${oauthError}${description === undefined ? '' : `: ${description}`}`;
+  const detail =
+    oauthError === undefined
+      ? `the token endpoint answered HTTP ${status}`
+      : `${oauthError}${description === undefined ? '' : `: ${description}`}`;
   if (status >= 500 || status === 429) {
     return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
       detail,

@@ -165,7 +165,8 @@ export class TokenProvider {
     const cached = this.#cache.get<CachedToken>(key.id);
     if (cached?.accessToken === accessToken) this.#cache.del(key.id);
     const connection = this.#clients.get(key.connection)?.connection;
-    if (connection !== undefined && this.#shared !== undefined) void this.#shared.invalidate(key, connection, accessToken).catch(() => undefined);
+    if (connection !== undefined && this.#shared !== undefined)
+      void this.#shared.invalidate(key, connection, accessToken).catch(() => undefined);
   }
 
   /** A connection's token endpoint, configured or discovered; undefined before discovery has run. */
@@ -336,7 +337,9 @@ export class TokenProvider {
       obtainedAt: now,
       expiresAt: sentAt + lifetime,
       usableUntil,
-      refreshAt: connection.token.refreshAhead ? Math.max(now, Math.min(sentAt + (usableUntil - sentAt) * share, latest)) : Number.POSITIVE_INFINITY,
+      refreshAt: connection.token.refreshAhead
+        ? Math.max(now, Math.min(sentAt + (usableUntil - sentAt) * share, latest))
+        : Number.POSITIVE_INFINITY,
     });
   }
 

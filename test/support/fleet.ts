@@ -57,7 +57,8 @@ export async function spawnReplica(configFile: string, env: NodeJS.ProcessEnv = 
       const watcher = { match, resolve };
       watchers.add(watcher);
       child.once('exit', (code) => {
-        if (watchers.delete(watcher)) reject(new Error(`gateway exited (${code}) while a test waited for a log line:\n${stderr.slice(-2000)}`));
+        if (watchers.delete(watcher))
+          reject(new Error(`gateway exited (${code}) while a test waited for a log line:\n${stderr.slice(-2000)}`));
       });
     });
   };

@@ -27,17 +27,32 @@ export function writeConfig(yaml: string, files: Record<string, string> = {}): {
   return { dir, configFile };
 }
 
-export async function startGateway(yaml: string, options: { files?: Record<string, string>; env?: NodeJS.ProcessEnv; watch?: boolean } = {}): Promise<TestGateway> {
+export async function startGateway(
+  yaml: string,
+  options: { files?: Record<string, string>; env?: NodeJS.ProcessEnv; watch?: boolean } = {},
+): Promise<TestGateway> {
   const { dir, configFile } = writeConfig(yaml, options.files);
   const lines: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
       done();
     },
   });
   const logger = createLogger({ level: 'debug', destination, pretty: false });
-  const gateway = await Gateway.start({ configFile, logger, env: options.env ?? process.env, listenPort: 0, adminPort: 0, watch: options.watch ?? false });
+  const gateway = await Gateway.start({
+    configFile,
+    logger,
+    env: options.env ?? process.env,
+    listenPort: 0,
+    adminPort: 0,
+    watch: options.watch ?? false,
+  });
   return {
     gateway,
     url: gateway.proxyUrl,

@@ -12,10 +12,7 @@ export interface TestKey {
   publicJwk(kid: string): Record<string, unknown>;
 }
 
-export type KeySpec =
-  | { type: 'rsa'; bits?: number }
-  | { type: 'ec'; curve: 'P-256' | 'P-384' | 'P-521' }
-  | { type: 'ed25519' };
+export type KeySpec = { type: 'rsa'; bits?: number } | { type: 'ec'; curve: 'P-256' | 'P-384' | 'P-521' } | { type: 'ed25519' };
 
 export function generateKey(spec: KeySpec): TestKey {
   const { privateKey, publicKey } =
@@ -46,6 +43,8 @@ export function selfSignedCertificate(key: KeyObject): string {
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
   writeFileSync(keyFile, encodeKey(key, 'pkcs8'), { mode: 0o600 });
-  execFileSync('openssl', ['req', '-x509', '-new', '-key', keyFile, '-subj', '/CN=tokengate-test', '-days', '1', '-out', certFile], { stdio: 'pipe' });
+  execFileSync('openssl', ['req', '-x509', '-new', '-key', keyFile, '-subj', '/CN=tokengate-test', '-days', '1', '-out', certFile], {
+    stdio: 'pipe',
+  });
   return readFileSync(certFile, 'utf8');
 }

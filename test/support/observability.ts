@@ -58,9 +58,13 @@ export async function closedPort(): Promise<number> {
 }
 
 export async function startScenario(options: { accessLog?: string } = {}): Promise<Scenario> {
-  const oidc = await startOidcProvider([{ client_id: 'good-client', client_secret: GOOD_SECRET, token_endpoint_auth_method: 'client_secret_basic' }]);
+  const oidc = await startOidcProvider([
+    { client_id: 'good-client', client_secret: GOOD_SECRET, token_endpoint_auth_method: 'client_secret_basic' },
+  ]);
   const upstream = await startEchoUpstream();
-  const malformedEndpoint = await startTokenEndpoint((_req, res) => json(res, 400, { error: 'invalid_request', error_description: HOSTILE_DESCRIPTION }));
+  const malformedEndpoint = await startTokenEndpoint((_req, res) =>
+    json(res, 400, { error: 'invalid_request', error_description: HOSTILE_DESCRIPTION }),
+  );
   const tokenDownPort = await closedPort();
   const upstreamDownPort = await closedPort();
   const gw = await startGateway(
@@ -154,9 +158,15 @@ export async function driveTraffic(scenario: Scenario): Promise<void> {
   await send(scenario, '/malformed/x', REQUEST_IDS.malformed, 502);
   await send(scenario, '/guarded/x', REQUEST_IDS.denied, 401);
 
-  scenario.accessToken = scenario.upstream.received.find((r) => r.headers.authorization !== undefined)!.headers.authorization!.replace(/^Bearer /, '');
-  scenario.assertion = new URLSearchParams(scenario.malformedEndpoint.received[0]!.body.toString('utf8')).get('client_assertion') ?? undefined;
-  assert.ok(scenario.accessToken.length > 10 && scenario.assertion !== undefined, 'the traffic produced a token and an assertion to look for');
+  scenario.accessToken = scenario.upstream.received
+    .find((r) => r.headers.authorization !== undefined)!
+    .headers.authorization!.replace(/^Bearer /, '');
+  scenario.assertion =
+    new URLSearchParams(scenario.malformedEndpoint.received[0]!.body.toString('utf8')).get('client_assertion') ?? undefined;
+  assert.ok(
+    scenario.accessToken.length > 10 && scenario.assertion !== undefined,
+    'the traffic produced a token and an assertion to look for',
+  );
 
   const { configFile, gateway } = scenario.gw;
   const good = readFileSync(configFile, 'utf8');
@@ -179,7 +189,11 @@ export function parseExposition(text: string): Map<string, number> {
 }
 
 export function sampleKey(name: string, labels: Record<string, string> | string[] = {}): string {
-  const pairs = Array.isArray(labels) ? labels : Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort();
+  const pairs = Array.isArray(labels)
+    ? labels
+    : Object.entries(labels)
+        .map(([k, v]) => `${k}="${v}"`)
+        .sort();
   return pairs.length === 0 ? name : `${name}{${pairs.join(',')}}`;
 }
 
@@ -191,6 +205,8 @@ export function requireTool(name: 'promtool' | 'prometheus'): string {
   try {
     return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
   } catch {
-    assert.fail(`${name} is not installed: install Debian's prometheus package (apt-get install -y prometheus); .ci/run does this when it is missing`);
+    assert.fail(
+      `${name} is not installed: install Debian's prometheus package (apt-get install -y prometheus); .ci/run does this when it is missing`,
+    );
   }
 }

@@ -36,7 +36,19 @@ export interface OidcServer {
  * HS256 RS256 PS256 ES256 Ed25519 EdDSA by default (enabledJWA.clientAuthSigningAlgValues).
  */
 export const CLIENT_AUTH_ALGORITHMS = [
-  'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
 ];
 
 /**
@@ -73,12 +85,21 @@ export async function startOidcProvider(
 ): Promise<OidcServer> {
   const { tls } = options;
   // requestCert without rejectUnauthorized: the provider, not the handshake, judges the certificate.
-  const server = tls === undefined ? http.createServer() : https.createServer({ cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false });
+  const server =
+    tls === undefined
+      ? http.createServer()
+      : https.createServer({ cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const issuer = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = new Provider(issuer, {
     clients: [
-      ...clients.map((c) => ({ grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'orders.read orders.write', ...c })),
+      ...clients.map((c) => ({
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        scope: 'orders.read orders.write',
+        ...c,
+      })),
       { ...INTROSPECTOR, grant_types: [], redirect_uris: [], response_types: [] },
     ],
     scopes: ['orders.read', 'orders.write'],
@@ -93,7 +114,11 @@ export async function startOidcProvider(
     ...(options.discovery === undefined ? {} : { discovery: options.discovery }),
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS },
     clientAuthMethods: [
-      'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none',
+      'client_secret_basic',
+      'client_secret_post',
+      'client_secret_jwt',
+      'private_key_jwt',
+      'none',
       ...(tls === undefined ? [] : ['tls_client_auth', 'self_signed_tls_client_auth']),
     ],
   } as never);

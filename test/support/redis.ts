@@ -24,14 +24,20 @@ const READY = 'Ready to accept connections';
 function requireRedisServer(): void {
   const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (probe.error !== undefined || probe.status !== 0) {
-    throw new Error("redis-server is not on PATH: these tests need a real Redis. Install Debian's redis-server (sudo apt-get install redis-server); .ci/run installs it when it is missing.");
+    throw new Error(
+      "redis-server is not on PATH: these tests need a real Redis. Install Debian's redis-server (sudo apt-get install redis-server); .ci/run installs it when it is missing.",
+    );
   }
 }
 
 function launch(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let output = '';
     const onData = (chunk: Buffer) => {

@@ -52,7 +52,12 @@ export async function startServer(handler: Handler): Promise<TestServer> {
 /** An upstream answering 200 with a JSON echo of what it received (token included, for the tests). */
 export function startEchoUpstream(): Promise<TestServer> {
   return startServer((req, res, body) => {
-    const payload = JSON.stringify({ method: req.method, url: req.url, authorization: req.headers.authorization ?? null, bodyLength: body.length });
+    const payload = JSON.stringify({
+      method: req.method,
+      url: req.url,
+      authorization: req.headers.authorization ?? null,
+      bodyLength: body.length,
+    });
     res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo' });
     res.end(payload);
   });
@@ -70,7 +75,12 @@ export function json(res: ServerResponse, status: number, body: unknown, headers
 
 /** A token endpoint that issues `tok-<n>` Bearer tokens. */
 export function tokenIssuer(expiresIn: number | undefined = 300): Handler {
-  return (_req, res, _body, index) => json(res, 200, { access_token: `tok-${index + 1}`, token_type: 'Bearer', ...(expiresIn === undefined ? {} : { expires_in: expiresIn }) });
+  return (_req, res, _body, index) =>
+    json(res, 200, {
+      access_token: `tok-${index + 1}`,
+      token_type: 'Bearer',
+      ...(expiresIn === undefined ? {} : { expires_in: expiresIn }),
+    });
 }
 
 /** A loopback port nothing listens on (bound, then released). */

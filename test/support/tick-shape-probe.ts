@@ -12,5 +12,7 @@ setTimeout(() => {
   const gc = (globalThis as { gc?: () => void }).gc!;
   for (let i = 0; i < 3; i++) gc();
   const fresh = freshTickObject()!;
-  process.stdout.write(`${JSON.stringify({ kept: kept !== undefined, isTick: kept !== undefined && 'callback' in kept, again: keepTickShape() === kept, sameMap: kept !== undefined && haveSameMap(kept, fresh) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ kept: kept !== undefined, isTick: kept !== undefined && 'callback' in kept, again: keepTickShape() === kept, sameMap: kept !== undefined && haveSameMap(kept, fresh) })}\n`,
+  );
 }, 20);

@@ -42,22 +42,58 @@ function makePki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'tokengate-pki-'));
   const file = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const read = (name: string): KeyPair => ({ cert: readFileSync(file(`${name}.crt`), 'utf8'), key: readFileSync(file(`${name}.key`), 'utf8') });
+  const read = (name: string): KeyPair => ({
+    cert: readFileSync(file(`${name}.crt`), 'utf8'),
+    key: readFileSync(file(`${name}.key`), 'utf8'),
+  });
 
   const selfSigned = (name: string, subject: string, extensions: string[]) => {
-    openssl('req', '-x509', ...EC_KEY, ...DAYS, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', subject, ...extensions.flatMap((e) => ['-addext', e]));
+    openssl(
+      'req',
+      '-x509',
+      ...EC_KEY,
+      ...DAYS,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-subj',
+      subject,
+      ...extensions.flatMap((e) => ['-addext', e]),
+    );
     return read(name);
   };
   const signed = (name: string, issuer: string, subject: string, extensions: string) => {
     writeFileSync(file(`${name}.ext`), extensions);
     openssl('req', '-new', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-set_serial', String(Date.now()), ...DAYS, '-extfile', `${name}.ext`, '-out', `${name}.crt`);
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${issuer}.crt`,
+      '-CAkey',
+      `${issuer}.key`,
+      '-set_serial',
+      String(Date.now()),
+      ...DAYS,
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    );
     return read(name);
   };
   const caExtensions = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
 
   const ca = selfSigned('ca', '/CN=tokengate test CA', caExtensions);
-  const server = signed('server', 'ca', '/CN=localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
+  const server = signed(
+    'server',
+    'ca',
+    '/CN=localhost',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n',
+  );
   const clientCa = selfSigned('client-ca', '/CN=tokengate test client CA', caExtensions);
   const client = signed('client', 'client-ca', '/CN=tokengate-client', 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
   const selfSignedClient = selfSigned('self-signed', '/CN=self-signed-client', ['extendedKeyUsage=clientAuth']);
