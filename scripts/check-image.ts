@@ -115,7 +115,7 @@ function execForm(args: string, what: string): string[] {
     Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'),
     `${what} must use the exec form (a JSON array) so signals reach node`,
   );
-  return parsed as string[];
+  return parsed;
 }
 
 interface Runtime {

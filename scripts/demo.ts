@@ -93,7 +93,7 @@ for await (const line of createInterface({ input: gateway.stdout })) {
     say(`[gateway] ${line}`);
     continue;
   }
-  say(`[gateway] ${String(entry.msg ?? '')}`);
+  say(`[gateway] ${typeof entry.msg === 'string' ? entry.msg : ''}`);
   if (entry.event !== 'started') continue;
   const proxy = String(entry.proxy);
   const admin = String(entry.admin);

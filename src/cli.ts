@@ -36,6 +36,7 @@ function printConfigError(error: ConfigError): void {
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const log = createLogger();
+  // eslint-disable-next-line prefer-const -- the SIGHUP handler below reads it before it is assigned: a const would throw there
   let gateway: Gateway | undefined;
   // Installed before listening: SIGHUP's default action would end the process. A SIGHUP during
   // start-up has nothing to do, the config is being read anyway.

@@ -62,7 +62,8 @@ function redact(value: unknown, depth: number): unknown {
     if (replaced !== field) (replacements ??= new Map()).set(key, replaced);
   }
   if (replacements === undefined) return value;
-  if (Array.isArray(source)) return source.map((item, index) => (replacements.has(String(index)) ? replacements.get(String(index)) : item));
+  if (Array.isArray(source))
+    return (source as unknown[]).map((item, index) => (replacements.has(String(index)) ? replacements.get(String(index)) : item));
   // Same prototype and own properties: an Error keeps its message, stack and class for pino's err
   // serializer, and a frozen object can still be copied.
   const descriptors = Object.getOwnPropertyDescriptors(source);
@@ -92,7 +93,14 @@ function bufferedStdout(): DestinationStream {
     flushIntervalMs: FLUSH_INTERVAL_MS,
     maxBufferedBytes: MAX_BUFFERED_BYTES,
     dropNotice: (dropped) =>
-      `${JSON.stringify({ level: 40, time: Date.now(), service: SERVICE, event: 'log_dropped', dropped, msg: `stdout was not read fast enough: ${dropped} log lines dropped` })}\n`,
+      `${JSON.stringify({
+        level: 40,
+        time: Date.now(),
+        service: SERVICE,
+        event: 'log_dropped',
+        dropped,
+        msg: `stdout was not read fast enough: ${dropped} log lines dropped`,
+      })}\n`,
   });
 }
 
@@ -147,7 +155,8 @@ export class AccessLog {
     if (!this.#log.isLevelEnabled(level)) return;
     const upstream = upstreamStatus === undefined ? '' : `,"upstreamStatus":${upstreamStatus}`;
     this.#stream.write(
-      `{"level":${this.#log.levels.values[level]},"time":${Date.now()}${this.#bindings},"method":${JSON.stringify(method)},"status":${status},"durationMs":${durationMs},"requestId":${JSON.stringify(requestId)}${upstream},"msg":"request"}\n`,
+      `{"level":${this.#log.levels.values[level]},"time":${Date.now()}${this.#bindings},"method":${JSON.stringify(method)},` +
+        `"status":${status},"durationMs":${durationMs},"requestId":${JSON.stringify(requestId)}${upstream},"msg":"request"}\n`,
     );
   }
 }

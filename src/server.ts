@@ -263,7 +263,8 @@ export class Gateway {
     if (exposed && unguarded) {
       this.log.warn(
         { event: 'no_access_policy', host: config.listen.host },
-        `SECURITY: the proxy listens on ${config.listen.host} and routes with credentials have no access policy: anyone who can reach it can spend those credentials. Set access (apiKeys / allowFrom).`,
+        `SECURITY: the proxy listens on ${config.listen.host} and routes with credentials have no access policy: ` +
+          'anyone who can reach it can spend those credentials. Set access (apiKeys / allowFrom).',
       );
     }
   }

@@ -122,7 +122,7 @@ describe('audit: hostile or broken upstream answers', () => {
       const answer = await request(`${gw.url}/lowstatus/x`);
       assert.equal(answer.status, 502);
       assert.equal(answer.headers['content-type'], 'application/problem+json');
-      assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_UNAVAILABLE');
+      assert.equal((JSON.parse(answer.body) as { code: string }).code, 'UPSTREAM_UNAVAILABLE');
       assert.equal((await request(`${gw.url}/fine/x`)).status, 200);
     },
   );
@@ -150,7 +150,7 @@ describe('audit: hostile or broken upstream answers', () => {
     async () => {
       const answer = await request(`${gw.url}/switching/x`);
       assert.equal(answer.status, 502);
-      assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_UNAVAILABLE');
+      assert.equal((JSON.parse(answer.body) as { code: string }).code, 'UPSTREAM_UNAVAILABLE');
     },
   );
 
@@ -165,7 +165,7 @@ describe('audit: hostile or broken upstream answers', () => {
         'hi',
       );
       assert.equal(answer.status, 504);
-      assert.equal(JSON.parse(answer.body).code, 'UPSTREAM_TIMEOUT');
+      assert.equal((JSON.parse(answer.body) as { code: string }).code, 'UPSTREAM_TIMEOUT');
       const head = upstreams.silent!.heads[before]!;
       assert.doesNotMatch(head, /^expect:/im);
     },

@@ -44,17 +44,17 @@ routes:
     });
     const exited = once(child, 'exit');
     let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
       let proxy: string | undefined;
-      for await (const line of createInterface({ input: child.stdout! })) {
+      for await (const line of createInterface({ input: child.stdout })) {
         const entry = JSON.parse(line) as { event?: string; proxy?: string };
         if (entry.event === 'started') {
           proxy = entry.proxy;
           break;
         }
       }
-      child.stdout!.resume();
+      child.stdout.resume();
       assert.ok(proxy, `the gateway reported where it listens; stderr: ${stderr}`);
       const response = await fetch(`${proxy}/api/orders?id=1`);
       assert.equal(response.status, 200);
@@ -66,7 +66,7 @@ routes:
     } finally {
       child.kill('SIGTERM');
     }
-    const [code] = await exited;
+    const [code] = (await exited) as [number | null];
     assert.equal(code, 0);
   });
 });

@@ -170,6 +170,7 @@ routes:
 
   it('never starts a listener on an invalid config', async () => {
     const { configFile } = writeConfig(VALID.replace('connection: c }', 'connection: nope }'));
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- saved to be put back on the prototype, never called unbound
     const listen = http.Server.prototype.listen;
     let listens = 0;
     http.Server.prototype.listen = function (this: http.Server, ...args: unknown[]) {

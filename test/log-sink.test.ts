@@ -34,7 +34,7 @@ async function report<T>(child: Probe): Promise<T> {
 describe('LineSink (the stdout log buffer)', () => {
   it('delivers every line, in order, when the process ends on its own', async () => {
     const child = start('burst', '50000');
-    const [text, [code]] = await Promise.all([readAll(child.stdout), once(child, 'exit')]);
+    const [text, [code]] = await Promise.all([readAll(child.stdout), once(child, 'exit') as Promise<[number | null]>]);
     assert.equal(code, 0);
     const lines = text.trimEnd().split('\n');
     assert.equal(lines.length, 50_000);

@@ -173,7 +173,7 @@ describe('a real Prometheus scraping the admin listener', () => {
     const scraped = new Set(await get<string[]>('/api/v1/label/__name__/values'));
     const dashboard = new Set(dashboardExprs().flatMap(metricNames));
     const alerts = new Set(alertExprs().flatMap(metricNames));
-    assert.ok(dashboard.size >= 8 && alerts.size >= 5, `found ${[...dashboard]} and ${[...alerts]}`);
+    assert.ok(dashboard.size >= 8 && alerts.size >= 5, `found ${[...dashboard].join(',')} and ${[...alerts].join(',')}`);
     assert.deepEqual(
       [...dashboard].filter((name) => !scraped.has(name) && !REDIS_ONLY.has(name)),
       [],

@@ -101,7 +101,7 @@ describe('mutual-TLS client authentication against oidc-provider', () => {
     const callback = oidc.provider.callback();
     alias.on('request', (req, res) => {
       aliasRequests++;
-      callback(req, res);
+      void callback(req, res);
     });
     upstream = await startEchoUpstream();
     resourceServer = await startResourceServer(oidc);

@@ -3,7 +3,6 @@
  * connection keys from the config, reason codes from fixed lists; never paths, tokens or client ids.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CacheOperation } from '../cache/redis-store.js';
 import type { Config } from '../config/load.js';
 import type { AccessDenial } from '../proxy/access.js';
 import type { TokenFailureReason } from '../errors.js';
@@ -27,6 +26,8 @@ const TOKEN_FAILURE_REASONS = Object.keys({
 } satisfies Record<TokenFailureReason, true>);
 const UPSTREAM_ERROR_REASONS = ['unavailable', 'timeout', 'reset'];
 const ACCESS_DENIED_REASONS = Object.keys({ missing_key: true, wrong_key: true, address: true } satisfies Record<AccessDenial, true>);
+/** The `operation` label of tokengate_cache_errors_total (declared here, not in the cache, so neither imports the other). */
+export type CacheOperation = 'connect' | 'subscribe' | 'read' | 'lease' | 'write' | 'invalidate' | 'decode';
 const CACHE_OPERATIONS = Object.keys({
   connect: true,
   subscribe: true,

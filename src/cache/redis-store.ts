@@ -9,7 +9,7 @@
 import { randomUUID, createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
-import type { Metrics } from '../admin/metrics.js';
+import type { CacheOperation, Metrics } from '../admin/metrics.js';
 import type { Connection } from '../config/load.js';
 import type { Secret } from '../config/secret.js';
 import type { Logger } from '../log.js';
@@ -30,9 +30,6 @@ export const LEASE_MARGIN_MS = 1_000;
 export const LEASE_POLL_MS = 250;
 /** A replica that finds another one refreshing a still-usable token looks again after this. */
 export const REFRESH_RECHECK_MS = 1_000;
-
-/** The `operation` label of tokengate_cache_errors_total. */
-export type CacheOperation = 'connect' | 'subscribe' | 'read' | 'lease' | 'write' | 'invalidate' | 'decode';
 
 export interface RedisTokenStoreOptions {
   readonly url: string;

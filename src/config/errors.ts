@@ -15,7 +15,8 @@ export class ConfigError extends Error {
 
   constructor(file: string, problems: readonly ConfigProblem[]) {
     super(
-      `${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(file, p)}`).join('\n')}`,
+      `${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n` +
+        problems.map((p) => `  ${formatProblem(file, p)}`).join('\n'),
     );
     this.name = 'ConfigError';
     this.file = file;

@@ -65,7 +65,8 @@ function configJsonSchema(): JsonSchema {
     $schema,
     title: 'tokengate gateway config',
     description:
-      'Routes, client connections and secrets of the tokengate outbound OAuth 2.0 gateway. Generated from src/config/schema.ts by `npm run schema`; do not edit.',
+      'Routes, client connections and secrets of the tokengate outbound OAuth 2.0 gateway. ' +
+      'Generated from src/config/schema.ts by `npm run schema`; do not edit.',
     ...withVariables(body, true),
     $defs: { [VARIABLE_DEF]: variableSchema },
   };

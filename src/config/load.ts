@@ -206,7 +206,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     }
     if (settings.insecureSkipVerify) {
       warnings.push(
-        `SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it`,
+        `SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, ` +
+          'so anyone on the network path can impersonate it',
       );
     }
     return tlsVerify(ca, settings.insecureSkipVerify);

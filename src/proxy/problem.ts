@@ -71,7 +71,8 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
   const problem = new GatewayError('BAD_REQUEST', { status, detail });
   const payload = problemJson(problem, requestId, {});
   socket.end(
-    `HTTP/1.1 ${problem.statusCode} ${STATUS_CODES[problem.statusCode]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
+    `HTTP/1.1 ${problem.statusCode} ${STATUS_CODES[problem.statusCode]}\r\n` +
+      `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
       `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${payload}`,
   );
 }

@@ -26,7 +26,7 @@ export function hostName(header: string | undefined): string | undefined {
 /** pathPrefix matches on segment boundaries: /partner matches /partner and /partner/x, not /partnership. */
 export function prefixMatches(prefix: string, path: string): boolean {
   if (prefix === '/') return true;
-  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47) /* / */;
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47); /* / */
 }
 
 export class Router<T> {

@@ -192,7 +192,8 @@ function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyOb
   if (key.asymmetricKeyType === 'rsa-pss') {
     throw new CredentialProblem(
       'secret',
-      'RSASSA-PSS-only keys (id-RSASSA-PSS) are not supported; use a plain RSA key (rsaEncryption, e.g. openssl genpkey -algorithm RSA), which signs PS256/PS384/PS512 too',
+      'RSASSA-PSS-only keys (id-RSASSA-PSS) are not supported; ' +
+        'use a plain RSA key (rsaEncryption, e.g. openssl genpkey -algorithm RSA), which signs PS256/PS384/PS512 too',
     );
   }
   return key;

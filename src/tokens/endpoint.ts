@@ -139,6 +139,7 @@ function parseTokenResponse(status: number, body: Buffer): TokenResponse {
   const tokenType = fields.token_type === undefined ? 'Bearer' : fields.token_type;
   if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
     throw invalid(
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any JSON value a peer sent, shown as String() renders it
       `unsupported token_type ${JSON.stringify(sanitizeText(String(tokenType), 32))}; tokengate injects Bearer tokens only`,
       status,
     );

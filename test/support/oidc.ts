@@ -149,7 +149,7 @@ export async function startOidcProvider(
   server.on('request', (req, res) => {
     if (req.method === 'POST' && req.url === '/token') result.tokenRequests++;
     if (req.method === 'GET' && req.url?.startsWith('/.well-known/') === true) result.discoveryRequests++;
-    callback(req, res);
+    void callback(req, res);
   });
   return result;
 }

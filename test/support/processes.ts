@@ -47,7 +47,7 @@ export class ServeProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.exited = new Promise((done) => this.child.on('close', (code, signal) => done({ code, signal })));
-    this.exited.then(() => this.#notify());
+    void this.exited.then(() => this.#notify());
     let partial = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
       const lines = (partial + chunk.toString('utf8')).split('\n');

@@ -43,15 +43,15 @@ function launch(port: number): Promise<ChildProcess> {
     const onData = (chunk: Buffer) => {
       output += chunk.toString('utf8');
       if (output.includes(READY)) {
-        child.stdout!.off('data', onData);
+        child.stdout.off('data', onData);
         child.off('exit', onExit);
-        child.stdout!.resume();
+        child.stdout.resume();
         resolve(child);
       }
     };
     const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output.slice(-2000)}`));
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     child.once('exit', onExit);
   });
 }

@@ -5,6 +5,7 @@
  */
 import { freshTickObject, keepTickShape } from '../../src/tick-shape.js';
 
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- V8's %HaveSameMap is only reachable from source compiled at run time
 const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
 
 const kept = keepTickShape();
