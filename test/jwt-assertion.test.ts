@@ -13,6 +13,7 @@ import { ConnectionClient } from '../src/tokens/connection-client.js';
 import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
 import { writeConfig } from './support/gateway.js';
 import { encodeKey, generateKey, selfSignedCertificate, type TestKey } from './support/keys.js';
+import { requireProgram } from './support/programs.js';
 import { json, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
 
 const CLIENT_ID = 'assertion-client';
@@ -25,7 +26,7 @@ function certificateDer(pem: string): Buffer {
   return Buffer.from(body, 'base64');
 }
 
-describe('client assertion contents', () => {
+describe('client assertion contents', requireProgram('openssl', 'openssl'), () => {
   let key: TestKey;
   let certificate: string;
   /** Serves discovery (issuer = its own URL) and issues tokens at /token; 503 for the first /flaky. */

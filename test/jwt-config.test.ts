@@ -12,6 +12,7 @@ import { ConfigError, type ConfigProblem } from '../src/config/errors.js';
 import { loadConfig } from '../src/config/load.js';
 import { writeConfig } from './support/gateway.js';
 import { encodeKey, generateKey, selfSignedCertificate } from './support/keys.js';
+import { requireProgram } from './support/programs.js';
 
 const run = promisify(execFile);
 const rsa = generateKey({ type: 'rsa' });
@@ -137,7 +138,7 @@ describe('privateKeyJwt config errors', () => {
     assertProblem(file, 'connections.c.privateKeyJwt.secret', /RSASSA-PSS-only keys .* not supported; use a plain RSA key/);
   });
 
-  it('refuses a certificate of another key', () => {
+  it('refuses a certificate of another key', requireProgram('openssl', 'openssl'), () => {
     const other = generateKey({ type: 'ec', curve: 'P-256' });
     const file = configWith('privateKeyJwt: { secret: key.pem, algorithm: ES256, certificate: cert.pem }', {
       'key.pem': encodeKey(p256.privateKey, 'sec1'),

@@ -13,6 +13,7 @@ import { ConnectionClient } from '../src/tokens/connection-client.js';
 import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
 import { startGateway, writeConfig } from './support/gateway.js';
 import { encodeKey, generateKey, selfSignedCertificate } from './support/keys.js';
+import { requireProgram } from './support/programs.js';
 import { json, startServer, tokenIssuer, type Handler, type TestServer } from './support/servers.js';
 
 const NO_OBSERVER: TokenObserver = { tokenRequest: () => undefined, tokenFailure: () => undefined };
@@ -236,7 +237,7 @@ describe('issuer discovery', () => {
     });
   });
 
-  it('refuses a plain-http token_endpoint under an https issuer and sends it nothing', async () => {
+  it('refuses a plain-http token_endpoint under an https issuer and sends it nothing', requireProgram('openssl', 'openssl'), async () => {
     const key = generateKey({ type: 'ec', curve: 'P-256' });
     const plain = await metadataServer(tokenIssuer());
     const tls = https.createServer({ key: encodeKey(key.privateKey, 'pkcs8'), cert: selfSignedCertificate(key.privateKey) }, (_req, res) =>

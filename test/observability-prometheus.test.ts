@@ -12,7 +12,8 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parse } from 'yaml';
-import { closedPort, driveTraffic, requireTool, startScenario, type Scenario } from './support/observability.js';
+import { closedPort, driveTraffic, startScenario, type Scenario } from './support/observability.js';
+import { programPath, requireProgram } from './support/programs.js';
 
 const ALERTS_FILE = resolve('deploy/prometheus/alerts.yml');
 const DASHBOARD_FILE = resolve('deploy/grafana/tokengate-dashboard.json');
@@ -58,7 +59,7 @@ function alertExprs(): string[] {
   return doc.groups.flatMap((g) => g.rules.map((r) => r.expr));
 }
 
-describe('a real Prometheus scraping the admin listener', () => {
+describe('a real Prometheus scraping the admin listener', requireProgram('prometheus', 'prometheus'), () => {
   let scenario: Scenario;
   let prometheus: ChildProcess;
   let api: string;
@@ -102,7 +103,7 @@ describe('a real Prometheus scraping the admin listener', () => {
   const scrapedOnce = (expr: string) => async () => assert.equal((await query(expr)).length, 1, `no sample for ${expr}`);
 
   before(async () => {
-    const binary = requireTool('prometheus');
+    const binary = programPath('prometheus');
     scenario = await startScenario();
     dir = mkdtempSync(join(tmpdir(), 'tokengate-prometheus-'));
     const config = join(dir, 'prometheus.yml');

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { LEASE_MARGIN_MS, LEASE_POLL_MS } from '../src/cache/redis-store.js';
 import { spawnReplica, type Replica } from './support/fleet.js';
 import { writeConfig } from './support/gateway.js';
+import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 import { json, startServer, type TestServer } from './support/servers.js';
 
@@ -56,7 +57,7 @@ routes:${routes}
 `;
 }
 
-describe('a fleet of three replicas sharing Redis', () => {
+describe('a fleet of three replicas sharing Redis', requireProgram('redis-server', 'redis-server'), () => {
   let redis: RedisServer;
   let tokenEndpoint: TestServer;
   let upstream: TestServer;

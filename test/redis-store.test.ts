@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 import { json, startEchoUpstream, startServer, type TestServer } from './support/servers.js';
 
@@ -56,7 +57,7 @@ async function cacheErrors(gw: TestGateway, operation: string): Promise<number> 
   return (await gw.gateway.metrics.cacheErrors.get()).values.find((v) => v.labels.operation === operation)?.value ?? 0;
 }
 
-describe('shared cache entries in Redis', () => {
+describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-server'), () => {
   let redis: RedisServer;
   let raw: Redis;
   let tokenEndpoint: TestServer;

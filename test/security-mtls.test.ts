@@ -13,6 +13,7 @@ import { parseConfig } from '../src/config/load.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
+import { requireProgram } from './support/programs.js';
 import { testPki, type TestPki } from './support/tls.js';
 
 /** The self-signed certificate's public key as a JWK with x5c: how the client registers it (RFC 8705 §2.2). */
@@ -62,7 +63,7 @@ async function bearerOf(response: Response, upstream: TestServer): Promise<strin
   return upstream.received.at(-1)!.headers.authorization!.replace(/^Bearer /, '');
 }
 
-describe('mutual-TLS client authentication against oidc-provider', () => {
+describe('mutual-TLS client authentication against oidc-provider', requireProgram('openssl', 'openssl'), () => {
   let pki: TestPki;
   let oidc: OidcServer;
   let alias: https.Server;
@@ -237,7 +238,7 @@ routes:
   });
 });
 
-describe('mutual-TLS config', () => {
+describe('mutual-TLS config', requireProgram('openssl', 'openssl'), () => {
   const pki = testPki();
   const yaml = (connection: string) => `
 secrets:

@@ -15,9 +15,11 @@ import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
+import { requireProgram } from './support/programs.js';
 import { testPki } from './support/tls.js';
 
 const pki = testPki();
+const openssl = requireProgram('openssl', 'openssl');
 
 interface HttpsUpstream {
   url: string;
@@ -62,7 +64,7 @@ function httpsGet(url: string, ca: string): Promise<{ status: number; body: stri
   });
 }
 
-describe('TLS to upstreams', () => {
+describe('TLS to upstreams', openssl, () => {
   let upstream: HttpsUpstream;
   let gw: TestGateway;
   const yaml = (upstreamUrl: string) => `
@@ -133,7 +135,7 @@ routes:
   });
 });
 
-describe('HTTPS proxy listener', () => {
+describe('HTTPS proxy listener', openssl, () => {
   let upstream: TestServer;
   let gw: TestGateway;
 
@@ -205,7 +207,7 @@ routes:
   });
 });
 
-describe('TLS config rules', () => {
+describe('TLS config rules', openssl, () => {
   const env = { TG_CA: pki.ca.cert, TG_CERT: pki.server.cert, TG_KEY: pki.server.key, TG_OTHER_KEY: pki.client.key };
   const secrets = `
 secrets:

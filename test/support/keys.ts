@@ -36,7 +36,7 @@ export function encodeKey(key: KeyObject, encoding: 'pkcs1' | 'pkcs8' | 'sec1' |
 
 /**
  * A self-signed X.509 certificate for the key, PEM. Node has no certificate generator, so this
- * runs `openssl req -x509` (installed on the CI machine).
+ * runs `openssl req -x509`: guard its test with requireProgram('openssl', 'openssl') (support/programs.ts).
  */
 export function selfSignedCertificate(key: KeyObject): string {
   const dir = mkdtempSync(join(tmpdir(), 'tokengate-cert-'));

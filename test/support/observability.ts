@@ -5,7 +5,6 @@
  * of every kind the dashboard and the alerts care about.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -195,18 +194,4 @@ export function sampleKey(name: string, labels: Record<string, string> | string[
         .map(([k, v]) => `${k}="${v}"`)
         .sort();
   return pairs.length === 0 ? name : `${name}{${pairs.join(',')}}`;
-}
-
-/**
- * promtool and prometheus come from Debian's `prometheus` package. A missing binary fails the test
- * (it is a broken environment, not an optional check).
- */
-export function requireTool(name: 'promtool' | 'prometheus'): string {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
-  } catch {
-    assert.fail(
-      `${name} is not installed: install Debian's prometheus package (apt-get install -y prometheus); .ci/run does this when it is missing`,
-    );
-  }
 }

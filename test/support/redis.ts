@@ -2,7 +2,7 @@
  * A real Redis for the tests: Debian's redis-server on a free loopback port, no persistence, a
  * child of the test process. It can be stopped and started again on the same port (outage tests).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { freePort } from './servers.js';
 
@@ -20,15 +20,6 @@ export interface RedisServer {
 }
 
 const READY = 'Ready to accept connections';
-
-function requireRedisServer(): void {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (probe.error !== undefined || probe.status !== 0) {
-    throw new Error(
-      "redis-server is not on PATH: these tests need a real Redis. Install Debian's redis-server (sudo apt-get install redis-server); .ci/run installs it when it is missing.",
-    );
-  }
-}
 
 function launch(port: number): Promise<ChildProcess> {
   const child = spawn(
@@ -56,9 +47,11 @@ function launch(port: number): Promise<ChildProcess> {
   });
 }
 
-/** Starts a redis-server; call stop() in after(). */
+/**
+ * Starts a redis-server; call stop() in after(). Guard the suite with
+ * `requireProgram('redis-server', 'redis-server')` (support/programs.ts).
+ */
 export async function startRedis(): Promise<RedisServer> {
-  requireRedisServer();
   const port = await freePort();
   let child: ChildProcess | undefined = await launch(port);
   return {

@@ -32,10 +32,34 @@ const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-n
 const DAYS = ['-days', '2'];
 
 let cached: TestPki | undefined;
+const made = (): TestPki => (cached ??= makePki());
+/**
+ * Runs openssl on the first property read, not on the call: a file can hold it at module level and
+ * still load without openssl, its suites skipped by requireProgram('openssl', 'openssl').
+ */
+const lazy: TestPki = {
+  get ca() {
+    return made().ca;
+  },
+  get server() {
+    return made().server;
+  },
+  get clientCa() {
+    return made().clientCa;
+  },
+  get client() {
+    return made().client;
+  },
+  get selfSigned() {
+    return made().selfSigned;
+  },
+  get otherCa() {
+    return made().otherCa;
+  },
+};
 
 export function testPki(): TestPki {
-  cached ??= makePki();
-  return cached;
+  return lazy;
 }
 
 function makePki(): TestPki {
