@@ -6,9 +6,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import fc from 'fast-check';
 import { Redis } from 'ioredis';
+import { Metrics } from '../src/admin/metrics.js';
+import { RedisTokenStore } from '../src/cache/redis-store.js';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
+import { createLogger } from '../src/log.js';
+import { tokenKey, type CachedToken } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
@@ -199,6 +205,62 @@ describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-
     assert.equal(await get(gw, '/down'), tokens[0]);
     assert.equal(tokenEndpoint.received.length - before, 1);
     assert.ok((await cacheErrors(gw, 'read')) >= 1);
+  });
+
+  it('makes one token request when another replica stores the token between its read and its lease', async () => {
+    // Two stores as two replicas. The second one asks a moment after the first, so its read can
+    // miss while its lease comes after the first replica stored the token and gave the lease back:
+    // the lease must not be granted over a token it has not read (one run in three fetched twice).
+    const prefix = newPrefix();
+    const connection = parseConfig(
+      config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }),
+      'gateway.yaml',
+      {},
+    ).connections.get('fake')!;
+    const log = createLogger({ level: 'silent' });
+    const replica = () =>
+      new RedisTokenStore({
+        url: redis.url,
+        keyPrefix: prefix,
+        encryptionKey: undefined,
+        metrics: new Metrics(),
+        log,
+        forgetLocal: () => {},
+      });
+    const [a, b] = [replica(), replica()];
+    try {
+      assert.ok((await a.whenConnected()) && (await b.whenConnected()));
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), async (lateByMs, fetchMs) => {
+          const key = tokenKey('fake', { run: String(run++) });
+          let fetches = 0;
+          const load = async (): Promise<CachedToken> => {
+            fetches++;
+            await delay(fetchMs);
+            const now = Date.now();
+            return {
+              accessToken: randomBytes(8).toString('hex'),
+              scope: undefined,
+              obtainedAt: now,
+              expiresAt: now + 60_000,
+              usableUntil: now + 60_000,
+              refreshAt: now + 45_000,
+            };
+          };
+          const [fromA, fromB] = await Promise.all([
+            a.fetch(key, connection, load),
+            delay(lateByMs).then(() => b.fetch(key, connection, load)),
+          ]);
+          assert.equal(fetches, 1);
+          assert.equal(fromB.accessToken, fromA.accessToken);
+        }),
+        { numRuns: 100 },
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });
 

@@ -63,12 +63,16 @@ const READ_SCRIPT = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS
 /**
  * Take the lease unless another replica holds it. A lease already holding this replica's claim
  * counts as taken: a request whose answer timed out may have been granted after all, and the next
- * attempt (with the same claim) finds out.
+ * attempt (with the same claim) finds out. The entry must still be the value the caller read
+ * (ARGV[3], '' for none): read and lease are two calls, and a replica that stored a token and gave
+ * its lease back between them would otherwise leave a free lease over a fresh entry, and a second
+ * token request. 2 says the entry changed: read it again.
  */
 const LEASE_SCRIPT = `
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then return 1 end
 if holder then return 0 end
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
@@ -191,10 +195,13 @@ export class RedisTokenStore implements SharedTokenStore {
       let entry: CachedToken | undefined;
       let held: boolean;
       try {
-        entry = await this.#read(names.entry);
+        const read = await this.#readValue(names.entry);
+        entry = this.#decode(names.entry, read);
         const now = Date.now();
         if (entry !== undefined && now < entry.refreshAt && now < entry.usableUntil) return entry;
-        held = await this.#lease(names.lease, claim, leaseMs);
+        const lease = await this.#lease(names, claim, leaseMs, read[0] ?? '');
+        if (lease === 'changed') continue;
+        held = lease === 'held';
       } catch (error) {
         // Redis is away, or answers too late too often: this replica fetches on its own.
         if (!timedOut(error) || ++slowAnswers > SLOW_ANSWERS_TOLERATED || Date.now() >= giveUpAt) return load();
@@ -249,6 +256,11 @@ export class RedisTokenStore implements SharedTokenStore {
 
   /** The entry, its times re-based on Redis's remaining TTL; undefined for a miss or an unreadable value. */
   async #read(entry: string): Promise<CachedToken | undefined> {
+    return this.#decode(entry, await this.#readValue(entry));
+  }
+
+  /** The entry's stored value (null for none) and its remaining TTL in ms. */
+  async #readValue(entry: string): Promise<[string | null, number]> {
     let reply: [string | null, number];
     try {
       reply = (await this.#client.eval(READ_SCRIPT, 1, entry)) as [string | null, number];
@@ -257,7 +269,10 @@ export class RedisTokenStore implements SharedTokenStore {
       throw error;
     }
     this.#available = true;
-    const [value, ttl] = reply;
+    return reply;
+  }
+
+  #decode(entry: string, [value, ttl]: [string | null, number]): CachedToken | undefined {
     if (value === null) return undefined;
     const token = this.#codec.decode(value.slice(value.indexOf(':') + 1), entry);
     if (token === undefined || ttl <= 0) return token;
@@ -272,10 +287,14 @@ export class RedisTokenStore implements SharedTokenStore {
     });
   }
 
-  /** True when this replica holds the lease under `claim` (LEASE_SCRIPT), false when another replica does. */
-  async #lease(lease: string, claim: string, leaseMs: number): Promise<boolean> {
+  /**
+   * LEASE_SCRIPT: `held` when this replica holds the lease under `claim`, `taken` when another
+   * replica does, `changed` when the entry is no longer the value `seen` (read it again).
+   */
+  async #lease(names: Names, claim: string, leaseMs: number, seen: string): Promise<'held' | 'taken' | 'changed'> {
     try {
-      return (await this.#client.eval(LEASE_SCRIPT, 1, lease, claim, leaseMs)) === 1;
+      const reply = await this.#client.eval(LEASE_SCRIPT, 2, names.lease, names.entry, claim, leaseMs, seen);
+      return reply === 1 ? 'held' : reply === 2 ? 'changed' : 'taken';
     } catch (error) {
       this.#failed('lease', error);
       throw error;
