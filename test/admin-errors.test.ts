@@ -1,9 +1,9 @@
-/** Audit: the admin listener answers a malformed request without a stack trace. */
+/** The admin listener answers a malformed request without a stack trace. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from './support/gateway.js';
 
-describe('audit: admin errors', () => {
+describe('admin errors', () => {
   let gw: TestGateway;
 
   before(async () => {

@@ -1,4 +1,4 @@
-/** Audit: `node dist/cli.js serve` keeps the SPEC's exit codes when it cannot start (npm test builds dist/ first). */
+/** `node dist/cli.js serve` keeps its documented exit codes when it cannot start (npm test builds dist/ first). */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -24,7 +24,7 @@ async function runWithLimit(args: string[], limitMs: number): Promise<CliResult>
   return { code, stdout, stderr };
 }
 
-describe('audit: serve when a port is taken', () => {
+describe('serve when a port is taken', () => {
   let blocker: net.Server;
   let takenPort: number;
 
@@ -54,7 +54,7 @@ routes: []
   }
 });
 
-describe('audit: the config file default', () => {
+describe('the config file default', () => {
   it('treats an empty TOKENGATE_CONFIG as unset and falls back to config/gateway.yaml', async () => {
     const env = { ...process.env, TOKENGATE_CONFIG: '' };
     for (const name of Object.keys(env)) if (name.startsWith('PARTNER_')) delete env[name];

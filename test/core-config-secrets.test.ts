@@ -1,4 +1,4 @@
-/** Audit: config problems name the key and never quote a password or secret value. */
+/** Config problems name the key and never quote a password or secret value. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
@@ -16,7 +16,7 @@ function problemsOf(yaml: string): ConfigError {
   assert.fail('the config was accepted');
 }
 
-describe('audit: config problems that must not quote secrets', () => {
+describe('config problems that must not quote secrets', () => {
   for (const field of ['tokenUrl', 'issuer']) {
     it(`refuses user info in ${field} (it would reach /connections and error details) without quoting it`, () => {
       const error = problemsOf(`

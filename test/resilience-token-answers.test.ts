@@ -1,11 +1,11 @@
-/** Audit: what a token endpoint sends never crashes the gateway. */
+/** What a token endpoint sends never crashes the gateway. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { plaintextCodec } from '../src/cache/crypto.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 
-describe('audit: access tokens that cannot go into a header', () => {
+describe('access tokens that cannot go into a header', () => {
   let upstream: TestServer;
   let tokens: TestServer;
   let gw: TestGateway;
@@ -56,7 +56,7 @@ routes:${['unicode', 'latin1', 'space', 'fine'].map(route).join('')}
   }
 });
 
-describe('audit: tokens read back from the shared cache', () => {
+describe('tokens read back from the shared cache', () => {
   it('reads a plaintext Redis entry whose token cannot go into a header as a damaged entry, not a token', () => {
     let corrupt = 0;
     const codec = plaintextCodec(() => corrupt++);
@@ -68,7 +68,7 @@ describe('audit: tokens read back from the shared cache', () => {
   });
 });
 
-describe('audit: a token endpoint that quotes the credentials it was sent', () => {
+describe('a token endpoint that quotes the credentials it was sent', () => {
   const BASIC_SECRET = 'basic-secret: with+form&chars';
   const POST_SECRET = 'post-secret-0123456789';
   const JWT_SECRET = 'jwt-secret-0123456789-0123456789-0123456789';

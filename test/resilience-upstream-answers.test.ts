@@ -1,5 +1,5 @@
 /**
- * Audit: what a broken upstream sends never crashes the gateway or leaves a caller hanging. The
+ * what a broken upstream sends never crashes the gateway or leaves a caller hanging. The
  * upstream is a raw TCP server so it can answer what no HTTP library would write.
  */
 import assert from 'node:assert/strict';
@@ -87,7 +87,7 @@ ${extra}`,
   .join('')}`;
 }
 
-describe('audit: hostile or broken upstream answers', () => {
+describe('hostile or broken upstream answers', () => {
   let gw: TestGateway;
   const upstreams: Record<string, RawUpstream> = {};
 
