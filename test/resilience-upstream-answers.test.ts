@@ -1,5 +1,5 @@
 /**
- * what a broken upstream sends never crashes the gateway or leaves a caller hanging. The
+ * What a broken upstream sends never crashes the gateway or leaves a caller hanging. The
  * upstream is a raw TCP server so it can answer what no HTTP library would write.
  */
 import assert from 'node:assert/strict';
