@@ -114,6 +114,9 @@ export class Gateway {
         config: () => this.#config,
         ready: () => !this.#draining && this.#proxyServer.listening,
         log,
+        configFile: options.configFile,
+        env: options.env ?? process.env,
+        reload: () => this.reload(),
       }),
     );
   }

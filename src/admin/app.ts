@@ -3,11 +3,17 @@
  * connection list and test button. Never a token: summaries mask it.
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import { testToken } from '../tokens/summary.js';
+import { AdminAuth } from './admin-auth.js';
+import { createConfigApi } from './config-api.js';
+import { ConfigEditor } from './config-edit.js';
+import { consoleAssets } from './console-assets.js';
 import type { Metrics } from './metrics.js';
+import { AdminError, sendProblem } from './problem.js';
 import type { Usage } from './usage.js';
 
 export interface AdminState {
@@ -17,12 +23,21 @@ export interface AdminState {
   config: () => Config;
   ready: () => boolean;
   log: Logger;
+  /** The config file the console edits, and the environment its `${VAR}`s and secrets are read from. */
+  configFile: string;
+  env: NodeJS.ProcessEnv;
+  /** The gateway's reload: a console edit takes effect through it before the answer returns. */
+  reload: () => { ok: boolean; error?: ConfigError };
 }
 
 export function createAdminApp(state: AdminState): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const auth = new AdminAuth(state.config);
+  const editor = new ConfigEditor({ file: state.configFile, env: state.env, reload: state.reload, log: state.log });
+  app.use(consoleAssets());
+  app.use(createConfigApi({ auth, editor, config: state.config }));
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', state.metrics.registry.contentType);
@@ -47,6 +62,9 @@ export function createAdminApp(state: AdminState): Express {
     }
     res.json(state.usage.snapshot(state.provider.expiries(), only));
   });
+  app.get('/usage/history', (_req, res) => {
+    res.json(state.usage.history.snapshot());
+  });
   app.get('/connections', (_req, res) => {
     const expiries = state.provider.expiries();
     res.json({
@@ -66,6 +84,13 @@ export function createAdminApp(state: AdminState): Express {
     });
   });
   app.post('/connections/:key/test', async (req, res) => {
+    // A test spends a token request: with admin.auth set it needs a key or a session too.
+    try {
+      auth.require(req, { openWithoutAuth: true });
+    } catch (error) {
+      if (error instanceof AdminError) return sendProblem(res, error);
+      throw error;
+    }
     const connection = state.config().connections.get(req.params.key);
     if (connection === undefined) {
       res.status(404).json({ ok: false, error: `unknown connection ${req.params.key.slice(0, 100)}` });

@@ -5,6 +5,7 @@
  */
 import type { Connection } from '../config/load.js';
 import { sanitizeText, type TokenError } from '../errors.js';
+import { UsageHistory } from './usage-history.js';
 
 export const RECENT_FAILURES = 100;
 /** Longest `error_description` kept: enough to read the server's reason, not a place to store data. */
@@ -45,6 +46,8 @@ export class Usage {
   readonly #displayNames = new Map<string, string>();
   readonly #recent: FailureRecord[] = [];
   #next = 0;
+  /** Per-minute counts over the last hour, for the console's chart. */
+  readonly history = new UsageHistory();
 
   /** Keeps the counters of connections that stay; new ones start at zero. */
   setConnections(connections: Iterable<Connection>): void {
@@ -54,6 +57,7 @@ export class Usage {
       if (!this.#stats.has(connection.key)) this.#stats.set(connection.key, new ConnectionStats());
     }
     for (const key of this.#stats.keys()) if (!this.#displayNames.has(key)) this.#stats.delete(key);
+    this.history.keepOnly(new Set(this.#displayNames.keys()));
   }
 
   stats(connection: string): ConnectionStats {
@@ -68,6 +72,7 @@ export class Usage {
   recordRequest(connection: string, outcome: 'success' | 'failure'): void {
     const stats = this.stats(connection);
     stats.tokenRequests++;
+    this.history.add(connection, 'request');
     if (outcome === 'success') {
       stats.successes++;
       stats.lastSuccessAt = new Date().toISOString();
@@ -78,6 +83,7 @@ export class Usage {
   recordFailure(connection: string, error: TokenError, route: string | undefined, requestId: string | undefined): FailureRecord {
     const stats = this.stats(connection);
     stats.failures++;
+    this.history.add(connection, 'failure');
     stats.failuresByReason.set(error.reason, (stats.failuresByReason.get(error.reason) ?? 0) + 1);
     const record: FailureRecord = {
       time: new Date().toISOString(),

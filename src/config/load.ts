@@ -74,7 +74,10 @@ export interface Route extends Omit<RawRoute, 'access' | 'tls'> {
 export interface Config {
   readonly file: string;
   readonly listen: Omit<RawConfig['listen'], 'tls'> & { readonly tls: TlsKeyPair | undefined };
-  readonly admin: RawConfig['admin'];
+  readonly admin: Omit<RawConfig['admin'], 'auth'> & {
+    /** The admin keys, resolved; undefined when admin.auth is not set (nothing may change the config). */
+    readonly auth: { readonly apiKeys: readonly Secret[] } | undefined;
+  };
   readonly logging: RawConfig['logging'];
   readonly cache: Omit<RawConfig['cache'], 'encryptionKey'> & { readonly encryptionKey: Secret | undefined };
   readonly access: AccessPolicy | undefined;
@@ -293,6 +296,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     );
   });
   const topAccess = access(raw.access, ['access']);
+  const adminKeys = raw.admin.auth?.apiKeys.map((k, i) => secretRef(k.secret, ['admin', 'auth', 'apiKeys', i, 'secret']));
 
   let encryptionKey: Secret | undefined;
   if (raw.cache.encryptionKey !== undefined) {
@@ -331,7 +335,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   return Object.freeze({
     file,
     listen: Object.freeze({ ...listen, tls: listenTls }),
-    admin: Object.freeze(raw.admin),
+    admin: Object.freeze({
+      ...raw.admin,
+      auth: adminKeys === undefined ? undefined : Object.freeze({ apiKeys: Object.freeze(adminKeys.filter((k) => k !== undefined)) }),
+    }),
     logging: Object.freeze(raw.logging),
     cache: Object.freeze({ ...raw.cache, redis: Object.freeze(raw.cache.redis), encryptionKey }),
     access: topAccess,

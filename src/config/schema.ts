@@ -176,6 +176,11 @@ export const routeSchema = z.strictObject({
   access: accessSchema.optional(),
 });
 
+/** Admin keys: scripts send `Authorization: Bearer <key>`, the console signs in with one. */
+export const adminAuthSchema = z.strictObject({
+  apiKeys: z.array(z.strictObject({ secret: secretRef })).min(1),
+});
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   listen: z
@@ -195,6 +200,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default(DEFAULT_ADMIN_HOST),
       port: z.number().int().min(0).max(65535).default(DEFAULT_ADMIN_PORT),
+      auth: adminAuthSchema.optional().describe('who may make changes through the console or the admin API'),
+      console: z
+        .strictObject({
+          edit: z.boolean().default(false).describe('true: connections and route auth may be changed from the console'),
+        })
+        .prefault({}),
+    })
+    .refine((admin) => !admin.console.edit || admin.auth !== undefined, {
+      path: ['console', 'edit'],
+      message: 'edit: true needs admin.auth (apiKeys) so that only signed-in operators can change the config',
     })
     .prefault({}),
   logging: z

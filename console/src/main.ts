@@ -1,0 +1,98 @@
+/**
+ * The tokengate console: Connections, Routes and Usage Data over the admin API. The YAML file
+ * stays the source of truth; every change goes through the API, which writes the file.
+ */
+import 'uplot/dist/uPlot.min.css';
+import './style.css';
+import { html } from 'htm/preact';
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { call, type ConsoleState } from './api.js';
+import { Connections } from './connections.js';
+import { Routes } from './routes.js';
+import { UsageData } from './usage.js';
+
+type View = 'connections' | 'routes' | 'usage';
+const VIEWS: [View, string][] = [
+  ['connections', 'Connections'],
+  ['routes', 'Routes'],
+  ['usage', 'Usage Data'],
+];
+
+const viewOf = (hash: string): View => (VIEWS.find(([view]) => hash === `#/${view}`)?.[0] ?? 'connections');
+
+function SignIn(props: { onSignedIn: () => void }) {
+  const [key, setKey] = useState('');
+  const [error, setError] = useState<string | undefined>(undefined);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const answer = await call('POST', '/session', { key });
+    setKey('');
+    if (answer.ok) props.onSignedIn();
+    else setError(answer.body.detail ?? 'Sign-in failed.');
+  };
+  return html`<main class="signin">
+    <form class="panel" onSubmit=${submit} aria-labelledby="signin-title">
+      <h1 id="signin-title">Sign in to tokengate</h1>
+      <p class="hint">Use one of the admin keys named under <code>admin.auth.apiKeys</code>.</p>
+      <div class="field">
+        <label for="admin-key">Admin key</label>
+        <input id="admin-key" type="password" autocomplete="current-password" value=${key}
+          aria-invalid=${error === undefined ? undefined : 'true'} aria-describedby=${error === undefined ? undefined : 'admin-key-error'}
+          onInput=${(e: Event) => setKey((e.target as HTMLInputElement).value)} />
+        ${error === undefined ? null : html`<p class="error" id="admin-key-error">${error}</p>`}
+      </div>
+      <div class="actions"><button type="submit">Sign in</button></div>
+    </form>
+  </main>`;
+}
+
+function App() {
+  const [state, setState] = useState<ConsoleState | undefined>(undefined);
+  const [view, setView] = useState<View>(viewOf(location.hash));
+  const refreshState = async () => {
+    const answer = await call<ConsoleState>('GET', '/console/state');
+    if (answer.ok) setState(answer.body);
+  };
+  useEffect(() => {
+    void refreshState();
+    const onHash = () => setView(viewOf(location.hash));
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
+  useEffect(() => {
+    document.title = `${VIEWS.find(([v]) => v === view)?.[1] ?? ''} · tokengate`;
+    document.querySelector<HTMLElement>('main h1')?.focus();
+  }, [view]);
+  if (state === undefined) return html`<p class="loading">Loading…</p>`;
+  if (state.authRequired && !state.signedIn) return html`<${SignIn} onSignedIn=${() => void refreshState()} />`;
+  const editable = state.edit && !state.readOnly && state.signedIn;
+  const signOut = async () => {
+    await call('DELETE', '/session');
+    await refreshState();
+  };
+  return html`<div class="shell">
+    <header>
+      <span class="brand">tokengate</span>
+      <nav aria-label="Console">
+        ${VIEWS.map(([v, label]) => html`<a href=${`#/${v}`} aria-current=${v === view ? 'page' : undefined}>${label}</a>`)}
+      </nav>
+      ${state.authRequired ? html`<button type="button" class="secondary" onClick=${() => void signOut()}>Sign out</button>` : null}
+    </header>
+    ${editable
+      ? null
+      : html`<p class="banner" role="note">
+          Editing is off: ${state.readOnly ? 'the config file is read-only.' : !state.edit ? 'set admin.console.edit: true in the config to change connections and routes here.' : 'sign in to make changes.'}
+        </p>`}
+    <main>
+      ${view === 'connections'
+        ? html`<${Connections} state=${state} editable=${editable} refreshState=${refreshState} />`
+        : view === 'routes'
+          ? html`<${Routes} editable=${editable} />`
+          : html`<${UsageData} />`}
+    </main>
+  </div>`;
+}
+
+const root = document.getElementById('app');
+if (root !== null) render(html`<${App} />`, root);

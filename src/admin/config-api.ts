@@ -1,0 +1,172 @@
+/**
+ * The admin API behind the console: reads of the file as configured (secret names, never
+ * values), sign-in, and the changing calls for connections and route auth.
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Document } from 'yaml';
+import type { Config } from '../config/load.js';
+import { crossSite, type AdminAuth } from './admin-auth.js';
+import { mergeInto, variableProblems, type ConfigEditor } from './config-edit.js';
+import { AdminError, sendProblem } from './problem.js';
+
+/** A connection or a route's auth is a few hundred bytes; anything near this is not a form. */
+const BODY_LIMIT = '64kb';
+
+export interface ConfigApiState {
+  auth: AdminAuth;
+  editor: ConfigEditor;
+  config: () => Config;
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+export function createConfigApi(state: ConfigApiState): Router {
+  const { auth, editor } = state;
+  const api = express.Router();
+  const json = express.json({ limit: BODY_LIMIT, strict: false });
+
+  /** Changing calls: same site, signed in (or a key), and editing switched on. */
+  const mayEdit = (req: Request): void => {
+    auth.require(req, { openWithoutAuth: false });
+    if (!state.config().admin.console.edit)
+      throw new AdminError('ADMIN_FORBIDDEN', 'editing is off: set admin.console.edit: true in the config to allow changes');
+  };
+
+  api.get('/console/state', (req, res) => {
+    const file = editor.read();
+    const config = state.config();
+    res.setHeader('cache-control', 'no-store');
+    res.json({
+      authRequired: auth.configured,
+      signedIn: auth.authenticated(req),
+      edit: config.admin.console.edit,
+      readOnly: file.readOnly,
+      version: file.version,
+      // Names only: the form offers them, their values never leave the process.
+      secrets: Object.keys(isObject(file.data.secrets) ? file.data.secrets : {}),
+    });
+  });
+
+  api.post('/session', json, (req, res) => {
+    refuseCrossSite(req);
+    auth.signIn(req, res, isObject(req.body) ? req.body.key : undefined);
+    res.status(204).end();
+  });
+
+  api.delete('/session', (req, res) => {
+    refuseCrossSite(req);
+    auth.signOut(req, res);
+    res.status(204).end();
+  });
+
+  api.get('/routes', (_req, res) => {
+    const file = editor.read();
+    const routes = Array.isArray(file.data.routes) ? file.data.routes.filter(isObject) : [];
+    res.setHeader('cache-control', 'no-store');
+    res.json({
+      version: file.version,
+      routes: routes.map((route) => {
+        const routeAuth = isObject(route.auth) ? route.auth : {};
+        return {
+          name: route.name,
+          match: route.match,
+          upstream: route.upstream,
+          auth: { type: routeAuth.type ?? 'client-connection', connection: routeAuth.connection ?? null, params: routeAuth.params ?? {} },
+        };
+      }),
+    });
+  });
+
+  api.get('/connections/:key', (req, res) => {
+    const file = editor.read();
+    const connection = connectionsOf(file.data)[req.params.key];
+    if (!Object.hasOwn(connectionsOf(file.data), req.params.key) || !isObject(connection))
+      throw new AdminError('NOT_FOUND', `no connection ${req.params.key.slice(0, 100)} in the config file`);
+    res.setHeader('cache-control', 'no-store');
+    // The connection block holds secret *names* only (the schema allows nothing else there).
+    res.json({ key: req.params.key, connection, version: file.version });
+  });
+
+  api.put('/connections/:key', json, (req, res) => {
+    mayEdit(req);
+    const key = req.params.key as string;
+    const body: unknown = req.body;
+    const { version, ...connection } = isObject(body) ? body : { version: undefined };
+    const result = editor.edit(version, (doc, data) => {
+      if (!isObject(body))
+        throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
+          problems: [{ path: `connections.${key}`, message: 'send the connection as a JSON object' }],
+        });
+      const existing = connectionsOf(data)[key];
+      refuseNewVariables(connection, existing, `connections.${key}`);
+      mergeInto(doc, ['connections', key], connection);
+      return { action: Object.hasOwn(connectionsOf(data), key) ? 'connection_replace' : 'connection_create', connection: key };
+    });
+    res.json({ ok: true, key, version: result.version });
+  });
+
+  api.delete('/connections/:key', json, (req, res) => {
+    mayEdit(req);
+    const key = req.params.key as string;
+    const version = typeof req.query.version === 'string' ? req.query.version : isObject(req.body) ? req.body.version : undefined;
+    const result = editor.edit(version, (doc, data) => {
+      if (!Object.hasOwn(connectionsOf(data), key)) throw new AdminError('NOT_FOUND', `no connection ${key.slice(0, 100)} in the config file`);
+      const users = routesOf(data)
+        .filter((route) => isObject(route.auth) && route.auth.type !== 'none' && route.auth.connection === key)
+        .map((route) => String(route.name));
+      if (users.length > 0)
+        throw new AdminError('CONNECTION_IN_USE', `routes still use ${key}: ${users.join(', ')}; change their auth first`, { routes: users });
+      doc.deleteIn(['connections', key]);
+      return { action: 'connection_delete', connection: key };
+    });
+    res.json({ ok: true, key, version: result.version });
+  });
+
+  api.put('/routes/:name/auth', json, (req, res) => {
+    mayEdit(req);
+    const name = req.params.name as string;
+    const body: unknown = req.body;
+    const { version, ...routeAuth } = isObject(body) ? body : { version: undefined };
+    const result = editor.edit(version, (doc: Document, data) => {
+      const index = routesOf(data).findIndex((route) => route.name === name);
+      if (index < 0) throw new AdminError('NOT_FOUND', `no route ${name.slice(0, 100)} in the config file`);
+      const path = `routes[${index}].auth`;
+      if (!isObject(body))
+        throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: [{ path, message: 'send the auth as a JSON object' }] });
+      refuseNewVariables(routeAuth, routesOf(data)[index]?.auth, path);
+      mergeInto(doc, ['routes', index, 'auth'], routeAuth);
+      return { action: 'route_auth_replace', route: name };
+    });
+    res.json({ ok: true, route: name, version: result.version });
+  });
+
+  api.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (error instanceof AdminError) return sendProblem(res, error);
+    const status = (error as { status?: unknown }).status;
+    // body-parser's refusals (malformed JSON, too large) and malformed %-escapes in the path.
+    if (typeof status === 'number' && status >= 400 && status < 500)
+      return sendProblem(res, new AdminError('BAD_REQUEST', status === 413 ? 'the body is too large' : 'the request is malformed'));
+    next(error);
+  });
+  return api;
+}
+
+function connectionsOf(data: Json): Json {
+  return isObject(data.connections) ? data.connections : {};
+}
+
+function routesOf(data: Json): Json[] {
+  return Array.isArray(data.routes) ? data.routes.map((route) => (isObject(route) ? route : {})) : [];
+}
+
+/** A page elsewhere must not sign the browser in or out (login CSRF) any more than change things. */
+function refuseCrossSite(req: Request): void {
+  if (crossSite(req)) throw new AdminError('ADMIN_FORBIDDEN', 'cross-site requests may not change anything');
+}
+
+function refuseNewVariables(value: unknown, existing: unknown, path: string): void {
+  const problems = variableProblems(value, existing, path);
+  if (problems.length > 0) throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems });
+}

@@ -1,0 +1,181 @@
+/**
+ * Changes to the YAML file from the admin API. The file stays the single source of truth: an
+ * edit is applied to the parsed document (comments, order and layout kept), the whole candidate
+ * is validated as `validate` would, written atomically, and applied by the gateway's reload
+ * before the answer returns. A refused edit leaves the file byte for byte as it was.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { isMap, parseDocument, type Document } from 'yaml';
+import { ConfigError, type ConfigProblem } from '../config/errors.js';
+import { parseConfig, type Config } from '../config/load.js';
+import type { Logger } from '../log.js';
+import { AdminError } from './problem.js';
+
+export type Validation = { ok: true; config: Config } | { ok: false; problems: readonly ConfigProblem[] };
+
+/**
+ * The one validation call for candidate config text, the same pipeline `validate` and reload
+ * run. Kept behind this function so that a new pipeline is a one-line change here.
+ */
+export function validateConfigText(text: string, file: string, env: NodeJS.ProcessEnv): Validation {
+  try {
+    return { ok: true, config: parseConfig(text, file, { env }) };
+  } catch (error) {
+    if (error instanceof ConfigError) return { ok: false, problems: error.problems };
+    throw error;
+  }
+}
+
+/** Identifies the file's content: an edit names the version it was based on. */
+export function configVersion(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('base64url').slice(0, 22);
+}
+
+export interface ConfigFileState {
+  text: string;
+  version: string;
+  /** The file as data, before `${VAR}` substitution and defaults: exactly what it says. */
+  data: Record<string, unknown>;
+  readOnly: boolean;
+}
+
+/** What an edit did, for the `config_edit` log line. */
+export interface EditRecord {
+  action: 'connection_create' | 'connection_replace' | 'connection_delete' | 'route_auth_replace';
+  connection?: string;
+  route?: string;
+}
+
+export interface ConfigEditorOptions {
+  file: string;
+  env: NodeJS.ProcessEnv;
+  /** The gateway's normal reload; an edit takes effect through it. */
+  reload: () => { ok: boolean; error?: ConfigError };
+  log: Logger;
+}
+
+export class ConfigEditor {
+  readonly file: string;
+
+  constructor(private readonly options: ConfigEditorOptions) {
+    this.file = resolve(options.file);
+  }
+
+  read(): ConfigFileState {
+    const text = readFileSync(this.file, 'utf8');
+    const doc = parseDocument(text, { uniqueKeys: false });
+    const data = doc.errors.length === 0 ? (doc.toJS({ maxAliasCount: 100 }) as unknown) : undefined;
+    return {
+      text,
+      version: configVersion(text),
+      data: typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : {},
+      readOnly: !writable(this.file),
+    };
+  }
+
+  /**
+   * Applies `change` to the document and commits it. Everything here is synchronous, so two
+   * edits can never interleave in this process: the second one reads what the first one wrote,
+   * and a version check turns an edit based on an older read into CONFIG_CHANGED.
+   */
+  edit(version: unknown, change: (doc: Document, data: Record<string, unknown>) => EditRecord): { version: string } {
+    if (typeof version !== 'string' || version === '')
+      throw new AdminError('CONFIG_INVALID', 'say which version of the file the change is based on', {
+        problems: [{ path: 'version', message: 'required: the version from GET /connections/KEY or GET /routes' }],
+      });
+    const before = this.read();
+    if (before.readOnly) throw new AdminError('CONFIG_READ_ONLY', `${basename(this.file)} is read-only: editing is off`);
+    if (before.version !== version)
+      throw new AdminError('CONFIG_CHANGED', 'the config file changed since it was read; reload it and apply the change again', {
+        version: before.version,
+      });
+    const doc = parseDocument(before.text);
+    if (doc.errors.length > 0)
+      throw new AdminError('CONFIG_INVALID', 'the config file on disk cannot be parsed; fix it first', {
+        problems: doc.errors.map((error) => ({ path: '', message: error.message.split('\n')[0] ?? error.code })),
+      });
+    const record = change(doc, before.data);
+    // lineWidth 0: never fold long strings that the file had on one line.
+    const candidate = doc.toString({ lineWidth: 0 });
+    const verdict = validateConfigText(candidate, this.options.file, this.options.env);
+    if (!verdict.ok) throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: verdict.problems });
+    replaceFile(this.file, candidate);
+    const reloaded = this.options.reload();
+    if (!reloaded.ok) {
+      // Something outside the text changed under us (a secret file, an environment variable): put the old file back.
+      replaceFile(this.file, before.text);
+      this.options.reload();
+      throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: reloaded.error?.problems ?? [] });
+    }
+    this.options.log.info({ event: 'config_edit', ...record, file: this.options.file }, `config edited: ${record.action}`);
+    return { version: configVersion(candidate) };
+  }
+}
+
+/**
+ * Sets `value` at `path`, keeping what is unchanged untouched: when both sides are mappings,
+ * only the keys that differ are replaced (their comments and flow/block style stay) and the keys
+ * the value no longer has are removed.
+ */
+export function mergeInto(doc: Document, path: readonly (string | number)[], value: Record<string, unknown>): void {
+  const node = doc.getIn(path, true);
+  if (!isMap(node)) {
+    doc.setIn(path, doc.createNode(value));
+    return;
+  }
+  const current = node.toJSON() as Record<string, unknown>;
+  for (const [key, item] of Object.entries(value)) {
+    if (JSON.stringify(current[key]) === JSON.stringify(item)) continue;
+    node.set(key, doc.createNode(item));
+  }
+  for (const key of Object.keys(current)) if (!Object.hasOwn(value, key)) node.delete(key);
+}
+
+/**
+ * `${VAR}` strings are substituted from the gateway's environment when the file loads; from the
+ * console they could read any environment variable back through a displayed field. A string with
+ * `${` is accepted only where the file already has exactly that string.
+ */
+export function variableProblems(value: unknown, existing: unknown, path: string): ConfigProblem[] {
+  if (typeof value === 'string') {
+    return value.includes('${') && value !== existing
+      ? [{ path, message: '${VAR} substitution cannot be added from the console; edit the file for that' }]
+      : [];
+  }
+  if (typeof value !== 'object' || value === null) return [];
+  const problems: ConfigProblem[] = [];
+  for (const [key, item] of Object.entries(value)) {
+    const before = typeof existing === 'object' && existing !== null ? (existing as Record<string, unknown>)[key] : undefined;
+    problems.push(...variableProblems(item, before, Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`));
+  }
+  return problems;
+}
+
+/** Root bypasses permission checks, so the file's own write bits count too. */
+function writable(file: string): boolean {
+  try {
+    accessSync(file, constants.W_OK);
+    accessSync(dirname(file), constants.W_OK);
+    return (statSync(file).mode & 0o222) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Temporary file in the same folder, then rename: readers see the old file or the new one, never half of one. */
+function replaceFile(file: string, text: string): void {
+  const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    writeFileSync(temporary, text, { mode: statSync(file).mode & 0o777, flag: 'wx' });
+    renameSync(temporary, file);
+  } catch (error) {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // Never created, or already renamed.
+    }
+    throw error;
+  }
+}
