@@ -51,7 +51,7 @@ function Chart(props: { label: string; minutes: number[]; requests: number[]; fa
         height: 180,
         scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
         axes: [{}, { label: 'per minute', size: 50 }],
-        series: [{}, { label: 'Token requests', stroke: '#2563eb', width: 2 }, { label: 'Failures', stroke: '#dc2626', width: 2 }],
+        series: [{}, { label: 'Token requests', stroke: '#2563eb', width: 2, points: { show: false } }, { label: 'Failures', stroke: '#dc2626', width: 2, points: { show: false } }],
       },
       [props.minutes, props.requests, props.failures],
       element,
