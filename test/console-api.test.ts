@@ -47,7 +47,12 @@ async function send(gw: TestGateway, method: string, path: string, body?: unknow
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, type: response.headers.get('content-type') ?? '', text, json: JSON.parse(text || '{}') as Record<string, any> };
+  return {
+    status: response.status,
+    type: response.headers.get('content-type') ?? '',
+    text,
+    json: JSON.parse(text || '{}') as Record<string, any>,
+  };
 }
 
 const version = async (gw: TestGateway): Promise<string> => (await send(gw, 'GET', '/console/state')).json.version as string;
@@ -127,23 +132,35 @@ describe('console admin API', () => {
     assert.equal(spare.json.connection.tokenUrl, '${TG_TOKEN_URL}');
     assert.deepEqual(spare.json.connection.clientSecret, { secret: 'client-secret' });
     assert.equal(typeof spare.json.version, 'string');
-    const everything = [routes.text, spare.text, (await send(gw, 'GET', '/console/state')).text, (await send(gw, 'GET', '/connections/orders')).text].join();
+    const everything = [
+      routes.text,
+      spare.text,
+      (await send(gw, 'GET', '/console/state')).text,
+      (await send(gw, 'GET', '/connections/orders')).text,
+    ].join();
     assert.ok(!everything.includes(CLIENT_SECRET) && !everything.includes(ADMIN_KEY));
     assert.equal((await send(gw, 'GET', '/connections/nope')).status, 404);
   });
 
   it('accepts a valid edit: written with comments kept, applied by reload before the answer, logged as config_edit', async () => {
-    const answer = await send(gw, 'PUT', '/connections/inventory', {
-      displayName: 'Inventory',
-      clientId: 'orders-client',
-      tokenUrl: oidc.tokenUrl,
-      clientSecret: { secret: 'client-secret', method: 'client_secret_post' },
-      params: { scope: 'orders.read' },
-      version: await version(gw),
-    }, bearer);
+    const answer = await send(
+      gw,
+      'PUT',
+      '/connections/inventory',
+      {
+        displayName: 'Inventory',
+        clientId: 'orders-client',
+        tokenUrl: oidc.tokenUrl,
+        clientSecret: { secret: 'client-secret', method: 'client_secret_post' },
+        params: { scope: 'orders.read' },
+        version: await version(gw),
+      },
+      bearer,
+    );
     assert.equal(answer.status, 200, answer.text);
     const text = readFileSync(gw.configFile, 'utf8');
-    for (const comment of ['# top comment, kept by every edit', '# console switch', '# the orders client', '# uses orders']) assert.ok(text.includes(comment), comment);
+    for (const comment of ['# top comment, kept by every edit', '# console switch', '# the orders client', '# uses orders'])
+      assert.ok(text.includes(comment), comment);
     assert.ok(text.includes('tokenUrl: ${TG_TOKEN_URL}'), 'variables are kept as written');
     assert.ok(!text.includes(CLIENT_SECRET));
     // Applied before the answer: the connection list already has it.
@@ -151,32 +168,54 @@ describe('console admin API', () => {
     assert.ok(list.json.connections.some((c: { connection: string }) => c.connection === 'inventory'));
     const logged = gw.logs.find((line) => line.event === 'config_edit');
     assert.deepEqual([logged?.action, logged?.connection], ['connection_create', 'inventory']);
-    assert.deepEqual(readdirSync(gw.dir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left behind');
+    assert.deepEqual(
+      readdirSync(gw.dir).filter((name) => name.endsWith('.tmp')),
+      [],
+      'no temporary file left behind',
+    );
   });
 
   it('refuses an invalid edit with 422 CONFIG_INVALID and problems at key paths; the file stays byte for byte', async () => {
     const file = readFileSync(gw.configFile);
-    const answer = await send(gw, 'PUT', '/connections/orders', {
-      clientId: 'orders-client',
-      tokenUrl: oidc.tokenUrl,
-      clientSecret: { secret: 'no-such-secret' },
-      version: await version(gw),
-    }, bearer);
+    const answer = await send(
+      gw,
+      'PUT',
+      '/connections/orders',
+      {
+        clientId: 'orders-client',
+        tokenUrl: oidc.tokenUrl,
+        clientSecret: { secret: 'no-such-secret' },
+        version: await version(gw),
+      },
+      bearer,
+    );
     assert.equal(answer.status, 422);
     assert.equal(answer.json.code, 'CONFIG_INVALID');
-    assert.ok(answer.json.problems.some((p: { path: string }) => p.path === 'connections.orders.clientSecret.secret'), answer.text);
+    assert.ok(
+      answer.json.problems.some((p: { path: string }) => p.path === 'connections.orders.clientSecret.secret'),
+      answer.text,
+    );
     assert.deepEqual(readFileSync(gw.configFile), file);
   });
 
   it('refuses to add a ${VAR} from the console (it could read the environment back), but keeps one the file has', async () => {
-    const answer = await send(gw, 'PUT', '/connections/spare', {
-      clientId: '${TG_CLIENT_SECRET}',
-      tokenUrl: '${TG_TOKEN_URL}',
-      clientSecret: { secret: 'client-secret' },
-      version: await version(gw),
-    }, bearer);
+    const answer = await send(
+      gw,
+      'PUT',
+      '/connections/spare',
+      {
+        clientId: '${TG_CLIENT_SECRET}',
+        tokenUrl: '${TG_TOKEN_URL}',
+        clientSecret: { secret: 'client-secret' },
+        version: await version(gw),
+      },
+      bearer,
+    );
     assert.equal(answer.status, 422);
-    assert.deepEqual(answer.json.problems.map((p: { path: string }) => p.path), ['connections.spare.clientId']);
+    assert.deepEqual(
+      answer.json.problems.map((p: { path: string }) => p.path),
+      ['connections.spare.clientId'],
+    );
   });
 
   it('refuses to delete a connection that routes use: 409 CONNECTION_IN_USE naming them', async () => {
@@ -223,7 +262,10 @@ describe('console admin API', () => {
         {
           clientId: fc.oneof(fc.string(), value),
           tokenUrl: fc.oneof(fc.constant(oidc.tokenUrl), fc.string(), value),
-          clientSecret: fc.oneof(fc.record({ secret: fc.constantFrom('client-secret', 'admin-key', 'x'), method: fc.string() }, { requiredKeys: [] }), value),
+          clientSecret: fc.oneof(
+            fc.record({ secret: fc.constantFrom('client-secret', 'admin-key', 'x'), method: fc.string() }, { requiredKeys: [] }),
+            value,
+          ),
           params: fc.dictionary(fc.string(), fc.oneof(fc.string(), value)),
           displayName: fc.oneof(fc.string(), value),
         },
@@ -232,22 +274,43 @@ describe('console admin API', () => {
     );
     const routeBody = fc.oneof(
       value,
-      fc.record({ type: fc.oneof(fc.constantFrom('none', 'client-connection'), value), connection: fc.oneof(fc.constantFrom('orders', 'inventory'), value), params: value }, { requiredKeys: [] }),
+      fc.record(
+        {
+          type: fc.oneof(fc.constantFrom('none', 'client-connection'), value),
+          connection: fc.oneof(fc.constantFrom('orders', 'inventory'), value),
+          params: value,
+        },
+        { requiredKeys: [] },
+      ),
     );
     await fc.assert(
-      fc.asyncProperty(fc.boolean(), key, connectionBody, routeBody, fc.boolean(), async (toConnection, name, connection, routeAuth, fresh) => {
-        const before = readFileSync(gw.configFile);
-        const current = await version(gw);
-        const withVersion = (body: unknown) => (typeof body === 'object' && body !== null && !Array.isArray(body) && fresh ? { ...body, version: current } : body);
-        const answer = toConnection
-          ? await send(gw, 'PUT', `/connections/${encodeURIComponent(name)}`, withVersion(connection), bearer)
-          : await send(gw, 'PUT', `/routes/${name === 'orders' ? 'orders-api' : encodeURIComponent(name)}/auth`, withVersion(routeAuth), bearer);
-        if (answer.status === 200) return;
-        assert.match(answer.type, /^application\/problem\+json/, `${answer.status} ${answer.text}`);
-        assert.ok(answer.status >= 400 && answer.status < 500, answer.text);
-        assert.deepEqual(readFileSync(gw.configFile), before, 'a refused change left the file as it was');
-        assert.ok(!answer.text.includes(CLIENT_SECRET) && !answer.text.includes(ADMIN_KEY));
-      }),
+      fc.asyncProperty(
+        fc.boolean(),
+        key,
+        connectionBody,
+        routeBody,
+        fc.boolean(),
+        async (toConnection, name, connection, routeAuth, fresh) => {
+          const before = readFileSync(gw.configFile);
+          const current = await version(gw);
+          const withVersion = (body: unknown) =>
+            typeof body === 'object' && body !== null && !Array.isArray(body) && fresh ? { ...body, version: current } : body;
+          const answer = toConnection
+            ? await send(gw, 'PUT', `/connections/${encodeURIComponent(name)}`, withVersion(connection), bearer)
+            : await send(
+                gw,
+                'PUT',
+                `/routes/${name === 'orders' ? 'orders-api' : encodeURIComponent(name)}/auth`,
+                withVersion(routeAuth),
+                bearer,
+              );
+          if (answer.status === 200) return;
+          assert.match(answer.type, /^application\/problem\+json/, `${answer.status} ${answer.text}`);
+          assert.ok(answer.status >= 400 && answer.status < 500, answer.text);
+          assert.deepEqual(readFileSync(gw.configFile), before, 'a refused change left the file as it was');
+          assert.ok(!answer.text.includes(CLIENT_SECRET) && !answer.text.includes(ADMIN_KEY));
+        },
+      ),
       { numRuns: 60 },
     );
     assert.equal((await fetch(`${gw.admin}/healthz`)).status, 200);

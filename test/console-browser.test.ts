@@ -96,7 +96,13 @@ routes:
 
   it('serves the page from the admin listener with a strict CSP, asks for the admin key, and signs in', async () => {
     const requests: Promise<number>[] = [];
-    const count = (response: Response) => requests.push(response.request().sizes().then((s) => s.responseBodySize + s.responseHeadersSize));
+    const count = (response: Response) =>
+      requests.push(
+        response
+          .request()
+          .sizes()
+          .then((s) => s.responseBodySize + s.responseHeadersSize),
+      );
     page.on('response', count);
     const response = await page.goto(gw.admin, { waitUntil: 'networkidle' });
     page.off('response', count);
@@ -171,7 +177,7 @@ routes:
     await page.getByText(/Test of partner succeeded/).waitFor();
   });
 
-  it("attaches the connection to a route; a request reaches the upstream with a token the server issued", async () => {
+  it('attaches the connection to a route; a request reaches the upstream with a token the server issued', async () => {
     await nav('Routes');
     await row('orders').getByRole('button', { name: 'Edit' }).click();
     await page.getByLabel('Auth type').selectOption({ label: 'Client connection' });

@@ -27,7 +27,10 @@ describe('usage history', () => {
     history.add('a', 'request', T0);
     history.add('a', 'request', T0 + HISTORY_MINUTES * MINUTE);
     const { connections } = history.snapshot(T0 + HISTORY_MINUTES * MINUTE);
-    assert.equal(connections.a?.requests.reduce((sum, n) => sum + n, 0), 1);
+    assert.equal(
+      connections.a?.requests.reduce((sum, n) => sum + n, 0),
+      1,
+    );
   });
 
   it('keeps rings only for configured connections, so callers cannot grow it', () => {

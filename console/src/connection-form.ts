@@ -85,7 +85,11 @@ function bodyOf(model: Model, original: Json): Json {
     body.clientSecret = block;
   } else if (model.kind === 'privateKeyJwt') {
     const block: Json = { ...before, secret: model.secret };
-    for (const [name, value] of [['keyId', model.keyId], ['format', model.format], ['algorithm', model.algorithm]] as const) {
+    for (const [name, value] of [
+      ['keyId', model.keyId],
+      ['format', model.format],
+      ['algorithm', model.algorithm],
+    ] as const) {
       if (value === '') delete block[name];
       else block[name] = value;
     }
@@ -123,7 +127,8 @@ function typedProblems(model: Model, isNew: boolean, taken: string[]): Partial<R
     const value = model[field].trim();
     if (value !== '' && !/^https?:\/\/[^/]/.test(value)) problems[field] = 'An absolute http: or https: URL.';
   }
-  if (model.tokenUrl.trim() === '' && model.issuer.trim() === '') problems.tokenUrl = 'Give the Access token URL, or an Issuer to discover it.';
+  if (model.tokenUrl.trim() === '' && model.issuer.trim() === '')
+    problems.tokenUrl = 'Give the Access token URL, or an Issuer to discover it.';
   if (model.tokenUrl.trim() !== '' && model.issuer.trim() !== '') problems.issuer = 'Give the Access token URL or the Issuer, not both.';
   if (model.secret === '') problems.secret = 'Choose a secret.';
   if (model.kind === 'tlsClientAuth' && model.certificate === '') problems.certificate = 'Choose the secret holding the certificate.';
@@ -159,14 +164,18 @@ export function ConnectionForm(props: {
     setTouched((t) => new Set(t).add(name));
     setServer((s) => ({ ...s, [name]: undefined }));
   };
-  const errorOf = (name: keyof Model): string | undefined => server[name] ?? (touched.has(name) || touched.has('submit') ? typed[name] : undefined);
+  const errorOf = (name: keyof Model): string | undefined =>
+    server[name] ?? (touched.has(name) || touched.has('submit') ? typed[name] : undefined);
 
   const save = async (event: Event) => {
     event.preventDefault();
     setTouched((t) => new Set(t).add('submit'));
     if (Object.keys(typed).length > 0) return;
     setSaving(true);
-    const answer = await call('PUT', `/connections/${encodeURIComponent(model.key)}`, { ...bodyOf(model, props.original), version: props.version });
+    const answer = await call('PUT', `/connections/${encodeURIComponent(model.key)}`, {
+      ...bodyOf(model, props.original),
+      version: props.version,
+    });
     setSaving(false);
     if (answer.ok) {
       props.onDone(`Saved connection ${model.key}.`);
@@ -175,7 +184,11 @@ export function ConnectionForm(props: {
     const found: Partial<Record<keyof Model | 'form', string>> = {};
     const prefix = `connections.${model.key}`;
     for (const problem of problemsOf(answer)) {
-      const relative = problem.path.startsWith(`${prefix}.`) ? problem.path.slice(prefix.length + 1) : problem.path === prefix ? '' : undefined;
+      const relative = problem.path.startsWith(`${prefix}.`)
+        ? problem.path.slice(prefix.length + 1)
+        : problem.path === prefix
+          ? ''
+          : undefined;
       const field = relative === undefined ? 'form' : relative === '' ? (isNew ? 'key' : 'form') : fieldOf(relative);
       const text = field === 'form' && problem.path !== '' ? `${problem.path}: ${problem.message}` : problem.message;
       found[field] = found[field] === undefined ? text : `${found[field]} ${text}`;
@@ -187,15 +200,21 @@ export function ConnectionForm(props: {
   const disabled = !props.editable || saving;
   const algorithms = model.kind === 'privateKeyJwt' ? ASYMMETRIC : HMAC;
   const field = (name: keyof Model, label: string, extra: Record<string, unknown> = {}) =>
-    html`<${Field} id=${`connection-${name}`} label=${label} value=${String(model[name])} error=${errorOf(name)} disabled=${disabled}
-      onInput=${(value: string) => change(name, value as never)} ...${extra} />`;
+    html`<${Field}
+      id=${`connection-${name}`}
+      label=${label}
+      value=${String(model[name])}
+      error=${errorOf(name)}
+      disabled=${disabled}
+      onInput=${(value: string) => change(name, value as never)}
+      ...${extra}
+    />`;
 
   return html`<form class="panel" onSubmit=${save} novalidate aria-labelledby="connection-form-title">
     <h2 id="connection-form-title">${isNew ? 'Add connection' : `Edit connection ${props.connectionKey ?? ''}`}</h2>
     <div class="grid">
       ${field('key', 'Key', { disabled: disabled || !isNew, hint: 'Unique identifier; used in routes and metrics.', required: true })}
-      ${field('displayName', 'Display name')}
-      ${field('clientId', 'Client ID', { required: true })}
+      ${field('displayName', 'Display name')} ${field('clientId', 'Client ID', { required: true })}
       ${field('tokenUrl', 'Access token URL', { type: 'url', hint: 'The token endpoint.' })}
       ${field('issuer', 'Issuer', { type: 'url', hint: 'Instead of the Access token URL: discover it.' })}
       ${field('kind', 'Secret configuration', {
@@ -207,18 +226,43 @@ export function ConnectionForm(props: {
       })}
       ${field('secret', 'Secret', {
         options: secrets,
-        hint: model.kind === 'clientSecret' ? 'Holds the client secret.' : model.kind === 'privateKeyJwt' ? 'Holds the private key (PEM or JWK).' : "Holds the client certificate's private key.",
+        hint:
+          model.kind === 'clientSecret'
+            ? 'Holds the client secret.'
+            : model.kind === 'privateKeyJwt'
+              ? 'Holds the private key (PEM or JWK).'
+              : "Holds the client certificate's private key.",
       })}
       ${model.kind === 'tlsClientAuth' ? field('certificate', 'Client certificate', { options: secrets, hint: 'Holds the PEM client certificate.' }) : null}
       ${model.kind === 'privateKeyJwt' ? null : field('method', 'Client authentication method', { options: model.kind === 'clientSecret' ? SECRET_METHODS : TLS_METHODS })}
       ${model.kind === 'privateKeyJwt' ? field('keyId', 'Key ID', { hint: 'The JWS "kid" header; optional.' }) : null}
-      ${model.kind === 'privateKeyJwt' ? field('format', 'Key format', { options: [['', 'Detect'], ['pem', 'PEM'], ['jwk', 'JWK']] }) : null}
-      ${model.kind === 'privateKeyJwt' || (model.kind === 'clientSecret' && model.method === 'client_secret_jwt')
-        ? field('algorithm', 'Signing algorithm', { options: [['', `Default (${algorithms[0]})`], ...algorithms.map((a): [string, string] => [a, a])] })
-        : null}
+      ${
+        model.kind === 'privateKeyJwt'
+          ? field('format', 'Key format', {
+              options: [
+                ['', 'Detect'],
+                ['pem', 'PEM'],
+                ['jwk', 'JWK'],
+              ],
+            })
+          : null
+      }
+      ${
+        model.kind === 'privateKeyJwt' || (model.kind === 'clientSecret' && model.method === 'client_secret_jwt')
+          ? field('algorithm', 'Signing algorithm', {
+              options: [['', `Default (${algorithms[0]})`], ...algorithms.map((a): [string, string] => [a, a])],
+            })
+          : null
+      }
     </div>
-    <${ParamRows} legend="Additional parameters" addLabel="Add parameter" rows=${model.params} disabled=${disabled}
-      onChange=${(rows: Row[]) => change('params', rows)} error=${server.params} />
+    <${ParamRows}
+      legend="Additional parameters"
+      addLabel="Add parameter"
+      rows=${model.params}
+      disabled=${disabled}
+      onChange=${(rows: Row[]) => change('params', rows)}
+      error=${server.params}
+    />
     ${server.form === undefined ? null : html`<p class="error" role="alert">${server.form}</p>`}
     <div class="actions">
       <button type="submit" disabled=${disabled}>Save connection</button>

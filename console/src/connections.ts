@@ -47,20 +47,35 @@ export function Connections(props: { state: ConsoleState; editable: boolean; ref
     const answer = await call('DELETE', `/connections/${encodeURIComponent(key)}?version=${encodeURIComponent(current.body.version)}`);
     if (answer.ok) setMessage({ text: `Deleted connection ${key}.`, failed: false });
     else if (answer.body.code === 'CONNECTION_IN_USE')
-      setMessage({ text: `Cannot delete ${key}: used by route${answer.body.routes?.length === 1 ? '' : 's'} ${answer.body.routes?.join(', ') ?? ''}.`, failed: true });
+      setMessage({
+        text: `Cannot delete ${key}: used by route${answer.body.routes?.length === 1 ? '' : 's'} ${answer.body.routes?.join(', ') ?? ''}.`,
+        failed: true,
+      });
     else setMessage({ text: answer.body.detail ?? `Delete failed (${answer.status}).`, failed: true });
     await load();
   };
 
   const test = async (key: string) => {
     setMessage({ text: `Testing ${key}…`, failed: false });
-    const answer = await call<{ ok: boolean; expiresIn: number | null; tookMs: number; reason?: string; oauthError?: string; detail?: string }>(
-      'POST',
-      `/connections/${encodeURIComponent(key)}/test`,
-    );
+    const answer = await call<{
+      ok: boolean;
+      expiresIn: number | null;
+      tookMs: number;
+      reason?: string;
+      oauthError?: string;
+      detail?: string;
+    }>('POST', `/connections/${encodeURIComponent(key)}/test`);
     const b = answer.body;
-    if (answer.ok && b.ok) setMessage({ text: `Test of ${key} succeeded: token issued${b.expiresIn === null ? '' : `, expires in ${b.expiresIn} s`} (${b.tookMs} ms).`, failed: false });
-    else setMessage({ text: `Test of ${key} failed: ${b.oauthError ?? b.reason ?? b.code ?? answer.status}${b.detail === undefined ? '' : ` — ${b.detail}`}`, failed: true });
+    if (answer.ok && b.ok)
+      setMessage({
+        text: `Test of ${key} succeeded: token issued${b.expiresIn === null ? '' : `, expires in ${b.expiresIn} s`} (${b.tookMs} ms).`,
+        failed: false,
+      });
+    else
+      setMessage({
+        text: `Test of ${key} failed: ${b.oauthError ?? b.reason ?? b.code ?? answer.status}${b.detail === undefined ? '' : ` — ${b.detail}`}`,
+        failed: true,
+      });
     await load();
   };
 
@@ -90,32 +105,63 @@ export function Connections(props: { state: ConsoleState; editable: boolean; ref
   return html`<section aria-labelledby="connections-title">
     <div class="toolbar">
       <h1 id="connections-title">Connections</h1>
-      <input type="search" aria-label="Search connections" placeholder="Search connections" value=${query}
-        onInput=${(e: Event) => setQuery((e.target as HTMLInputElement).value)} />
+      <input
+        type="search"
+        aria-label="Search connections"
+        placeholder="Search connections"
+        value=${query}
+        onInput=${(e: Event) => setQuery((e.target as HTMLInputElement).value)}
+      />
       <button type="button" disabled=${!props.editable} onClick=${() => void edit(undefined)}>Add connection</button>
     </div>
     <p role="status" class=${message?.failed === true ? 'notice failed' : 'notice'}>${message?.text ?? ''}</p>
-    ${list === undefined
-      ? html`<p>Loading…</p>`
-      : html`<table class="list">
-          <thead><tr><th scope="col">Key</th><th scope="col">Display name</th><th scope="col">Client authentication</th><th scope="col">Token status</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
-          <tbody>
-            ${shown.map(
-              (c) => html`<tr key=${c.connection}>
-                <th scope="row">${c.connection}</th>
-                <td>${c.displayName}</td>
-                <td>${c.clientAuth}</td>
-                <td><span class=${c.tokenCached ? 'badge ok' : 'badge'}>${tokenStatus(c)}</span></td>
-                <td class="buttons">
-                  <button type="button" class="secondary" aria-describedby=${`name-${c.connection}`} onClick=${() => void edit(c.connection)}>Edit</button>
-                  <button type="button" class="secondary" disabled=${!props.editable} onClick=${() => void remove(c.connection)}>Delete</button>
-                  <button type="button" disabled=${props.state.authRequired && !props.state.signedIn} onClick=${() => void test(c.connection)}>Test</button>
-                  <span hidden id=${`name-${c.connection}`}>${c.connection}</span>
-                </td>
-              </tr>`,
-            )}
-          </tbody>
-        </table>
-        ${shown.length === 0 ? html`<p>No connection matches.</p>` : null}`}
+    ${
+      list === undefined
+        ? html`<p>Loading…</p>`
+        : html`<table class="list">
+              <thead>
+                <tr>
+                  <th scope="col">Key</th>
+                  <th scope="col">Display name</th>
+                  <th scope="col">Client authentication</th>
+                  <th scope="col">Token status</th>
+                  <th scope="col"><span class="visually-hidden">Actions</span></th>
+                </tr>
+              </thead>
+              <tbody>
+                ${shown.map(
+                  (c) =>
+                    html`<tr key=${c.connection}>
+                      <th scope="row">${c.connection}</th>
+                      <td>${c.displayName}</td>
+                      <td>${c.clientAuth}</td>
+                      <td><span class=${c.tokenCached ? 'badge ok' : 'badge'}>${tokenStatus(c)}</span></td>
+                      <td class="buttons">
+                        <button
+                          type="button"
+                          class="secondary"
+                          aria-describedby=${`name-${c.connection}`}
+                          onClick=${() => void edit(c.connection)}
+                        >
+                          Edit
+                        </button>
+                        <button type="button" class="secondary" disabled=${!props.editable} onClick=${() => void remove(c.connection)}>
+                          Delete
+                        </button>
+                        <button
+                          type="button"
+                          disabled=${props.state.authRequired && !props.state.signedIn}
+                          onClick=${() => void test(c.connection)}
+                        >
+                          Test
+                        </button>
+                        <span hidden id=${`name-${c.connection}`}>${c.connection}</span>
+                      </td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>
+            ${shown.length === 0 ? html`<p>No connection matches.</p>` : null}`
+    }
   </section>`;
 }

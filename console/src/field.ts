@@ -30,11 +30,20 @@ export function Field(props: FieldProps) {
   const read = (e: Event) => props.onInput((e.target as HTMLInputElement | HTMLSelectElement).value);
   return html`<div class="field">
     <label for=${props.id}>${props.label}</label>
-    ${props.options === undefined
-      ? html`<input ...${common} type=${props.type ?? 'text'} list=${props.list} value=${props.value} onInput=${read} autocomplete="off" />`
-      : html`<select ...${common} value=${props.value} onChange=${read}>
-          ${props.options.map(([value, label]) => html`<option value=${value} selected=${value === props.value}>${label}</option>`)}
-        </select>`}
+    ${
+      props.options === undefined
+        ? html`<input
+            ...${common}
+            type=${props.type ?? 'text'}
+            list=${props.list}
+            value=${props.value}
+            onInput=${read}
+            autocomplete="off"
+          />`
+        : html`<select ...${common} value=${props.value} onChange=${read}>
+            ${props.options.map(([value, label]) => html`<option value=${value} selected=${value === props.value}>${label}</option>`)}
+          </select>`
+    }
     ${props.hint === undefined ? null : html`<p class="hint" id=${hintId}>${props.hint}</p>`}
     ${props.error === undefined ? null : html`<p class="error" id=${errorId}>${props.error}</p>`}
   </div>`;

@@ -19,7 +19,7 @@ const VIEWS: [View, string][] = [
   ['usage', 'Usage Data'],
 ];
 
-const viewOf = (hash: string): View => (VIEWS.find(([view]) => hash === `#/${view}`)?.[0] ?? 'connections');
+const viewOf = (hash: string): View => VIEWS.find(([view]) => hash === `#/${view}`)?.[0] ?? 'connections';
 
 function SignIn(props: { onSignedIn: () => void }) {
   const [key, setKey] = useState('');
@@ -37,9 +37,15 @@ function SignIn(props: { onSignedIn: () => void }) {
       <p class="hint">Use one of the admin keys named under <code>admin.auth.apiKeys</code>.</p>
       <div class="field">
         <label for="admin-key">Admin key</label>
-        <input id="admin-key" type="password" autocomplete="current-password" value=${key}
-          aria-invalid=${error === undefined ? undefined : 'true'} aria-describedby=${error === undefined ? undefined : 'admin-key-error'}
-          onInput=${(e: Event) => setKey((e.target as HTMLInputElement).value)} />
+        <input
+          id="admin-key"
+          type="password"
+          autocomplete="current-password"
+          value=${key}
+          aria-invalid=${error === undefined ? undefined : 'true'}
+          aria-describedby=${error === undefined ? undefined : 'admin-key-error'}
+          onInput=${(e: Event) => setKey((e.target as HTMLInputElement).value)}
+        />
         ${error === undefined ? null : html`<p class="error" id="admin-key-error">${error}</p>`}
       </div>
       <div class="actions"><button type="submit">Sign in</button></div>
@@ -79,17 +85,22 @@ function App() {
       </nav>
       ${state.authRequired ? html`<button type="button" class="secondary" onClick=${() => void signOut()}>Sign out</button>` : null}
     </header>
-    ${editable
-      ? null
-      : html`<p class="banner" role="note">
-          Editing is off: ${state.readOnly ? 'the config file is read-only.' : !state.edit ? 'set admin.console.edit: true in the config to change connections and routes here.' : 'sign in to make changes.'}
-        </p>`}
+    ${
+      editable
+        ? null
+        : html`<p class="banner" role="note">
+            Editing is off:
+            ${state.readOnly ? 'the config file is read-only.' : !state.edit ? 'set admin.console.edit: true in the config to change connections and routes here.' : 'sign in to make changes.'}
+          </p>`
+    }
     <main>
-      ${view === 'connections'
-        ? html`<${Connections} state=${state} editable=${editable} refreshState=${refreshState} />`
-        : view === 'routes'
-          ? html`<${Routes} editable=${editable} />`
-          : html`<${UsageData} />`}
+      ${
+        view === 'connections'
+          ? html`<${Connections} state=${state} editable=${editable} refreshState=${refreshState} />`
+          : view === 'routes'
+            ? html`<${Routes} editable=${editable} />`
+            : html`<${UsageData} />`
+      }
     </main>
   </div>`;
 }

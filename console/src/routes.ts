@@ -6,7 +6,11 @@ import { Field } from './field.js';
 import { ParamRows, paramsOf, rowsOf, type Row } from './rows.js';
 
 function matchText(match: RouteSummary['match']): string {
-  return [match.pathPrefix ?? '', match.methods === undefined ? '' : match.methods.join(' '), match.host === undefined ? '' : `host ${match.host}`]
+  return [
+    match.pathPrefix ?? '',
+    match.methods === undefined ? '' : match.methods.join(' '),
+    match.host === undefined ? '' : `host ${match.host}`,
+  ]
     .filter((part) => part !== '')
     .join(' · ');
 }
@@ -17,13 +21,22 @@ function authText(auth: RouteSummary['auth']): string {
   return `${auth.connection ?? '?'}${overrides.length === 0 ? '' : ` (${overrides.join(', ')})`}`;
 }
 
-function RouteForm(props: { route: RouteSummary; index: number; version: string; connections: ConnectionSummary[]; editable: boolean; onDone: (text: string) => void; onCancel: () => void }) {
+function RouteForm(props: {
+  route: RouteSummary;
+  index: number;
+  version: string;
+  connections: ConnectionSummary[];
+  editable: boolean;
+  onDone: (text: string) => void;
+  onCancel: () => void;
+}) {
   const [type, setType] = useState(props.route.auth.type);
   const [connection, setConnection] = useState(props.route.auth.connection ?? '');
   const [rows, setRows] = useState<Row[]>(rowsOf(props.route.auth.params));
   const [errors, setErrors] = useState<Record<string, string | undefined>>({});
   const known = props.connections.map((c) => c.connection);
-  const typedConnection = type === 'client-connection' && connection !== '' && !known.includes(connection) ? `No connection ${connection}.` : undefined;
+  const typedConnection =
+    type === 'client-connection' && connection !== '' && !known.includes(connection) ? `No connection ${connection}.` : undefined;
 
   const save = async (event: Event) => {
     event.preventDefault();
@@ -37,7 +50,14 @@ function RouteForm(props: { route: RouteSummary; index: number; version: string;
     const prefix = `routes[${props.index}].auth`;
     const found: Record<string, string> = {};
     for (const problem of problemsOf(answer)) {
-      const field = problem.path === `${prefix}.connection` ? 'connection' : problem.path.startsWith(`${prefix}.params`) ? 'params' : problem.path === `${prefix}.type` ? 'type' : 'form';
+      const field =
+        problem.path === `${prefix}.connection`
+          ? 'connection'
+          : problem.path.startsWith(`${prefix}.params`)
+            ? 'params'
+            : problem.path === `${prefix}.type`
+              ? 'type'
+              : 'form';
       const text = field === 'form' && problem.path !== '' ? `${problem.path}: ${problem.message}` : problem.message;
       found[field] = found[field] === undefined ? text : `${found[field]} ${text}`;
     }
@@ -47,13 +67,38 @@ function RouteForm(props: { route: RouteSummary; index: number; version: string;
   return html`<form class="panel" onSubmit=${save} novalidate aria-labelledby="route-form-title">
     <h2 id="route-form-title">Edit route ${props.route.name}</h2>
     <div class="grid">
-      <${Field} id="route-type" label="Auth type" value=${type} error=${errors.type} disabled=${disabled}
-        options=${[['client-connection', 'Client connection'], ['none', 'None']]} onInput=${(v: string) => setType(v)} />
-      ${type === 'none'
-        ? null
-        : html`<${Field} id="route-connection" label="Client connection" value=${connection} error=${errors.connection ?? typedConnection}
-            disabled=${disabled} list="connection-keys" hint="Type to search the connections." onInput=${(v: string) => { setConnection(v); setErrors((e) => ({ ...e, connection: undefined })); }} />
-          <datalist id="connection-keys">${props.connections.map((c) => html`<option value=${c.connection}>${c.displayName}</option>`)}</datalist>`}
+      <${Field}
+        id="route-type"
+        label="Auth type"
+        value=${type}
+        error=${errors.type}
+        disabled=${disabled}
+        options=${[
+          ['client-connection', 'Client connection'],
+          ['none', 'None'],
+        ]}
+        onInput=${(v: string) => setType(v)}
+      />
+      ${
+        type === 'none'
+          ? null
+          : html`<${Field}
+                id="route-connection"
+                label="Client connection"
+                value=${connection}
+                error=${errors.connection ?? typedConnection}
+                disabled=${disabled}
+                list="connection-keys"
+                hint="Type to search the connections."
+                onInput=${(v: string) => {
+                  setConnection(v);
+                  setErrors((e) => ({ ...e, connection: undefined }));
+                }}
+              />
+              <datalist id="connection-keys">
+                ${props.connections.map((c) => html`<option value=${c.connection}>${c.displayName}</option>`)}
+              </datalist>`
+      }
     </div>
     ${type === 'none' ? null : html`<${ParamRows} legend="Parameter overrides" addLabel="Add override" rows=${rows} onChange=${setRows} error=${errors.params} disabled=${disabled} />`}
     ${errors.form === undefined ? null : html`<p class="error" role="alert">${errors.form}</p>`}
@@ -70,7 +115,10 @@ export function Routes(props: { editable: boolean }) {
   const [editing, setEditing] = useState<number | undefined>(undefined);
   const [message, setMessage] = useState('');
   const load = async () => {
-    const [routes, conns] = await Promise.all([call<{ routes: RouteSummary[]; version: string }>('GET', '/routes'), call<{ connections: ConnectionSummary[] }>('GET', '/connections')]);
+    const [routes, conns] = await Promise.all([
+      call<{ routes: RouteSummary[]; version: string }>('GET', '/routes'),
+      call<{ connections: ConnectionSummary[] }>('GET', '/connections'),
+    ]);
     if (routes.ok) setData(routes.body);
     if (conns.ok) setConnections(conns.body.connections);
   };
@@ -79,27 +127,60 @@ export function Routes(props: { editable: boolean }) {
   }, []);
   const route = editing === undefined ? undefined : data?.routes[editing];
   if (route !== undefined && editing !== undefined && data !== undefined) {
-    return html`<${RouteForm} route=${route} index=${editing} version=${data.version} connections=${connections} editable=${props.editable}
-      onDone=${(text: string) => { setEditing(undefined); setMessage(text); void load(); }} onCancel=${() => setEditing(undefined)} />`;
+    return html`<${RouteForm}
+      route=${route}
+      index=${editing}
+      version=${data.version}
+      connections=${connections}
+      editable=${props.editable}
+      onDone=${(text: string) => {
+        setEditing(undefined);
+        setMessage(text);
+        void load();
+      }}
+      onCancel=${() => setEditing(undefined)}
+    />`;
   }
   return html`<section aria-labelledby="routes-title">
     <div class="toolbar"><h1 id="routes-title">Routes</h1></div>
     <p role="status" class="notice">${message}</p>
-    ${data === undefined
-      ? html`<p>Loading…</p>`
-      : html`<table class="list">
-          <thead><tr><th scope="col">Name</th><th scope="col">Match</th><th scope="col">Upstream</th><th scope="col">Auth</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
-          <tbody>
-            ${data.routes.map(
-              (r, i) => html`<tr key=${r.name}>
-                <th scope="row">${r.name}</th>
-                <td><code>${matchText(r.match)}</code></td>
-                <td><code>${r.upstream}</code></td>
-                <td>${authText(r.auth)}</td>
-                <td class="buttons"><button type="button" class="secondary" onClick=${() => { setMessage(''); setEditing(i); }}>Edit</button></td>
-              </tr>`,
-            )}
-          </tbody>
-        </table>`}
+    ${
+      data === undefined
+        ? html`<p>Loading…</p>`
+        : html`<table class="list">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Match</th>
+                <th scope="col">Upstream</th>
+                <th scope="col">Auth</th>
+                <th scope="col"><span class="visually-hidden">Actions</span></th>
+              </tr>
+            </thead>
+            <tbody>
+              ${data.routes.map(
+                (r, i) =>
+                  html`<tr key=${r.name}>
+                    <th scope="row">${r.name}</th>
+                    <td><code>${matchText(r.match)}</code></td>
+                    <td><code>${r.upstream}</code></td>
+                    <td>${authText(r.auth)}</td>
+                    <td class="buttons">
+                      <button
+                        type="button"
+                        class="secondary"
+                        onClick=${() => {
+                          setMessage('');
+                          setEditing(i);
+                        }}
+                      >
+                        Edit
+                      </button>
+                    </td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }
   </section>`;
 }

@@ -38,13 +38,41 @@ export function ParamRows(props: {
     <legend>${props.legend}</legend>
     ${rows.length === 0 ? html`<p class="hint">None.</p>` : null}
     ${rows.map(
-      (row) => html`<div class="row" key=${row.id}>
-        <label>Name <input value=${row.name} disabled=${props.disabled} onInput=${(e: Event) => update(row.id, 'name', (e.target as HTMLInputElement).value)} /></label>
-        <label>Value <input value=${row.value} disabled=${props.disabled} onInput=${(e: Event) => update(row.id, 'value', (e.target as HTMLInputElement).value)} /></label>
-        <button type="button" class="secondary" disabled=${props.disabled} onClick=${() => onChange(rows.filter((r) => r.id !== row.id))} aria-label=${`Remove ${row.name || 'row'}`}>Remove</button>
-      </div>`,
+      (row) =>
+        html`<div class="row" key=${row.id}>
+          <label
+            >Name
+            <input
+              value=${row.name}
+              disabled=${props.disabled}
+              onInput=${(e: Event) => update(row.id, 'name', (e.target as HTMLInputElement).value)}
+          /></label>
+          <label
+            >Value
+            <input
+              value=${row.value}
+              disabled=${props.disabled}
+              onInput=${(e: Event) => update(row.id, 'value', (e.target as HTMLInputElement).value)}
+          /></label>
+          <button
+            type="button"
+            class="secondary"
+            disabled=${props.disabled}
+            onClick=${() => onChange(rows.filter((r) => r.id !== row.id))}
+            aria-label=${`Remove ${row.name || 'row'}`}
+          >
+            Remove
+          </button>
+        </div>`,
     )}
-    <button type="button" class="secondary" disabled=${props.disabled} onClick=${() => onChange([...rows, { id: nextId++, name: '', value: '' }])}>${props.addLabel}</button>
+    <button
+      type="button"
+      class="secondary"
+      disabled=${props.disabled}
+      onClick=${() => onChange([...rows, { id: nextId++, name: '', value: '' }])}
+    >
+      ${props.addLabel}
+    </button>
     ${error === undefined ? null : html`<p class="error" role="alert">${error}</p>`}
   </fieldset>`;
 }

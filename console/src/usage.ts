@@ -51,7 +51,11 @@ function Chart(props: { label: string; minutes: number[]; requests: number[]; fa
         height: 180,
         scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
         axes: [{}, { label: 'per minute', size: 50 }],
-        series: [{}, { label: 'Token requests', stroke: '#2563eb', width: 2, points: { show: false } }, { label: 'Failures', stroke: '#dc2626', width: 2, points: { show: false } }],
+        series: [
+          {},
+          { label: 'Token requests', stroke: '#2563eb', width: 2, points: { show: false } },
+          { label: 'Failures', stroke: '#dc2626', width: 2, points: { show: false } },
+        ],
       },
       [props.minutes, props.requests, props.failures],
       element,
@@ -61,7 +65,10 @@ function Chart(props: { label: string; minutes: number[]; requests: number[]; fa
   useEffect(() => {
     plot.current?.setData([props.minutes, props.requests, props.failures]);
   }, [props.minutes, props.requests, props.failures]);
-  return html`<figure class="chart"><div ref=${box} role="img" aria-label=${props.label}></div><figcaption>Token requests and failures per minute, last hour</figcaption></figure>`;
+  return html`<figure class="chart">
+    <div ref=${box} role="img" aria-label=${props.label}></div>
+    <figcaption>Token requests and failures per minute, last hour</figcaption>
+  </figure>`;
 }
 
 const ratio = (value: number | null) => (value === null ? '—' : `${Math.round(value * 1000) / 10} %`);
@@ -91,7 +98,10 @@ export function UsageData() {
   }, []);
   if (usage === undefined) return html`<p>Loading…</p>`;
   return html`<div>
-    <div class="toolbar"><h1>Usage Data</h1><p class="hint">Updated ${updated}; refreshes every ${REFRESH_MS / 1000} s.</p></div>
+    <div class="toolbar">
+      <h1>Usage Data</h1>
+      <p class="hint">Updated ${updated}; refreshes every ${REFRESH_MS / 1000} s.</p>
+    </div>
     ${usage.connections.map((c) => {
       const series = history?.connections[c.connection];
       const reasons = Object.entries(c.failuresByReason);
@@ -99,32 +109,74 @@ export function UsageData() {
         <h2 id=${`usage-${c.connection}`}>${c.displayName}</h2>
         <p class="hint">Connection <code>${c.connection}</code></p>
         <dl class="counters">
-          <div><dt>Token requests</dt><dd>${c.tokenRequests}</dd></div>
-          <div><dt>Successes</dt><dd>${c.successes}</dd></div>
-          <div><dt>Failures</dt><dd class=${c.failures > 0 ? 'bad' : ''}>${c.failures}</dd></div>
-          <div><dt>Cache hit ratio</dt><dd>${ratio(c.cacheHitRatio)}</dd></div>
-          <div><dt>Token expires in</dt><dd>${c.tokenExpiresInSeconds === null ? 'no token' : `${c.tokenExpiresInSeconds} s`}</dd></div>
+          <div>
+            <dt>Token requests</dt>
+            <dd>${c.tokenRequests}</dd>
+          </div>
+          <div>
+            <dt>Successes</dt>
+            <dd>${c.successes}</dd>
+          </div>
+          <div>
+            <dt>Failures</dt>
+            <dd class=${c.failures > 0 ? 'bad' : ''}>${c.failures}</dd>
+          </div>
+          <div>
+            <dt>Cache hit ratio</dt>
+            <dd>${ratio(c.cacheHitRatio)}</dd>
+          </div>
+          <div>
+            <dt>Token expires in</dt>
+            <dd>${c.tokenExpiresInSeconds === null ? 'no token' : `${c.tokenExpiresInSeconds} s`}</dd>
+          </div>
         </dl>
         <h3>Failures by reason</h3>
-        ${reasons.length === 0
-          ? html`<p class="hint">No failures.</p>`
-          : html`<ul class="reasons">${reasons.map(([reason, count]) => html`<li><span class="badge bad">${reason}</span> ${count}</li>`)}</ul>`}
-        ${history === undefined || series === undefined
-          ? null
-          : html`<${Chart} label=${`Token requests and failures per minute for ${c.displayName}`} minutes=${history.minutes} requests=${series.requests} failures=${series.failures} />`}
+        ${
+          reasons.length === 0
+            ? html`<p class="hint">No failures.</p>`
+            : html`<ul class="reasons">
+                ${reasons.map(([reason, count]) => html`<li><span class="badge bad">${reason}</span> ${count}</li>`)}
+              </ul>`
+        }
+        ${
+          history === undefined || series === undefined
+            ? null
+            : html`<${Chart}
+                label=${`Token requests and failures per minute for ${c.displayName}`}
+                minutes=${history.minutes}
+                requests=${series.requests}
+                failures=${series.failures}
+              />`
+        }
       </section>`;
     })}
     <section class="panel" aria-labelledby="failures-title">
       <h2 id="failures-title">Recent failures</h2>
       ${usage.recentFailures.length === 0 ? html`<p class="hint">None.</p>` : null}
       <table class="list" aria-label="Recent failures">
-        <thead><tr><th scope="col">Time</th><th scope="col">Connection</th><th scope="col">Route</th><th scope="col">Reason</th><th scope="col">OAuth error</th><th scope="col">HTTP status</th><th scope="col">Detail</th></tr></thead>
+        <thead>
+          <tr>
+            <th scope="col">Time</th>
+            <th scope="col">Connection</th>
+            <th scope="col">Route</th>
+            <th scope="col">Reason</th>
+            <th scope="col">OAuth error</th>
+            <th scope="col">HTTP status</th>
+            <th scope="col">Detail</th>
+          </tr>
+        </thead>
         <tbody>
           ${usage.recentFailures.map(
-            (f) => html`<tr>
-              <td>${new Date(f.time).toLocaleTimeString()}</td><td>${f.connection}</td><td>${f.route ?? '—'}</td>
-              <td>${f.reason}</td><td>${f.oauthError ?? '—'}</td><td>${f.httpStatus ?? '—'}</td><td>${f.detail}</td>
-            </tr>`,
+            (f) =>
+              html`<tr>
+                <td>${new Date(f.time).toLocaleTimeString()}</td>
+                <td>${f.connection}</td>
+                <td>${f.route ?? '—'}</td>
+                <td>${f.reason}</td>
+                <td>${f.oauthError ?? '—'}</td>
+                <td>${f.httpStatus ?? '—'}</td>
+                <td>${f.detail}</td>
+              </tr>`,
           )}
         </tbody>
       </table>

@@ -112,12 +112,15 @@ export function createConfigApi(state: ConfigApiState): Router {
     const key = req.params.key as string;
     const version = typeof req.query.version === 'string' ? req.query.version : isObject(req.body) ? req.body.version : undefined;
     const result = editor.edit(version, (doc, data) => {
-      if (!Object.hasOwn(connectionsOf(data), key)) throw new AdminError('NOT_FOUND', `no connection ${key.slice(0, 100)} in the config file`);
+      if (!Object.hasOwn(connectionsOf(data), key))
+        throw new AdminError('NOT_FOUND', `no connection ${key.slice(0, 100)} in the config file`);
       const users = routesOf(data)
         .filter((route) => isObject(route.auth) && route.auth.type !== 'none' && route.auth.connection === key)
         .map((route) => String(route.name));
       if (users.length > 0)
-        throw new AdminError('CONNECTION_IN_USE', `routes still use ${key}: ${users.join(', ')}; change their auth first`, { routes: users });
+        throw new AdminError('CONNECTION_IN_USE', `routes still use ${key}: ${users.join(', ')}; change their auth first`, {
+          routes: users,
+        });
       doc.deleteIn(['connections', key]);
       return { action: 'connection_delete', connection: key };
     });
@@ -134,7 +137,9 @@ export function createConfigApi(state: ConfigApiState): Router {
       if (index < 0) throw new AdminError('NOT_FOUND', `no route ${name.slice(0, 100)} in the config file`);
       const path = `routes[${index}].auth`;
       if (!isObject(body))
-        throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: [{ path, message: 'send the auth as a JSON object' }] });
+        throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
+          problems: [{ path, message: 'send the auth as a JSON object' }],
+        });
       refuseNewVariables(routeAuth, routesOf(data)[index]?.auth, path);
       mergeInto(doc, ['routes', index, 'auth'], routeAuth);
       return { action: 'route_auth_replace', route: name };
