@@ -235,6 +235,16 @@ describe('console admin API', () => {
     assert.ok(readFileSync(gw.configFile, 'utf8').includes('# uses orders'));
   });
 
+  it('serialises two edits sent at the same moment from the same version: one is applied, the other gets CONFIG_CHANGED', async () => {
+    const base = await version(gw);
+    const answers = await Promise.all(
+      ['orders', 'inventory'].map((connection) => send(gw, 'PUT', '/routes/orders-api/auth', { connection, version: base }, bearer)),
+    );
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 409]);
+    const winner = answers.findIndex((a) => a.status === 200);
+    assert.equal((await send(gw, 'GET', '/routes')).json.routes[0].auth.connection, ['orders', 'inventory'][winner]);
+  });
+
   it('deletes a connection no route uses', async () => {
     const answer = await send(gw, 'DELETE', `/connections/spare?version=${await version(gw)}`, undefined, bearer);
     assert.equal(answer.status, 200, answer.text);

@@ -214,6 +214,15 @@ routes:
     await page.getByRole('region', { name: 'Partner API' }).waitFor();
     await page.locator('.uplot').first().waitFor();
     await shot('usage-data');
+    // It refreshes by itself: more traffic shows up without navigating (a cached token: the hit ratio moves).
+    const ratio = page.getByRole('region', { name: 'Partner API' }).locator('dt:text-is("Cache hit ratio") + dd');
+    const shown = await ratio.textContent();
+    assert.equal((await fetch(`${gw.url}/orders/43`)).status, 200);
+    await page.waitForFunction(
+      ([selector, before]) => document.querySelector(selector)?.textContent !== before,
+      ['section[aria-labelledby="usage-partner"] dl div:nth-child(4) dd', shown] as const,
+      { timeout: 15_000 },
+    );
   });
 
   it('refuses to delete a connection in use, naming the route', async () => {
@@ -222,6 +231,9 @@ routes:
     page.once('dialog', (dialog) => void dialog.accept());
     await row('partner').getByRole('button', { name: 'Delete' }).click();
     await page.getByText('Cannot delete partner: used by route orders.').waitFor();
+    await page.getByRole('searchbox', { name: 'Search connections' }).fill('api');
+    await row('broken').waitFor({ state: 'detached' });
+    await row('partner').waitFor();
     assert.deepEqual(readFileSync(gw.configFile), before);
     await shot('delete-refused');
   });

@@ -104,7 +104,7 @@ export function Connections(props: { state: ConsoleState; editable: boolean; ref
   );
   return html`<section aria-labelledby="connections-title">
     <div class="toolbar">
-      <h1 id="connections-title">Connections</h1>
+      <h1 id="connections-title" tabindex="-1">Connections</h1>
       <input
         type="search"
         aria-label="Search connections"

@@ -6,7 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { html } from 'htm/preact';
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, type ConsoleState } from './api.js';
 import { Connections } from './connections.js';
 import { Routes } from './routes.js';
@@ -66,9 +66,12 @@ function App() {
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
   }, []);
+  const firstView = useRef(true);
   useEffect(() => {
     document.title = `${VIEWS.find(([v]) => v === view)?.[1] ?? ''} · tokengate`;
-    document.querySelector<HTMLElement>('main h1')?.focus();
+    // After a navigation (not on the first load), take keyboard and screen-reader focus to the new view's heading.
+    if (!firstView.current) document.querySelector<HTMLElement>('main h1')?.focus();
+    firstView.current = false;
   }, [view]);
   if (state === undefined) return html`<p class="loading">Loading…</p>`;
   if (state.authRequired && !state.signedIn) return html`<${SignIn} onSignedIn=${() => void refreshState()} />`;

@@ -142,7 +142,7 @@ export function Routes(props: { editable: boolean }) {
     />`;
   }
   return html`<section aria-labelledby="routes-title">
-    <div class="toolbar"><h1 id="routes-title">Routes</h1></div>
+    <div class="toolbar"><h1 id="routes-title" tabindex="-1">Routes</h1></div>
     <p role="status" class="notice">${message}</p>
     ${
       data === undefined

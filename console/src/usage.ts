@@ -99,7 +99,7 @@ export function UsageData() {
   if (usage === undefined) return html`<p>Loading…</p>`;
   return html`<div>
     <div class="toolbar">
-      <h1>Usage Data</h1>
+      <h1 tabindex="-1">Usage Data</h1>
       <p class="hint">Updated ${updated}; refreshes every ${REFRESH_MS / 1000} s.</p>
     </div>
     ${usage.connections.map((c) => {
