@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { isMap, parseDocument, type Document } from 'yaml';
+import { isCollection, isMap, parseDocument, type Document } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import { parseConfig, type Config } from '../config/load.js';
 import type { Logger } from '../log.js';
@@ -122,6 +122,9 @@ export class ConfigEditor {
 export function mergeInto(doc: Document, path: readonly (string | number)[], value: Record<string, unknown>): void {
   const node = doc.getIn(path, true);
   if (!isMap(node)) {
+    // `connections: {}` would otherwise take the new entry in flow style, all on one line.
+    const parent = doc.getIn(path.slice(0, -1), true);
+    if (isCollection(parent) && parent.flow === true && parent.items.length === 0) parent.flow = false;
     doc.setIn(path, doc.createNode(value));
     return;
   }
