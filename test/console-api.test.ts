@@ -92,6 +92,12 @@ describe('console admin API', () => {
     assert.equal(fromElsewhere.json.code, 'ADMIN_FORBIDDEN');
     const fetchMetadata = await send(gw, 'PUT', '/connections/new', body, { ...bearer, 'sec-fetch-site': 'cross-site' });
     assert.equal(fetchMetadata.status, 403);
+    // Another port of the same host is "same-site", and SameSite=Strict cookies go there: the proxy
+    // listener serves upstream pages from such an origin, so only same-origin may change things.
+    const sibling = await send(gw, 'PUT', '/connections/new', body, { ...bearer, 'sec-fetch-site': 'same-site' });
+    assert.equal(sibling.status, 403);
+    const otherPort = await send(gw, 'PUT', '/connections/new', body, { ...bearer, origin: gw.url });
+    assert.equal(otherPort.status, 403);
     const signIn = await send(gw, 'POST', '/session', { key: ADMIN_KEY }, { origin: 'http://evil.example' });
     assert.equal(signIn.status, 403, 'no login CSRF');
   });
