@@ -171,7 +171,7 @@ describe('console admin API', () => {
     assert.ok(!text.includes(CLIENT_SECRET));
     // Applied before the answer: the connection list already has it.
     const list = await send(gw, 'GET', '/connections');
-    assert.ok(list.json.connections.some((c: { connection: string }) => c.connection === 'inventory'));
+    assert.ok((list.json.connections as { connection: string }[]).some((c) => c.connection === 'inventory'));
     const logged = gw.logs.find((line) => line.event === 'config_edit');
     assert.deepEqual([logged?.action, logged?.connection], ['connection_create', 'inventory']);
     assert.deepEqual(
@@ -198,7 +198,7 @@ describe('console admin API', () => {
     assert.equal(answer.status, 422);
     assert.equal(answer.json.code, 'CONFIG_INVALID');
     assert.ok(
-      answer.json.problems.some((p: { path: string }) => p.path === 'connections.orders.clientSecret.secret'),
+      (answer.json.problems as { path: string }[]).some((p) => p.path === 'connections.orders.clientSecret.secret'),
       answer.text,
     );
     assert.deepEqual(readFileSync(gw.configFile), file);
@@ -219,7 +219,7 @@ describe('console admin API', () => {
     );
     assert.equal(answer.status, 422);
     assert.deepEqual(
-      answer.json.problems.map((p: { path: string }) => p.path),
+      (answer.json.problems as { path: string }[]).map((p) => p.path),
       ['connections.spare.clientId'],
     );
   });

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The console end to end in a real browser (Debian's chromium), against a real authorization
  * server (oidc-provider) and an echo upstream: sign in, add a connection through the form,

@@ -199,11 +199,11 @@ export function ConnectionForm(props: {
   const secrets: [string, string][] = [['', 'Choose a secret…'], ...props.state.secrets.map((name): [string, string] => [name, name])];
   const disabled = !props.editable || saving;
   const algorithms = model.kind === 'privateKeyJwt' ? ASYMMETRIC : HMAC;
-  const field = (name: keyof Model, label: string, extra: Record<string, unknown> = {}) =>
+  const field = (name: Exclude<keyof Model, 'params'>, label: string, extra: Record<string, unknown> = {}) =>
     html`<${Field}
       id=${`connection-${name}`}
       label=${label}
-      value=${String(model[name])}
+      value=${model[name]}
       error=${errorOf(name)}
       disabled=${disabled}
       onInput=${(value: string) => change(name, value as never)}

@@ -91,7 +91,7 @@ export function createConfigApi(state: ConfigApiState): Router {
 
   api.put('/connections/:key', json, (req, res) => {
     mayEdit(req);
-    const key = req.params.key as string;
+    const key = req.params.key;
     const body: unknown = req.body;
     const { version, ...connection } = isObject(body) ? body : { version: undefined };
     const result = editor.edit(version, (doc, data) => {
@@ -109,7 +109,7 @@ export function createConfigApi(state: ConfigApiState): Router {
 
   api.delete('/connections/:key', json, (req, res) => {
     mayEdit(req);
-    const key = req.params.key as string;
+    const key = req.params.key;
     const version = typeof req.query.version === 'string' ? req.query.version : isObject(req.body) ? req.body.version : undefined;
     const result = editor.edit(version, (doc, data) => {
       if (!Object.hasOwn(connectionsOf(data), key))
@@ -129,7 +129,7 @@ export function createConfigApi(state: ConfigApiState): Router {
 
   api.put('/routes/:name/auth', json, (req, res) => {
     mayEdit(req);
-    const name = req.params.name as string;
+    const name = req.params.name;
     const body: unknown = req.body;
     const { version, ...routeAuth } = isObject(body) ? body : { version: undefined };
     const result = editor.edit(version, (doc: Document, data) => {
