@@ -9,13 +9,15 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
-# Build: all dependencies, compile TypeScript to dist/.
+# Build: all dependencies, compile TypeScript to dist/ and bundle the console into dist/console.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+COPY console ./console
+COPY scripts/build-console.ts ./scripts/
 RUN npm run build
 
 # Runtime: no compiler, no dev dependencies, no npm cache; files owned by root, run as node.
