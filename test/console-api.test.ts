@@ -149,6 +149,7 @@ describe('console admin API', () => {
   });
 
   it('accepts a valid edit: written with comments kept, applied by reload before the answer, logged as config_edit', async () => {
+    const original = readFileSync(gw.configFile, 'utf8');
     const answer = await send(
       gw,
       'PUT',
@@ -168,6 +169,12 @@ describe('console admin API', () => {
     for (const comment of ['# top comment, kept by every edit', '# console switch', '# the orders client', '# uses orders'])
       assert.ok(text.includes(comment), comment);
     assert.ok(text.includes('tokenUrl: ${TG_TOKEN_URL}'), 'variables are kept as written');
+    // Adding a connection only adds lines: every line of the file is still there, as it was.
+    const kept = new Set(text.split('\n'));
+    assert.deepEqual(
+      original.split('\n').filter((line) => !kept.has(line)),
+      [],
+    );
     assert.ok(!text.includes(CLIENT_SECRET));
     // Applied before the answer: the connection list already has it.
     const list = await send(gw, 'GET', '/connections');

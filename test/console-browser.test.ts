@@ -173,6 +173,18 @@ routes:
     await page.getByRole('button', { name: 'Cancel' }).click();
   });
 
+  it('edits a connection: the form shows it as configured, and saving changes only what was changed', async () => {
+    await row('broken').getByRole('button', { name: 'Edit' }).click();
+    assert.equal(await page.getByLabel('Client ID').inputValue(), 'broken-client');
+    assert.equal(await page.getByLabel('Secret', { exact: true }).inputValue(), 'wrong-secret');
+    await page.getByLabel('Client authentication method').selectOption('client_secret_post');
+    await page.getByRole('button', { name: 'Save connection' }).click();
+    await page.getByText('Saved connection broken.').waitFor();
+    const text = readFileSync(gw.configFile, 'utf8');
+    assert.match(text, /broken: # a client whose secret is wrong\n\s+displayName: Broken partner\n/);
+    assert.match(text, /clientSecret: \{ secret: wrong-secret, method: client_secret_post \}/);
+  });
+
   it('Test shows success for the new connection', async () => {
     await row('partner').getByRole('button', { name: 'Test' }).click();
     await page.getByText(/Test of partner succeeded/).waitFor();

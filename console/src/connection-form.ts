@@ -125,7 +125,8 @@ function typedProblems(model: Model, isNew: boolean, taken: string[]): Partial<R
   if (model.clientId.trim() === '') problems.clientId = 'Required.';
   for (const field of ['tokenUrl', 'issuer'] as const) {
     const value = model[field].trim();
-    if (value !== '' && !/^https?:\/\/[^/]/.test(value)) problems[field] = 'An absolute http: or https: URL.';
+    // A ${VAR} the file already has is resolved by the gateway, not here.
+    if (value !== '' && !value.includes('${') && !/^https?:\/\/[^/]/.test(value)) problems[field] = 'An absolute http: or https: URL.';
   }
   if (model.tokenUrl.trim() === '' && model.issuer.trim() === '')
     problems.tokenUrl = 'Give the Access token URL, or an Issuer to discover it.';

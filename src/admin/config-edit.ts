@@ -98,7 +98,7 @@ export class ConfigEditor {
       });
     const record = change(doc, before.data);
     // lineWidth 0: never fold long strings that the file had on one line.
-    const candidate = doc.toString({ lineWidth: 0 });
+    const candidate = restoreKeyComments(doc.toString({ lineWidth: 0 }), before.text);
     const verdict = validateConfigText(candidate, this.options.file, this.options.env);
     if (!verdict.ok) throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: verdict.problems });
     replaceFile(this.file, candidate);
@@ -131,9 +131,26 @@ export function mergeInto(doc: Document, path: readonly (string | number)[], val
   const current = node.toJSON() as Record<string, unknown>;
   for (const [key, item] of Object.entries(value)) {
     if (JSON.stringify(current[key]) === JSON.stringify(item)) continue;
-    node.set(key, doc.createNode(item));
+    // A nested mapping (clientSecret: { secret: x }) is merged too, so it keeps its own style.
+    if (isPlainObject(item) && isMap(node.get(key, true))) mergeInto(doc, [...path, key], item);
+    else node.set(key, doc.createNode(item));
   }
   for (const key of Object.keys(current)) if (!Object.hasOwn(value, key)) node.delete(key);
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The yaml package moves a comment written after a key whose value is a block (`broken: # why`)
+ * onto the next line when it prints the document. Put each such comment back where the file had
+ * it: only where the original has exactly that line.
+ */
+export function restoreKeyComments(candidate: string, original: string): string {
+  const originalLines = new Set(original.split('\n'));
+  return candidate.replace(/^([ \t]*(?:- )?[^\s#][^\n]*:)\n[ \t]*(#[^\n]*)$/gm, (whole, keyLine: string, comment: string) =>
+    originalLines.has(`${keyLine} ${comment}`) ? `${keyLine} ${comment}` : whole,
+  );
 }
 
 /**
