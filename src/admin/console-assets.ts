@@ -3,11 +3,15 @@
  * admin listener itself: no CDN, so it works on a machine without internet.
  */
 import { existsSync } from 'node:fs';
+import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Router } from 'express';
 
 /** From src/admin (tsx) and from dist/admin (built) alike, this is the repository's dist/console. */
 const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+
+/** The bundles scripts/build-console.ts also writes gzipped. */
+const PRECOMPRESSED = new Set(['main.js', 'main.css']);
 
 /**
  * No inline script or style, nothing from elsewhere (scripts set styles through the CSSOM, which
@@ -41,6 +45,14 @@ export function consoleAssets(): Router {
   router.get('/', (_req, res) => {
     res.setHeader('cache-control', 'no-cache');
     res.sendFile('index.html', { root: CONSOLE_DIR });
+  });
+  router.get('/assets/:name', (req, res, next) => {
+    const name = req.params.name;
+    if (!PRECOMPRESSED.has(name) || req.acceptsEncodings('gzip') !== 'gzip' || !existsSync(join(CONSOLE_DIR, `${name}.gz`))) return next();
+    res.setHeader('content-encoding', 'gzip');
+    res.setHeader('vary', 'accept-encoding');
+    res.type(extname(name));
+    res.sendFile(`${name}.gz`, { root: CONSOLE_DIR });
   });
   router.use('/assets', express.static(CONSOLE_DIR, { index: false, fallthrough: false, cacheControl: true, maxAge: 0 }));
   return router;
