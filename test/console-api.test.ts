@@ -3,7 +3,7 @@
  * file only ever changes by an accepted edit (comments kept, atomically, applied by reload).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -146,6 +146,19 @@ describe('console admin API', () => {
     ].join();
     assert.ok(!everything.includes(CLIENT_SECRET) && !everything.includes(ADMIN_KEY));
     assert.equal((await send(gw, 'GET', '/connections/nope')).status, 404);
+  });
+
+  it('does not show a connection block with a key tokengate does not know (a secret pasted in the wrong place)', async () => {
+    const original = readFileSync(gw.configFile, 'utf8');
+    writeFileSync(gw.configFile, original.replace('clientId: spare-client', 'clientId: spare-client\n    password: pasted-by-mistake'));
+    try {
+      const answer = await send(gw, 'GET', '/connections/spare');
+      assert.equal(answer.status, 422);
+      assert.deepEqual(answer.json.problems, [{ path: 'connections.spare.password', message: 'unknown key' }]);
+      assert.ok(!answer.text.includes('pasted-by-mistake'));
+    } finally {
+      writeFileSync(gw.configFile, original);
+    }
   });
 
   it('accepts a valid edit: written with comments kept, applied by reload before the answer, logged as config_edit', async () => {

@@ -4,6 +4,8 @@
  */
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Document } from 'yaml';
+import { formatPath } from '../config/errors.js';
+import { connectionSchema } from '../config/schema.js';
 import type { Config } from '../config/load.js';
 import { crossSite, type AdminAuth } from './admin-auth.js';
 import { mergeInto, variableProblems, type ConfigEditor } from './config-edit.js';
@@ -81,11 +83,20 @@ export function createConfigApi(state: ConfigApiState): Router {
 
   api.get('/connections/:key', (req, res) => {
     const file = editor.read();
-    const connection = connectionsOf(file.data)[req.params.key];
-    if (!Object.hasOwn(connectionsOf(file.data), req.params.key) || !isObject(connection))
+    const connections = connectionsOf(file.data);
+    const connection = connections[req.params.key];
+    if (!Object.hasOwn(connections, req.params.key) || !isObject(connection))
       throw new AdminError('NOT_FOUND', `no connection ${req.params.key.slice(0, 100)} in the config file`);
+    // A valid connection block holds secret *names* only. A key the schema does not know (a secret
+    // pasted in the wrong place since the last load) is not shown: say where it is, nothing more.
+    const unknown = (connectionSchema.safeParse(connection).error?.issues ?? []).flatMap((issue) =>
+      issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [],
+    );
+    if (unknown.length > 0)
+      throw new AdminError('CONFIG_INVALID', 'the connection in the config file has keys tokengate does not know; fix the file', {
+        problems: unknown.map((path) => ({ path: formatPath(['connections', req.params.key, ...path]), message: 'unknown key' })),
+      });
     res.setHeader('cache-control', 'no-store');
-    // The connection block holds secret *names* only (the schema allows nothing else there).
     res.json({ key: req.params.key, connection, version: file.version });
   });
 
