@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page, Response } from 'playwright-core';
-import { ARTIFACTS, browserMissing, launchChromium } from './support/browser.js';
+import { ARTIFACTS, launchChromium, requireChromium } from './support/browser.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
@@ -21,9 +21,7 @@ const CLIENT_SECRET = randomBytes(24).toString('base64url');
 const WRONG_SECRET = randomBytes(24).toString('base64url');
 const env = { ...process.env, TG_ADMIN_KEY: ADMIN_KEY, TG_CLIENT_SECRET: CLIENT_SECRET, TG_WRONG_SECRET: WRONG_SECRET };
 
-const skip = browserMissing();
-
-describe('console in a browser', { skip }, () => {
+describe('console in a browser', requireChromium(), () => {
   let oidc: OidcServer;
   let upstream: TestServer;
   let gw: TestGateway;

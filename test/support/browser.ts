@@ -1,25 +1,27 @@
 /**
- * Debian's chromium driven by playwright-core. Missing outside CI: the test is skipped with the
- * package to install; in CI (CI=true) a missing browser is a failure, never a skip.
+ * Debian's chromium driven by playwright-core, for the console tests. Whether it is there (or the
+ * suite is skipped, or fails in CI) is decided by requireProgram in test/support/programs.ts.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
+import { programPath, requireProgram } from './programs.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
 export const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 
-/** A reason to skip, or undefined when the browser is there (or CI insists on it). */
-export function browserMissing(): string | undefined {
-  if (existsSync(CHROMIUM) || process.env.CI === 'true') return undefined;
-  return `${CHROMIUM} is missing: install the Debian package chromium (apt-get install chromium)`;
+/** The suite options for tests that need the browser: skipped with the package to install when it is missing. */
+export function requireChromium(): { skip: string | false } {
+  return requireProgram('chromium', 'chromium');
 }
 
-/** Headless, no sandbox (root in a container), nothing phoning home; a fresh temporary profile each launch. */
+/**
+ * Headless, no sandbox (root in a container), nothing phoning home, and a fresh temporary profile
+ * (user data dir) for each launch, which playwright removes on close.
+ */
 export function launchChromium(): Promise<Browser> {
   mkdirSync(ARTIFACTS, { recursive: true });
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: programPath('chromium'),
     headless: true,
     args: [
       '--no-sandbox',
