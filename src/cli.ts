@@ -7,8 +7,8 @@ import { parseArgs } from 'node:util';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
 import { ConfigError, formatProblem } from './config/errors.js';
-import { loadConfig } from './config/load.js';
 import { createLogger } from './log.js';
+import { buildConfig } from './pipeline/build.js';
 import { Gateway } from './server.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
@@ -40,7 +40,8 @@ async function serve(args: string[]): Promise<number> {
   let gateway: Gateway | undefined;
   // Installed before listening: SIGHUP's default action would end the process. A SIGHUP during
   // start-up has nothing to do, the config is being read anyway.
-  process.on('SIGHUP', () => gateway?.reload());
+  // reload() never rejects: a config it cannot build is a refused reload, counted and logged.
+  process.on('SIGHUP', () => void gateway?.reload());
   gateway = await Gateway.start({ configFile: configFile(values.config), logger: log, watch: true });
   const started = gateway;
   return new Promise((done) => {
@@ -53,10 +54,14 @@ async function serve(args: string[]): Promise<number> {
   });
 }
 
-function validate(args: string[]): number {
+/**
+ * Every stage of the pipeline `serve` and a reload run, the compile stage included; only the
+ * commit (listeners, Redis, token requests) is left out.
+ */
+async function validate(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const file = configFile(values.config);
-  const config = loadConfig(file);
+  const { config } = await buildConfig(file);
   for (const warning of config.warnings) process.stderr.write(`warning: ${warning}\n`);
   process.stdout.write(`${file}: valid (${config.routes.length} routes, ${config.connections.size} connections)\n`);
   return 0;
@@ -81,7 +86,7 @@ async function token(args: string[]): Promise<number> {
     if (eq < 1) throw new UsageError(`--param wants name=value, got "${pair}"`);
     extra[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const config = loadConfig(configFile(values.config));
+  const { config } = await buildConfig(configFile(values.config));
   const connection = config.connections.get(key);
   if (connection === undefined) {
     process.stderr.write(`unknown connection "${key}"; known: ${[...config.connections.keys()].join(', ') || 'none'}\n`);
@@ -105,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
       case 'serve':
         return await serve(rest);
       case 'validate':
-        return validate(rest);
+        return await validate(rest);
       case 'token':
         return await token(rest);
       case '--help':

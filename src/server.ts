@@ -2,6 +2,7 @@
  * Builds the listeners from a config, and starts, reloads and drains them.
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,17 +11,25 @@ import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
 import { RedisTokenStore } from './cache/redis-store.js';
-import { ConfigError, formatProblem } from './config/errors.js';
-import { isLoopbackHost, loadConfig, type Config } from './config/load.js';
-import type { TlsKeyPair } from './config/tls.js';
+import { isLoopbackHost } from './config/checks.js';
+import { formatProblem, type ConfigError } from './config/errors.js';
+import type { Config } from './config/types.js';
+import { buildConfig } from './pipeline/build.js';
+import type { Compiled } from './pipeline/compile.js';
 import { createLogger, redactAlso, type Logger } from './log.js';
 import { keepTickShape } from './tick-shape.js';
-import { compileRoutes, ProxyHandler, type Runtime } from './proxy/handler.js';
+import { bindRuntime } from './proxy/compile.js';
+import { ProxyHandler } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 
 const WATCH_DEBOUNCE_MS = 200;
+/**
+ * How often the watcher checks that the config folder it watches is still the one on disk: a
+ * watch on a deleted folder ends silently, and one on a recreated folder sees nothing.
+ */
+const WATCH_CHECK_INTERVAL_MS = 1_000;
 /**
  * How often Node checks headersTimeout and requestTimeout (its default is 30 s, which would let a
  * slow client hold a socket far past a short headersTimeoutMs).
@@ -52,7 +61,8 @@ export class Gateway {
   readonly provider: TokenProvider;
   #config: Config;
   readonly #handler: ProxyHandler;
-  readonly #agents = new Map<string, http.Agent>();
+  /** The upstream socket pools of the running config, by origin and TLS settings. */
+  #agents: ReadonlyMap<string, http.Agent>;
   /** Pools a reload left unused, waiting for the old config's requests to finish (#retireAgents). */
   readonly #retired = new Set<http.Agent>();
   readonly #proxyServer: ProxyServer;
@@ -62,8 +72,12 @@ export class Gateway {
   readonly #store: RedisTokenStore | undefined;
   #draining = false;
   #watcher: FSWatcher | undefined;
+  #watchCheck: NodeJS.Timeout | undefined;
+  /** Reloads run one after another: a SIGHUP during a reload waits for it, then reads the file again. */
+  #reloads: Promise<unknown> = Promise.resolve();
 
-  private constructor(config: Config, options: GatewayOptions, log: Logger) {
+  private constructor(compiled: Compiled, options: GatewayOptions, log: Logger) {
+    const { config } = compiled;
     redactAlso(accessHeaders(config));
     this.#options = options;
     this.log = log;
@@ -88,8 +102,9 @@ export class Gateway {
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
     const proxyListen = config.listen;
+    this.#agents = compiled.routes.agents;
     this.#handler = new ProxyHandler(
-      compileRoutes(config, this.metrics, this.usage, this.#agents, log),
+      bindRuntime(config, compiled.routes, this.metrics, this.usage, log),
       this.provider,
       this.metrics,
       log,
@@ -104,7 +119,7 @@ export class Gateway {
     this.#proxyServer =
       proxyListen.tls === undefined
         ? http.createServer(serverOptions, this.#handler.handle)
-        : https.createServer({ ...serverOptions, ...serverTlsOptions(proxyListen.tls) }, this.#handler.handle);
+        : https.createServer({ ...serverOptions, ...compiled.listenerTls }, this.#handler.handle);
     this.#proxyServer.on('clientError', answerClientError);
     this.#adminServer = http.createServer(
       createAdminApp({
@@ -121,12 +136,16 @@ export class Gateway {
     );
   }
 
-  /** Loads the config (throws ConfigError before any listener starts) and starts both listeners. */
+  /**
+   * Builds the config through the whole pipeline (throws ConfigError before any listener starts)
+   * and starts both listeners.
+   */
   static async start(options: GatewayOptions): Promise<Gateway> {
     keepTickShape();
     const log = options.logger ?? createLogger();
-    const config = loadConfig(options.configFile, { env: options.env });
-    const gateway = new Gateway(config, options, log);
+    const compiled = await buildConfig(options.configFile, { env: options.env });
+    const { config } = compiled;
+    const gateway = new Gateway(compiled, options, log);
     gateway.#warn(config);
     // Serving before Redis answers would only cost this replica its own token requests; wait a little.
     if (gateway.#store !== undefined && !(await gateway.#store.whenConnected()))
@@ -144,7 +163,14 @@ export class Gateway {
       await gateway.#store?.close();
       throw failed.reason;
     }
-    if (options.watch === true) gateway.#watch();
+    // For their whole life: an 'error' with no listener would end the process.
+    for (const [name, server] of [
+      ['proxy', gateway.#proxyServer],
+      ['admin', gateway.#adminServer],
+    ] as const) {
+      server.on('error', (error) => log.error({ event: 'listener_error', listener: name, err: error }, `${name} listener error`));
+    }
+    if (options.watch === true) await gateway.#watch();
     log.info(
       {
         event: 'started',
@@ -171,24 +197,47 @@ export class Gateway {
   }
 
   /**
-   * Loads and validates the config file again. If valid, swaps it in atomically (in-flight
-   * requests finish on the old routes; tokens of unchanged connections are kept); if not, keeps
-   * serving the old one and logs every problem.
+   * Runs the config file through the whole pipeline again and, only if every stage succeeds,
+   * commits it in one step (in-flight requests finish on the old routes; tokens of unchanged
+   * connections are kept). Anything that goes wrong before the commit leaves the running config
+   * untouched and is a refused reload: counted, logged at its file and key path, never thrown.
    */
-  reload(): ReloadResult {
-    let config: Config;
+  reload(): Promise<ReloadResult> {
+    const next = this.#reloads.then(() => this.#reloadOnce());
+    this.#reloads = next;
+    return next;
+  }
+
+  async #reloadOnce(): Promise<ReloadResult> {
+    let compiled: Compiled;
     try {
-      config = loadConfig(this.#options.configFile, { env: this.#options.env });
+      compiled = await buildConfig(this.#options.configFile, { env: this.#options.env, agents: this.#agents });
     } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      this.metrics.configReloads.inc({ outcome: 'failure' });
-      for (const problem of error.problems)
-        this.log.error(
-          { event: 'config_reload_problem', file: error.file, ...problem },
-          `config reload refused: ${formatProblem(error.file, problem)}`,
-        );
-      return { ok: false, error };
+      // buildConfig throws ConfigError only (pipeline/build.ts contains every other error).
+      return this.#refused(error as ConfigError);
     }
+    if (this.#draining) return { ok: false };
+    try {
+      this.#commit(compiled);
+    } catch (error) {
+      // Not reachable by design (every fallible step ran in the compile stage); never let it end the process.
+      this.metrics.configReloads.inc({ outcome: 'failure' });
+      this.log.error({ event: 'config_reload_failed', err: error }, 'config reload failed while being applied');
+      return { ok: false };
+    }
+    return { ok: true };
+  }
+
+  #refused(error: ConfigError): ReloadResult {
+    this.metrics.configReloads.inc({ outcome: 'failure' });
+    for (const problem of error.problems)
+      this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
+    return { ok: false, error };
+  }
+
+  /** The swap: only steps that cannot fail on a compiled config, the route table last. */
+  #commit(compiled: Compiled): void {
+    const { config } = compiled;
     redactAlso(accessHeaders(config));
     const before = startOnlySettings(this.#config);
     const after = startOnlySettings(config);
@@ -196,13 +245,14 @@ export class Gateway {
     if (pending.length > 0) {
       this.log.warn({ event: 'config_restart_required', keys: pending }, `${pending.join(', ')} changed: takes effect on restart`);
     }
-    this.#reloadListenerTls(config);
+    // A rotated listener certificate applies to new connections at once (adding or removing listen.tls needs a restart).
+    if (this.#proxyServer instanceof https.Server && compiled.listenerTls !== undefined)
+      this.#proxyServer.setSecureContext(compiled.listenerTls);
     this.provider.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
     this.metrics.declareSeries(config);
-    const runtime = compileRoutes(config, this.metrics, this.usage, this.#agents, this.log);
-    this.#handler.setRuntime(runtime);
-    this.#retireAgents(runtime, config.listen.drainTimeoutMs);
+    this.#handler.setRuntime(bindRuntime(config, compiled.routes, this.metrics, this.usage, this.log));
+    this.#retireAgents(compiled.routes.agents, config.listen.drainTimeoutMs);
     const keptRoutes = new Set(config.routes.map((route) => route.name));
     const removedRoutes = new Set(this.#config.routes.map((route) => route.name).filter((name) => !keptRoutes.has(name)));
     const removedConnections = new Set([...this.#config.connections.keys()].filter((key) => !config.connections.has(key)));
@@ -213,7 +263,6 @@ export class Gateway {
     this.metrics.configReloads.inc({ outcome: 'success' });
     this.#warn(config);
     this.log.info({ event: 'config_reloaded', routes: config.routes.length, connections: config.connections.size }, 'config reloaded');
-    return { ok: true };
   }
 
   /**
@@ -221,11 +270,12 @@ export class Gateway {
    * settings changed), once requests the old config started have had the drain time to finish:
    * destroy() would cut them short, and idle keep-alive sockets would otherwise stay open for good.
    */
-  #retireAgents(runtime: Runtime, afterMs: number): void {
-    const used = new Set(runtime.router.routes.map((route) => route.data.upstream.agent));
-    for (const [id, agent] of this.#agents) {
+  #retireAgents(next: ReadonlyMap<string, http.Agent>, afterMs: number): void {
+    const used = new Set(next.values());
+    const previous = this.#agents;
+    this.#agents = next;
+    for (const agent of previous.values()) {
       if (used.has(agent)) continue;
-      this.#agents.delete(id);
       this.#retired.add(agent);
       setTimeout(() => {
         this.#retired.delete(agent);
@@ -242,6 +292,7 @@ export class Gateway {
     if (this.#draining) return;
     this.#draining = true;
     this.#watcher?.close();
+    clearInterval(this.#watchCheck);
     this.log.info({ event: 'draining', deadlineMs }, 'draining: finishing in-flight requests');
     const closed = new Promise<void>((done) => this.#proxyServer.close(() => done()));
     this.#proxyServer.closeIdleConnections();
@@ -272,27 +323,80 @@ export class Gateway {
     }
   }
 
-  /** A rotated listener certificate applies to new connections at once (adding or removing listen.tls needs a restart). */
-  #reloadListenerTls(config: Config): void {
-    const tls = config.listen.tls;
-    if (this.#proxyServer instanceof https.Server && tls !== undefined) this.#proxyServer.setSecureContext(serverTlsOptions(tls));
-  }
-
-  #watch(): void {
+  /**
+   * Reloads when the config file changes. The folder is watched, as editors and Kubernetes
+   * ConfigMaps replace the file rather than write it; when the folder itself is deleted (or
+   * replaced), the watch is armed again on the folder that takes its place.
+   */
+  async #watch(): Promise<void> {
     const file = resolve(this.#options.configFile);
+    const dir = dirname(file);
     let timer: NodeJS.Timeout | undefined;
-    // Watch the folder: editors and Kubernetes ConfigMaps replace the file rather than write it.
-    this.#watcher = watch(dirname(file), (_event, name) => {
-      if (name !== null && name !== basename(file) && name !== '..data') return;
-      clearTimeout(timer);
-      timer = setTimeout(() => this.reload(), WATCH_DEBOUNCE_MS);
-    });
-    this.#watcher.on('error', (error) => this.log.warn({ event: 'config_watch_error', err: error }, 'cannot watch the config file'));
+    let watched: string | undefined;
+    let lastProblem: string | undefined;
+    const identity = async (): Promise<string | undefined> => {
+      try {
+        const info = await stat(dir);
+        return info.isDirectory() ? `${info.dev}:${info.ino}` : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const disarm = () => {
+      this.#watcher?.close();
+      this.#watcher = undefined;
+      watched = undefined;
+    };
+    const arm = async (): Promise<boolean> => {
+      const id = await identity();
+      if (id === undefined || this.#draining) return false;
+      try {
+        const watcher = watch(dir, (_event, name) => {
+          if (name !== null && name !== basename(file) && name !== '..data') return;
+          clearTimeout(timer);
+          timer = setTimeout(() => void this.reload(), WATCH_DEBOUNCE_MS);
+        });
+        watcher.on('error', (error) => {
+          this.log.warn({ event: 'config_watch_error', err: error }, 'the config folder watch failed; arming it again');
+          if (this.#watcher === watcher) disarm();
+        });
+        this.#watcher = watcher;
+        watched = id;
+        lastProblem = undefined;
+        return true;
+      } catch (error) {
+        const problem = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+        if (problem !== lastProblem) {
+          this.log.warn({ event: 'config_watch_error', dir, err: error }, `cannot watch the config folder ${dir}: ${problem}`);
+          lastProblem = problem;
+        }
+        return false;
+      }
+    };
+    if (!(await arm())) {
+      this.log.warn({ event: 'config_watch_lost', dir }, `cannot watch the config folder ${dir} yet; retrying`);
+    }
+    const check = async () => {
+      const id = await identity();
+      if (this.#draining || (id !== undefined && id === watched)) return;
+      if (watched !== undefined) {
+        disarm();
+        this.log.warn({ event: 'config_watch_lost', dir }, `the config folder ${dir} is gone or was replaced; watching for it`);
+      }
+      if (await arm()) {
+        this.log.info({ event: 'config_watch_rearmed', dir }, `watching the config folder ${dir} again`);
+        // The file may have changed while nobody watched.
+        await this.reload();
+      }
+    };
+    let checking = false;
+    this.#watchCheck = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void check().finally(() => (checking = false));
+    }, WATCH_CHECK_INTERVAL_MS);
+    this.#watchCheck.unref();
   }
-}
-
-function serverTlsOptions(tls: TlsKeyPair): https.ServerOptions {
-  return { cert: tls.certificate.reveal(), key: tls.key.reveal() };
 }
 
 /** The header names that carry callers' access keys, under the top-level policy and every route's. */

@@ -28,7 +28,20 @@ export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
 
 const name = z.string().min(1);
 const secretRef = name.describe('name of an entry under `secrets`');
-const positiveMs = z.number().int().positive();
+/**
+ * The longest delay Node's timers can hold (2^31−1 ms, about 24.8 days): a larger one fires after
+ * 1 ms instead, so every time-out in the config is bounded by it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const positiveMs = z
+  .number()
+  .int()
+  .positive()
+  .max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (2^31−1, the longest delay a Node.js timer can hold)`)
+  .describe('milliseconds, 1 to 2147483647 (2^31−1)');
+/** Seconds that become a timer's delay (token lifetimes and skews), bounded as positiveMs is. */
+const MAX_TIMER_S = Math.floor(MAX_TIMER_MS / 1000);
+const timerSeconds = z.number().max(MAX_TIMER_S, `must be at most ${MAX_TIMER_S} s (a Node.js timer holds at most 2^31−1 ms)`);
 
 const httpUrl = z.string().refine((value) => {
   try {
@@ -117,29 +130,39 @@ export const connectionSchema = z.strictObject({
   timeouts: z
     .strictObject({
       connectMs: positiveMs.default(DEFAULT_TOKEN_CONNECT_TIMEOUT_MS),
-      totalMs: positiveMs.default(DEFAULT_TOKEN_TIMEOUT_MS).describe('one token request, connect to last byte'),
+      totalMs: positiveMs.default(DEFAULT_TOKEN_TIMEOUT_MS).describe('one token request, connect to last byte (ms, at most 2^31−1)'),
     })
     .prefault({}),
   retry: z
     .strictObject({
       maxAttempts: z.number().int().min(1).max(10).default(DEFAULT_TOKEN_MAX_ATTEMPTS),
-      budgetMs: positiveMs.default(DEFAULT_TOKEN_BUDGET_MS).describe('longest a caller waits for a token'),
+      budgetMs: positiveMs.default(DEFAULT_TOKEN_BUDGET_MS).describe('longest a caller waits for a token (ms, at most 2^31−1)'),
       retryAfterCapMs: positiveMs.default(DEFAULT_RETRY_AFTER_CAP_MS),
     })
     .prefault({}),
   token: z
     .strictObject({
-      expirySkewSeconds: z.number().min(0).default(DEFAULT_EXPIRY_SKEW_S),
-      defaultLifetimeSeconds: z.number().positive().default(DEFAULT_TOKEN_LIFETIME_S).describe('when expires_in is absent'),
+      expirySkewSeconds: timerSeconds.min(0).default(DEFAULT_EXPIRY_SKEW_S).describe(`at most ${MAX_TIMER_S}`),
+      defaultLifetimeSeconds: timerSeconds
+        .positive()
+        .default(DEFAULT_TOKEN_LIFETIME_S)
+        .describe(`when expires_in is absent; at most ${MAX_TIMER_S}`),
       refreshAhead: z.boolean().default(true),
     })
     .prefault({}),
 });
 
 export const accessSchema = z.strictObject({
-  header: z.string().min(1).default(DEFAULT_ACCESS_HEADER),
+  header: z
+    .string()
+    .min(1)
+    .default(DEFAULT_ACCESS_HEADER)
+    .describe('header carrying the API key: an HTTP header name (RFC 9110 token, no spaces or colons)'),
   apiKeys: z.array(z.strictObject({ secret: secretRef })).optional(),
-  allowFrom: z.array(z.string().min(1)).optional().describe('CIDR blocks, e.g. 10.0.0.0/8'),
+  allowFrom: z
+    .array(z.string().min(1))
+    .optional()
+    .describe('IPv4/IPv6 addresses or CIDR blocks, e.g. 10.0.0.0/8 or fd00::/8 (each checked with net.BlockList)'),
 });
 
 export const routeSchema = z.strictObject({
@@ -150,7 +173,11 @@ export const routeSchema = z.strictObject({
       .array(z.string().regex(/^[A-Za-z]+$/))
       .min(1)
       .optional(),
-    host: z.string().min(1).optional(),
+    host: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Host to match, without port; an internationalised name is normalised to its A-label (bücher.example → xn--bcher-kva.example)'),
   }),
   upstream: httpUrl,
   tls: routeTlsSchema.optional().describe("verification of an https: upstream's certificate, and the client certificate to present"),
@@ -165,7 +192,7 @@ export const routeSchema = z.strictObject({
       connectMs: positiveMs.default(DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS),
       responseMs: positiveMs
         .default(DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS)
-        .describe('the wait for the upstream response headers (a body may then stream for as long as it takes)'),
+        .describe('the wait for the upstream response headers (a body may then stream for as long as it takes); ms, at most 2^31−1'),
     })
     .prefault({}),
   replayOn401: z
@@ -192,7 +219,7 @@ export const configSchema = z.strictObject({
       maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_MAX_HEADER_BYTES),
       drainTimeoutMs: positiveMs
         .default(DEFAULT_DRAIN_TIMEOUT_MS)
-        .describe('on SIGTERM/SIGINT, how long in-flight requests may take before their connections are closed'),
+        .describe('on SIGTERM/SIGINT, how long in-flight requests may take before their connections are closed (ms, at most 2^31−1)'),
       tls: listenTlsSchema.optional().describe('serve HTTPS instead of plain HTTP'),
     })
     .prefault({}),

@@ -5,7 +5,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { createSecureContext, type ConnectionOptions } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { Secret } from './secret.js';
 
 /** How an outbound TLS connection (token endpoint or upstream) verifies its server. */
@@ -96,13 +96,26 @@ export function outboundAgent(
   return protocol === 'https:' ? new https.Agent({ ...options, ...clientTlsOptions(verify, credentials) }) : new http.Agent(options);
 }
 
-function clientTlsOptions(verify: TlsVerify | undefined, credentials: TlsKeyPair | undefined): ConnectionOptions {
+/**
+ * The client side of an outbound TLS connection, with its secure context built now: a CA bundle
+ * or key pair OpenSSL refuses throws here, when the config is compiled (and so in `validate`), not
+ * at the first handshake. The compile stage and outboundAgent() call this same function.
+ */
+export function clientTlsOptions(verify: TlsVerify | undefined, credentials: TlsKeyPair | undefined): ConnectionOptions {
   const options: ConnectionOptions = {};
-  if (verify?.ca !== undefined) options.ca = verify.ca.reveal();
   if (verify?.insecureSkipVerify === true) options.rejectUnauthorized = false;
-  if (credentials !== undefined) {
-    options.cert = credentials.certificate.reveal();
-    options.key = credentials.key.reveal();
-  }
+  if (verify?.ca === undefined && credentials === undefined) return options;
+  options.secureContext = createSecureContext({
+    ca: verify?.ca?.reveal(),
+    cert: credentials?.certificate.reveal(),
+    key: credentials?.key.reveal(),
+  });
   return options;
+}
+
+/** The listener's certificate as a secure context (built when the config is compiled, reused at start and on reload). */
+export function serverTlsOptions(pair: TlsKeyPair): { secureContext: SecureContext; cert: string; key: string } {
+  const cert = pair.certificate.reveal();
+  const key = pair.key.reveal();
+  return { secureContext: createSecureContext({ cert, key }), cert, key };
 }

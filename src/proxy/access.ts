@@ -3,8 +3,9 @@
  * are compared in constant time; source addresses against CIDR allow-lists (net.BlockList).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { BlockList, isIPv4 } from 'node:net';
-import type { AccessPolicy } from '../config/load.js';
+import { isIPv4, type BlockList } from 'node:net';
+import { allowList } from '../config/checks.js';
+import type { AccessPolicy } from '../config/types.js';
 
 export type AccessDenial = 'missing_key' | 'wrong_key' | 'address';
 
@@ -15,19 +16,13 @@ export class AccessChecker {
   readonly #keys: readonly Buffer[];
   readonly #allow: BlockList | undefined;
 
+  /** Throws a ValueProblem (config/checks.ts) for an allowFrom entry net.BlockList refuses. */
   constructor(policy: AccessPolicy) {
     this.header = policy.header;
     // Comparing digests keeps the comparison constant-time whatever the lengths.
     this.#keys = policy.apiKeys.map((secret) => digest(secret.reveal()));
-    if (policy.allowFrom.length > 0) {
-      const list = new BlockList();
-      for (const cidr of policy.allowFrom) {
-        const [address = '', bits] = cidr.split('/');
-        const type = isIPv4(address) ? 'ipv4' : 'ipv6';
-        list.addSubnet(address, bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits), type);
-      }
-      this.#allow = list;
-    }
+    // The same function the config's semantic stage checked allowFrom with: what passed there builds here.
+    if (policy.allowFrom.length > 0) this.#allow = allowList(policy.allowFrom);
   }
 
   /** Why the caller is refused, or undefined when it may pass. Address first: 403 beats 401. */

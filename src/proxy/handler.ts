@@ -1,56 +1,30 @@
 /**
  * The proxy listener's request handler: normalise → match → access → token → inject → forward.
  * Everything per route (target, agent, metric children, token key) is built once per config in
- * compileRoutes(); the per-request path allocates only what each request really owns.
+ * proxy/compile.ts; the per-request path allocates only what each request really owns.
  */
 import { randomUUID } from 'node:crypto';
-import http, { type ClientRequest, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import type { ClientRequest, IncomingMessage, RequestOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
-import type { ConnectionStats, Usage } from '../admin/usage.js';
-import type { Config, Route } from '../config/load.js';
-import { keyPairId, outboundAgent, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
+import type { Route } from '../config/types.js';
 import { armConnectTimeout } from '../connect-timeout.js';
 import { GatewayError, TokenError } from '../errors.js';
 import { AccessLog, type Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
-import { hostName, Router, upstreamPath } from '../routing/router.js';
-import { tokenKey, type CachedToken, type TokenKey, type TokenProvider } from '../tokens/provider.js';
-import { AccessChecker } from './access.js';
+import { hostName, upstreamPath } from '../routing/router.js';
+import type { CachedToken, TokenProvider } from '../tokens/provider.js';
+import type { AccessChecker } from './access.js';
+import type { RouteRuntime, Runtime } from './compile.js';
+
+export type { Runtime } from './compile.js';
 import { acceptRequestId, callerResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
 
 const UNMATCHED = 'unmatched';
 /** The status counted and logged for a request whose caller hung up before any answer (nginx's). */
 const CLIENT_CLOSED_REQUEST = 499;
-
-interface RouteRuntime {
-  readonly name: string;
-  readonly route: Route;
-  readonly key: TokenKey | undefined;
-  readonly upstreamHost: string;
-  readonly basePath: string;
-  readonly upstream: Upstream;
-  readonly access: AccessChecker | undefined;
-  readonly duration: Histogram.Internal<'route'>;
-  readonly hits: Counter.Internal | undefined;
-  readonly misses: Counter.Internal | undefined;
-  readonly stats: ConnectionStats | undefined;
-  readonly codes: Map<string, Counter.Internal>;
-  /** Writes this route's access lines: `event` and `route` are serialised once, here. */
-  readonly accessLog: AccessLog;
-}
-
-/** Where a route's requests go: node's own client, its socket pool and the origin, fixed per config. */
-export interface Upstream {
-  readonly request: typeof http.request;
-  readonly protocol: string;
-  readonly hostname: string;
-  readonly port: string;
-  readonly agent: http.Agent;
-}
 
 /**
  * Per-request state, one object per matched request. The event listeners of the caller's response
@@ -83,63 +57,6 @@ interface Exchange {
 const EXCHANGE = Symbol('tokengate.exchange');
 type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 type UpstreamRequest = ClientRequest & { [EXCHANGE]?: Exchange };
-
-/** A compiled config: routes with everything resolved, ready for requests. */
-export interface Runtime {
-  readonly config: Config;
-  readonly router: Router<RouteRuntime>;
-  /** The top-level access policy: it also guards requests that no route matches. */
-  readonly access: AccessChecker | undefined;
-}
-
-/**
- * Keep-alive agents shared by routes with the same upstream origin and the same TLS settings,
- * sized for a busy gateway. Trust and client certificate are part of the key: a route must never
- * reuse a socket that another route's CA verified or another route's certificate authenticated.
- */
-function agentFor(cache: Map<string, http.Agent>, url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined): http.Agent {
-  const id = [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)]
-    .filter((part) => part !== undefined)
-    .join(' ');
-  let agent = cache.get(id);
-  if (agent === undefined) {
-    const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
-    agent = outboundAgent(url.protocol, options, tls, credentials);
-    cache.set(id, agent);
-  }
-  return agent;
-}
-
-export function compileRoutes(config: Config, metrics: Metrics, usage: Usage, agents: Map<string, http.Agent>, log: Logger): Runtime {
-  const defaultAccess = config.access === undefined ? undefined : new AccessChecker(config.access);
-  const router = new Router<RouteRuntime>(config.routes, (route) => {
-    const url = route.upstreamUrl;
-    const connection = route.auth.type === 'client-connection' ? route.auth.connection : undefined;
-    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    return {
-      name: route.name,
-      route,
-      key: connection === undefined ? undefined : tokenKey(connection, route.effectiveParams),
-      upstreamHost: url.host,
-      basePath: url.pathname.replace(/\/+$/, ''),
-      upstream: {
-        request: url.protocol === 'https:' ? https.request : http.request,
-        protocol: url.protocol,
-        hostname,
-        port: url.port || (url.protocol === 'https:' ? '443' : '80'),
-        agent: agentFor(agents, url, route.tls, route.tlsCredentials),
-      },
-      access: route.access === undefined ? defaultAccess : new AccessChecker(route.access),
-      duration: metrics.requestDuration.labels({ route: route.name }),
-      hits: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'hit' }),
-      misses: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'miss' }),
-      stats: connection === undefined ? undefined : usage.stats(connection),
-      codes: new Map(),
-      accessLog: new AccessLog(log, route.name),
-    };
-  });
-  return { config, router, access: defaultAccess };
-}
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 

@@ -7,25 +7,14 @@ import { X509Certificate, createHash, createPrivateKey, createPublicKey, randomU
 import { SignJWT } from 'jose';
 import type { Secret } from '../config/secret.js';
 import { keyPairProblem, type TlsKeyPair } from '../config/tls.js';
+import type { ClientAuth } from '../config/types.js';
 
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** OIDC Core §9 leaves the lifetime to us; short keeps a leaked assertion nearly useless. */
 export const ASSERTION_LIFETIME_S = 60;
 
-export interface ClientAuthContext {
-  /** The token endpoint this request goes to (the default assertion audience). */
-  tokenEndpoint: string;
-  /** The authorization server's issuer identifier, when known (configured or discovered). */
-  issuer: string | undefined;
-}
-
-export interface ClientAuth {
-  readonly method: string;
-  /** The certificate and key the connection presents in the TLS handshake (mutual TLS only). */
-  readonly tlsCredentials?: TlsKeyPair;
-  /** Adds the client's credentials to a token request's form body and headers. */
-  apply(body: URLSearchParams, headers: Record<string, string>, context: ClientAuthContext): void | Promise<void>;
-}
+// The strategy's shape belongs to the config (a compiled connection carries one); it is re-exported here.
+export type { ClientAuth, ClientAuthContext } from '../config/types.js';
 
 /** Which field of a `clientSecret` / `privateKeyJwt` / `tlsClientAuth` block a credential problem is about. */
 export type CredentialField = 'secret' | 'algorithm' | 'certificate' | 'key';

@@ -1,0 +1,197 @@
+/**
+ * Stage 5: what a schema cannot say. References between sections (secrets, connections), values
+ * checked with the code the runtime uses (src/config/checks.ts), TLS material read as PEM; the
+ * result is a CheckedConfig with every secret resolved and every route normalised.
+ */
+import { normalizePath } from '../routing/path.js';
+import { allowList, headerNameProblem, normaliseHost, ValueProblem } from './checks.js';
+import { formatPath } from './errors.js';
+import { connectionSettings, stringParams, type SecretRef, type TlsVerifyRef } from './connection.js';
+import type { Problems, Report } from './report.js';
+import type { RawAccess } from './schema.js';
+import type { Secret } from './secret.js';
+import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair, type TlsVerify } from './tls.js';
+import type { AccessPolicy, CheckedConfig, ConnectionSettings, Route } from './types.js';
+import type { ValidatedConfig } from './validate.js';
+
+export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<string, Secret>, problems: Problems): CheckedConfig {
+  const { raw, routeList, declaredSecrets, declaredConnections } = validated;
+  const report: Report = problems.report;
+  const warnings: string[] = [];
+  for (const [name, def] of Object.entries(raw.secrets)) {
+    if ('value' in def) warnings.push(`secrets.${name} is an inline value; use env or file outside development`);
+  }
+
+  const secretRef: SecretRef = (name, keyPath) => {
+    if (!declaredSecrets.has(name)) {
+      report(keyPath, `unknown secret "${name}"; define it under secrets`);
+      return undefined;
+    }
+    return secrets.get(name);
+  };
+
+  const access = (policy: RawAccess | undefined, keyPath: PropertyKey[]): AccessPolicy | undefined => {
+    if (policy === undefined) return undefined;
+    const apiKeys = (policy.apiKeys ?? []).map((k, i) => secretRef(k.secret, [...keyPath, 'apiKeys', i, 'secret']));
+    const allowFrom = policy.allowFrom ?? [];
+    try {
+      allowList(allowFrom);
+    } catch (error) {
+      if (!(error instanceof ValueProblem)) throw error;
+      report([...keyPath, 'allowFrom', error.index ?? 0], error.message);
+    }
+    const headerProblem = headerNameProblem(policy.header);
+    if (headerProblem !== undefined) report([...keyPath, 'header'], headerProblem);
+    if (apiKeys.length === 0 && allowFrom.length === 0) report(keyPath, 'an access policy needs apiKeys, allowFrom, or both');
+    return Object.freeze({
+      header: policy.header.toLowerCase(),
+      apiKeys: Object.freeze(apiKeys.filter((s): s is Secret => s !== undefined)),
+      allowFrom: Object.freeze([...allowFrom]),
+    });
+  };
+
+  const verify: TlsVerifyRef = (settings, keyPath) => {
+    if (settings === undefined) return undefined;
+    let ca: Secret | undefined;
+    if (settings.ca !== undefined) {
+      if (settings.insecureSkipVerify)
+        report([...keyPath, 'ca'], 'a CA bundle has no effect with insecureSkipVerify: true; remove one of them');
+      ca = secretRef(settings.ca, [...keyPath, 'ca']);
+      const problem = ca === undefined ? undefined : caBundleProblem(ca.reveal());
+      if (problem !== undefined) report([...keyPath, 'ca'], problem);
+    }
+    if (settings.insecureSkipVerify) {
+      warnings.push(
+        `SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it`,
+      );
+    }
+    return tlsVerify(ca, settings.insecureSkipVerify);
+  };
+
+  /** A certificate and key named together (both or neither), checked against each other. */
+  const keyPair = (
+    names: { certificate?: string | undefined; key?: string | undefined } | undefined,
+    keyPath: PropertyKey[],
+  ): TlsKeyPair | undefined => {
+    if (names?.certificate === undefined && names?.key === undefined) return undefined;
+    if (names.certificate === undefined || names.key === undefined) {
+      report(keyPath, 'set both certificate and key, or neither');
+      return undefined;
+    }
+    const certificate = secretRef(names.certificate, [...keyPath, 'certificate']);
+    const key = secretRef(names.key, [...keyPath, 'key']);
+    if (certificate === undefined || key === undefined) return undefined;
+    const pair = Object.freeze({ certificate, key });
+    const problem = keyPairProblem(pair);
+    if (problem !== undefined) report([...keyPath, problem.field], problem.message);
+    return pair;
+  };
+
+  const connections = new Map<string, ConnectionSettings>();
+  for (const [key, conn] of Object.entries(raw.connections)) {
+    const built = connectionSettings(key, conn, secretRef, verify, report);
+    if (built !== undefined) connections.set(key, built);
+  }
+
+  const routes: Route[] = [];
+  const seenNames = new Map<string, number>();
+  routeList.forEach((route, index) => {
+    if (route === undefined) return;
+    const keyPath = ['routes', index];
+    const earlier = seenNames.get(route.name);
+    if (earlier !== undefined) report([...keyPath, 'name'], `duplicate route name "${route.name}" (also routes[${earlier}])`);
+    seenNames.set(route.name, index);
+    const upstreamUrl = new URL(route.upstream);
+    if (upstreamUrl.search !== '' || upstreamUrl.hash !== '' || upstreamUrl.username !== '' || upstreamUrl.password !== '') {
+      report([...keyPath, 'upstream'], 'an upstream is a base URL: no query, fragment or user info');
+    }
+    if (route.tls !== undefined && upstreamUrl.protocol !== 'https:') report([...keyPath, 'tls'], 'applies to an https: upstream only');
+    let effectiveParams: Record<string, string> = {};
+    if (route.auth.type === 'client-connection') {
+      const name = route.auth.connection;
+      if (name === undefined) {
+        problems.reportAt([...keyPath, 'auth', 'connection'], [...keyPath, 'auth'], 'required when auth.type is client-connection');
+      } else if (!declaredConnections.has(name)) {
+        report([...keyPath, 'auth', 'connection'], `unknown connection "${name}"; known: ${[...declaredConnections].join(', ') || 'none'}`);
+      } else {
+        effectiveParams = { ...connections.get(name)?.params, ...stringParams(route.auth.params) };
+      }
+    } else if (route.auth.connection !== undefined || route.auth.params !== undefined) {
+      report([...keyPath, 'auth'], 'auth.type none takes no connection or params');
+    }
+    const pathPrefix = route.match.pathPrefix.replace(/\/+$/, '') || '/';
+    // Requests are matched after normalisation (routing/path.ts); a prefix that normalisation would change never matches.
+    if (normalizePath(pathPrefix) !== pathPrefix) {
+      report(
+        [...keyPath, 'match', 'pathPrefix'],
+        'must be a normalised path: no . or .. segments, no empty segments (//), no encoded / or \\, no control characters',
+      );
+    }
+    let host = route.match.host;
+    if (host !== undefined) {
+      const normalised = normaliseHost(host);
+      if (normalised instanceof ValueProblem) report([...keyPath, 'match', 'host'], normalised.message);
+      else host = normalised;
+    }
+    routes.push(
+      deepFreeze({
+        ...route,
+        match: { ...route.match, pathPrefix, host, methods: route.match.methods?.map((m) => m.toUpperCase()) },
+        index,
+        upstreamUrl,
+        effectiveParams,
+        access: access(route.access, [...keyPath, 'access']),
+        tls: verify(route.tls, [...keyPath, 'tls']),
+        tlsCredentials: keyPair(route.tls, [...keyPath, 'tls']),
+      }),
+    );
+  });
+  const topAccess = access(raw.access, ['access']);
+  const adminKeys = raw.admin.auth?.apiKeys.map((k, i) => secretRef(k.secret, ['admin', 'auth', 'apiKeys', i, 'secret']));
+
+  let encryptionKey: Secret | undefined;
+  if (raw.cache.encryptionKey !== undefined) {
+    encryptionKey = secretRef(raw.cache.encryptionKey.secret, ['cache', 'encryptionKey', 'secret']);
+  }
+  // Checked here, not by ioredis at start: its "Invalid URL" names no key, and the URL often holds a password.
+  if (!/^rediss?:\/\//.test(raw.cache.redis.url) || !URL.canParse(raw.cache.redis.url)) {
+    report(['cache', 'redis', 'url'], 'must be a valid redis:// or rediss:// URL');
+  }
+  if (raw.cache.store === 'redis' && raw.cache.encryptionKey === undefined && !raw.cache.allowPlaintext) {
+    problems.reportAt(
+      ['cache', 'encryptionKey'],
+      ['cache'],
+      'store: redis keeps tokens at rest: set encryptionKey, or allowPlaintext: true to accept plaintext tokens in Redis',
+    );
+  }
+
+  const listen = raw.listen;
+  // Node refuses to start a server whose headers time-out exceeds its request time-out.
+  if (listen.headersTimeoutMs > listen.requestTimeoutMs)
+    report(['listen', 'headersTimeoutMs'], `must not exceed requestTimeoutMs (${listen.requestTimeoutMs})`);
+  const listenTls = keyPair(listen.tls, ['listen', 'tls']);
+
+  problems.throwIfAny();
+  return Object.freeze({
+    file: problems.file,
+    listen: Object.freeze({ ...listen, tls: listenTls }),
+    admin: Object.freeze({
+      ...raw.admin,
+      auth: adminKeys === undefined ? undefined : Object.freeze({ apiKeys: Object.freeze(adminKeys.filter((k) => k !== undefined)) }),
+    }),
+    logging: Object.freeze(raw.logging),
+    cache: Object.freeze({ ...raw.cache, redis: Object.freeze(raw.cache.redis), encryptionKey }),
+    access: topAccess,
+    connections,
+    routes: Object.freeze(routes),
+    warnings: Object.freeze(warnings),
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof URL)) {
+    for (const item of Object.values(value)) deepFreeze(item);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,117 @@
+/**
+ * The shapes a config takes after each stage of the pipeline (docs/reloads.md). The config layer
+ * produces `CheckedConfig`; the compile stage (src/pipeline) turns it into the `Config` that runs.
+ * Nothing here comes from the token or cache layers: they depend on the config, never the reverse.
+ */
+import type { RawConfig, RawConnection, RawRoute } from './schema.js';
+import type { Secret } from './secret.js';
+import type { TlsKeyPair, TlsVerify } from './tls.js';
+
+export interface AccessPolicy {
+  /** Lower-cased header name carrying the API key (an RFC 9110 token, checked at load). */
+  readonly header: string;
+  readonly apiKeys: readonly Secret[];
+  /** CIDR blocks or addresses, each accepted by net.BlockList when the config was checked. */
+  readonly allowFrom: readonly string[];
+}
+
+/** What a token request needs to know about the authorization server it is sent to. */
+export interface ClientAuthContext {
+  /** The token endpoint this request goes to (the default assertion audience). */
+  tokenEndpoint: string;
+  /** The authorization server's issuer identifier, when known (configured or discovered). */
+  issuer: string | undefined;
+}
+
+/** A built client-authentication strategy (RFC 6749 §2.3, RFC 7523 §2.2, RFC 8705 §2). */
+export interface ClientAuth {
+  readonly method: string;
+  /** The certificate and key the connection presents in the TLS handshake (mutual TLS only). */
+  readonly tlsCredentials?: TlsKeyPair;
+  /** Adds the client's credentials to a token request's form body and headers. */
+  apply(body: URLSearchParams, headers: Record<string, string>, context: ClientAuthContext): void | Promise<void>;
+}
+
+/** How a connection authenticates, with its secrets resolved: what the compile stage builds a ClientAuth from. */
+export type ClientCredentials =
+  | {
+      readonly kind: 'clientSecret';
+      readonly method: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt';
+      readonly secret: Secret;
+      readonly algorithm: 'HS256' | 'HS384' | 'HS512';
+    }
+  | {
+      readonly kind: 'privateKeyJwt';
+      readonly key: Secret;
+      readonly certificate: Secret | undefined;
+      readonly settings: NonNullable<RawConnection['privateKeyJwt']>;
+    }
+  | {
+      readonly kind: 'tlsClientAuth';
+      readonly method: NonNullable<RawConnection['tlsClientAuth']>['method'];
+      readonly credentials: TlsKeyPair;
+    };
+
+/** A connection as the config layer leaves it: checked, secrets resolved, not yet compiled. */
+export interface ConnectionSettings {
+  readonly key: string;
+  readonly displayName: string;
+  readonly clientId: string;
+  readonly tokenUrl: string | undefined;
+  readonly issuer: string | undefined;
+  readonly credentials: ClientCredentials;
+  /** Verification of the token endpoint's certificate; undefined for the system roots. */
+  readonly tls: TlsVerify | undefined;
+  readonly params: Readonly<Record<string, string>>;
+  readonly timeouts: RawConnection['timeouts'];
+  readonly retry: RawConnection['retry'];
+  readonly token: RawConnection['token'];
+  /** Changes whenever anything that could change the tokens changes (config or secret values). */
+  readonly fingerprint: string;
+  /** Hash of the authorization server and client id: namespaces shared cache entries. */
+  readonly identity: string;
+}
+
+/** A compiled connection: its settings plus the client-authentication strategy built from them. */
+export interface Connection extends ConnectionSettings {
+  readonly auth: ClientAuth;
+}
+
+export interface Route extends Omit<RawRoute, 'access' | 'tls'> {
+  readonly index: number;
+  readonly upstreamUrl: URL;
+  /** The connection's params overlaid with the route's (the token cache key uses these). */
+  readonly effectiveParams: Readonly<Record<string, string>>;
+  readonly access: AccessPolicy | undefined;
+  /** Verification of an https: upstream's certificate; undefined for the system roots. */
+  readonly tls: TlsVerify | undefined;
+  /** The client certificate presented to the upstream (mutual TLS), if any. */
+  readonly tlsCredentials: TlsKeyPair | undefined;
+}
+
+/** A config that passed every check of the config layer; `C` is what its connections are. */
+export interface ConfigOf<C extends ConnectionSettings> {
+  readonly file: string;
+  readonly listen: Omit<RawConfig['listen'], 'tls'> & { readonly tls: TlsKeyPair | undefined };
+  readonly admin: Omit<RawConfig['admin'], 'auth'> & {
+    /** The admin keys, resolved; undefined when admin.auth is not set (nothing may change the config). */
+    readonly auth: { readonly apiKeys: readonly Secret[] } | undefined;
+  };
+  readonly logging: RawConfig['logging'];
+  readonly cache: Omit<RawConfig['cache'], 'encryptionKey'> & { readonly encryptionKey: Secret | undefined };
+  readonly access: AccessPolicy | undefined;
+  readonly connections: ReadonlyMap<string, C>;
+  readonly routes: readonly Route[];
+  /** Things worth a warning at start-up and on reload (inline secrets, ...). */
+  readonly warnings: readonly string[];
+}
+
+/** The config layer's result: parsed, substituted, validated, semantically checked. */
+export type CheckedConfig = ConfigOf<ConnectionSettings>;
+
+/** The config that runs: every connection compiled. */
+export type Config = ConfigOf<Connection>;
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+}

@@ -1,0 +1,71 @@
+/**
+ * Stage 3: the substituted data against the zod schema (src/config/schema.ts). On failure the
+ * valid sections and entries are salvaged, so that the semantic stage can still report its own
+ * problems in the same run; such a salvaged config is never returned as valid.
+ */
+import type { z } from 'zod';
+import type { Problems } from './report.js';
+import { configSchema, connectionSchema, routeSchema, secretSchema, type RawConfig, type RawRoute } from './schema.js';
+
+export interface ValidatedConfig {
+  readonly raw: RawConfig;
+  /** The routes by index; an invalid route keeps its index as undefined. */
+  readonly routeList: ReadonlyArray<RawRoute | undefined>;
+  /** Names declared in the file, valid or not: a reference to an invalid entry is not "unknown". */
+  readonly declaredSecrets: ReadonlySet<string>;
+  readonly declaredConnections: ReadonlySet<string>;
+}
+
+export function validateSchema(data: Record<string, unknown>, problems: Problems): ValidatedConfig {
+  const declaredSecrets = new Set(Object.keys(asRecord(data.secrets)));
+  const declaredConnections = new Set(Object.keys(asRecord(data.connections)));
+  const parsed = configSchema.safeParse(data);
+  if (parsed.success) return { raw: parsed.data, routeList: parsed.data.routes, declaredSecrets, declaredConnections };
+  for (const issue of parsed.error.issues) {
+    // One problem per unknown key, located at the key itself rather than at its parent.
+    const keyPaths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [issue.path];
+    for (const keyPath of keyPaths) problems.report(keyPath, describeIssue(issue));
+  }
+  const salvaged = salvage(data);
+  if (salvaged === undefined) throw problems.error();
+  return { ...salvaged, declaredSecrets, declaredConnections };
+}
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return 'unknown key';
+  if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'secrets') {
+    return 'a secret is exactly one of { env: VAR }, { file: PATH } or { value: TEXT }';
+  }
+  return issue.message;
+}
+
+/**
+ * After a schema failure: each section and entry that is valid on its own (invalid sections take
+ * their defaults, invalid secrets and connections are left out, invalid routes keep their index
+ * as undefined). Undefined when an invalid section has no default to stand in for it.
+ */
+function salvage(data: Record<string, unknown>): { raw: RawConfig; routeList: ReadonlyArray<RawRoute | undefined> } | undefined {
+  const sections: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(configSchema.shape)) {
+    const result = schema.safeParse(data[key]);
+    const fallback = result.success ? result : schema.safeParse(undefined);
+    if (!fallback.success) return undefined;
+    sections[key] = fallback.data;
+  }
+  const validEntries = <T>(value: unknown, schema: z.ZodType<T>): Record<string, T> => {
+    const out: Record<string, T> = {};
+    for (const [name, entry] of Object.entries(asRecord(value))) {
+      const result = schema.safeParse(entry);
+      if (result.success) out[name] = result.data;
+    }
+    return out;
+  };
+  sections.secrets = validEntries(data.secrets, secretSchema);
+  sections.connections = validEntries(data.connections, connectionSchema);
+  const routeList = Array.isArray(data.routes) ? data.routes.map((route) => routeSchema.safeParse(route).data) : [];
+  return { raw: sections as RawConfig, routeList };
+}

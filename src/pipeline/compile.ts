@@ -1,0 +1,111 @@
+/**
+ * The last stage of the config pipeline: every runtime object built from a CheckedConfig. It is
+ * part of validating (`tokengate validate` runs it), so whatever the runtime would fail to build
+ * is a config problem at its key path, found before anything is swapped in.
+ */
+import type http from 'node:http';
+import { decodeEncryptionKey, ENCRYPTION_KEY_BYTES } from '../cache/crypto.js';
+import type { Checked } from '../config/load.js';
+import { clientTlsOptions, serverTlsOptions } from '../config/tls.js';
+import type { ClientAuth, Config, Connection, ConnectionSettings } from '../config/types.js';
+import { compileRoutes, type CompiledRoutes } from '../proxy/compile.js';
+import {
+  clientSecretBasic,
+  clientSecretJwt,
+  clientSecretPost,
+  CredentialProblem,
+  privateKeyJwt,
+  tlsClientAuth,
+} from '../tokens/client-auth.js';
+
+/** A config ready to run: what a commit swaps in, in one step. */
+export interface Compiled {
+  readonly config: Config;
+  readonly routes: CompiledRoutes;
+  /** The listener's certificate and key (a rotation applies on reload), undefined for plain HTTP. */
+  readonly listenerTls: { readonly cert: string; readonly key: string } | undefined;
+  /** The encryption key of the shared token cache, decoded. */
+  readonly encryptionKey: Buffer | undefined;
+}
+
+export interface CompileOptions {
+  /** The socket pools of the running config, reused where a route's upstream and TLS did not change. */
+  readonly agents?: ReadonlyMap<string, http.Agent>;
+}
+
+export function compile({ config: checked, problems }: Checked, options: CompileOptions = {}): Compiled {
+  const report = problems.report;
+  const connections = new Map<string, Connection>();
+  for (const settings of checked.connections.values()) {
+    const auth = clientAuth(settings, report);
+    if (auth === undefined) continue;
+    try {
+      // The token client's socket pool is built from the same options (config/tls.ts outboundAgent).
+      if (settings.tls !== undefined || auth.tlsCredentials !== undefined) clientTlsOptions(settings.tls, auth.tlsCredentials);
+    } catch (error) {
+      report(['connections', settings.key, 'tls'], `cannot build the TLS context: ${(error as Error).message}`);
+    }
+    connections.set(settings.key, Object.freeze({ ...settings, auth }));
+  }
+  const config: Config = Object.freeze({ ...checked, connections });
+
+  let encryptionKey: Buffer | undefined;
+  const secret = config.cache.encryptionKey;
+  if (secret !== undefined) {
+    encryptionKey = decodeEncryptionKey(secret.reveal());
+    if (encryptionKey === undefined) {
+      report(
+        ['cache', 'encryptionKey', 'secret'],
+        `secret "${secret.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)`,
+      );
+    }
+  }
+
+  let listenerTls: Compiled['listenerTls'];
+  if (config.listen.tls !== undefined) {
+    try {
+      const { cert, key } = serverTlsOptions(config.listen.tls);
+      listenerTls = Object.freeze({ cert, key });
+    } catch (error) {
+      report(['listen', 'tls'], `cannot build the TLS context: ${(error as Error).message}`);
+    }
+  }
+
+  const routes = compileRoutes(config, options.agents ?? new Map(), report);
+  problems.throwIfAny();
+  return { config, routes, listenerTls, encryptionKey };
+}
+
+/** The connection's client-authentication strategy; a credential the strategy refuses is reported at its field. */
+function clientAuth(settings: ConnectionSettings, report: (keyPath: readonly PropertyKey[], message: string) => void): ClientAuth | undefined {
+  const { clientId, credentials } = settings;
+  try {
+    switch (credentials.kind) {
+      case 'clientSecret':
+        return credentials.method === 'client_secret_basic'
+          ? clientSecretBasic(clientId, credentials.secret)
+          : credentials.method === 'client_secret_post'
+            ? clientSecretPost(clientId, credentials.secret)
+            : clientSecretJwt(clientId, credentials.secret, credentials.algorithm, 'token-endpoint');
+      case 'tlsClientAuth':
+        return tlsClientAuth({ clientId, method: credentials.method, credentials: credentials.credentials });
+      case 'privateKeyJwt': {
+        const pkj = credentials.settings;
+        return privateKeyJwt({
+          clientId,
+          key: credentials.key,
+          format: pkj.format,
+          keyId: pkj.keyId,
+          algorithm: pkj.algorithm,
+          audience: pkj.audience,
+          certificate: credentials.certificate,
+          thumbprint: pkj.thumbprint,
+        });
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof CredentialProblem)) throw error;
+    report(['connections', settings.key, credentials.kind, error.field], error.message);
+    return undefined;
+  }
+}
