@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig } from '../src/pipeline/build.js';
 import { tokenKey, TokenProvider, type CachedToken, type SharedTokenStore, type TokenKey } from '../src/tokens/provider.js';
 
 const CONNECTIONS = 1_000;
@@ -70,7 +70,7 @@ export async function measurePeek(): Promise<PeekResult> {
   try {
     const file = join(dir, 'gateway.yaml');
     writeFileSync(file, configYaml());
-    const config = loadConfig(file, { env: { BENCH_CLIENT_SECRET: 'bench' } });
+    const config = await loadConfig(file, { env: { BENCH_CLIENT_SECRET: 'bench' } });
     const provider = new TokenProvider(
       config.connections.values(),
       { tokenRequest: () => undefined, tokenFailure: () => undefined },

@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 
 const PASSWORD = 'hunter2-audit';
 
-function problemsOf(yaml: string): ConfigError {
+async function problemsOf(yaml: string): Promise<ConfigError> {
   try {
-    parseConfig(yaml, 'audit.yaml', { env: {} });
+    await parseConfig(yaml, 'audit.yaml', { env: {} });
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
     return error;
@@ -18,8 +18,8 @@ function problemsOf(yaml: string): ConfigError {
 
 describe('config problems that must not quote secrets', () => {
   for (const field of ['tokenUrl', 'issuer']) {
-    it(`refuses user info in ${field} (it would reach /connections and error details) without quoting it`, () => {
-      const error = problemsOf(`
+    it(`refuses user info in ${field} (it would reach /connections and error details) without quoting it`, async () => {
+      const error = await problemsOf(`
 secrets: { s: { value: a-client-secret } }
 connections:
   c: { clientId: x, ${field}: "https://user:${PASSWORD}@auth.example/oauth", clientSecret: { secret: s } }
@@ -33,8 +33,8 @@ connections:
     });
   }
 
-  it('refuses a cache.redis.url that is no URL at load, without quoting its password', () => {
-    const error = problemsOf(`
+  it('refuses a cache.redis.url that is no URL at load, without quoting its password', async () => {
+    const error = await problemsOf(`
 cache: { store: redis, allowPlaintext: true, redis: { url: "redis://:${PASSWORD}@redis.internal:port" } }
 `);
     assert.deepEqual(
@@ -44,8 +44,8 @@ cache: { store: redis, allowPlaintext: true, redis: { url: "redis://:${PASSWORD}
     assert.doesNotMatch(error.message, new RegExp(PASSWORD));
   });
 
-  it('reports an unquoted inline secret starting with * (a YAML alias) by position, without quoting it', () => {
-    const error = problemsOf(`
+  it('reports an unquoted inline secret starting with * (a YAML alias) by position, without quoting it', async () => {
+    const error = await problemsOf(`
 secrets:
   s: { value: *${PASSWORD} }
 `);

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, type ConfigProblem } from '../src/config/errors.js';
-import { loadConfig, parseConfig } from '../src/config/load.js';
+import { loadConfig, parseConfig } from '../src/pipeline/build.js';
 import { createLogger } from '../src/log.js';
 import { Gateway } from '../src/server.js';
 import { writeConfig } from './support/gateway.js';
@@ -15,9 +15,9 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 
 /** The ConfigError `parse` throws, or a failed assertion when it does not throw one. */
-function problemsOf(parse: () => unknown): readonly ConfigProblem[] {
+async function problemsOf(parse: () => Promise<unknown>): Promise<readonly ConfigProblem[]> {
   try {
-    parse();
+    await parse();
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
     return error.problems;
@@ -42,8 +42,8 @@ routes:
 const ENV = { TG_CFG_SECRET: 'x' };
 
 describe('config problems', () => {
-  it('accepts a valid config as one frozen object', () => {
-    const config = parseConfig(VALID, 'ok.yaml', { env: ENV });
+  it('accepts a valid config as one frozen object', async () => {
+    const config = await parseConfig(VALID, 'ok.yaml', { env: ENV });
     assert.equal(config.routes[0]!.name, 'r');
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.routes) && Object.isFrozen(config.routes[0]!.match));
   });
@@ -102,9 +102,9 @@ describe('config problems', () => {
     ],
   ];
   for (const [what, yaml, path, message, line] of cases) {
-    it(`reports ${what} with its key path and line`, () => {
+    it(`reports ${what} with its key path and line`, async () => {
       const problem = problemAt(
-        problemsOf(() => parseConfig(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })),
+        await problemsOf(() => parseConfig(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })),
         path,
       );
       assert.match(problem.message, message);
@@ -113,13 +113,13 @@ describe('config problems', () => {
     });
   }
 
-  it('accepts an http: tokenUrl on a loopback host', () => {
-    assert.doesNotThrow(() =>
+  it('accepts an http: tokenUrl on a loopback host', async () => {
+    await assert.doesNotReject(() =>
       parseConfig(VALID.replace('https://auth.example/token', 'http://127.0.0.1:9/token'), 'ok.yaml', { env: ENV }),
     );
   });
 
-  it('reports every problem at once, schema and cross-reference problems together', () => {
+  it('reports every problem at once, schema and cross-reference problems together', async () => {
     const yaml = `
 listen: { host: 127.0.0.1, bogus: 1 }
 secrets:
@@ -134,7 +134,7 @@ routes:
   - { name: c, match: { pathPrefix: /c }, upstream: https://api.example, auth: { connection: nowhere } }
   - { name: b, match: { pathPrefix: /d }, upstream: https://api.example, auth: { type: none } }
 `;
-    const problems = problemsOf(() => parseConfig(yaml, 'many.yaml', { env: {} }));
+    const problems = await problemsOf(() => parseConfig(yaml, 'many.yaml', { env: {} }));
     const paths = problems.map((p) => p.path).sort();
     assert.deepEqual(paths, [
       'connections.c.clientSecret.secret',
@@ -149,8 +149,8 @@ routes:
     for (const problem of problems) assert.equal(typeof problem.line, 'number', problem.path);
   });
 
-  it('reports a YAML syntax error with line and column', () => {
-    const [problem, ...rest] = problemsOf(() =>
+  it('reports a YAML syntax error with line and column', async () => {
+    const [problem, ...rest] = await problemsOf(() =>
       parseConfig('routes:\n  - name: a\n    match: { pathPrefix: /a\n  - name: b\n', 'syntax.yaml'),
     );
     assert.equal(rest.length, 0);
@@ -159,9 +159,9 @@ routes:
     assert.equal(problem!.column, 3);
   });
 
-  it('names the file, key path and line:column in the error message', () => {
+  it('names the file, key path and line:column in the error message', async () => {
     const { configFile } = writeConfig(VALID.replace('connection: c }', 'connection: nope }'));
-    assert.throws(
+    await assert.rejects(
       () => loadConfig(configFile, { env: ENV }),
       (error: unknown) =>
         error instanceof ConfigError && error.message.includes(`${configFile}:7:`) && error.message.includes('routes[0].auth.connection'),

@@ -1,7 +1,7 @@
 /** The token side of the core: single flight, RFC 6749 §2.3.1 encoding, secrets kept out of sight. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
@@ -92,7 +92,7 @@ describe('token lifetime in the cache', () => {
 
   async function providerFor(body: Record<string, unknown>, token = '') {
     const tokens = await startTokenEndpoint((_req, res) => json(res, 200, body));
-    const config = parseConfig(
+    const config = await parseConfig(
       `
 secrets: { s: { value: lifetime-secret } }
 connections:

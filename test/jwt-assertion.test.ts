@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { loadConfig, type Connection } from '../src/config/load.js';
+import { loadConfig } from '../src/pipeline/build.js';
+import { type Connection } from '../src/config/load.js';
 import { CLIENT_ASSERTION_TYPE } from '../src/tokens/client-auth.js';
 import { ConnectionClient } from '../src/tokens/connection-client.js';
 import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
@@ -82,7 +83,7 @@ connections:
 `,
       { 'client.pem': encodeKey(key.privateKey, 'sec1'), 'client.crt': certificate },
     );
-    connections = loadConfig(configFile).connections;
+    connections = (await loadConfig(configFile)).connections;
   });
 
   after(async () => {

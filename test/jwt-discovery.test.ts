@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { loadConfig, type Connection } from '../src/config/load.js';
+import { loadConfig } from '../src/pipeline/build.js';
+import { type Connection } from '../src/config/load.js';
 import { TokenError } from '../src/errors.js';
 import { ConnectionClient } from '../src/tokens/connection-client.js';
 import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
@@ -20,7 +21,7 @@ const NO_OBSERVER: TokenObserver = { tokenRequest: () => undefined, tokenFailure
 const SECRET = 'discovery-client-secret';
 
 /** A connection that discovers `issuer`, authenticating with client_secret_post. */
-function connectionFor(issuer: string): Connection {
+async function connectionFor(issuer: string): Promise<Connection> {
   const { configFile } = writeConfig(`
 secrets: { s: { value: ${SECRET} } }
 connections:
@@ -30,7 +31,7 @@ connections:
     clientSecret: { secret: s, method: client_secret_post }
     retry: { maxAttempts: 3 }
 `);
-  return loadConfig(configFile).connections.get('disco')!;
+  return (await loadConfig(configFile)).connections.get('disco')!;
 }
 
 /** A gateway config whose connection "disco" discovers `issuer`; `routes` follows `routes:`. */
@@ -84,7 +85,7 @@ describe('issuer discovery', () => {
       if (req.url === '/tenant-a/oauth2/token') return issueToken(req, res, body, index);
       json(res, 404, { error: 'not_found' });
     });
-    const token = await client(connectionFor(`${as.url}/tenant-a`)).requestToken({}, 5_000);
+    const token = await client(await connectionFor(`${as.url}/tenant-a`)).requestToken({}, 5_000);
     assert.match(token.accessToken, /^tok-/);
     assert.deepEqual(
       as.received.map((r) => `${r.method} ${r.url}`),
@@ -101,7 +102,7 @@ describe('issuer discovery', () => {
     const as = await metadataServer((req, res) =>
       json(res, 200, { issuer: 'https://impostor.example', token_endpoint: `${as.url}/token` }),
     );
-    const error = await client(connectionFor(as.url))
+    const error = await client(await connectionFor(as.url))
       .requestToken({}, 5_000)
       .then(
         () => assert.fail('expected a TokenError'),
@@ -165,7 +166,7 @@ describe('issuer discovery', () => {
       if (req.url === '/.well-known/openid-configuration') return json(res, 200, { issuer: as.url, token_endpoint: `${as.url}/token` });
       issueToken(req, res, body, index);
     });
-    const c = client(connectionFor(as.url));
+    const c = client(await connectionFor(as.url));
     await Promise.all(Array.from({ length: 10 }, () => c.requestToken({}, 5_000)));
     for (let i = 0; i < 5; i++) await c.requestToken({}, 5_000);
     assert.equal(discoveries(as), 1);
@@ -177,7 +178,7 @@ describe('issuer discovery', () => {
       if (req.url === '/.well-known/openid-configuration') return json(res, 200, { issuer: as.url, token_endpoint: `${as.url}/token` });
       json(res, 401, { error: 'invalid_client' });
     });
-    const c = client(connectionFor(as.url));
+    const c = client(await connectionFor(as.url));
     for (let i = 0; i < 2; i++) await assert.rejects(c.requestToken({}, 5_000), { code: 'TOKEN_REJECTED', oauthError: 'invalid_client' });
     assert.equal(discoveries(as), 1);
   });
@@ -189,7 +190,7 @@ describe('issuer discovery', () => {
       if (req.url === '/.well-known/openid-configuration') return json(res, 200, { issuer: as.url, token_endpoint: tokenEndpoint });
       issueToken(req, res, body, index);
     });
-    const c = client(connectionFor(as.url));
+    const c = client(await connectionFor(as.url));
     await assert.rejects(c.requestToken({}, 5_000), { code: 'TOKEN_ENDPOINT_UNAVAILABLE', reason: 'network' });
     tokenEndpoint = `${as.url}/token`;
     const token = await c.requestToken({}, 5_000);
@@ -206,7 +207,7 @@ describe('issuer discovery', () => {
         return json(res, 200, { issuer: as.url, token_endpoint: discoveries(as) === 1 ? dead : `${as.url}/token` });
       issueToken(req, res, body, index);
     });
-    const provider = new TokenProvider([connectionFor(as.url)], NO_OBSERVER);
+    const provider = new TokenProvider([await connectionFor(as.url)], NO_OBSERVER);
     try {
       const token = await provider.get(tokenKey('disco', {}));
       assert.match(token.accessToken, /^tok-/);
@@ -218,7 +219,7 @@ describe('issuer discovery', () => {
 
   it('names both discovery URLs when neither has a document', async () => {
     const as = await metadataServer((_req, res) => json(res, 404, { error: 'not_found' }));
-    await assert.rejects(client(connectionFor(as.url)).requestToken({}, 5_000), (error: TokenError) => {
+    await assert.rejects(client(await connectionFor(as.url)).requestToken({}, 5_000), (error: TokenError) => {
       assert.equal(error.code, 'TOKEN_REJECTED');
       assert.match(
         error.detail,
@@ -230,7 +231,7 @@ describe('issuer discovery', () => {
 
   it('refuses a document without a usable token_endpoint', async () => {
     const as = await metadataServer((req, res) => json(res, 200, { issuer: as.url, token_endpoint: '/token' }));
-    await assert.rejects(client(connectionFor(as.url)).requestToken({}, 5_000), (error: TokenError) => {
+    await assert.rejects(client(await connectionFor(as.url)).requestToken({}, 5_000), (error: TokenError) => {
       assert.equal(error.code, 'TOKEN_RESPONSE_INVALID');
       assert.match(error.detail, /no usable token_endpoint/);
       return true;
@@ -249,7 +250,7 @@ describe('issuer discovery', () => {
     const previous = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     try {
-      await assert.rejects(client(connectionFor(issuer)).requestToken({}, 5_000), (error: TokenError) => {
+      await assert.rejects(client(await connectionFor(issuer)).requestToken({}, 5_000), (error: TokenError) => {
         assert.equal(error.code, 'TOKEN_RESPONSE_INVALID');
         assert.match(error.detail, /plain http: under an https: issuer/);
         return true;

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig, type Config } from '../src/config/load.js';
+import { loadConfig } from '../src/pipeline/build.js';
+import { type Config } from '../src/config/load.js';
 import { ConnectionClient } from '../src/tokens/connection-client.js';
 import { startGateway, writeConfig } from './support/gateway.js';
 import { encodeKey, generateKey, type KeySpec } from './support/keys.js';
@@ -111,7 +112,7 @@ connections:${keyConnections}
 `,
       files,
     );
-    config = loadConfig(configFile);
+    config = await loadConfig(configFile);
   });
 
   after(async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../src/admin/metrics.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig } from '../src/pipeline/build.js';
 import { writeConfig } from './support/gateway.js';
 import { programPath, requireProgram } from './support/programs.js';
 import { CONNECTIONS, driveTraffic, parseExposition, ROUTES, sampleKey, startScenario, type Scenario } from './support/observability.js';
@@ -189,7 +189,7 @@ routes:
     auth: { type: none }
 `);
     const metrics = new Metrics();
-    metrics.declareSeries(loadConfig(configFile));
+    metrics.declareSeries(await loadConfig(configFile));
     const samples = parseExposition(await metrics.registry.metrics());
     const declared = (name: string) => [...samples].filter(([key]) => key.startsWith(`${name}{`)).map(([key, value]) => `${key} ${value}`);
     assert.deepEqual(

@@ -41,7 +41,7 @@ ${routes.map((name) => `  - { name: ${name}, match: { pathPrefix: /${name} }, up
     assert.ok(series(before, 'connection="gone-conn"').length > 0, 'the connection has series before the reload');
 
     writeFileSync(gw.configFile, yaml(['kept'], ['kept-conn']));
-    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal((await gw.gateway.reload()).ok, true);
     let after = await exposition();
     for (let i = 0; i < 50 && series(after, 'route="gone"').length > 0; i++) {
       await delay(20);

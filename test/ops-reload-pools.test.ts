@@ -63,7 +63,7 @@ describe('upstream socket pools across a reload', () => {
     assert.equal(before.open(), 1, 'the keep-alive socket to the first upstream is open');
 
     writeFileSync(gw.configFile, yaml(next.url));
-    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal((await gw.gateway.reload()).ok, true);
     await pooled(gw);
     assert.equal(next.received.length, 1, 'the reloaded route goes to the new upstream');
     assert.equal(before.open(), 1, 'the old pool waits while requests of the old config may still be in flight');
@@ -80,7 +80,7 @@ describe('upstream socket pools across a reload', () => {
     );
     await pooled(gw);
     writeFileSync(gw.configFile, `${yaml(upstream.url)}\n# touched\n`);
-    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal((await gw.gateway.reload()).ok, true);
     await delay(DRAIN_MS + 500);
     assert.equal(upstream.open(), 1);
     await pooled(gw);

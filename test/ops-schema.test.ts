@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { CONFIG_JSON_SCHEMA_FILE, renderConfigJsonSchema } from '../src/config/json-schema.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig } from '../src/pipeline/build.js';
 
 const EXAMPLE = 'config/gateway.yaml';
 const committed = readFileSync(CONFIG_JSON_SCHEMA_FILE, 'utf8');
@@ -24,29 +24,29 @@ const issues = (value: unknown) => {
 };
 
 describe('config JSON Schema', () => {
-  it('is committed exactly as npm run schema generates it', () => {
+  it('is committed exactly as npm run schema generates it', async () => {
     assert.equal(committed, renderConfigJsonSchema(), 'run npm run schema and commit config/tokengate.schema.json');
   });
 
-  it('is what the example config points editors at', () => {
+  it('is what the example config points editors at', async () => {
     assert.match(readFileSync(EXAMPLE, 'utf8').split('\n')[0]!, /^# yaml-language-server: \$schema=\.\/tokengate\.schema\.json$/);
     const schema = JSON.parse(committed) as Record<string, unknown>;
     assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
     assert.equal(typeof schema.title, 'string');
   });
 
-  it('accepts the example config, ${VAR} values included', () => {
+  it('accepts the example config, ${VAR} values included', async () => {
     assert.match(readFileSync(EXAMPLE, 'utf8'), /port: \$\{TOKENGATE_PORT:-8080\}/);
     assert.deepEqual(issues(example()), []);
   });
 
-  it('and the loader accepts the example config too', () => {
-    const config = loadConfig(EXAMPLE, { env: { PARTNER_CLIENT_SECRET: 'example-secret' } });
+  it('and the loader accepts the example config too', async () => {
+    const config = await loadConfig(EXAMPLE, { env: { PARTNER_CLIENT_SECRET: 'example-secret' } });
     assert.equal(config.listen.port, 8080);
     assert.equal(config.routes.length, 2);
   });
 
-  it('rejects unknown keys, missing required keys and values outside an enum, at their paths', () => {
+  it('rejects unknown keys, missing required keys and values outside an enum, at their paths', async () => {
     const config = example();
     config.connections['partner-api'].clientSecretz = 'typo';
     delete config.routes[0].upstream;
@@ -60,7 +60,7 @@ describe('config JSON Schema', () => {
     );
   });
 
-  it('keeps defaults optional (input side) and shows them to editors', () => {
+  it('keeps defaults optional (input side) and shows them to editors', async () => {
     assert.deepEqual(
       issues({ routes: [{ name: 'r', match: { pathPrefix: '/' }, upstream: 'http://127.0.0.1', auth: { type: 'none' } }] }),
       [],
@@ -69,7 +69,7 @@ describe('config JSON Schema', () => {
     assert.equal(schema.properties.listen.properties.port.default, 8080);
   });
 
-  it('takes ${VAR} for a typed value but not any string', () => {
+  it('takes ${VAR} for a typed value but not any string', async () => {
     assert.deepEqual(
       issues({
         listen: { port: '${PORT}' },

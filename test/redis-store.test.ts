@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { Metrics } from '../src/admin/metrics.js';
 import { RedisTokenStore } from '../src/cache/redis-store.js';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { createLogger } from '../src/log.js';
 import { tokenKey, type CachedToken } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -212,10 +212,8 @@ describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-
     // miss while its lease comes after the first replica stored the token and gave the lease back:
     // the lease must not be granted over a token it has not read (one run in three fetched twice).
     const prefix = newPrefix();
-    const connection = parseConfig(
-      config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }),
-      'gateway.yaml',
-      {},
+    const connection = (
+      await parseConfig(config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }), 'gateway.yaml', {})
     ).connections.get('fake')!;
     const log = createLogger({ level: 'silent' });
     const replica = () =>
@@ -269,9 +267,9 @@ describe('cache config', () => {
 secrets: { cache-key: { value: "${key}" } }
 cache: { store: redis, redis: { url: "${url}" }, encryptionKey: { secret: cache-key } }
 `;
-  const problems = (text: string) => {
+  const problems = async (text: string) => {
     try {
-      parseConfig(text, 'gateway.yaml');
+      await parseConfig(text, 'gateway.yaml');
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       assert.equal(error.code, 'CONFIG_INVALID');
@@ -280,17 +278,17 @@ cache: { store: redis, redis: { url: "${url}" }, encryptionKey: { secret: cache-
     return [];
   };
 
-  it('accepts a 32-byte key as base64 or hex', () => {
-    assert.deepEqual(problems(base(KEY_1)), []);
-    assert.deepEqual(problems(base(KEY_2)), []);
+  it('accepts a 32-byte key as base64 or hex', async () => {
+    assert.deepEqual(await problems(base(KEY_1)), []);
+    assert.deepEqual(await problems(base(KEY_2)), []);
   });
 
-  it('refuses a key of another length, naming the key path', () => {
-    assert.deepEqual(problems(base(randomBytes(16).toString('base64'))), ['cache.encryptionKey.secret']);
-    assert.deepEqual(problems(base('not a key')), ['cache.encryptionKey.secret']);
+  it('refuses a key of another length, naming the key path', async () => {
+    assert.deepEqual(await problems(base(randomBytes(16).toString('base64'))), ['cache.encryptionKey.secret']);
+    assert.deepEqual(await problems(base('not a key')), ['cache.encryptionKey.secret']);
   });
 
-  it('refuses a URL that is not redis: or rediss:', () => {
-    assert.deepEqual(problems(base(KEY_1, 'http://127.0.0.1:6379')), ['cache.redis.url']);
+  it('refuses a URL that is not redis: or rediss:', async () => {
+    assert.deepEqual(await problems(base(KEY_1, 'http://127.0.0.1:6379')), ['cache.redis.url']);
   });
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { TokenError } from '../src/errors.js';
 import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -162,8 +162,8 @@ describe('circuit per connection (TokenProvider)', () => {
     endpoint.state.mode = 'ok';
   });
 
-  function makeProvider(options: { rejectionMemoryMs?: number } = {}) {
-    const config = parseConfig(
+  async function makeProvider(options: { rejectionMemoryMs?: number } = {}) {
+    const config = await parseConfig(
       `
 secrets: { s: { value: secret-0123456789 } }
 connections:
@@ -197,7 +197,7 @@ connections:
   }
 
   it('opens after repeated failures: the next caller gets circuit_open with Retry-After and no request is sent', async () => {
-    makeProvider();
+    await makeProvider();
     await openCircuit();
     const sent = endpoint.requests;
     const error = await failing(provider.get(key()));
@@ -208,7 +208,7 @@ connections:
   });
 
   it('half-opens with exactly one probe, and closes when the probe succeeds', async () => {
-    makeProvider();
+    await makeProvider();
     await openCircuit();
     await delay(OPEN_MS + 50);
     endpoint.state.mode = 'hold';
@@ -232,7 +232,7 @@ connections:
   });
 
   it('a failed probe opens the circuit again', async () => {
-    makeProvider();
+    await makeProvider();
     await openCircuit();
     await delay(OPEN_MS + 50);
     const sent = endpoint.requests;
@@ -242,10 +242,10 @@ connections:
   });
 
   it('remembers a rejection only briefly: after rejectionMemoryMs the server is asked again', async () => {
-    makeProvider({ rejectionMemoryMs: 100 });
+    await makeProvider({ rejectionMemoryMs: 100 });
     const rejecting = await startTokenEndpoint((_req, res) => json(res, 400, { error: 'invalid_scope' }));
     try {
-      const config = parseConfig(
+      const config = await parseConfig(
         `
 secrets: { s: { value: secret-0123456789 } }
 connections:

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
@@ -232,7 +232,7 @@ routes:
     assert.equal(resourceServer.requests, before);
   });
 
-  it('never logs the client key', () => {
+  it('never logs the client key', async () => {
     const keyBody = pki.client.key.split('\n')[1]!;
     assert.ok(!gw.logText().includes(keyBody));
   });
@@ -252,9 +252,9 @@ connections:
 ${connection}
 `;
   const env = { TG_CERT: pki.client.cert, TG_KEY: pki.client.key, TG_OTHER_KEY: pki.selfSigned.key };
-  const problems = (text: string) => {
+  const problems = async (text: string) => {
     try {
-      parseConfig(text, 'gateway.yaml', { env });
+      await parseConfig(text, 'gateway.yaml', { env });
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       return error.problems.map((p) => `${p.path}: ${p.message}`);
@@ -262,18 +262,18 @@ ${connection}
     return [];
   };
 
-  it('refuses a key that does not belong to the certificate, naming the key path', () => {
-    const found = problems(yaml('    tokenUrl: https://as.example/token\n    tlsClientAuth: { certificate: cert, key: other-key }'));
+  it('refuses a key that does not belong to the certificate, naming the key path', async () => {
+    const found = await problems(yaml('    tokenUrl: https://as.example/token\n    tlsClientAuth: { certificate: cert, key: other-key }'));
     assert.deepEqual(found, ['connections.c.tlsClientAuth.key: the key does not belong to the certificate']);
   });
 
-  it('refuses mutual TLS to an http: token endpoint', () => {
-    const found = problems(yaml('    tokenUrl: http://127.0.0.1:1/token\n    tlsClientAuth: { certificate: cert, key: key }'));
+  it('refuses mutual TLS to an http: token endpoint', async () => {
+    const found = await problems(yaml('    tokenUrl: http://127.0.0.1:1/token\n    tlsClientAuth: { certificate: cert, key: key }'));
     assert.deepEqual(found, ['connections.c.tlsClientAuth: mutual TLS needs an https: tokenUrl or issuer']);
   });
 
-  it('refuses a second authentication method next to tlsClientAuth', () => {
-    const found = problems(
+  it('refuses a second authentication method next to tlsClientAuth', async () => {
+    const found = await problems(
       yaml(
         '    tokenUrl: https://as.example/token\n    clientSecret: { secret: secret }\n    tlsClientAuth: { certificate: cert, key: key }',
       ),
@@ -282,7 +282,7 @@ ${connection}
   });
 
   it('sends only client_id in the form: the certificate is the credential', async () => {
-    const config = parseConfig(
+    const config = await parseConfig(
       yaml('    tokenUrl: https://as.example/token\n    tlsClientAuth: { certificate: cert, key: key }'),
       'gateway.yaml',
       { env },

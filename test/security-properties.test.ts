@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { Secret } from '../src/config/secret.js';
 import { AccessChecker } from '../src/proxy/access.js';
 import { normalizePath } from '../src/routing/path.js';
@@ -34,9 +34,9 @@ const configEnv = () => ({
 });
 
 /** Parses and fails the property on anything but a ConfigError. */
-function loadsOrConfigError(text: string): void {
+async function loadsOrConfigError(text: string): Promise<void> {
   try {
-    const config = parseConfig(text, 'property.yaml', { env: configEnv() });
+    const config = await parseConfig(text, 'property.yaml', { env: configEnv() });
     assert.ok(Object.isFrozen(config));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -198,36 +198,39 @@ const TRICKY_YAML = [
 ];
 
 describe('config loader properties', requireProgram('openssl', 'openssl'), () => {
-  it('throws nothing but ConfigError on arbitrary text', () => {
-    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom(...TRICKY_YAML)), loadsOrConfigError), {
-      numRuns: 500,
-    });
+  it('throws nothing but ConfigError on arbitrary text', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom(...TRICKY_YAML)), loadsOrConfigError),
+      {
+        numRuns: 500,
+      },
+    );
   });
 
-  it('throws nothing but ConfigError on arbitrary JSON and YAML values', () => {
-    fc.assert(
-      fc.property(fc.jsonValue(), (value) => {
-        loadsOrConfigError(JSON.stringify(value));
-        loadsOrConfigError(stringify(value));
+  it('throws nothing but ConfigError on arbitrary JSON and YAML values', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue(), async (value) => {
+        await loadsOrConfigError(JSON.stringify(value));
+        await loadsOrConfigError(stringify(value));
       }),
       { numRuns: 300 },
     );
   });
 
-  it('regression: an alias to its own ancestor is a ConfigError with the key path, not a stack overflow', () => {
-    assert.throws(
+  it('regression: an alias to its own ancestor is a ConfigError with the key path, not a stack overflow', async () => {
+    await assert.rejects(
       () => parseConfig('routes:\n  - &r\n    name: x\n    self: *r\n', 'property.yaml'),
       (error: unknown) => error instanceof ConfigError && error.problems[0]?.path === 'routes[0].self',
     );
   });
 
-  it('loads the unmutated config the next property starts from', () => {
-    assert.equal(parseConfig(stringify(VALID_CONFIG), 'property.yaml', { env: configEnv() }).routes.length, 3);
+  it('loads the unmutated config the next property starts from', async () => {
+    assert.equal((await parseConfig(stringify(VALID_CONFIG), 'property.yaml', { env: configEnv() })).routes.length, 3);
   });
 
-  it('throws nothing but ConfigError on a full config with values removed, retyped or moved', () => {
-    fc.assert(
-      fc.property(mutatedConfig, (value) => loadsOrConfigError(stringify(value))),
+  it('throws nothing but ConfigError on a full config with values removed, retyped or moved', async () => {
+    await fc.assert(
+      fc.asyncProperty(mutatedConfig, (value) => loadsOrConfigError(stringify(value))),
       { numRuns: 400 },
     );
   });
@@ -287,7 +290,7 @@ function within(base: string, path: string): boolean {
 }
 
 describe('path normalisation and matching properties', () => {
-  it('a normalised path has no dot or empty segments, no ambiguous bytes, and normalises to itself', () => {
+  it('a normalised path has no dot or empty segments, no ambiguous bytes, and normalises to itself', async () => {
     fc.assert(
       fc.property(rawPath, (path) => {
         const normalised = normalizePath(path);
@@ -303,33 +306,37 @@ describe('path normalisation and matching properties', () => {
     );
   });
 
-  it('a matched path is inside its route prefix, and the upstream path stays under the base path', () => {
-    fc.assert(
-      fc.property(fc.array(fc.tuple(prefix, basePath, fc.boolean()), { minLength: 1, maxLength: 4 }), rawPath, (routes, path) => {
-        const config = parseConfig(
-          stringify({
-            routes: routes.map(([pathPrefix, base, stripPrefix], i) => ({
-              name: `r${i}`,
-              match: { pathPrefix },
-              upstream: `http://u${i}.example${base}`,
-              stripPrefix,
-              auth: { type: 'none' },
-            })),
-          }),
-          'property.yaml',
-        );
-        const router = new Router(config.routes, (route) => route.upstreamUrl.pathname.replace(/\/+$/, ''));
-        const normalised = normalizePath(path);
-        if (normalised === undefined) return;
-        const matched = router.match('GET', undefined, normalised);
-        if (matched === undefined) return;
-        const { pathPrefix } = matched.route.match;
-        assert.ok(prefixMatches(pathPrefix, normalised) && within(pathPrefix, normalised), `${normalised} matched ${pathPrefix}`);
-        const forwarded = upstreamPath(matched.route, matched.data, normalised);
-        assert.ok(within(matched.data, forwarded), `${forwarded} is outside ${matched.data}`);
-        const resolved = new URL(`http://upstream${forwarded}`).pathname;
-        assert.ok(within(matched.data, resolved), `${resolved} (resolved) is outside ${matched.data}`);
-      }),
+  it('a matched path is inside its route prefix, and the upstream path stays under the base path', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(prefix, basePath, fc.boolean()), { minLength: 1, maxLength: 4 }),
+        rawPath,
+        async (routes, path) => {
+          const config = await parseConfig(
+            stringify({
+              routes: routes.map(([pathPrefix, base, stripPrefix], i) => ({
+                name: `r${i}`,
+                match: { pathPrefix },
+                upstream: `http://u${i}.example${base}`,
+                stripPrefix,
+                auth: { type: 'none' },
+              })),
+            }),
+            'property.yaml',
+          );
+          const router = new Router(config.routes, (route) => route.upstreamUrl.pathname.replace(/\/+$/, ''));
+          const normalised = normalizePath(path);
+          if (normalised === undefined) return;
+          const matched = router.match('GET', undefined, normalised);
+          if (matched === undefined) return;
+          const { pathPrefix } = matched.route.match;
+          assert.ok(prefixMatches(pathPrefix, normalised) && within(pathPrefix, normalised), `${normalised} matched ${pathPrefix}`);
+          const forwarded = upstreamPath(matched.route, matched.data, normalised);
+          assert.ok(within(matched.data, forwarded), `${forwarded} is outside ${matched.data}`);
+          const resolved = new URL(`http://upstream${forwarded}`).pathname;
+          assert.ok(within(matched.data, resolved), `${resolved} (resolved) is outside ${matched.data}`);
+        },
+      ),
       { numRuns: 1_000 },
     );
   });
@@ -339,7 +346,7 @@ describe('path normalisation and matching properties', () => {
 const dotted = (n: number) => [24, 16, 8, 0].map((shift) => (n >>> shift) & 255).join('.');
 
 describe('access policy properties', () => {
-  it('admits an IPv4 address, plain or IPv4-mapped, exactly when a bit-mask computation puts it in an allowed block', () => {
+  it('admits an IPv4 address, plain or IPv4-mapped, exactly when a bit-mask computation puts it in an allowed block', async () => {
     const block = fc.tuple(fc.nat({ max: 0xffffffff }), fc.integer({ min: 0, max: 32 }));
     fc.assert(
       fc.property(fc.array(block, { minLength: 1, maxLength: 3 }), fc.nat({ max: 0xffffffff }), (blocks, address) => {
@@ -358,7 +365,7 @@ describe('access policy properties', () => {
     );
   });
 
-  it('admits a key exactly when it equals one of the configured keys', () => {
+  it('admits a key exactly when it equals one of the configured keys', async () => {
     const key = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 });
     fc.assert(
       fc.property(

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
 import { requireProgram } from './support/programs.js';
@@ -130,7 +130,7 @@ routes:
     const warnings = () => gw.logs.filter((l) => l.level === 40 && String(l.msg).includes('routes[3].tls.insecureSkipVerify is true'));
     assert.equal(warnings().length, 1);
     writeFileSync(gw.configFile, `${yaml(upstream.url)}\n# touched\n`);
-    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal((await gw.gateway.reload()).ok, true);
     assert.equal(warnings().length, 2);
   });
 });
@@ -183,7 +183,7 @@ routes:
     assert.equal(await fingerprint(), new X509Certificate(pki.server.cert).fingerprint256);
     writeFileSync(join(gw.dir, 'server.crt'), pki.selfSigned.cert);
     writeFileSync(join(gw.dir, 'server.key'), pki.selfSigned.key);
-    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal((await gw.gateway.reload()).ok, true);
     assert.equal(await fingerprint(), new X509Certificate(pki.selfSigned.cert).fingerprint256);
   });
 
@@ -201,7 +201,7 @@ routes:
       gw.configFile,
       `listen: { host: 127.0.0.1 }\nroutes: [ { name: echo, match: { pathPrefix: /echo }, upstream: "${upstream.url}", auth: { type: none } } ]\n`,
     );
-    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal((await gw.gateway.reload()).ok, true);
     assert.ok(gw.logs.some((l) => l.event === 'config_restart_required' && (l.keys as string[]).includes('listen.tls')));
     assert.equal(await fingerprint(), new X509Certificate(pki.selfSigned.cert).fingerprint256);
   });
@@ -218,9 +218,9 @@ secrets:
   junk: { value: not a certificate }
   s: { env: TG_CA }
 `;
-  const problems = (text: string) => {
+  const problems = async (text: string) => {
     try {
-      parseConfig(secrets + text, 'gateway.yaml', { env });
+      await parseConfig(secrets + text, 'gateway.yaml', { env });
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       return error.problems.map((p) => `${p.path}: ${p.message}`);
@@ -240,51 +240,51 @@ routes:
     auth: { type: none }
 ${lines}`;
 
-  it('refuses an http: tokenUrl on a non-loopback host, naming the key path', () => {
-    assert.deepEqual(problems(connection('    tokenUrl: http://auth.example/token')), [
+  it('refuses an http: tokenUrl on a non-loopback host, naming the key path', async () => {
+    assert.deepEqual(await problems(connection('    tokenUrl: http://auth.example/token')), [
       "connections.c.tokenUrl: must be https: (the client's credentials travel on it) unless the host is loopback or allowInsecureHttp: true is set",
     ]);
   });
 
-  it('refuses an http: issuer too, and accepts loopback or an explicit allowInsecureHttp', () => {
-    assert.equal(problems(connection('    issuer: http://auth.example')).length, 1);
-    assert.deepEqual(problems(connection('    tokenUrl: http://127.0.0.1:8000/token')), []);
-    assert.deepEqual(problems(connection('    tokenUrl: http://auth.example/token\n    allowInsecureHttp: true')), []);
+  it('refuses an http: issuer too, and accepts loopback or an explicit allowInsecureHttp', async () => {
+    assert.equal((await problems(connection('    issuer: http://auth.example'))).length, 1);
+    assert.deepEqual(await problems(connection('    tokenUrl: http://127.0.0.1:8000/token')), []);
+    assert.deepEqual(await problems(connection('    tokenUrl: http://auth.example/token\n    allowInsecureHttp: true')), []);
   });
 
-  it('refuses a CA bundle that holds no certificate', () => {
-    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { ca: junk }')), [
+  it('refuses a CA bundle that holds no certificate', async () => {
+    assert.deepEqual(await problems(route('    upstream: https://api.example\n    tls: { ca: junk }')), [
       'routes[0].tls.ca: not a PEM CA bundle (no -----BEGIN CERTIFICATE----- block)',
     ]);
   });
 
-  it('refuses tls settings for a plain-HTTP upstream or token endpoint', () => {
-    assert.deepEqual(problems(route('    upstream: http://api.example\n    tls: { ca: ca }')), [
+  it('refuses tls settings for a plain-HTTP upstream or token endpoint', async () => {
+    assert.deepEqual(await problems(route('    upstream: http://api.example\n    tls: { ca: ca }')), [
       'routes[0].tls: applies to an https: upstream only',
     ]);
-    assert.deepEqual(problems(connection('    tokenUrl: http://127.0.0.1/token\n    tls: { ca: ca }')), [
+    assert.deepEqual(await problems(connection('    tokenUrl: http://127.0.0.1/token\n    tls: { ca: ca }')), [
       'connections.c.tls: applies to an https: tokenUrl or issuer only',
     ]);
   });
 
-  it('refuses a route client certificate without its key, or with a key of another certificate', () => {
-    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert }')), [
+  it('refuses a route client certificate without its key, or with a key of another certificate', async () => {
+    assert.deepEqual(await problems(route('    upstream: https://api.example\n    tls: { certificate: cert }')), [
       'routes[0].tls: set both certificate and key, or neither',
     ]);
-    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert, key: other-key }')), [
+    assert.deepEqual(await problems(route('    upstream: https://api.example\n    tls: { certificate: cert, key: other-key }')), [
       'routes[0].tls.key: the key does not belong to the certificate',
     ]);
-    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { certificate: cert, key: key, ca: ca }')), []);
+    assert.deepEqual(await problems(route('    upstream: https://api.example\n    tls: { certificate: cert, key: key, ca: ca }')), []);
   });
 
-  it('refuses a CA bundle next to insecureSkipVerify: true', () => {
-    assert.deepEqual(problems(route('    upstream: https://api.example\n    tls: { ca: ca, insecureSkipVerify: true }')), [
+  it('refuses a CA bundle next to insecureSkipVerify: true', async () => {
+    assert.deepEqual(await problems(route('    upstream: https://api.example\n    tls: { ca: ca, insecureSkipVerify: true }')), [
       'routes[0].tls.ca: a CA bundle has no effect with insecureSkipVerify: true; remove one of them',
     ]);
   });
 
-  it('records insecureSkipVerify as a warning with its key path', () => {
-    const config = parseConfig(
+  it('records insecureSkipVerify as a warning with its key path', async () => {
+    const config = await parseConfig(
       secrets + connection('    tokenUrl: https://auth.example/token\n    tls: { insecureSkipVerify: true }'),
       'gateway.yaml',
       { env },
@@ -292,14 +292,14 @@ ${lines}`;
     assert.ok(config.warnings.some((w) => w.includes('connections.c.tls.insecureSkipVerify is true')));
   });
 
-  it('refuses a listener key that does not belong to its certificate', () => {
-    assert.deepEqual(problems('listen: { tls: { certificate: cert, key: other-key } }'), [
+  it('refuses a listener key that does not belong to its certificate', async () => {
+    assert.deepEqual(await problems('listen: { tls: { certificate: cert, key: other-key } }'), [
       'listen.tls.key: the key does not belong to the certificate',
     ]);
   });
 
-  it('refuses a headers time-out longer than the request time-out (Node would not start)', () => {
-    assert.deepEqual(problems('listen: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 }'), [
+  it('refuses a headers time-out longer than the request time-out (Node would not start)', async () => {
+    assert.deepEqual(await problems('listen: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 }'), [
       'listen.headersTimeoutMs: must not exceed requestTimeoutMs (1000)',
     ]);
   });

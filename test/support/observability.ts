@@ -170,7 +170,7 @@ export async function driveTraffic(scenario: Scenario): Promise<void> {
   const { configFile, gateway } = scenario.gw;
   const good = readFileSync(configFile, 'utf8');
   writeFileSync(configFile, 'routes: [ unclosed');
-  assert.equal(gateway.reload().ok, false);
+  assert.equal((await gateway.reload()).ok, false);
   writeFileSync(configFile, good);
 }
 
