@@ -232,6 +232,11 @@ export class Gateway {
     this.metrics.configReloads.inc({ outcome: 'failure' });
     for (const problem of error.problems)
       this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
+    // One line per refusal as well, after its problems: what a reader (or a test) waits for.
+    this.log.error(
+      { event: 'config_reload_refused', file: error.file, problems: error.problems.length },
+      `config reload refused (${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}); the running config is unchanged`,
+    );
     return { ok: false, error };
   }
 
