@@ -43,9 +43,12 @@ export interface LiveGateway {
   /** The config every mutation starts from, as plain data. */
   base(): Record<string, unknown>;
   /** Writes `text` as the config and reloads with SIGHUP; resolves with the reload's outcome. */
-  reload(text: string): Promise<ReloadOutcome>;
-  /** Reloads with SIGHUP without writing the config; resolves with the reload's outcome. */
-  sighup(): Promise<ReloadOutcome>;
+  reload(text: string, options?: { problems: boolean }): Promise<ReloadOutcome>;
+  /**
+   * Reloads with SIGHUP without writing the config; resolves with the reload's outcome and, unless
+   * `problems: false`, the problems it logged.
+   */
+  sighup(options?: { problems: boolean }): Promise<ReloadOutcome>;
   /** Asserts that /healthz and /readyz answer 200 and that the process runs. */
   assertHealthy(): Promise<void>;
   /** Asserts that the base config's routes answer 200 with a token injected by each connection. */
@@ -130,25 +133,33 @@ export async function startLiveGateway(): Promise<LiveGateway> {
   const env = { ...process.env, [ENV_NAME]: CLIENT_SECRET };
   const serve = await ServeProcess.start(configFile, env);
 
-  // Outcomes read from the log in order; `scanned` makes each wait look at new lines only.
+  // A reload's outcome is read from tokengate_config_reloads_total (polled: the log is flushed in
+  // batches), its problems from the log: the k-th refusal's `config_reload_problem` lines.
   let scanned = 0;
-  const outcomes: ReloadOutcome[] = [];
+  const refusals: Array<Array<Record<string, unknown>>> = [];
   let pendingProblems: Array<Record<string, unknown>> = [];
   const scan = () => {
     for (; scanned < serve.logs.length; scanned++) {
       const line = serve.logs[scanned]!;
       if (line.event === 'config_reload_problem') pendingProblems.push(line);
-      else if (line.event === 'config_reloaded') outcomes.push({ outcome: 'success', problems: [] });
       else if (line.event === 'config_reload_refused') {
-        outcomes.push({ outcome: 'failure', problems: pendingProblems });
+        refusals.push(pendingProblems);
         pendingProblems = [];
       }
     }
   };
-  let consumed = 0;
+  const counters = async () => {
+    const text = await (await fetch(`${serve.admin}/metrics`)).text();
+    const read = (outcome: Outcome) => {
+      const line = text.split('\n').find((l) => l.startsWith(`tokengate_config_reloads_total{outcome="${outcome}"}`));
+      return line === undefined ? 0 : Number(line.split(' ')[1]);
+    };
+    return { success: read('success'), failure: read('failure') };
+  };
+  let known = { success: 0, failure: 0 };
 
   const headers = { 'x-gateway-key': GATE_KEY, 'x-route-key': GATE_KEY };
-  return {
+  const live: LiveGateway = {
     serve,
     oidc,
     upstream,
@@ -156,18 +167,31 @@ export async function startLiveGateway(): Promise<LiveGateway> {
     configFile,
     env,
     base,
-    async reload(text) {
+    async reload(text, options) {
       write(text);
-      return this.sighup();
+      return live.sighup(options);
     },
-    async sighup() {
+    async sighup(options = { problems: true }) {
       serve.child.kill('SIGHUP');
-      await serve.waitForLog(() => {
-        scan();
-        return outcomes.length > consumed;
-      }, 20_000);
-      assert.equal(outcomes.length, consumed + 1, 'one reload outcome per SIGHUP');
-      return outcomes[consumed++]!;
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        assert.equal(serve.child.exitCode, null, `the gateway exited:\n${serve.output().slice(-4000)}`);
+        const now = await counters();
+        const moved = now.success + now.failure - (known.success + known.failure);
+        if (moved > 0) {
+          assert.equal(moved, 1, 'one reload per SIGHUP');
+          const outcome: Outcome = now.failure > known.failure ? 'failure' : 'success';
+          known = now;
+          if (outcome === 'success' || !options.problems) return { outcome, problems: [] };
+          await serve.waitForLog(() => {
+            scan();
+            return refusals.length >= now.failure;
+          });
+          return { outcome, problems: refusals[now.failure - 1]! };
+        }
+        assert.ok(Date.now() < deadline, 'no reload outcome within 20 s');
+        await new Promise((wake) => setTimeout(wake, 5));
+      }
     },
     async assertHealthy() {
       assert.equal(serve.child.exitCode, null, `the gateway exited:\n${serve.output().slice(-4000)}`);
@@ -196,4 +220,5 @@ export async function startLiveGateway(): Promise<LiveGateway> {
       await oidc.close();
     },
   };
+  return live;
 }
