@@ -231,7 +231,10 @@ export class Gateway {
   #refused(error: ConfigError): ReloadResult {
     this.metrics.configReloads.inc({ outcome: 'failure' });
     for (const problem of error.problems)
-      this.log.error({ event: 'config_reload_problem', file: error.file, ...problem }, `config reload refused: ${formatProblem(error.file, problem)}`);
+      this.log.error(
+        { event: 'config_reload_problem', file: error.file, ...problem },
+        `config reload refused: ${formatProblem(error.file, problem)}`,
+      );
     // One line per refusal as well, after its problems: what a reader (or a test) waits for.
     this.log.error(
       { event: 'config_reload_refused', file: error.file, problems: error.problems.length },

@@ -95,7 +95,12 @@ describe('config pipeline: the values validate used to accept', () => {
 
   it('match.host bücher.example is normalised to its A-label: validate accepts it and a request for xn--bcher-kva.example matches', async () => {
     const text = mutated(live, (config) => {
-      (config.routes as Data[]).push({ name: 'idn', match: { pathPrefix: '/idn', host: 'bücher.example' }, upstream: live.upstream.url, auth: { type: 'none' } });
+      (config.routes as Data[]).push({
+        name: 'idn',
+        match: { pathPrefix: '/idn', host: 'bücher.example' },
+        upstream: live.upstream.url,
+        auth: { type: 'none' },
+      });
     });
     const { config } = await buildConfigText(text, live.configFile, { env: live.env });
     assert.equal(config.routes.at(-1)!.match.host, 'xn--bcher-kva.example');
@@ -111,10 +116,14 @@ describe('config pipeline: the values validate used to accept', () => {
     const status = await new Promise<number>((done, fail) => {
       import('node:http')
         .then(({ request }) => {
-          const req = request(`${proxy}/idn/x`, { headers: { host: 'xn--bcher-kva.example', 'x-gateway-key': 'live-config-gate-key-0123456789' } }, (res) => {
-            res.resume();
-            done(res.statusCode ?? 0);
-          });
+          const req = request(
+            `${proxy}/idn/x`,
+            { headers: { host: 'xn--bcher-kva.example', 'x-gateway-key': 'live-config-gate-key-0123456789' } },
+            (res) => {
+              res.resume();
+              done(res.statusCode ?? 0);
+            },
+          );
           req.on('error', fail);
           req.end();
         })

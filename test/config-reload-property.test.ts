@@ -119,7 +119,9 @@ function mutationArb(paths: readonly Path[], lines: number): fc.Arbitrary<Mutati
     { weight: 1, arbitrary: path.map((p): Mutation => ({ kind: 'duplicate', path: p })) },
     {
       weight: 1,
-      arbitrary: fc.tuple(path, fc.constantFrom('bogus', 'Host', 'timeout', '$schema2')).map(([p, key]): Mutation => ({ kind: 'unknown', path: p, key })),
+      arbitrary: fc
+        .tuple(path, fc.constantFrom('bogus', 'Host', 'timeout', '$schema2'))
+        .map(([p, key]): Mutation => ({ kind: 'unknown', path: p, key })),
     },
     { weight: 1, arbitrary: fc.nat(lines - 1).map((line): Mutation => ({ kind: 'duplicate-line', line })) },
   );

@@ -103,10 +103,7 @@ describe('config problems', () => {
   ];
   for (const [what, yaml, path, message, line] of cases) {
     it(`reports ${what} with its key path and line`, async () => {
-      const problem = problemAt(
-        await problemsOf(() => parseConfig(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })),
-        path,
-      );
+      const problem = problemAt(await problemsOf(() => parseConfig(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })), path);
       assert.match(problem.message, message);
       assert.equal(problem.line, line);
       assert.equal(typeof problem.column, 'number');

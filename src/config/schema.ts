@@ -177,7 +177,9 @@ export const routeSchema = z.strictObject({
       .string()
       .min(1)
       .optional()
-      .describe('Host to match, without port; an internationalised name is normalised to its A-label (bücher.example → xn--bcher-kva.example)'),
+      .describe(
+        'Host to match, without port; an internationalised name is normalised to its A-label (bücher.example → xn--bcher-kva.example)',
+      ),
   }),
   upstream: httpUrl,
   tls: routeTlsSchema.optional().describe("verification of an https: upstream's certificate, and the client certificate to present"),

@@ -10,7 +10,7 @@ import { connectionSettings, stringParams, type SecretRef, type TlsVerifyRef } f
 import type { Problems, Report } from './report.js';
 import type { RawAccess } from './schema.js';
 import type { Secret } from './secret.js';
-import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair, type TlsVerify } from './tls.js';
+import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair } from './tls.js';
 import type { AccessPolicy, CheckedConfig, ConnectionSettings, Route } from './types.js';
 import type { ValidatedConfig } from './validate.js';
 
@@ -62,7 +62,8 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     }
     if (settings.insecureSkipVerify) {
       warnings.push(
-        `SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it`,
+        `SECURITY: ${formatPath(keyPath)}.insecureSkipVerify is true: the server's certificate is not verified, ` +
+          'so anyone on the network path can impersonate it',
       );
     }
     return tlsVerify(ca, settings.insecureSkipVerify);

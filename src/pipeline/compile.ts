@@ -77,7 +77,10 @@ export function compile({ config: checked, problems }: Checked, options: Compile
 }
 
 /** The connection's client-authentication strategy; a credential the strategy refuses is reported at its field. */
-function clientAuth(settings: ConnectionSettings, report: (keyPath: readonly PropertyKey[], message: string) => void): ClientAuth | undefined {
+function clientAuth(
+  settings: ConnectionSettings,
+  report: (keyPath: readonly PropertyKey[], message: string) => void,
+): ClientAuth | undefined {
   const { clientId, credentials } = settings;
   try {
     switch (credentials.kind) {

@@ -73,7 +73,9 @@ const AGENT_OPTIONS = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, s
  * reuse a socket that another route's CA verified or another route's certificate authenticated.
  */
 function agentId(url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined): string {
-  return [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)].filter((part) => part !== undefined).join(' ');
+  return [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)]
+    .filter((part) => part !== undefined)
+    .join(' ');
 }
 
 /**
