@@ -237,3 +237,31 @@ describe('config watcher', () => {
     assert.equal(again.status, 200);
   });
 });
+
+describe('config file reading', () => {
+  it('refuses a device, a directory and a socket as a secret file, at its key path, without reading it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokengate-files-'));
+    mkdirSync(join(dir, 'folder'));
+    const socketPath = join(dir, 'secret.sock');
+    const { createServer } = await import('node:net');
+    const socket = createServer();
+    await new Promise<void>((done) => socket.listen(socketPath, done));
+    try {
+      for (const [file, kind] of [
+        ['/dev/zero', 'a device'],
+        ['folder', 'a directory'],
+        ['secret.sock', 'a socket'],
+      ]) {
+        const text = stringify({ secrets: { s: { file } }, cache: { store: 'memory' } });
+        await assert.rejects(buildConfigText(text, join(dir, 'gateway.yaml'), { env: {} }), (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          assert.equal(error.problems[0]?.path, 'secrets.s.file');
+          assert.match(error.problems[0]!.message, new RegExp(`not a regular file \\(${kind}\\)`));
+          return true;
+        });
+      }
+    } finally {
+      socket.close();
+    }
+  });
+});

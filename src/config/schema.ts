@@ -54,7 +54,11 @@ const httpUrl = z.string().refine((value) => {
 
 export const secretSchema = z.union([
   z.strictObject({ env: name.describe('environment variable holding the secret') }),
-  z.strictObject({ file: name.describe('file holding the secret, relative to the config file') }),
+  z.strictObject({
+    file: name.describe(
+      'file holding the secret, relative to the config file; a regular file (not a FIFO, device or socket), read within 5 s',
+    ),
+  }),
   z.strictObject({ value: z.string().describe('the secret inline (logged as a warning; not for production)') }),
 ]);
 
