@@ -256,7 +256,7 @@ describe('config file reading', () => {
         await assert.rejects(buildConfigText(text, join(dir, 'gateway.yaml'), { env: {} }), (error: unknown) => {
           assert.ok(error instanceof ConfigError);
           assert.equal(error.problems[0]?.path, 'secrets.s.file');
-          assert.match(error.problems[0]!.message, new RegExp(`not a regular file \\(${kind}\\)`));
+          assert.match(error.problems[0]?.message ?? '', new RegExp(`not a regular file \\(${kind}\\)`));
           return true;
         });
       }
