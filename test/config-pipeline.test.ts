@@ -93,6 +93,35 @@ describe('config pipeline: the values validate used to accept', () => {
     });
   }
 
+  it('a refused reload changes nothing: no new connection in /connections, no series for the new route in /metrics', async () => {
+    const connections = async () =>
+      ((await (await fetch(`${live.serve.admin}/connections`)).json()) as { connections: Array<{ connection: string }> }).connections
+        .map((c) => c.connection)
+        .sort();
+    const before = await connections();
+    assert.deepEqual(before, ['basic', 'jwt']);
+    const text = mutated(live, (config) => {
+      (config.connections as Data).extra = { ...((config.connections as Data).basic as Data), clientId: 'live-extra' };
+      (config.routes as Data[]).push({
+        name: 'extra-route',
+        match: { pathPrefix: '/extra' },
+        upstream: live.upstream.url,
+        auth: { connection: 'extra' },
+        access: { allowFrom: ['zz:zz/64'] },
+      });
+    });
+    const { outcome, problems } = await live.reload(text);
+    assert.equal(outcome, 'failure');
+    assert.ok(
+      problems.some((p) => p.path === 'routes[3].access.allowFrom[0]'),
+      JSON.stringify(problems),
+    );
+    assert.deepEqual(await connections(), before);
+    const metrics = await (await fetch(`${live.serve.admin}/metrics`)).text();
+    assert.doesNotMatch(metrics, /extra/);
+    await live.assertBaseRoutesServe();
+  });
+
   it('match.host bücher.example is normalised to its A-label: validate accepts it and a request for xn--bcher-kva.example matches', async () => {
     const text = mutated(live, (config) => {
       (config.routes as Data[]).push({
