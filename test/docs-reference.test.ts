@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { CONFIG_DOC_FILE, renderConfigDoc } from '../scripts/config-doc.js';
 import { Metrics } from '../src/admin/metrics.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { GatewayError, type GatewayErrorCode } from '../src/errors.js';
 
 const docs = (): string[] =>
@@ -46,12 +46,12 @@ describe('configuration reference (docs/configuration.md)', () => {
     for (const key of used) assert.ok(page.includes(`| \`${key}\` |`), `${key} is missing from ${CONFIG_DOC_FILE}`);
   });
 
-  it("loads the README's config example", () => {
+  it("loads the README's config example", async () => {
     const readme = readFileSync('README.md', 'utf8');
     const example = /## Configuration[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
     assert.ok(example !== undefined, 'README.md has a yaml block under ## Configuration');
     assert.ok(example.trimEnd().split('\n').length <= 20);
-    const config = parseConfig(example, 'README.md', { env: { PARTNER_CLIENT_SECRET: 'example' } });
+    const config = await parseConfig(example, 'README.md', { env: { PARTNER_CLIENT_SECRET: 'example' } });
     assert.equal(config.routes.length, 2);
   });
 });
