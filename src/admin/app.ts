@@ -27,7 +27,7 @@ export interface AdminState {
   configFile: string;
   env: NodeJS.ProcessEnv;
   /** The gateway's reload: a console edit takes effect through it before the answer returns. */
-  reload: () => { ok: boolean; error?: ConfigError };
+  reload: () => Promise<{ ok: boolean; error?: ConfigError }>;
 }
 
 export function createAdminApp(state: AdminState): Express {

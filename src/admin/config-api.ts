@@ -100,12 +100,12 @@ export function createConfigApi(state: ConfigApiState): Router {
     res.json({ key: req.params.key, connection, version: file.version });
   });
 
-  api.put('/connections/:key', json, (req, res) => {
+  api.put('/connections/:key', json, async (req, res) => {
     mayEdit(req);
     const key = req.params.key;
     const body: unknown = req.body;
     const { version, ...connection } = isObject(body) ? body : { version: undefined };
-    const result = editor.edit(version, (doc, data) => {
+    const result = await editor.edit(version, (doc, data) => {
       if (!isObject(body))
         throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
           problems: [{ path: `connections.${key}`, message: 'send the connection as a JSON object' }],
@@ -118,11 +118,11 @@ export function createConfigApi(state: ConfigApiState): Router {
     res.json({ ok: true, key, version: result.version });
   });
 
-  api.delete('/connections/:key', json, (req, res) => {
+  api.delete('/connections/:key', json, async (req, res) => {
     mayEdit(req);
     const key = req.params.key;
     const version = typeof req.query.version === 'string' ? req.query.version : isObject(req.body) ? req.body.version : undefined;
-    const result = editor.edit(version, (doc, data) => {
+    const result = await editor.edit(version, (doc, data) => {
       if (!Object.hasOwn(connectionsOf(data), key))
         throw new AdminError('NOT_FOUND', `no connection ${key.slice(0, 100)} in the config file`);
       const users = routesOf(data)
@@ -138,12 +138,12 @@ export function createConfigApi(state: ConfigApiState): Router {
     res.json({ ok: true, key, version: result.version });
   });
 
-  api.put('/routes/:name/auth', json, (req, res) => {
+  api.put('/routes/:name/auth', json, async (req, res) => {
     mayEdit(req);
     const name = req.params.name;
     const body: unknown = req.body;
     const { version, ...routeAuth } = isObject(body) ? body : { version: undefined };
-    const result = editor.edit(version, (doc: Document, data) => {
+    const result = await editor.edit(version, (doc: Document, data) => {
       const index = routesOf(data).findIndex((route) => route.name === name);
       if (index < 0) throw new AdminError('NOT_FOUND', `no route ${name.slice(0, 100)} in the config file`);
       const path = `routes[${index}].auth`;

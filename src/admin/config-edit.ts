@@ -9,8 +9,9 @@ import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, 
 import { basename, dirname, join, resolve } from 'node:path';
 import { isCollection, isMap, parseDocument, type Document } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
-import { parseConfig, type Config } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { buildConfigText } from '../pipeline/build.js';
 import { AdminError } from './problem.js';
 
 export type Validation = { ok: true; config: Config } | { ok: false; problems: readonly ConfigProblem[] };
@@ -19,9 +20,9 @@ export type Validation = { ok: true; config: Config } | { ok: false; problems: r
  * The one validation call for candidate config text, the same pipeline `validate` and reload
  * run. Kept behind this function so that a new pipeline is a one-line change here.
  */
-export function validateConfigText(text: string, file: string, env: NodeJS.ProcessEnv): Validation {
+export async function validateConfigText(text: string, file: string, env: NodeJS.ProcessEnv): Promise<Validation> {
   try {
-    return { ok: true, config: parseConfig(text, file, { env }) };
+    return { ok: true, config: (await buildConfigText(text, file, { env })).config };
   } catch (error) {
     if (error instanceof ConfigError) return { ok: false, problems: error.problems };
     throw error;
@@ -52,12 +53,14 @@ export interface ConfigEditorOptions {
   file: string;
   env: NodeJS.ProcessEnv;
   /** The gateway's normal reload; an edit takes effect through it. */
-  reload: () => { ok: boolean; error?: ConfigError };
+  reload: () => Promise<{ ok: boolean; error?: ConfigError }>;
   log: Logger;
 }
 
 export class ConfigEditor {
   readonly file: string;
+  /** Edits run one after another (the pipeline reads files asynchronously): see edit(). */
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ConfigEditorOptions) {
     this.file = resolve(options.file);
@@ -76,11 +79,17 @@ export class ConfigEditor {
   }
 
   /**
-   * Applies `change` to the document and commits it. Everything here is synchronous, so two
-   * edits can never interleave in this process: the second one reads what the first one wrote,
-   * and a version check turns an edit based on an older read into CONFIG_CHANGED.
+   * Applies `change` to the document and commits it. Edits are queued, so two can never
+   * interleave in this process: the second one reads what the first one wrote, and a version
+   * check turns an edit based on an older read into CONFIG_CHANGED.
    */
-  edit(version: unknown, change: (doc: Document, data: Record<string, unknown>) => EditRecord): { version: string } {
+  edit(version: unknown, change: (doc: Document, data: Record<string, unknown>) => EditRecord): Promise<{ version: string }> {
+    const run = this.#queue.then(() => this.#edit(version, change));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #edit(version: unknown, change: (doc: Document, data: Record<string, unknown>) => EditRecord): Promise<{ version: string }> {
     if (typeof version !== 'string' || version === '')
       throw new AdminError('CONFIG_INVALID', 'say which version of the file the change is based on', {
         problems: [{ path: 'version', message: 'required: the version from GET /connections/KEY or GET /routes' }],
@@ -99,14 +108,14 @@ export class ConfigEditor {
     const record = change(doc, before.data);
     // lineWidth 0: never fold long strings that the file had on one line.
     const candidate = restoreKeyComments(doc.toString({ lineWidth: 0 }), before.text);
-    const verdict = validateConfigText(candidate, this.options.file, this.options.env);
+    const verdict = await validateConfigText(candidate, this.options.file, this.options.env);
     if (!verdict.ok) throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: verdict.problems });
     replaceFile(this.file, candidate);
-    const reloaded = this.options.reload();
+    const reloaded = await this.options.reload();
     if (!reloaded.ok) {
       // Something outside the text changed under us (a secret file, an environment variable): put the old file back.
       replaceFile(this.file, before.text);
-      this.options.reload();
+      await this.options.reload();
       throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: reloaded.error?.problems ?? [] });
     }
     this.options.log.info({ event: 'config_edit', ...record, file: this.options.file }, `config edited: ${record.action}`);
