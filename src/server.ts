@@ -12,7 +12,7 @@ import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
 import { RedisTokenStore } from './cache/redis-store.js';
 import { isLoopbackHost } from './config/checks.js';
-import { formatProblem, type ConfigError } from './config/errors.js';
+import { ConfigError, formatProblem } from './config/errors.js';
 import type { Config } from './config/types.js';
 import { buildConfig } from './pipeline/build.js';
 import type { Compiled } from './pipeline/compile.js';
@@ -213,19 +213,26 @@ export class Gateway {
     try {
       compiled = await buildConfig(this.#options.configFile, { env: this.#options.env, agents: this.#agents });
     } catch (error) {
-      // buildConfig throws ConfigError only (pipeline/build.ts contains every other error).
-      return this.#refused(error as ConfigError);
+      // buildConfig throws ConfigError only (pipeline/build.ts turns every other error into one).
+      if (error instanceof ConfigError) return this.#refused(error);
+      return this.#failed(error);
     }
     if (this.#draining) return { ok: false };
     try {
       this.#commit(compiled);
     } catch (error) {
       // Not reachable by design (every fallible step ran in the compile stage); never let it end the process.
-      this.metrics.configReloads.inc({ outcome: 'failure' });
-      this.log.error({ event: 'config_reload_failed', err: error }, 'config reload failed while being applied');
-      return { ok: false };
+      return this.#failed(error);
     }
     return { ok: true };
+  }
+
+  /** A reload that failed for a reason other than a config problem: refused all the same, never thrown. */
+  #failed(error: unknown): ReloadResult {
+    this.metrics.configReloads.inc({ outcome: 'failure' });
+    this.log.error({ event: 'config_reload_failed', err: error }, 'config reload failed');
+    this.log.error({ event: 'config_reload_refused', file: this.#options.configFile, problems: 0 }, 'config reload refused');
+    return { ok: false };
   }
 
   #refused(error: ConfigError): ReloadResult {
