@@ -189,6 +189,17 @@ function onUpstreamTimeout(this: UpstreamRequest): void {
   this.destroy();
 }
 
+/**
+ * The request is on the wire: from now on the upstream has timeouts.responseMs to send its head.
+ * (Sending a streamed body is bounded by the caller's own request time-out, connecting by connectMs.)
+ * Cleared once the head arrives, so a body may then stream for as long as it takes.
+ */
+function onUpstreamRequestSent(this: UpstreamRequest & { res?: IncomingMessage | null }): void {
+  const exchange = this[EXCHANGE];
+  if (exchange === undefined || exchange.proxyReq !== this || (this.res !== null && this.res !== undefined)) return;
+  exchange.responseTimer = setTimeout(onUpstreamDeadline, exchange.route.route.timeouts.responseMs, this);
+}
+
 /** timeouts.responseMs passed without response headers, whatever the socket did meanwhile. */
 function onUpstreamDeadline(proxyReq: UpstreamRequest): void {
   const exchange = proxyReq[EXCHANGE];
@@ -212,6 +223,11 @@ function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
 function onUpstreamUpgrade(this: ClientRequest, _response: IncomingMessage, socket: Socket): void {
   socket.destroy();
   this.emit('error', unusableAnswer('the upstream switched protocols unasked'));
+}
+
+/** Sends the response head now if no body bytes carried it out yet (`_headerSent`: Node's own flag for that). */
+function flushHeadIfIdle(res: ServerResponse & { _headerSent?: boolean }): void {
+  if (res._headerSent === false && !res.destroyed && !res.writableEnded) res.flushHeaders();
 }
 
 /** An upstream answer that cannot be passed on: a 502, like any other broken upstream. */
@@ -404,9 +420,8 @@ export class ProxyHandler {
     }
     proxyReq[EXCHANGE] = exchange;
     exchange.proxyReq = proxyReq;
-    // The wait for the response headers; cleared once they arrive, so bodies may stream slowly.
     clearTimeout(exchange.responseTimer);
-    exchange.responseTimer = setTimeout(onUpstreamDeadline, route.route.timeouts.responseMs, proxyReq);
+    proxyReq.once('finish', onUpstreamRequestSent);
     proxyReq.on('error', ProxyHandler.#onUpstreamError);
     proxyReq.on('socket', onUpstreamSocket);
     proxyReq.on('upgrade', onUpstreamUpgrade);
@@ -478,6 +493,9 @@ export class ProxyHandler {
     // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
     proxyRes.on('error', ProxyHandler.#onUpstreamBodyError);
     proxyRes.pipe(res);
+    // Node sends the head with the first body bytes; an upstream that sends its head and then
+    // nothing (a long poll, or a peer that went quiet) must not keep the status from the caller.
+    setImmediate(flushHeadIfIdle, res);
   }
 
   /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */

@@ -69,9 +69,18 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     return;
   }
   // RFC 9112 §9.3.2: answers to pipelined requests go out in request order. A malformed request
-  // behind one still being answered waits for that answer, or the earlier caller would lose it.
+  // behind one still being answered (its request complete: the error is about a later one) waits
+  // for that answer, or the earlier caller would lose it. A time-out or a broken body of the
+  // request being answered is about that request, and is answered at once.
   const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (pending !== null && pending !== undefined && !pending.writableFinished && !pending.destroyed) {
+  if (
+    pending !== null &&
+    pending !== undefined &&
+    pending.req.complete &&
+    error.code !== 'ERR_HTTP_REQUEST_TIMEOUT' &&
+    !pending.writableFinished &&
+    !pending.destroyed
+  ) {
     if ((socket as Duplex & { [ANSWERING]?: true })[ANSWERING] === true) return;
     (socket as Duplex & { [ANSWERING]?: true })[ANSWERING] = true;
     // After Node's own 'close' handling has moved on to the next queued answer, if any.
