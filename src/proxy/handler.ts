@@ -352,12 +352,30 @@ export class ProxyHandler {
 
   /** Waits for the provider's token, then goes on with `next`; a failure answers the caller. */
   #obtainToken(exchange: Exchange, next: () => void): void {
-    this.#provider.get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId }).then(
-      (fresh) => {
-        exchange.token = fresh;
-        next();
+    this.#provider
+      .get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId })
+      .then(
+        (fresh) => {
+          exchange.token = fresh;
+          next();
+        },
+        (error: unknown) => this.#tokenFailed(exchange, error),
+      )
+      // A throw in the next step must not become an unhandled rejection (on Node 20 that ends the process).
+      .catch((error: unknown) => this.#internalFailure(exchange, error));
+  }
+
+  /** A fault of the gateway's own while handling a request: logged, and the caller answered or cut off. */
+  #internalFailure(exchange: Exchange, error: unknown): void {
+    this.#log.error({ event: 'request_failed', err: error, route: exchange.route.name, requestId: exchange.requestId }, 'request failed');
+    if (exchange.res.destroyed) return;
+    writeProblem(
+      exchange.res,
+      new GatewayError('UPSTREAM_UNAVAILABLE', { detail: 'the gateway could not forward this request' }),
+      exchange.requestId,
+      {
+        route: exchange.route.name,
       },
-      (error: unknown) => this.#tokenFailed(exchange, error),
     );
   }
 
