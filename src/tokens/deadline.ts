@@ -23,22 +23,8 @@ export function withDeadline<T>(ms: number, work: (signal: AbortSignal) => Promi
       },
       Math.max(1, Math.min(ms, MAX_TIMER_MS)),
     );
-    let running: Promise<T>;
-    try {
-      running = work(controller.signal);
-    } catch (error) {
-      running = Promise.reject(error as Error);
-    }
-    running.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error as Error);
-      },
-    );
+    // The executor turns a synchronous throw of `work` into a rejection, like an async function would.
+    new Promise<T>((started) => started(work(controller.signal))).finally(() => clearTimeout(timer)).then(resolve, reject);
   });
 }
 

@@ -3,9 +3,7 @@
  * ahead, and the longest lifetime the gateway ever grants, which bounds what is believed from
  * the token endpoint, from the config and from the shared cache alike.
  */
-import type { Connection } from '../config/load.js';
 import { TokenError } from '../errors.js';
-import type { TokenResponse } from './endpoint.js';
 
 /**
  * The longest lifetime the gateway ever grants a token: an `expires_in` (or a configured default)
@@ -34,14 +32,28 @@ export interface CachedToken {
   readonly refreshAt: number;
 }
 
+/** What a token response says about the token's life (endpoint.ts's TokenResponse has these). */
+export interface IssuedToken {
+  readonly accessToken: string;
+  readonly expiresIn: number | undefined;
+  readonly scope: string | undefined;
+}
+
+/** A connection's `token` settings. */
+export interface LifetimePolicy {
+  readonly defaultLifetimeSeconds: number;
+  readonly expirySkewSeconds: number;
+  readonly refreshAhead: boolean;
+}
+
 /**
  * Lifetimes count from when the request was sent: the server cannot have issued the token
  * earlier, so any transit time is on the safe side of the expiry.
  */
-export function toCachedToken(connection: Connection, response: TokenResponse, sentAt: number, now = Date.now()): CachedToken {
-  const seconds = Math.min(response.expiresIn ?? connection.token.defaultLifetimeSeconds, MAX_TOKEN_LIFETIME_S);
+export function toCachedToken(policy: LifetimePolicy, response: IssuedToken, sentAt: number, now = Date.now()): CachedToken {
+  const seconds = Math.min(response.expiresIn ?? policy.defaultLifetimeSeconds, MAX_TOKEN_LIFETIME_S);
   const lifetime = seconds * 1000;
-  const skew = Math.min(connection.token.expirySkewSeconds * 1000, lifetime * MAX_SKEW_SHARE);
+  const skew = Math.min(policy.expirySkewSeconds * 1000, lifetime * MAX_SKEW_SHARE);
   const usableUntil = sentAt + lifetime - skew;
   if (usableUntil <= now) {
     // expires_in 0, or shorter than the round trip: injecting it would send an expired token.
@@ -60,9 +72,7 @@ export function toCachedToken(connection: Connection, response: TokenResponse, s
     obtainedAt: now,
     expiresAt: sentAt + lifetime,
     usableUntil,
-    refreshAt: connection.token.refreshAhead
-      ? Math.max(now, Math.min(sentAt + (usableUntil - sentAt) * share, latest))
-      : Number.POSITIVE_INFINITY,
+    refreshAt: policy.refreshAhead ? Math.max(now, Math.min(sentAt + (usableUntil - sentAt) * share, latest)) : Number.POSITIVE_INFINITY,
   });
 }
 

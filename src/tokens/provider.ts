@@ -294,7 +294,7 @@ export class TokenProvider {
           context,
           signal,
         );
-        return toCachedToken(client.connection, response, sentAt);
+        return toCachedToken(client.connection.token, response, sentAt);
       } catch (error) {
         if (!(error instanceof TokenError)) throw error;
         if (!error.retryable) {

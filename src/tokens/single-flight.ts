@@ -14,13 +14,8 @@ export class SingleFlight<T> {
   run(key: string, start: () => Promise<T>): Promise<T> {
     const existing = this.#inflight.get(key);
     if (existing !== undefined) return existing;
-    let started: Promise<T>;
-    try {
-      started = start();
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    const flight = started.finally(() => {
+    // The executor turns a synchronous throw of `start` into a rejection, so the entry is cleared then too.
+    const flight = new Promise<T>((started) => started(start())).finally(() => {
       if (this.#inflight.get(key) === flight) this.#inflight.delete(key);
     });
     this.#inflight.set(key, flight);
