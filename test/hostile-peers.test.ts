@@ -19,6 +19,7 @@ import { startBlackhole, type Blackhole } from './support/blackhole.js';
 import { metricValue } from './support/faults.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { callersWhoGiveUp, drip, jsonAnswer, startRawPeer, type Behaviour, type RawPeer } from './support/hostile.js';
+import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 
 setFlagsFromString('--expose-gc');
@@ -312,7 +313,7 @@ routes:${routes}
   }
 });
 
-describe('hostile shared caches: junk in Redis and a Redis that speaks garbage', () => {
+describe('hostile shared caches: junk in Redis and a Redis that speaks garbage', requireProgram('redis-server', 'redis-server'), () => {
   let redis: RedisServer;
   let tokenPeer: RawPeer;
   let upstreamPeer: RawPeer;
