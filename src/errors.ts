@@ -92,11 +92,11 @@ export class GatewayError extends Error {
   readonly statusCode: number;
   readonly title: string;
   readonly detail: string;
-  route: string | undefined;
-  connection: string | undefined;
+  readonly route: string | undefined;
+  readonly connection: string | undefined;
   readonly oauthError: string | undefined;
-  /** Seconds, sent as `Retry-After`; the token provider fills it in when it gives up. */
-  retryAfter: number | undefined;
+  /** Seconds, sent as `Retry-After`. */
+  readonly retryAfter: number | undefined;
 
   constructor(code: GatewayErrorCode, details: GatewayErrorDetails = {}) {
     super(details.detail ?? TITLE[code], details.cause === undefined ? undefined : { cause: details.cause });
@@ -136,6 +136,26 @@ export class TokenError extends GatewayError {
     this.endpointStatus = details.endpointStatus;
     this.retryable = details.retryable ?? false;
     this.description = details.description;
+  }
+
+  /**
+   * A copy with the connection or Retry-After filled in. Errors are values: one may already be in
+   * the hands of every caller that shared a token request, or remembered for the next ones, so it
+   * is never changed after it is made.
+   */
+  with(changes: { connection?: string | undefined; retryAfter?: number | undefined }): TokenError {
+    return new TokenError(this.code, this.reason, {
+      detail: this.detail,
+      status: this.statusCode,
+      route: this.route,
+      connection: 'connection' in changes ? changes.connection : this.connection,
+      oauthError: this.oauthError,
+      retryAfter: 'retryAfter' in changes ? changes.retryAfter : this.retryAfter,
+      cause: this.cause,
+      endpointStatus: this.endpointStatus,
+      retryable: this.retryable,
+      description: this.description,
+    });
   }
 }
 

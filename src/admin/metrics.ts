@@ -80,7 +80,15 @@ export class Metrics {
     registers: [this.registry],
     collect: () => {
       this.tokenExpiresIn.reset();
-      for (const [connection, seconds] of this.#expirySource()) this.tokenExpiresIn.set({ connection }, Math.round(seconds * 1000) / 1000);
+      // A scrape never fails on a stored value: whatever is not a finite number of seconds is left out.
+      let expiries: Map<string, number>;
+      try {
+        expiries = this.#expirySource();
+      } catch {
+        return;
+      }
+      for (const [connection, seconds] of expiries)
+        if (Number.isFinite(seconds)) this.tokenExpiresIn.set({ connection }, Math.round(seconds * 1000) / 1000);
     },
   });
   readonly requests = new Counter({

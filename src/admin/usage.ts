@@ -41,6 +41,12 @@ export class ConnectionStats {
   lastFailureAt: string | undefined;
 }
 
+/** An ISO time, or null for a number no Date can hold (±8.64e15 ms): never a RangeError. */
+function isoTime(ms: number): string | null {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
 export class Usage {
   readonly #stats = new Map<string, ConnectionStats>();
   readonly #displayNames = new Map<string, string>();
@@ -111,7 +117,9 @@ export class Usage {
       if (only !== undefined && key !== only) continue;
       const stats = this.stats(key);
       const lookups = stats.cacheHits + stats.cacheMisses;
-      const expiresIn = expiries.get(key);
+      // Whatever a cache holds, /usage answers: a value that is no finite time is no expiry.
+      const seconds = expiries.get(key);
+      const expiresIn = seconds !== undefined && Number.isFinite(seconds) ? seconds : undefined;
       connections.push({
         connection: key,
         displayName,
@@ -123,7 +131,7 @@ export class Usage {
         cacheMisses: stats.cacheMisses,
         cacheHitRatio: lookups === 0 ? null : Math.round((stats.cacheHits / lookups) * 10_000) / 10_000,
         tokenExpiresInSeconds: expiresIn === undefined ? null : Math.max(0, Math.floor(expiresIn)),
-        tokenExpiresAt: expiresIn === undefined ? null : new Date(now + expiresIn * 1000).toISOString(),
+        tokenExpiresAt: expiresIn === undefined ? null : isoTime(now + expiresIn * 1000),
         lastSuccessAt: stats.lastSuccessAt ?? null,
         lastFailureAt: stats.lastFailureAt ?? null,
       });

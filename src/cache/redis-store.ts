@@ -13,11 +13,18 @@ import type { CacheOperation, Metrics } from '../admin/metrics.js';
 import type { Connection } from '../config/load.js';
 import type { Secret } from '../config/secret.js';
 import type { Logger } from '../log.js';
+import { withDeadline } from '../tokens/deadline.js';
+import { plausibleTimes } from '../tokens/lifetime.js';
 import type { CachedToken, SharedTokenStore, TokenKey } from '../tokens/provider.js';
 import { decodeEncryptionKey, encryptedCodec, plaintextCodec, tokenFingerprint, type TokenCodec } from './crypto.js';
 
 /** Longest a Redis call may take before the replica stops waiting and goes on without it. */
 export const REDIS_COMMAND_TIMEOUT_MS = 250;
+/**
+ * ioredis keeps commandTimeout itself; the caller's own deadline, this much later, holds even if a
+ * connection in a strange state (a peer speaking garbage) never lets ioredis settle a command.
+ */
+export const REDIS_DEADLINE_SLACK_MS = 50;
 export const REDIS_CONNECT_TIMEOUT_MS = 1_000;
 /** Reconnect back-off grows by this per attempt, up to REDIS_RECONNECT_MAX_MS. */
 export const REDIS_RECONNECT_STEP_MS = 100;
@@ -76,8 +83,9 @@ if (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
-/** ioredis rejects a command that outlived commandTimeout with this message. */
-const timedOut = (error: unknown): boolean => error instanceof Error && error.message === 'Command timed out';
+/** ioredis rejects a command that outlived commandTimeout with this message (and so does our own deadline). */
+const TIMED_OUT = 'Command timed out';
+const timedOut = (error: unknown): boolean => error instanceof Error && error.message === TIMED_OUT;
 
 /**
  * Late answers (time-outs) one fetch tolerates before it fetches alone. Redis that is away fails
@@ -187,7 +195,7 @@ export class RedisTokenStore implements SharedTokenStore {
     const names = this.#names(key, connection);
     const leaseMs = connection.retry.budgetMs + LEASE_MARGIN_MS;
     // Two leases: long enough for a dead holder's lease to expire and a live successor to fetch.
-    const giveUpAt = Date.now() + 2 * leaseMs;
+    const giveUpAt = Date.now() + this.maxWaitMs(connection);
     // One claim for every lease attempt of this call, so that a late grant is recognised as ours.
     const claim = randomUUID();
     let slowAnswers = 0;
@@ -226,14 +234,7 @@ export class RedisTokenStore implements SharedTokenStore {
   async invalidate(key: TokenKey, connection: Connection, accessToken: string): Promise<void> {
     const { entry } = this.#names(key, connection);
     try {
-      await this.#client.eval(
-        INVALIDATE_SCRIPT,
-        1,
-        entry,
-        `${tokenFingerprint(accessToken)}:`,
-        this.#channel,
-        this.#event('invalidated', entry),
-      );
+      await this.#eval(INVALIDATE_SCRIPT, 1, entry, `${tokenFingerprint(accessToken)}:`, this.#channel, this.#event('invalidated', entry));
     } catch (error) {
       this.#failed('invalidate', error);
     }
@@ -243,6 +244,20 @@ export class RedisTokenStore implements SharedTokenStore {
     for (const waiters of this.#waiters.values()) for (const wake of [...waiters]) wake();
     this.#client.disconnect();
     this.#subscriber.disconnect();
+  }
+
+  /** Longest fetch() waits for other replicas before it loads itself (giveUpAt below). */
+  maxWaitMs(connection: Connection): number {
+    return 2 * (connection.retry.budgetMs + LEASE_MARGIN_MS);
+  }
+
+  /** One script call under the caller's own deadline. */
+  #eval(script: string, keys: number, ...args: Array<string | number>): Promise<unknown> {
+    return withDeadline(
+      REDIS_COMMAND_TIMEOUT_MS + REDIS_DEADLINE_SLACK_MS,
+      () => this.#client.eval(script, keys, ...args),
+      () => new Error(TIMED_OUT),
+    );
   }
 
   #names(key: TokenKey, connection: Connection): Names {
@@ -263,28 +278,42 @@ export class RedisTokenStore implements SharedTokenStore {
   async #readValue(entry: string): Promise<[string | null, number]> {
     let reply: [string | null, number];
     try {
-      reply = (await this.#client.eval(READ_SCRIPT, 1, entry)) as [string | null, number];
+      reply = (await this.#eval(READ_SCRIPT, 1, entry)) as [string | null, number];
     } catch (error) {
       this.#failed('read', error);
       throw error;
     }
     this.#available = true;
-    return reply;
+    // A peer that is not Redis (or a broken one) may answer anything: only a value and a TTL are a read.
+    const [value, ttl] = Array.isArray(reply) ? reply : [];
+    if ((value !== null && typeof value !== 'string') || typeof ttl !== 'number') {
+      const error = new Error('the shared cache answered a read with something else than a value and a TTL');
+      this.#failed('decode', error);
+      throw error;
+    }
+    return [value, ttl];
   }
 
   #decode(entry: string, [value, ttl]: [string | null, number]): CachedToken | undefined {
     if (value === null) return undefined;
     const token = this.#codec.decode(value.slice(value.indexOf(':') + 1), entry);
-    if (token === undefined || ttl <= 0) return token;
+    if (token === undefined) return undefined;
+    const now = Date.now();
     // Replicas' clocks differ; Redis's TTL is the one clock they share.
-    const shift = Date.now() + ttl - token.usableUntil;
-    return Object.freeze({
+    const shift = ttl > 0 ? now + ttl - token.usableUntil : 0;
+    const rebased: CachedToken = Object.freeze({
       ...token,
       obtainedAt: token.obtainedAt + shift,
       expiresAt: token.expiresAt + shift,
       usableUntil: token.usableUntil + shift,
       refreshAt: token.refreshAt + shift,
     });
+    // Whoever can write to Redis must not make a replica cache a token for ever, or break a gauge or /usage.
+    if (!plausibleTimes(token, token.obtainedAt) || !plausibleTimes(rebased, now)) {
+      this.#failed('decode', new Error('a shared cache entry under this key has impossible times (tampered?): read as a miss'));
+      return undefined;
+    }
+    return rebased;
   }
 
   /**
@@ -293,7 +322,7 @@ export class RedisTokenStore implements SharedTokenStore {
    */
   async #lease(names: Names, claim: string, leaseMs: number, seen: string): Promise<'held' | 'taken' | 'changed'> {
     try {
-      const reply = await this.#client.eval(LEASE_SCRIPT, 2, names.lease, names.entry, claim, leaseMs, seen);
+      const reply = await this.#eval(LEASE_SCRIPT, 2, names.lease, names.entry, claim, leaseMs, seen);
       return reply === 1 ? 'held' : reply === 2 ? 'changed' : 'taken';
     } catch (error) {
       this.#failed('lease', error);
@@ -318,7 +347,7 @@ export class RedisTokenStore implements SharedTokenStore {
     const ttl = token === undefined ? 0 : Math.floor(token.usableUntil - Date.now());
     const value = token === undefined || ttl <= 0 ? '' : `${tokenFingerprint(token.accessToken)}:${this.#codec.encode(token, names.entry)}`;
     try {
-      await this.#client.eval(
+      await this.#eval(
         SETTLE_SCRIPT,
         2,
         names.entry,

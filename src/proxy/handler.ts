@@ -50,6 +50,11 @@ interface Exchange {
   /** The upstream request under way; replaced by the replay after a 401. */
   proxyReq: UpstreamRequest | undefined;
   timedOut: boolean;
+  /**
+   * The wait for the upstream's response headers (timeouts.responseMs), kept by a timer of the
+   * gateway's own: a socket idle time-out never fires for a peer that drips a byte at a time.
+   */
+  responseTimer: NodeJS.Timeout | undefined;
   /** The upstream's status for the answer passed on to the caller (for the access log). */
   upstreamStatus: number | undefined;
 }
@@ -101,6 +106,25 @@ function onUpstreamTimeout(this: UpstreamRequest): void {
   this.destroy();
 }
 
+/**
+ * The request is on the wire: from now on the upstream has timeouts.responseMs to send its head.
+ * (Sending a streamed body is bounded by the caller's own request time-out, connecting by connectMs.)
+ * Cleared once the head arrives, so a body may then stream for as long as it takes.
+ */
+function onUpstreamRequestSent(this: UpstreamRequest & { res?: IncomingMessage | null }): void {
+  const exchange = this[EXCHANGE];
+  if (exchange === undefined || exchange.proxyReq !== this || (this.res !== null && this.res !== undefined)) return;
+  exchange.responseTimer = setTimeout(onUpstreamDeadline, exchange.route.route.timeouts.responseMs, this);
+}
+
+/** timeouts.responseMs passed without response headers, whatever the socket did meanwhile. */
+function onUpstreamDeadline(proxyReq: UpstreamRequest): void {
+  const exchange = proxyReq[EXCHANGE];
+  if (exchange === undefined || exchange.proxyReq !== proxyReq) return;
+  exchange.timedOut = true;
+  proxyReq.destroy();
+}
+
 /** A reused keep-alive socket (the common case) needs no connect timer, nor the bound callback. */
 function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
   const exchange = this[EXCHANGE];
@@ -115,7 +139,23 @@ function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
  */
 function onUpstreamUpgrade(this: ClientRequest, _response: IncomingMessage, socket: Socket): void {
   socket.destroy();
-  this.emit('error', Object.assign(new Error('the upstream switched protocols unasked'), { code: 'EPROTO' }));
+  this.emit('error', unusableAnswer('the upstream switched protocols unasked'));
+}
+
+/** Sends the response head now if no body bytes carried it out yet (`_headerSent`: Node's own flag for that). */
+function flushHeadIfIdle(res: ServerResponse & { _headerSent?: boolean }): void {
+  if (res._headerSent === false && !res.destroyed && !res.writableEnded) res.flushHeaders();
+}
+
+/** An upstream answer that cannot be passed on: a 502, like any other broken upstream. */
+function unusableAnswer(message: string): Error {
+  return Object.assign(new Error(message), { code: 'EPROTO' });
+}
+
+function withoutContentLength(headers: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
+  return out;
 }
 
 /**
@@ -204,6 +244,7 @@ export class ProxyHandler {
       replayed: false,
       proxyReq: undefined,
       timedOut: false,
+      responseTimer: undefined,
       upstreamStatus: undefined,
     };
     (res as TrackedResponse)[EXCHANGE] = exchange;
@@ -228,12 +269,30 @@ export class ProxyHandler {
 
   /** Waits for the provider's token, then goes on with `next`; a failure answers the caller. */
   #obtainToken(exchange: Exchange, next: () => void): void {
-    this.#provider.get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId }).then(
-      (fresh) => {
-        exchange.token = fresh;
-        next();
+    this.#provider
+      .get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId })
+      .then(
+        (fresh) => {
+          exchange.token = fresh;
+          next();
+        },
+        (error: unknown) => this.#tokenFailed(exchange, error),
+      )
+      // A throw in the next step must not become an unhandled rejection (on Node 20 that ends the process).
+      .catch((error: unknown) => this.#internalFailure(exchange, error));
+  }
+
+  /** A fault of the gateway's own while handling a request: logged, and the caller answered or cut off. */
+  #internalFailure(exchange: Exchange, error: unknown): void {
+    this.#log.error({ event: 'request_failed', err: error, route: exchange.route.name, requestId: exchange.requestId }, 'request failed');
+    if (exchange.res.destroyed) return;
+    writeProblem(
+      exchange.res,
+      new GatewayError('UPSTREAM_UNAVAILABLE', { detail: 'the gateway could not forward this request' }),
+      exchange.requestId,
+      {
+        route: exchange.route.name,
       },
-      (error: unknown) => this.#tokenFailed(exchange, error),
     );
   }
 
@@ -289,8 +348,6 @@ export class ProxyHandler {
         method: exchange.method,
         path: req.url,
         headers,
-        // The wait for the response headers; cleared once they arrive, so bodies may stream slowly.
-        timeout: route.route.timeouts.responseMs,
       } satisfies RequestOptions);
     } catch (error) {
       // Node refuses to send what it could not write as HTTP; nothing has reached the upstream.
@@ -298,8 +355,9 @@ export class ProxyHandler {
     }
     proxyReq[EXCHANGE] = exchange;
     exchange.proxyReq = proxyReq;
+    clearTimeout(exchange.responseTimer);
+    proxyReq.once('finish', onUpstreamRequestSent);
     proxyReq.on('error', ProxyHandler.#onUpstreamError);
-    proxyReq.on('timeout', onUpstreamTimeout);
     proxyReq.on('socket', onUpstreamSocket);
     proxyReq.on('upgrade', onUpstreamUpgrade);
     proxyReq.on('response', ProxyHandler.#onUpstreamResponse);
@@ -322,13 +380,21 @@ export class ProxyHandler {
   static readonly #onUpstreamResponse = function (this: UpstreamRequest, proxyRes: IncomingMessage): void {
     const exchange = this[EXCHANGE]!;
     // timeouts.responseMs is the wait for the response headers; a body may take its time (streams).
-    this.setTimeout(0);
+    clearTimeout(exchange.responseTimer);
     exchange.handler.#answer(exchange, proxyRes);
   };
 
   #answer(exchange: Exchange, proxyRes: IncomingMessage & { [EXCHANGE]?: Exchange }): void {
     const { res, route } = exchange;
     const status = proxyRes.statusCode ?? 502;
+    if (status < 200 || status > 599) {
+      // RFC 9110 §15.2: an informational status is never a final answer. Node hands a 101 without
+      // Upgrade here (and 100/102/103 elsewhere); passed on, it would leave the caller waiting.
+      // RFC 9110 §15: 600..999 are not HTTP statuses, and below 100 Node refuses to write one.
+      exchange.proxyReq = undefined;
+      proxyRes.socket?.destroy();
+      return this.#upstreamFailed(exchange, unusableAnswer(`the upstream answered HTTP ${status} as a final answer`));
+    }
     if (status === 401 && route.key !== undefined && exchange.token !== undefined) {
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: route.name, connection: route.key.connection, reason: 'upstream_unauthorized' });
@@ -340,17 +406,31 @@ export class ProxyHandler {
     }
     try {
       // Nothing was set on `res` before: writeHead takes the list as it is, no header copied twice.
-      res.writeHead(status, callerResponseHeaders(proxyRes.rawHeaders, exchange.requestId));
+      const headers = callerResponseHeaders(proxyRes.rawHeaders, exchange.requestId);
+      // RFC 9110 §8.6: a 204 carries no Content-Length (a 304's describes the representation it stands for).
+      res.writeHead(status, status === 204 ? withoutContentLength(headers) : headers);
     } catch (error) {
       // An answer Node refuses to pass on (a status below 100): the upstream is broken, not the gateway.
       proxyRes.destroy();
       return this.#upstreamFailed(exchange, error as Error);
     }
     exchange.upstreamStatus = status;
+    if (status === 204 || status === 304) {
+      // RFC 9110 §15.3.5 / §15.4.5: these answers end at their headers. Bytes an upstream sends after
+      // them (a "body") are garbage on its connection, and the parse error they cause must not cut
+      // the caller's answer, which is already complete: end it now and stop listening upstream.
+      exchange.proxyReq = undefined;
+      proxyRes.resume();
+      res.end();
+      return;
+    }
     proxyRes[EXCHANGE] = exchange;
     // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
     proxyRes.on('error', ProxyHandler.#onUpstreamBodyError);
     proxyRes.pipe(res);
+    // Node sends the head with the first body bytes; an upstream that sends its head and then
+    // nothing (a long poll, or a peer that went quiet) must not keep the status from the caller.
+    setImmediate(flushHeadIfIdle, res);
   }
 
   /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */
@@ -375,7 +455,9 @@ export class ProxyHandler {
 
   #upstreamFailed(exchange: Exchange, error: Error): void {
     const { req, res, route } = exchange;
-    if (res.destroyed || req.socket.destroyed) return;
+    clearTimeout(exchange.responseTimer);
+    // An answer already complete (a 204 before its garbage, say) is not cut short afterwards.
+    if (res.destroyed || res.writableEnded || req.socket.destroyed) return;
     const code = (error as NodeJS.ErrnoException).code ?? '';
     const reason = exchange.timedOut
       ? 'timeout'
@@ -391,7 +473,12 @@ export class ProxyHandler {
       reason === 'timeout'
         ? new GatewayError('UPSTREAM_TIMEOUT', { detail: 'the upstream did not answer in time' })
         : new GatewayError('UPSTREAM_UNAVAILABLE', {
-            detail: reason === 'reset' ? 'the upstream reset the connection' : `cannot reach the upstream (${code || 'error'})`,
+            detail:
+              code === 'EPROTO'
+                ? 'the upstream sent an answer that cannot be passed on'
+                : reason === 'reset'
+                  ? 'the upstream reset the connection'
+                  : `cannot reach the upstream (${code || 'error'})`,
           });
     writeProblem(res, gatewayError, exchange.requestId, { route: route.name });
   }
@@ -455,6 +542,7 @@ export class ProxyHandler {
   static readonly #onClose = function (this: TrackedResponse): void {
     if (this.writableFinished) return;
     const exchange = this[EXCHANGE]!;
+    clearTimeout(exchange.responseTimer);
     exchange.proxyReq?.destroy();
     ProxyHandler.#record(exchange, this.headersSent ? this.statusCode : CLIENT_CLOSED_REQUEST);
   };

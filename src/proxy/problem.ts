@@ -56,6 +56,8 @@ const CLIENT_ERRORS: Readonly<Record<string, { status: number; detail: string }>
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, detail: 'the request did not arrive in time' },
 };
 const INVALID_REQUEST = { status: 400, detail: 'the request is not valid HTTP/1.1 (RFC 9112)' };
+/** Marks a socket whose parser error already waits for an earlier answer (the parser may report it again). */
+const ANSWERING = Symbol('tokengate.answering');
 
 /**
  * The proxy listener's `clientError` handler: Node's parser refused the request (smuggling shapes
@@ -64,6 +66,30 @@ const INVALID_REQUEST = { status: 400, detail: 'the request is not valid HTTP/1.
 export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (!socket.writable) {
     socket.destroy(error);
+    return;
+  }
+  // RFC 9112 §9.3.2: answers to pipelined requests go out in request order. A malformed request
+  // behind one still being answered (its request complete: the error is about a later one) waits
+  // for that answer, or the earlier caller would lose it. A time-out or a broken body of the
+  // request being answered is about that request, and is answered at once.
+  const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (
+    pending !== null &&
+    pending !== undefined &&
+    pending.req.complete &&
+    error.code !== 'ERR_HTTP_REQUEST_TIMEOUT' &&
+    !pending.writableFinished &&
+    !pending.destroyed
+  ) {
+    if ((socket as Duplex & { [ANSWERING]?: true })[ANSWERING] === true) return;
+    (socket as Duplex & { [ANSWERING]?: true })[ANSWERING] = true;
+    // After Node's own 'close' handling has moved on to the next queued answer, if any.
+    pending.once('close', () =>
+      setImmediate(() => {
+        (socket as Duplex & { [ANSWERING]?: true })[ANSWERING] = undefined;
+        answerClientError(error, socket);
+      }),
+    );
     return;
   }
   const { status, detail } = CLIENT_ERRORS[error.code ?? ''] ?? INVALID_REQUEST;

@@ -6,7 +6,8 @@ import http from 'node:http';
 import type { Connection } from '../config/load.js';
 import { outboundAgent } from '../config/tls.js';
 import { sanitizeText, TokenError } from '../errors.js';
-import { callAuthServer, requestToken, transportError, type TokenResponse } from './endpoint.js';
+import { withDeadline } from './deadline.js';
+import { callAuthServer, requestToken, TimeoutSignal, transportError, type AuthServerTransport, type TokenResponse } from './endpoint.js';
 
 export interface AuthServerMetadata {
   /** The issuer identifier; undefined for a connection configured with tokenUrl. */
@@ -40,10 +41,24 @@ export class ConnectionClient {
    * metadata as mtls_endpoint_aliases; a connection with a client certificate uses those.
    */
   readonly #mutualTls: boolean;
+  readonly #transport: AuthServerTransport;
 
-  constructor(connection: Connection) {
+  constructor(connection: Connection, transport: AuthServerTransport = callAuthServer) {
     this.connection = connection;
     this.#mutualTls = connection.auth.tlsCredentials !== undefined;
+    this.#transport = transport;
+  }
+
+  /**
+   * One transport call under a deadline of its own: whatever the transport does or fails to do,
+   * the call is over after `timeoutMs` (or when `signal` aborts), and its socket is released.
+   */
+  #call(options: Parameters<AuthServerTransport>[0], signal?: AbortSignal): Promise<Awaited<ReturnType<AuthServerTransport>>> {
+    return withDeadline(
+      options.timeoutMs,
+      (deadline) => this.#transport({ ...options, signal: signal === undefined ? deadline : AbortSignal.any([deadline, signal]) }),
+      () => new TimeoutSignal('the authorization server did not answer in time'),
+    );
   }
 
   #agent(url: URL): http.Agent {
@@ -62,7 +77,12 @@ export class ConnectionClient {
   metadata(timeoutMs = this.connection.timeouts.totalMs): Promise<AuthServerMetadata> {
     const { tokenUrl, issuer } = this.connection;
     if (tokenUrl !== undefined) return Promise.resolve({ issuer: undefined, tokenEndpoint: tokenUrl });
-    this.#metadata ??= this.#discover(issuer!, Date.now() + timeoutMs).then(
+    // Shared by every caller until it settles, which the deadline guarantees.
+    this.#metadata ??= withDeadline(
+      timeoutMs,
+      (signal) => this.#discover(issuer!, Date.now() + timeoutMs, signal),
+      () => transportError(new TimeoutSignal('discovery timed out'), 'discovery endpoint'),
+    ).then(
       (metadata) => {
         this.#discovered = metadata.tokenEndpoint;
         return metadata;
@@ -80,20 +100,17 @@ export class ConnectionClient {
     return this.connection.tokenUrl ?? this.#discovered;
   }
 
-  async #discover(issuer: string, deadline: number): Promise<AuthServerMetadata> {
+  async #discover(issuer: string, deadline: number, signal: AbortSignal): Promise<AuthServerMetadata> {
     const { connectMs } = this.connection.timeouts;
     const tried: string[] = [];
     for (const url of discoveryUrls(issuer)) {
       let response;
       try {
         const timeoutMs = Math.max(1, deadline - Date.now());
-        response = await callAuthServer({
-          url,
-          headers: {},
-          connectTimeoutMs: Math.min(connectMs, timeoutMs),
-          timeoutMs,
-          agent: this.#agent(url),
-        });
+        response = await this.#call(
+          { url, headers: {}, connectTimeoutMs: Math.min(connectMs, timeoutMs), timeoutMs, agent: this.#agent(url) },
+          signal,
+        );
       } catch (error) {
         throw transportError(error, 'discovery endpoint');
       }
@@ -140,8 +157,11 @@ export class ConnectionClient {
     });
   }
 
-  /** One token request with the given effective params; a fresh client assertion every call. */
-  async requestToken(params: Readonly<Record<string, string>>, timeoutMs: number): Promise<TokenResponse> {
+  /**
+   * One token request with the given effective params; a fresh client assertion every call. Over
+   * after `timeoutMs` (discovery included), or earlier when `signal` aborts.
+   */
+  async requestToken(params: Readonly<Record<string, string>>, timeoutMs: number, signal?: AbortSignal): Promise<TokenResponse> {
     const deadline = Date.now() + timeoutMs;
     const metadata = await this.metadata(timeoutMs);
     const body = new URLSearchParams({ grant_type: 'client_credentials' });
@@ -152,14 +172,17 @@ export class ConnectionClient {
     // Discovery (and signing) came out of the same time-out: the token request gets what is left.
     const remainingMs = Math.max(1, deadline - Date.now());
     try {
-      return await requestToken({
-        url,
-        body: body.toString(),
-        headers,
-        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
-        timeoutMs: remainingMs,
-        agent: this.#agent(url),
-      });
+      return await requestToken(
+        {
+          url,
+          body: body.toString(),
+          headers,
+          connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
+          timeoutMs: remainingMs,
+          agent: this.#agent(url),
+        },
+        (options) => this.#call(options, signal),
+      );
     } catch (error) {
       // A token endpoint that moved shows up as a network error: look the metadata up again.
       if (error instanceof TokenError && error.reason === 'network' && this.connection.tokenUrl === undefined) this.#metadata = undefined;

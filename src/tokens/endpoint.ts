@@ -7,11 +7,12 @@ import http from 'node:http';
 import https from 'node:https';
 import { armConnectTimeout } from '../connect-timeout.js';
 import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
+import { MAX_TOKEN_LIFETIME_S } from './lifetime.js';
 
 /** Token responses are small; anything bigger is not a token response (or is an attack). */
 export const MAX_TOKEN_RESPONSE_BYTES = 256 * 1024;
-/** An `expires_in` longer than this is capped: a token cached for days outlives key rotations. */
-export const MAX_TOKEN_LIFETIME_S = 24 * 60 * 60;
+/** Kept here for importers; the constant lives with the other lifetimes. */
+export { MAX_TOKEN_LIFETIME_S };
 const ACCESS_TOKEN = /^[\x21-\x7e]+$/;
 
 export interface TokenResponse {
@@ -28,6 +29,8 @@ export interface HttpCallOptions {
   connectTimeoutMs: number;
   timeoutMs: number;
   agent?: http.Agent | undefined;
+  /** Aborts the call (the caller's deadline passed); the promise then rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface PostFormOptions extends HttpCallOptions {
@@ -40,15 +43,28 @@ export interface RawResponse {
   body: Buffer;
 }
 
-class TimeoutSignal extends Error {}
+/**
+ * How a request reaches an authorization server: POST a form (`body`) or GET (none). Swappable
+ * (oauth4webapi's customFetch) so the token logic can be driven without a socket; the default is
+ * callAuthServer. A transport must settle, but callers do not rely on it (see deadline.ts).
+ */
+export type AuthServerTransport = (options: HttpCallOptions & { body?: string }) => Promise<RawResponse>;
+
+/** A time-out, from the transport's own timers or from the caller's deadline. */
+export class TimeoutSignal extends Error {}
 class TooLarge extends Error {}
+/** The peer answered something that is not an HTTP response to this request. */
+class NotAnAnswer extends Error {
+  readonly code = 'EPROTO';
+}
 
 /**
- * One call to an authorization server: POST a form (body) or GET (no body). Never follows
- * redirects (node:http does not), caps the response body, has connect and total time-outs.
+ * One call to an authorization server over node:http(s). Never follows redirects (node:http does
+ * not), caps the response body, has connect and total time-outs, and settles on every way a
+ * request can end: a response, an error, an abort, an unasked protocol switch, or a bare close.
  */
-export function callAuthServer(options: HttpCallOptions & { body?: string }): Promise<RawResponse> {
-  const { url, body } = options;
+export const callAuthServer: AuthServerTransport = (options) => {
+  const { url, body, signal } = options;
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -56,9 +72,15 @@ export function callAuthServer(options: HttpCallOptions & { body?: string }): Pr
       if (settled) return;
       settled = true;
       clearTimeout(total);
-      if (error !== undefined) reject(error);
-      else resolve(response!);
+      signal?.removeEventListener('abort', onAbort);
+      if (error !== undefined) {
+        reject(error);
+        // Whatever is left of the exchange is of no use now; a socket in doubt never goes back to the pool.
+        req.destroy();
+      } else resolve(response!);
     };
+    // Aborted by a deadline above this call: for the server's account, that is a time-out.
+    const onAbort = () => finish(new TimeoutSignal('token request timed out', { cause: signal?.reason }));
     const req = transport.request(url, {
       method: body === undefined ? 'GET' : 'POST',
       agent: options.agent,
@@ -72,18 +94,28 @@ export function callAuthServer(options: HttpCallOptions & { body?: string }): Pr
               'content-length': String(Buffer.byteLength(body)),
             },
     });
-    const total = setTimeout(() => req.destroy(new TimeoutSignal('token request timed out')), options.timeoutMs);
+    const total = setTimeout(() => finish(new TimeoutSignal('token request timed out')), options.timeoutMs);
+    if (signal?.aborted === true) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     req.once('socket', (socket) =>
-      armConnectTimeout(socket, options.connectTimeoutMs, () => req.destroy(new TimeoutSignal('connect timed out'))),
+      armConnectTimeout(socket, options.connectTimeoutMs, () => finish(new TimeoutSignal('connect timed out'))),
     );
     req.on('error', (error) => finish(error));
+    // RFC 9110 §15.2.2: a 101 answers only a request that asked to switch, and ours never do. Without
+    // this listener Node drops the socket and emits nothing but 'close'.
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      finish(new NotAnAnswer('the token endpoint switched protocols unasked (HTTP 101)'));
+    });
+    // Whatever ends the request without one of the events above ends the wait too.
+    req.on('close', () => finish(new NotAnAnswer('the connection closed before a complete answer')));
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > MAX_TOKEN_RESPONSE_BYTES) {
-          req.destroy(new TooLarge(`token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`));
+          finish(new TooLarge(`token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`));
           return;
         }
         chunks.push(chunk);
@@ -94,7 +126,7 @@ export function callAuthServer(options: HttpCallOptions & { body?: string }): Pr
     });
     req.end(body);
   });
-}
+};
 
 /** `Retry-After` as seconds (delta or HTTP date), or undefined. */
 function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
@@ -196,7 +228,9 @@ function errorFromResponse(
     oauthError === undefined
       ? `the token endpoint answered HTTP ${status}`
       : `${oauthError}${description === undefined ? '' : `: ${description}`}`;
-  if (status >= 500 || status === 429) {
+  // A 5xx, a 429, or an informational status as the final answer (a 101 without Upgrade, say): the
+  // server is not answering the request, and another try may find it well.
+  if (status >= 500 || status === 429 || status < 200) {
     return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
       detail,
       endpointStatus: status,
@@ -218,6 +252,9 @@ export function transportError(error: unknown, what: string): TokenError {
     return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', { detail: `${what}: ${error.message}`, retryable: true, cause: error });
   }
   if (error instanceof TooLarge) return invalid(error.message, 200);
+  if (error instanceof NotAnAnswer) {
+    return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: `${what}: ${error.message}`, retryable: true, cause: error });
+  }
   const code = (error as NodeJS.ErrnoException).code;
   return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', {
     detail: `cannot reach the ${what}${code === undefined ? '' : ` (${code})`}`,
@@ -227,10 +264,10 @@ export function transportError(error: unknown, what: string): TokenError {
 }
 
 /** One token request; every failure comes back as a TokenError with a reason. */
-export async function requestToken(options: PostFormOptions): Promise<TokenResponse> {
+export async function requestToken(options: PostFormOptions, transport: AuthServerTransport = callAuthServer): Promise<TokenResponse> {
   let response: RawResponse;
   try {
-    response = await callAuthServer(options);
+    response = await transport(options);
   } catch (error) {
     throw transportError(error, 'token endpoint');
   }

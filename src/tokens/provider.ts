@@ -1,41 +1,34 @@
 /**
- * The token provider: cache → single flight → retries → token endpoint. Callers only wait when
- * no valid token exists; a token past its refresh point is renewed in the background while the
+ * The token provider, composed here from pieces that each do one job:
+ *
+ *   local cache (cache.ts) → single flight (single-flight.ts) under the caller's deadline
+ *   (deadline.ts) → shared cache (cache/, optional) → rejection memory (rejections.ts) → retries
+ *   (retry.ts) → circuit (circuit.ts) → token endpoint client (connection-client.ts)
+ *
+ * Callers only wait when no valid token exists, and never longer than the connection's budget
+ * (tokenWaitBudgetMs); a token past its refresh point is renewed in the background while the
  * cached one keeps being served, and a token is never handed out past its expiry less the skew.
  */
-import NodeCache from 'node-cache';
 import type { Connection } from '../config/load.js';
 import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors.js';
+import { LocalTokenCache } from './cache.js';
+import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
 import { ConnectionClient } from './connection-client.js';
-import type { TokenResponse } from './endpoint.js';
+import { sleepUntil, withDeadline } from './deadline.js';
+import type { AuthServerTransport, TokenResponse } from './endpoint.js';
+import { toCachedToken, type CachedToken } from './lifetime.js';
+import { REJECTION_MEMORY_MS, Rejections } from './rejections.js';
+import { BACKOFF_CAP_MS, nextAttemptAt } from './retry.js';
+import { SingleFlight } from './single-flight.js';
 
-/** Consecutive retryable failures that open a connection's circuit. */
-export const CIRCUIT_FAILURE_THRESHOLD = 5;
-export const CIRCUIT_OPEN_MS = 5_000;
-export const CIRCUIT_MAX_OPEN_MS = 60_000;
-/** How long a rejected token request (4xx OAuth error) is answered from memory. */
-export const REJECTION_MEMORY_MS = 5_000;
-export const BACKOFF_BASE_MS = 100;
-export const BACKOFF_CAP_MS = 2_000;
-/** Refresh ahead at a random point between these fractions of the usable lifetime (spreads a fleet). */
-export const REFRESH_AT_MIN = 0.75;
-export const REFRESH_AT_MAX = 0.9;
-/** ...but at least this many round trips of the last token request before the token becomes unusable. */
-export const REFRESH_LEAD_ROUND_TRIPS = 2;
-/** The skew is at most this share of the lifetime, so short-lived tokens stay usable. */
-export const MAX_SKEW_SHARE = 0.1;
+export { CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
+export { REJECTION_MEMORY_MS } from './rejections.js';
+export { BACKOFF_BASE_MS, BACKOFF_CAP_MS } from './retry.js';
+export { MAX_SKEW_SHARE, MAX_TOKEN_LIFETIME_S, REFRESH_AT_MAX, REFRESH_AT_MIN, REFRESH_LEAD_ROUND_TRIPS } from './lifetime.js';
+export type { CachedToken } from './lifetime.js';
 
-export interface CachedToken {
-  readonly accessToken: string;
-  readonly scope: string | undefined;
-  readonly obtainedAt: number;
-  /** When the server says the token expires (ms since epoch). */
-  readonly expiresAt: number;
-  /** expiresAt less the skew: never injected at or after this. */
-  readonly usableUntil: number;
-  /** From here on a background refresh is started. */
-  readonly refreshAt: number;
-}
+/** How long the admin test button (and the `token` command) replays its last outcome instead of asking again. */
+export const TEST_COOLDOWN_MS = 1_000;
 
 /** A cache key: the connection plus its effective params. Built once per route, not per request. */
 export interface TokenKey {
@@ -71,6 +64,8 @@ export interface SharedTokenStore {
   fetch(key: TokenKey, connection: Connection, load: () => Promise<CachedToken>): Promise<CachedToken>;
   invalidate(key: TokenKey, connection: Connection, accessToken: string): Promise<void>;
   close(): Promise<void>;
+  /** Longest `fetch` may wait for another replica before it loads itself; added to the caller's budget. */
+  maxWaitMs?(connection: Connection): number;
 }
 
 /** Knobs for tests and tuning; the defaults are the constants above. */
@@ -79,47 +74,57 @@ export interface TokenProviderOptions {
   circuitOpenMs?: number;
   circuitMaxOpenMs?: number;
   rejectionMemoryMs?: number;
+  /** How token requests reach the server (tests drive the provider without sockets). */
+  transport?: AuthServerTransport;
 }
 
-/** Closed while openUntil is 0; open until openUntil; half-open after it, with one probe at a time. */
-interface Circuit {
-  failures: number;
-  openUntil: number;
-  openMs: number;
-  probing: boolean;
+/**
+ * The longest a caller waits for a token of `connection`: the retry budget, plus, with a shared
+ * cache, the wait for another replica's request. The deadline is kept by the waiter (deadline.ts).
+ */
+export function tokenWaitBudgetMs(connection: Connection, shared?: SharedTokenStore): number {
+  return connection.retry.budgetMs + (shared?.maxWaitMs?.(connection) ?? 0);
 }
 
-/** Timers run on a monotonic clock and may wake a millisecond before Date.now() reaches `time`. */
-async function sleepUntil(time: number): Promise<void> {
-  for (let left = time - Date.now(); left > 0; left = time - Date.now()) {
-    await new Promise<void>((resolve) => setTimeout(resolve, left).unref());
-  }
+/** The error a caller gets when its budget ran out, whatever the token endpoint was doing. */
+function budgetExpired(connection: string, budgetMs: number): TokenError {
+  return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', {
+    detail: `no token within the connection's budget of ${budgetMs} ms`,
+    connection,
+    retryable: true,
+  });
 }
 
 export class TokenProvider {
   readonly #clients = new Map<string, ConnectionClient>();
-  readonly #cache: NodeCache;
-  readonly #inflight = new Map<string, Promise<CachedToken>>();
-  readonly #rejections = new Map<string, { error: TokenError; until: number }>();
-  readonly #circuits = new Map<string, Circuit>();
+  readonly #cache = new LocalTokenCache();
+  readonly #flights = new SingleFlight<CachedToken>();
+  readonly #tests = new SingleFlight<TokenResponse>();
+  /** The admin test button's last outcome per connection, replayed for TEST_COOLDOWN_MS. */
+  readonly #lastTests = new Map<string, { at: number; outcome: Promise<TokenResponse> }>();
+  readonly #rejections: Rejections;
+  readonly #circuits: Circuits;
   /** Background refreshes that failed wait until this time before the next try. */
   readonly #refreshBackoff = new Map<string, number>();
   readonly #observer: TokenObserver;
-  readonly #options: Required<TokenProviderOptions>;
+  readonly #transport: AuthServerTransport | undefined;
   #shared: SharedTokenStore | undefined;
 
   constructor(connections: Iterable<Connection>, observer: TokenObserver, shared?: SharedTokenStore, options: TokenProviderOptions = {}) {
-    // node-cache clones values by default; tokens are immutable, so cloning is pure waste.
-    this.#cache = new NodeCache({ useClones: false, checkperiod: 60, deleteOnExpire: true });
     this.#observer = observer;
     this.#shared = shared;
-    this.#options = {
-      circuitFailureThreshold: options.circuitFailureThreshold ?? CIRCUIT_FAILURE_THRESHOLD,
-      circuitOpenMs: options.circuitOpenMs ?? CIRCUIT_OPEN_MS,
-      circuitMaxOpenMs: options.circuitMaxOpenMs ?? CIRCUIT_MAX_OPEN_MS,
-      rejectionMemoryMs: options.rejectionMemoryMs ?? REJECTION_MEMORY_MS,
-    };
-    for (const connection of connections) this.#clients.set(connection.key, new ConnectionClient(connection));
+    this.#transport = options.transport;
+    this.#rejections = new Rejections(options.rejectionMemoryMs ?? REJECTION_MEMORY_MS);
+    this.#circuits = new Circuits({
+      failureThreshold: options.circuitFailureThreshold ?? CIRCUIT_FAILURE_THRESHOLD,
+      openMs: options.circuitOpenMs ?? CIRCUIT_OPEN_MS,
+      maxOpenMs: options.circuitMaxOpenMs ?? CIRCUIT_MAX_OPEN_MS,
+    });
+    for (const connection of connections) this.#clients.set(connection.key, this.#client(connection));
+  }
+
+  #client(connection: Connection): ConnectionClient {
+    return new ConnectionClient(connection, this.#transport);
   }
 
   /**
@@ -133,10 +138,11 @@ export class TokenProvider {
       if (next.get(key)?.fingerprint === client.connection.fingerprint) continue;
       client.close();
       this.#clients.delete(key);
-      this.#circuits.delete(key);
+      this.#circuits.forget(key);
+      this.#lastTests.delete(key);
       this.dropConnection(key);
     }
-    for (const [key, connection] of next) if (!this.#clients.has(key)) this.#clients.set(key, new ConnectionClient(connection));
+    for (const [key, connection] of next) if (!this.#clients.has(key)) this.#clients.set(key, this.#client(connection));
   }
 
   /**
@@ -144,13 +150,13 @@ export class TokenProvider {
    * when the token is past its refresh point.
    */
   peek(key: TokenKey, now = Date.now()): CachedToken | undefined {
-    const token = this.#cache.get<CachedToken>(key.id);
+    const token = this.#cache.get(key.id);
     if (token === undefined || now >= token.usableUntil) return undefined;
-    if (now >= token.refreshAt && !this.#inflight.has(key.id)) this.#refreshInBackground(key, now);
+    if (now >= token.refreshAt && !this.#flights.has(key.id)) this.#refreshInBackground(key, now);
     return token;
   }
 
-  /** A valid token, waiting for the token endpoint only when none is cached. */
+  /** A valid token, waiting for the token endpoint only when none is cached; settles within the budget. */
   get(key: TokenKey, context: TokenRequestContext = {}): Promise<CachedToken> {
     const cached = this.peek(key);
     if (cached !== undefined) return Promise.resolve(cached);
@@ -162,8 +168,7 @@ export class TokenProvider {
    * Concurrent callers that saw the same revoked token then share one refetch.
    */
   invalidate(key: TokenKey, accessToken: string): void {
-    const cached = this.#cache.get<CachedToken>(key.id);
-    if (cached?.accessToken === accessToken) this.#cache.del(key.id);
+    this.#cache.deleteIfHolds(key.id, accessToken);
     const connection = this.#clients.get(key.connection)?.connection;
     if (connection !== undefined && this.#shared !== undefined)
       void this.#shared.invalidate(key, connection, accessToken).catch(() => undefined);
@@ -177,45 +182,48 @@ export class TokenProvider {
   /** Drops every cached token of a connection (its config changed). */
   dropConnection(connection: string): void {
     const prefix = `${connection}\u0000`;
-    for (const id of this.#cache.keys()) if (id.startsWith(prefix)) this.#cache.del(id);
-    for (const id of this.#rejections.keys()) if (id.startsWith(prefix)) this.#rejections.delete(id);
+    this.#cache.dropPrefix(prefix);
+    this.#rejections.forgetPrefix(prefix);
   }
 
   /** Drop a cached token by key id without telling the shared store (another replica did). */
   forgetLocal(id: string): void {
-    this.#cache.del(id);
+    this.#cache.delete(id);
   }
 
-  /** A token straight from the token endpoint, bypassing the cache (the `token` command). */
-  async fetchUncached(connection: string, params: Readonly<Record<string, string>>): Promise<TokenResponse> {
+  /**
+   * A token straight from the token endpoint, bypassing the cache (the `token` command and the admin
+   * test button). It still goes through the circuit and one shared request per connection, and an
+   * outcome is replayed for TEST_COOLDOWN_MS: whoever reaches the admin port cannot hammer the
+   * token endpoint with it.
+   */
+  fetchUncached(connection: string, params: Readonly<Record<string, string>>): Promise<TokenResponse> {
     const client = this.#clients.get(connection);
-    if (client === undefined) throw new Error(`unknown connection ${connection}`);
-    const started = performance.now();
-    try {
-      const response = await client.requestToken(params, client.connection.timeouts.totalMs);
-      this.#observer.tokenRequest(connection, 'success', (performance.now() - started) / 1000);
-      return response;
-    } catch (error) {
-      if (error instanceof TokenError) {
-        this.#observer.tokenRequest(connection, 'failure', (performance.now() - started) / 1000);
-        this.#observer.tokenFailure(connection, error, {});
-      }
-      throw error;
-    }
+    if (client === undefined) return Promise.reject(new Error(`unknown connection ${connection}`));
+    const id = `${connection}\u0000${JSON.stringify(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
+    const last = this.#lastTests.get(id);
+    if (last !== undefined && Date.now() - last.at < TEST_COOLDOWN_MS) return last.outcome;
+    return this.#tests.run(id, () => {
+      const { totalMs } = client.connection.timeouts;
+      const outcome = withDeadline(
+        totalMs,
+        (signal) => this.#attempt(client, params, totalMs, {}, signal),
+        () => budgetExpired(connection, totalMs),
+      );
+      const remembered = { at: Number.POSITIVE_INFINITY, outcome };
+      this.#lastTests.set(id, remembered);
+      // The cool-down counts from the answer; a handled copy so the memory itself never rejects unheard.
+      outcome.then(
+        () => (remembered.at = Date.now()),
+        () => (remembered.at = Date.now()),
+      );
+      return outcome;
+    });
   }
 
-  /** Soonest expiry in seconds among each connection's cached tokens (for the gauge). */
+  /** Soonest expiry in seconds among each connection's cached tokens (for the gauge and /usage). */
   expiries(now = Date.now()): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const id of this.#cache.keys()) {
-      const token = this.#cache.get<CachedToken>(id);
-      if (token === undefined) continue;
-      const connection = id.slice(0, id.indexOf('\u0000'));
-      const seconds = (token.expiresAt - now) / 1000;
-      const previous = out.get(connection);
-      if (previous === undefined || seconds < previous) out.set(connection, seconds);
-    }
-    return out;
+    return this.#cache.expiries(now);
   }
 
   setShared(shared: SharedTokenStore | undefined): void {
@@ -236,164 +244,118 @@ export class TokenProvider {
     });
   }
 
-  /** Single flight: one in-flight load per key, cleared in finally. */
+  /**
+   * Single flight under the budget: one load per key, shared by every caller that asks meanwhile,
+   * settled by the deadline at the latest (so the flight is always cleared), then cached.
+   */
   #load(key: TokenKey, context: TokenRequestContext): Promise<CachedToken> {
-    const existing = this.#inflight.get(key.id);
-    if (existing !== undefined) return existing;
-    const client = this.#clients.get(key.connection);
-    if (client === undefined) return Promise.reject(new Error(`unknown connection ${key.connection}`));
-    const load = () => this.#fetchWithRetries(key, client, context);
-    const promise = (this.#shared === undefined ? load() : this.#shared.fetch(key, client.connection, load))
-      .then((token) => {
+    return this.#flights.run(key.id, () => {
+      const client = this.#clients.get(key.connection);
+      if (client === undefined) return Promise.reject(new Error(`unknown connection ${key.connection}`));
+      const shared = this.#shared;
+      const budgetMs = tokenWaitBudgetMs(client.connection, shared);
+      return withDeadline(
+        budgetMs,
+        (signal) => {
+          const load = () => this.#fetchWithRetries(key, client, context, signal);
+          return shared === undefined ? load() : shared.fetch(key, client.connection, load);
+        },
+        () => budgetExpired(key.connection, budgetMs),
+      ).then((token) => {
         // A reload that changed the connection while this was in flight: hand the token to the
         // callers already waiting, but do not cache what the old config obtained.
-        if (this.#clients.get(key.connection) === client) this.#store(key, token);
+        if (this.#clients.get(key.connection) === client) {
+          this.#refreshBackoff.delete(key.id);
+          this.#cache.set(key.id, token);
+        }
         return token;
-      })
-      .finally(() => this.#inflight.delete(key.id));
-    this.#inflight.set(key.id, promise);
-    return promise;
+      });
+    });
   }
 
-  #store(key: TokenKey, token: CachedToken): void {
-    this.#refreshBackoff.delete(key.id);
-    const ttlSeconds = Math.ceil((token.usableUntil - Date.now()) / 1000);
-    if (ttlSeconds > 0) this.#cache.set(key.id, token, ttlSeconds);
-  }
-
-  /** A remembered rejection, the circuit, then attempts with backoff inside the caller's budget. */
-  async #fetchWithRetries(key: TokenKey, client: ConnectionClient, context: TokenRequestContext): Promise<CachedToken> {
+  /** A remembered rejection, then attempts with backoff inside the retry budget. */
+  async #fetchWithRetries(
+    key: TokenKey,
+    client: ConnectionClient,
+    context: TokenRequestContext,
+    signal: AbortSignal,
+  ): Promise<CachedToken> {
     const { retry, timeouts } = client.connection;
-    const rejection = this.#rejections.get(key.id);
-    if (rejection !== undefined) {
-      if (Date.now() < rejection.until) throw rejection.error;
-      this.#rejections.delete(key.id);
-    }
+    const remembered = this.#rejections.recall(key.id);
+    if (remembered !== undefined) throw remembered;
     const deadline = Date.now() + retry.budgetMs;
     for (let attempt = 1; ; attempt++) {
-      const probe = this.#enterCircuit(key.connection, context);
       const sentAt = Date.now();
-      const started = performance.now();
       try {
-        const response = await client.requestToken(key.params, Math.max(1, Math.min(timeouts.totalMs, deadline - sentAt)));
-        const token = this.#toCached(client.connection, response, sentAt);
-        this.#observer.tokenRequest(key.connection, 'success', (performance.now() - started) / 1000);
-        this.#closeCircuit(key.connection);
-        return token;
+        const response = await this.#attempt(
+          client,
+          key.params,
+          Math.max(1, Math.min(timeouts.totalMs, deadline - sentAt)),
+          context,
+          signal,
+        );
+        return toCachedToken(client.connection.token, response, sentAt);
       } catch (error) {
-        if (!(error instanceof TokenError)) {
-          // Not the server's doing (a signing failure, say): free the probe slot so the circuit cannot stick.
-          const circuit = this.#circuits.get(key.connection);
-          if (probe && circuit !== undefined) circuit.probing = false;
-          throw error;
-        }
-        this.#observer.tokenRequest(key.connection, 'failure', (performance.now() - started) / 1000);
-        error.connection = key.connection;
-        this.#observer.tokenFailure(key.connection, error, context);
+        if (!(error instanceof TokenError)) throw error;
         if (!error.retryable) {
-          // An OAuth error is an answer: the server is up, so it closes the circuit like a success.
-          this.#closeCircuit(key.connection);
-          this.#rejections.set(key.id, { error, until: Date.now() + this.#options.rejectionMemoryMs });
+          if (error.reason !== 'circuit_open') this.#rejections.remember(key.id, error);
           throw error;
         }
-        const retryAfterMs = error.retryAfter === undefined ? undefined : error.retryAfter * 1000;
-        this.#recordFailure(key.connection, probe, retryAfterMs);
-        // Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"). A Retry-After
-        // (RFC 9110 §10.2.3) is waited for when it fits under the cap; a longer one ends the attempts.
-        const backoff = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-        const resumeAt = Date.now() + Math.max(backoff, retryAfterMs ?? 0);
-        const giveUp = attempt >= retry.maxAttempts || (retryAfterMs ?? 0) > retry.retryAfterCapMs || resumeAt >= deadline;
-        if (giveUp) throw this.#withRetryAfter(error, key.connection);
+        const resumeAt = signal.aborted ? undefined : nextAttemptAt(attempt, error, retry, deadline);
+        if (resumeAt === undefined) throw this.#withRetryAfter(error, key.connection);
         // Not before the Retry-After has passed by the clock the circuit reads, or it would still be open.
-        await sleepUntil(resumeAt);
+        await sleepUntil(resumeAt, signal);
       }
     }
   }
 
   /**
-   * Lifetimes count from when the request was sent: the server cannot have issued the token
-   * earlier, so any transit time is on the safe side of the expiry.
+   * One token request through the circuit, told to the observer. Every TokenError that leaves here
+   * names its connection (a new error: the transport's may be shared).
    */
-  #toCached(connection: Connection, response: TokenResponse, sentAt: number): CachedToken {
-    const now = Date.now();
-    const seconds = response.expiresIn ?? connection.token.defaultLifetimeSeconds;
-    const lifetime = seconds * 1000;
-    const skew = Math.min(connection.token.expirySkewSeconds * 1000, lifetime * MAX_SKEW_SHARE);
-    const usableUntil = sentAt + lifetime - skew;
-    if (usableUntil <= now) {
-      // expires_in 0, or shorter than the round trip: injecting it would send an expired token.
-      throw new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', {
-        detail: `the token's lifetime (expires_in ${seconds}) was over before it arrived`,
-        endpointStatus: 200,
+  async #attempt(
+    client: ConnectionClient,
+    params: Readonly<Record<string, string>>,
+    timeoutMs: number,
+    context: TokenRequestContext,
+    signal: AbortSignal,
+  ): Promise<TokenResponse> {
+    const connection = client.connection.key;
+    const admission = this.#circuits.admit(connection);
+    if (!admission.allowed) {
+      const error = new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'circuit_open', {
+        detail: 'the token endpoint failed repeatedly; tokengate is not calling it for a moment',
+        connection,
+        retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((admission.openUntil - Date.now()) / 1000)),
       });
+      this.#observer.tokenFailure(connection, error, context);
+      throw error;
     }
-    // A jittered share of the usable life, moved earlier when needed so that a refresh as slow as
-    // this request still lands before the token becomes unusable (short-lived tokens, slow servers).
-    const share = REFRESH_AT_MIN + Math.random() * (REFRESH_AT_MAX - REFRESH_AT_MIN);
-    const latest = usableUntil - REFRESH_LEAD_ROUND_TRIPS * (now - sentAt);
-    return Object.freeze({
-      accessToken: response.accessToken,
-      scope: response.scope,
-      obtainedAt: now,
-      expiresAt: sentAt + lifetime,
-      usableUntil,
-      refreshAt: connection.token.refreshAhead
-        ? Math.max(now, Math.min(sentAt + (usableUntil - sentAt) * share, latest))
-        : Number.POSITIVE_INFINITY,
-    });
+    const started = performance.now();
+    try {
+      const response = await client.requestToken(params, timeoutMs, signal);
+      this.#observer.tokenRequest(connection, 'success', (performance.now() - started) / 1000);
+      this.#circuits.success(connection);
+      return response;
+    } catch (thrown) {
+      if (!(thrown instanceof TokenError)) {
+        this.#circuits.release(connection, admission.probe);
+        throw thrown;
+      }
+      const error = thrown.with({ connection });
+      this.#observer.tokenRequest(connection, 'failure', (performance.now() - started) / 1000);
+      this.#observer.tokenFailure(connection, error, context);
+      // An OAuth error is an answer: the server is up, so it closes the circuit like a success.
+      if (!error.retryable) this.#circuits.success(connection);
+      else this.#circuits.failure(connection, admission.probe, error.retryAfter === undefined ? undefined : error.retryAfter * 1000);
+      throw error;
+    }
   }
 
   /** SPEC: TOKEN_ENDPOINT_UNAVAILABLE carries a Retry-After: the server's, else the circuit's, else a default. */
   #withRetryAfter(error: TokenError, connection: string): TokenError {
     if (error.code !== 'TOKEN_ENDPOINT_UNAVAILABLE' || error.retryAfter !== undefined) return error;
-    const openUntil = this.#circuits.get(connection)?.openUntil ?? 0;
-    error.retryAfter = Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((openUntil - Date.now()) / 1000));
-    return error;
-  }
-
-  /**
-   * Throws circuit_open while the circuit is open; when it is half-open lets exactly one attempt
-   * through as the probe (returns true for it).
-   */
-  #enterCircuit(connection: string, context: TokenRequestContext): boolean {
-    const circuit = this.#circuits.get(connection);
-    if (circuit === undefined || circuit.openUntil === 0) return false;
-    const now = Date.now();
-    if (now >= circuit.openUntil && !circuit.probing) {
-      circuit.probing = true;
-      return true;
-    }
-    const error = new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'circuit_open', {
-      detail: 'the token endpoint failed repeatedly; tokengate is not calling it for a moment',
-      connection,
-      retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((circuit.openUntil - now) / 1000)),
-    });
-    this.#observer.tokenFailure(connection, error, context);
-    throw error;
-  }
-
-  /** A retryable failure: counts towards opening the circuit; a failed probe reopens it for longer. */
-  #recordFailure(connection: string, probe: boolean, retryAfterMs: number | undefined): void {
-    const { circuitFailureThreshold, circuitOpenMs, circuitMaxOpenMs } = this.#options;
-    let circuit = this.#circuits.get(connection);
-    if (circuit === undefined) {
-      circuit = { failures: 0, openUntil: 0, openMs: circuitOpenMs, probing: false };
-      this.#circuits.set(connection, circuit);
-    }
-    circuit.failures++;
-    const now = Date.now();
-    if (probe) {
-      circuit.probing = false;
-      circuit.openMs = Math.min(circuit.openMs * 2, circuitMaxOpenMs);
-      circuit.openUntil = now + circuit.openMs;
-    } else if (circuit.openUntil === 0 && circuit.failures >= circuitFailureThreshold) {
-      circuit.openUntil = now + circuit.openMs;
-    }
-    // The server said when to come back: nobody on this connection calls it before then.
-    if (retryAfterMs !== undefined) circuit.openUntil = Math.max(circuit.openUntil, now + Math.min(retryAfterMs, circuitMaxOpenMs));
-  }
-
-  #closeCircuit(connection: string): void {
-    this.#circuits.delete(connection);
+    const openUntil = this.#circuits.openUntil(connection);
+    return error.with({ retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((openUntil - Date.now()) / 1000)) });
   }
 }
