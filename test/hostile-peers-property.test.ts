@@ -11,7 +11,7 @@ import http from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { GatewayError } from '../src/errors.js';
 import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -162,7 +162,7 @@ routes:
   });
 
   it('token endpoint: the caller gets a token or a coded error within the budget', { timeout: 60_000 }, async () => {
-    const config = parseConfig(
+    const config = await parseConfig(
       `
 secrets: { s: { value: prop-secret } }
 connections:

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { TokenError } from '../src/errors.js';
 import { Circuits } from '../src/tokens/circuit.js';
 import { withDeadline } from '../src/tokens/deadline.js';
@@ -17,15 +17,16 @@ import { SingleFlight } from '../src/tokens/single-flight.js';
 
 const observer = { tokenRequest: () => undefined, tokenFailure: () => undefined };
 
-function connections(retry = '{ maxAttempts: 3, budgetMs: 400 }') {
-  return parseConfig(
+async function connections(retry = '{ maxAttempts: 3, budgetMs: 400 }') {
+  const config = await parseConfig(
     `
 secrets: { s: { value: pieces-secret } }
 connections:
   c: { clientId: gw, tokenUrl: http://127.0.0.1:1/token, clientSecret: { secret: s }, timeouts: { totalMs: 150 }, retry: ${retry} }
 `,
     'pieces.yaml',
-  ).connections.values();
+  );
+  return config.connections.values();
 }
 
 describe('single flight', () => {
@@ -122,7 +123,7 @@ describe('errors are values', () => {
   it('a remembered rejection is handed out unchanged to the next caller', async () => {
     const transport: AuthServerTransport = () =>
       Promise.resolve({ status: 400, headers: {}, body: Buffer.from(JSON.stringify({ error: 'invalid_client' })) });
-    const provider = new TokenProvider(connections(), observer, undefined, { transport });
+    const provider = new TokenProvider(await connections(), observer, undefined, { transport });
     try {
       const first = await provider.get(tokenKey('c', {})).catch((error: unknown) => error as TokenError);
       const second = await provider.get(tokenKey('c', {})).catch((error: unknown) => error as TokenError);
@@ -142,7 +143,7 @@ describe('the provider over a swapped transport', () => {
       calls++;
       return new Promise(() => undefined);
     };
-    const provider = new TokenProvider(connections(), observer, undefined, { transport });
+    const provider = new TokenProvider(await connections(), observer, undefined, { transport });
     try {
       const started = performance.now();
       const error = (await provider.get(tokenKey('c', {})).catch((e: unknown) => e)) as TokenError;
@@ -165,7 +166,7 @@ describe('the provider over a swapped transport', () => {
       calls++;
       return Promise.resolve({ status: 200, headers: {}, body: Buffer.from(JSON.stringify({ access_token: 't', expires_in: 60 })) });
     };
-    const provider = new TokenProvider(connections(), observer, undefined, { transport });
+    const provider = new TokenProvider(await connections(), observer, undefined, { transport });
     try {
       await Promise.all(Array.from({ length: 10 }, () => provider.fetchUncached('c', {})));
       await provider.fetchUncached('c', {});
