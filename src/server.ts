@@ -23,6 +23,10 @@ import { ProxyHandler } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
+import { resolveTracing, type ResolvedTracing } from './tracing/settings.js';
+import type { Tracing } from './tracing/tracing.js';
+
+type TracingModule = typeof import('./tracing/tracing.js');
 
 const WATCH_DEBOUNCE_MS = 200;
 /**
@@ -70,13 +74,22 @@ export class Gateway {
   readonly #options: GatewayOptions;
   /** The fleet's shared token cache (cache.store: redis); cache settings apply at start only. */
   readonly #store: RedisTokenStore | undefined;
+  /** OpenTelemetry tracing, when on; its settings apply at start only. */
+  readonly #tracing: Tracing | undefined;
+  readonly #tracingWarnings: readonly string[];
   #draining = false;
   #watcher: FSWatcher | undefined;
   #watchCheck: NodeJS.Timeout | undefined;
   /** Reloads run one after another: a SIGHUP during a reload waits for it, then reads the file again. */
   #reloads: Promise<unknown> = Promise.resolve();
 
-  private constructor(compiled: Compiled, options: GatewayOptions, log: Logger) {
+  private constructor(
+    compiled: Compiled,
+    options: GatewayOptions,
+    log: Logger,
+    tracing: ResolvedTracing,
+    tracingModule: TracingModule | undefined,
+  ) {
     const { config } = compiled;
     redactAlso(accessHeaders(config));
     this.#options = options;
@@ -101,6 +114,11 @@ export class Gateway {
       this.provider.setShared(this.#store);
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
+    this.#tracingWarnings = tracing.warnings;
+    this.#tracing =
+      tracing.settings === undefined || tracingModule === undefined
+        ? undefined
+        : new tracingModule.Tracing(tracing.settings, this.metrics.traceExportFailures, log);
     const proxyListen = config.listen;
     this.#agents = compiled.routes.agents;
     this.#handler = new ProxyHandler(
@@ -109,6 +127,7 @@ export class Gateway {
       this.metrics,
       log,
       proxyListen.tls === undefined ? 'http' : 'https',
+      this.#tracing,
     );
     const serverOptions: http.ServerOptions = {
       maxHeaderSize: proxyListen.maxHeaderBytes,
@@ -145,7 +164,10 @@ export class Gateway {
     const log = options.logger ?? createLogger();
     const compiled = await buildConfig(options.configFile, { env: options.env });
     const { config } = compiled;
-    const gateway = new Gateway(compiled, options, log);
+    const tracing = resolveTracing(config.tracing, options.env ?? process.env);
+    // The SDK is loaded only when tracing is on: a gateway without it carries none of its code.
+    const tracingModule = tracing.settings === undefined ? undefined : await import('./tracing/tracing.js');
+    const gateway = new Gateway(compiled, options, log, tracing, tracingModule);
     gateway.#warn(config);
     // Serving before Redis answers would only cost this replica its own token requests; wait a little.
     if (gateway.#store !== undefined && !(await gateway.#store.whenConnected()))
@@ -161,6 +183,7 @@ export class Gateway {
       gateway.#adminServer.close();
       gateway.provider.close();
       await gateway.#store?.close();
+      await gateway.#tracing?.shutdown();
       throw failed.reason;
     }
     // For their whole life: an 'error' with no listener would end the process.
@@ -171,6 +194,15 @@ export class Gateway {
       server.on('error', (error) => log.error({ event: 'listener_error', listener: name, err: error }, `${name} listener error`));
     }
     if (options.watch === true) await gateway.#watch();
+    for (const warning of gateway.#tracingWarnings) log.warn({ event: 'tracing_warning' }, warning);
+    const tracer = gateway.#tracing;
+    if (tracer !== undefined) {
+      const { protocol, sampleRatio, serviceName } = tracer.settings;
+      log.info(
+        { event: 'tracing_enabled', endpoint: tracer.endpoint, protocol, sampleRatio, serviceName },
+        `exporting traces to ${tracer.endpoint} (${protocol})`,
+      );
+    }
     log.info(
       {
         event: 'started',
@@ -320,6 +352,8 @@ export class Gateway {
     await new Promise<void>((done) => this.#adminServer.close(() => done()));
     this.provider.close();
     await this.#store?.close();
+    // After the drain: the last requests' spans are in the final export.
+    await this.#tracing?.shutdown();
     for (const agent of [...this.#agents.values(), ...this.#retired]) agent.destroy();
     this.log.info({ event: 'stopped' }, 'tokengate stopped');
   }
@@ -420,7 +454,7 @@ function accessHeaders(config: Config): string[] {
 }
 
 /** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */
-function startOnlySettings({ listen, admin, cache }: Config): Record<string, string | number> {
+function startOnlySettings({ listen, admin, cache, tracing }: Config): Record<string, string | number> {
   return {
     'listen.host': listen.host,
     'listen.port': listen.port,
@@ -433,6 +467,7 @@ function startOnlySettings({ listen, admin, cache }: Config): Record<string, str
     'cache.store': cache.store,
     'cache.redis.url': cache.redis.url,
     'cache.redis.keyPrefix': cache.redis.keyPrefix,
+    tracing: JSON.stringify(tracing ?? {}),
   };
 }
 

@@ -128,6 +128,11 @@ export class Metrics {
     labelNames: ['route', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly traceExportFailures = new Counter({
+    name: 'tokengate_trace_export_failures_total',
+    help: 'Span batches that could not be exported to the OpenTelemetry collector (their spans are dropped)',
+    registers: [this.registry],
+  });
   readonly cacheErrors = new Counter({
     name: 'tokengate_cache_errors_total',
     help: 'Shared token cache (Redis) calls that failed, by operation',

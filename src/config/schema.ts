@@ -214,6 +214,23 @@ export const adminAuthSchema = z.strictObject({
   apiKeys: z.array(z.strictObject({ secret: secretRef })).min(1),
 });
 
+export const TRACING_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+
+/**
+ * OpenTelemetry trace export. Every key is optional without a default: a key the YAML leaves out
+ * falls back to its OTEL_* environment variable (src/tracing/settings.ts), a key it sets wins.
+ */
+export const tracingSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .optional()
+    .describe('true exports traces; left out, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT turn it on'),
+  endpoint: httpUrl.optional().describe('OTLP/HTTP base URL, /v1/traces is appended (default http://localhost:4318)'),
+  protocol: z.enum(TRACING_PROTOCOLS).optional().describe('http/protobuf (default) or http/json'),
+  sampleRatio: z.number().min(0).max(1).optional().describe('share of new traces recorded (parent-based; default 1.0)'),
+  serviceName: z.string().min(1).optional().describe('service.name of the spans (default tokengate)'),
+});
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   listen: z
@@ -267,6 +284,7 @@ export const configSchema = z.strictObject({
   access: accessSchema.optional(),
   connections: z.record(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits, and _ . : -'), connectionSchema).default({}),
   routes: z.array(routeSchema).default([]),
+  tracing: tracingSchema.optional().describe('OpenTelemetry tracing (off unless enabled here or by OTEL_* variables)'),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -274,3 +292,4 @@ export type RawConnection = z.output<typeof connectionSchema>;
 export type RawRoute = z.output<typeof routeSchema>;
 export type RawAccess = z.output<typeof accessSchema>;
 export type RawTlsVerify = z.output<typeof tlsVerifySchema>;
+export type RawTracing = z.output<typeof tracingSchema>;

@@ -185,6 +185,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     access: topAccess,
     connections,
     routes: Object.freeze(routes),
+    tracing: raw.tracing === undefined ? undefined : Object.freeze(raw.tracing),
     warnings: Object.freeze(warnings),
   });
 }

@@ -102,6 +102,8 @@ export interface ConfigOf<C extends ConnectionSettings> {
   readonly access: AccessPolicy | undefined;
   readonly connections: ReadonlyMap<string, C>;
   readonly routes: readonly Route[];
+  /** The YAML's `tracing` block as written; src/tracing/settings.ts overlays it on OTEL_* variables. */
+  readonly tracing: RawConfig['tracing'];
   /** Things worth a warning at start-up and on reload (inline secrets, ...). */
   readonly warnings: readonly string[];
 }

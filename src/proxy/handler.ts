@@ -15,6 +15,8 @@ import { AccessLog, type Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, upstreamPath } from '../routing/router.js';
 import type { CachedToken, TokenProvider } from '../tokens/provider.js';
+import type { RequestTrace } from '../tracing/request-trace.js';
+import type { Tracing } from '../tracing/tracing.js';
 import type { AccessChecker } from './access.js';
 import type { RouteRuntime, Runtime } from './compile.js';
 
@@ -57,6 +59,8 @@ interface Exchange {
   responseTimer: NodeJS.Timeout | undefined;
   /** The upstream's status for the answer passed on to the caller (for the access log). */
   upstreamStatus: number | undefined;
+  /** The request's spans; undefined while tracing is off. */
+  readonly trace: RequestTrace | undefined;
 }
 
 const EXCHANGE = Symbol('tokengate.exchange');
@@ -172,8 +176,17 @@ export class ProxyHandler {
   readonly #unmatchedDuration: Histogram.Internal<'route'>;
   readonly #unmatchedLog: AccessLog;
   readonly #proto: 'http' | 'https';
+  readonly #tracing: Tracing | undefined;
 
-  constructor(runtime: Runtime, provider: TokenProvider, metrics: Metrics, log: Logger, proto: 'http' | 'https' = 'http') {
+  constructor(
+    runtime: Runtime,
+    provider: TokenProvider,
+    metrics: Metrics,
+    log: Logger,
+    proto: 'http' | 'https' = 'http',
+    tracing: Tracing | undefined = undefined,
+  ) {
+    this.#tracing = tracing;
     this.#runtime = runtime;
     this.#provider = provider;
     this.#metrics = metrics;
@@ -198,27 +211,29 @@ export class ProxyHandler {
     // Every answer carries it: the upstream's through callerResponseHeaders, ours through writeProblem.
     const requestId = acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
     const method = req.method ?? 'GET';
+    const trace = this.#tracing?.startRequest(req, method, this.#proto, requestId);
 
     const framing = framingProblem(req);
-    if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing);
+    if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing, trace);
     let target = req.url ?? '/';
     let authority = req.headers.host;
     if (target.charCodeAt(0) !== 47 /* / */) {
       // RFC 9112 §3.2.2 absolute-form: its authority replaces Host (for matching and X-Forwarded-Host);
       // it is forwarded only where a route says.
       const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
-      if (absolute === null) return this.#refuse(res, started, method, requestId, 'unsupported request target');
+      if (absolute === null) return this.#refuse(res, started, method, requestId, 'unsupported request target', trace);
       authority = absolute[1];
       target = absolute[2] === '' || absolute[2]!.startsWith('?') ? `/${absolute[2]}` : absolute[2]!;
     }
     const host = hostName(authority);
     const { path: rawPath, query } = splitTarget(target);
     const path = normalizePath(rawPath);
-    if (path === undefined) return this.#refuse(res, started, method, requestId, 'the request path is ambiguous or climbs above the root');
+    if (path === undefined)
+      return this.#refuse(res, started, method, requestId, 'the request path is ambiguous or climbs above the root', trace);
 
     const matched = runtime.router.match(method, host, path);
     if (matched === undefined) {
-      this.#finishUnmatched(res, started, method, requestId);
+      this.#finishUnmatched(res, started, method, requestId, trace);
       // A caller the top-level policy refuses learns nothing, not even which paths are routed.
       if (runtime.access !== undefined && this.#denied(req, res, runtime.access, UNMATCHED, requestId)) return;
       return writeProblem(
@@ -228,6 +243,7 @@ export class ProxyHandler {
       );
     }
     const route = matched.data;
+    trace?.route(route.name, route.route.match.pathPrefix);
     const exchange: Exchange = {
       handler: this,
       runtime,
@@ -246,6 +262,7 @@ export class ProxyHandler {
       timedOut: false,
       responseTimer: undefined,
       upstreamStatus: undefined,
+      trace,
     };
     (res as TrackedResponse)[EXCHANGE] = exchange;
     res.once('finish', ProxyHandler.#onFinish);
@@ -259,18 +276,20 @@ export class ProxyHandler {
     if (token !== undefined) {
       route.hits!.inc();
       route.stats!.cacheHits++;
+      trace?.cache('hit');
       exchange.token = token;
       return this.#prepareBody(exchange);
     }
     route.misses!.inc();
     route.stats!.cacheMisses++;
+    trace?.cache('miss');
     this.#obtainToken(exchange, () => this.#prepareBody(exchange));
   };
 
   /** Waits for the provider's token, then goes on with `next`; a failure answers the caller. */
   #obtainToken(exchange: Exchange, next: () => void): void {
     this.#provider
-      .get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId })
+      .get(exchange.route.key!, { route: exchange.route.name, requestId: exchange.requestId, trace: exchange.trace })
       .then(
         (fresh) => {
           exchange.token = fresh;
@@ -338,6 +357,7 @@ export class ProxyHandler {
       method: exchange.method,
     });
     const { upstream } = route;
+    exchange.trace?.upstreamStart(headers, upstream, req.url!);
     let proxyReq: UpstreamRequest;
     try {
       proxyReq = upstream.request({
@@ -395,6 +415,7 @@ export class ProxyHandler {
       proxyRes.socket?.destroy();
       return this.#upstreamFailed(exchange, unusableAnswer(`the upstream answered HTTP ${status} as a final answer`));
     }
+    exchange.trace?.upstreamResponse(status);
     if (status === 401 && route.key !== undefined && exchange.token !== undefined) {
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: route.name, connection: route.key.connection, reason: 'upstream_unauthorized' });
@@ -442,6 +463,7 @@ export class ProxyHandler {
 
   #replay(proxyRes: IncomingMessage, exchange: Exchange): void {
     proxyRes.resume();
+    exchange.trace?.upstreamEnd();
     exchange.replayed = true;
     exchange.proxyReq = undefined;
     const key = exchange.route.key!;
@@ -456,9 +478,10 @@ export class ProxyHandler {
   #upstreamFailed(exchange: Exchange, error: Error): void {
     const { req, res, route } = exchange;
     clearTimeout(exchange.responseTimer);
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    exchange.trace?.upstreamFailed(exchange.timedOut ? 'timeout' : code || error.name);
     // An answer already complete (a 204 before its garbage, say) is not cut short afterwards.
     if (res.destroyed || res.writableEnded || req.socket.destroyed) return;
-    const code = (error as NodeJS.ErrnoException).code ?? '';
     const reason = exchange.timedOut
       ? 'timeout'
       : NETWORK_UNAVAILABLE.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT')
@@ -480,6 +503,7 @@ export class ProxyHandler {
                   ? 'the upstream reset the connection'
                   : `cannot reach the upstream (${code || 'error'})`,
           });
+    exchange.trace?.failed(gatewayError.code);
     writeProblem(res, gatewayError, exchange.requestId, { route: route.name });
   }
 
@@ -492,6 +516,7 @@ export class ProxyHandler {
     if (!(error instanceof GatewayError)) this.#log.error({ err: error, connection }, 'unexpected error while obtaining a token');
     const reason = gatewayError instanceof TokenError ? gatewayError.reason : 'network';
     this.#metrics.authFailures.inc({ route: exchange.route.name, connection, reason });
+    exchange.trace?.failed(gatewayError.code);
     writeProblem(exchange.res, gatewayError, exchange.requestId, { route: exchange.route.name, connection });
   }
 
@@ -513,14 +538,15 @@ export class ProxyHandler {
     return true;
   }
 
-  #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string): void {
-    this.#finishUnmatched(res, started, method, requestId);
+  #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string, trace: RequestTrace | undefined): void {
+    this.#finishUnmatched(res, started, method, requestId, trace);
     res.setHeader('connection', 'close');
     writeProblem(res, new GatewayError('BAD_REQUEST', { detail }), requestId);
   }
 
-  #finishUnmatched(res: ServerResponse, started: number, method: string, requestId: string): void {
+  #finishUnmatched(res: ServerResponse, started: number, method: string, requestId: string, trace: RequestTrace | undefined): void {
     res.once('finish', () => {
+      trace?.end(res.statusCode);
       const seconds = (performance.now() - started) / 1000;
       this.#unmatchedDuration.observe(seconds);
       this.#count(this.#unmatched, UNMATCHED, method, res.statusCode);
@@ -553,6 +579,7 @@ export class ProxyHandler {
     route.duration.observe(seconds);
     handler.#count(route.codes, route.name, exchange.method, status);
     handler.#accessLog(exchange.runtime, route.accessLog, exchange.method, status, seconds, exchange.requestId, exchange.upstreamStatus);
+    exchange.trace?.end(status);
   }
 
   /**

@@ -20,6 +20,7 @@ import { toCachedToken, type CachedToken } from './lifetime.js';
 import { REJECTION_MEMORY_MS, Rejections } from './rejections.js';
 import { BACKOFF_CAP_MS, nextAttemptAt } from './retry.js';
 import { SingleFlight } from './single-flight.js';
+import type { TokenTracer } from '../tracing/token-tracer.js';
 
 export { CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
 export { REJECTION_MEMORY_MS } from './rejections.js';
@@ -47,6 +48,8 @@ export function tokenKey(connection: string, params: Readonly<Record<string, str
 export interface TokenRequestContext {
   route?: string | undefined;
   requestId?: string | undefined;
+  /** The traced request that started this token request: its attempts become spans of that trace. */
+  trace?: TokenTracer | undefined;
 }
 
 /** What the provider tells metrics, usage data and logs. */
@@ -293,6 +296,7 @@ export class TokenProvider {
           Math.max(1, Math.min(timeouts.totalMs, deadline - sentAt)),
           context,
           signal,
+          attempt,
         );
         return toCachedToken(client.connection.token, response, sentAt);
       } catch (error) {
@@ -319,6 +323,7 @@ export class TokenProvider {
     timeoutMs: number,
     context: TokenRequestContext,
     signal: AbortSignal,
+    attempt = 1,
   ): Promise<TokenResponse> {
     const connection = client.connection.key;
     const admission = this.#circuits.admit(connection);
@@ -332,12 +337,15 @@ export class TokenProvider {
       throw error;
     }
     const started = performance.now();
+    const span = context.trace?.tokenAttempt(connection, attempt);
     try {
       const response = await client.requestToken(params, timeoutMs, signal);
+      span?.end(client.tokenEndpoint);
       this.#observer.tokenRequest(connection, 'success', (performance.now() - started) / 1000);
       this.#circuits.success(connection);
       return response;
     } catch (thrown) {
+      span?.end(client.tokenEndpoint, thrown);
       if (!(thrown instanceof TokenError)) {
         this.#circuits.release(connection, admission.probe);
         throw thrown;
