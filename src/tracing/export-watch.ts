@@ -47,7 +47,12 @@ export class WatchedExporter implements SpanExporter {
     // The message only ("connect ECONNREFUSED ...", "Request Timeout"): a collector's answer body is
     // not ours to copy into the log.
     this.#log.warn(
-      { event: 'trace_export_failed', endpoint: this.#url, error: sanitizeText(error?.message ?? 'unknown error', 200), droppedSpans: spans },
+      {
+        event: 'trace_export_failed',
+        endpoint: this.#url,
+        error: sanitizeText(error?.message ?? 'unknown error', 200),
+        droppedSpans: spans,
+      },
       `cannot export traces to ${this.#url}; spans are dropped until the collector answers again`,
     );
   }

@@ -73,10 +73,15 @@ export function resolveTracing(yaml: RawTracing | undefined, env: NodeJS.Process
 
   let protocol = yaml?.protocol;
   if (protocol === undefined) {
-    const name = variable(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
+    const name =
+      variable(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') === undefined
+        ? 'OTEL_EXPORTER_OTLP_PROTOCOL'
+        : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
     const value = variable(env, name);
     if (value !== undefined && !(TRACING_PROTOCOLS as readonly string[]).includes(value))
-      warnings.push(`${name}=${value.slice(0, 40)} is not supported (only ${TRACING_PROTOCOLS.join(' and ')}); using ${DEFAULT_TRACING_PROTOCOL}`);
+      warnings.push(
+        `${name}=${value.slice(0, 40)} is not supported (only ${TRACING_PROTOCOLS.join(' and ')}); using ${DEFAULT_TRACING_PROTOCOL}`,
+      );
     else protocol = value as TracingProtocol | undefined;
   }
 
