@@ -5,7 +5,9 @@
  * and no credential or query value anywhere in the exported bytes.
  */
 import assert from 'node:assert/strict';
+import { once, EventEmitter } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import { metricValue } from './support/faults.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import {
@@ -52,6 +54,8 @@ function callerTraceparent(sampled: boolean): { traceId: string; parentId: strin
 describe('tracing: spans exported over OTLP/HTTP protobuf (enabled by OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
   let oidc: OidcServer;
   let flakyEndpoint: TestServer;
+  let gatedEndpoint: TestServer;
+  const gate = new EventEmitter();
   let upstream: TestServer;
   let collector: Collector;
   let gw: TestGateway;
@@ -67,6 +71,11 @@ describe('tracing: spans exported over OTLP/HTTP protobuf (enabled by OTEL_EXPOR
         ? json(res, 503, { error: 'temporarily_unavailable' })
         : json(res, 200, { access_token: `flaky-token-${index}`, token_type: 'Bearer', expires_in: 300 }),
     );
+    // Holds each token request until the test opens the gate (to make two callers share one request).
+    gatedEndpoint = await startTokenEndpoint((_req, res) => {
+      gate.emit('request');
+      gate.once('open', () => json(res, 200, { access_token: 'gated-token-1', token_type: 'Bearer', expires_in: 300 }));
+    });
     // /revoked/... refuses the first token it sees with RFC 6750 invalid_token; /hang never answers.
     upstream = await startServer((req, res) => {
       const path = req.url ?? '';
@@ -102,6 +111,10 @@ connections:
     clientId: flaky-client
     tokenUrl: ${flakyEndpoint.url}/token
     clientSecret: { secret: flaky }
+  shared:
+    clientId: shared-client
+    tokenUrl: ${gatedEndpoint.url}/token
+    clientSecret: { secret: flaky }
 routes:
   - name: orders
     match: { pathPrefix: /orders }
@@ -117,6 +130,11 @@ routes:
     upstream: ${upstream.url}/api
     stripPrefix: true
     auth: { connection: flaky }
+  - name: shared
+    match: { pathPrefix: /shared }
+    upstream: ${upstream.url}/api
+    stripPrefix: true
+    auth: { connection: shared }
   - name: slow
     match: { pathPrefix: /hang }
     upstream: ${upstream.url}/api
@@ -139,7 +157,7 @@ routes:
 
   after(async () => {
     await gw.stop();
-    await Promise.all([collector.close(), upstream.close(), flakyEndpoint.close(), oidc.close()]);
+    await Promise.all([collector.close(), upstream.close(), flakyEndpoint.close(), gatedEndpoint.close(), oidc.close()]);
   });
 
   const send = (path: string, requestId: string, headers: Record<string, string> = {}) =>
@@ -265,6 +283,31 @@ routes:
     assert.equal(attempts[1]!.attributes['tokengate.token.outcome'], 'success');
     assert.equal(attempts[1]!.attributes['http.request.resend_count'], 1);
     assert.equal(attempts[1]!.attributes['url.full'], `${flakyEndpoint.url}/token`);
+  });
+
+  it('callers sharing one token request: its span belongs to the trace of the request that started it', async () => {
+    const requested = once(gate, 'request');
+    const first = send('/shared/a', 'shared-first');
+    await requested;
+    const second = send('/shared/b', 'shared-second');
+    // The second caller is waiting on the same token request once its cache miss is counted.
+    while ((await metricValue(gw.admin, 'tokengate_token_cache_lookups_total', { connection: 'shared', result: 'miss' })) < 2);
+    gate.emit('open');
+    assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+    const a = await traceOf(collector, 'shared-first', 3);
+    const b = await traceOf(collector, 'shared-second', 2);
+    assert.equal(b.server.attributes['tokengate.token.cache'], 'miss');
+    assert.deepEqual(
+      childrenOf(a.server, a.spans)
+        .map((s) => s.attributes['tokengate.connection'] ?? s.name)
+        .sort(),
+      ['GET', 'shared'],
+    );
+    assert.deepEqual(
+      childrenOf(b.server, b.spans).map((s) => s.attributes['tokengate.connection'] ?? s.name),
+      ['GET'],
+    );
+    assert.equal(gatedEndpoint.received.length, 1);
   });
 
   it('an upstream time-out is a CLIENT span with error.type=timeout under a SERVER span answered 504', async () => {

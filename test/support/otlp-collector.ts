@@ -121,7 +121,8 @@ function decode(body: Buffer, contentType: string | undefined): CollectedSpan[] 
   return flatten(plain as RawRequest, 'protobuf');
 }
 
-export async function startCollector(options: { mode?: 'ok' | 'hang' } = {}): Promise<Collector> {
+/** `port`: listen there (a test that starts the collector late, on a port the gateway already exports to). */
+export async function startCollector(options: { mode?: 'ok' | 'hang'; port?: number } = {}): Promise<Collector> {
   const events = new EventEmitter();
   const spans: CollectedSpan[] = [];
   const bodies: Buffer[] = [];
@@ -150,7 +151,7 @@ export async function startCollector(options: { mode?: 'ok' | 'hang' } = {}): Pr
       events.emit('spans');
     });
   });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  await new Promise<void>((done) => server.listen(options.port ?? 0, '127.0.0.1', done));
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
