@@ -34,6 +34,9 @@ export interface CollectedSpan {
   attributes: Record<string, AttributeValue>;
   /** OTLP StatusCode: 0 UNSET, 1 OK, 2 ERROR. */
   statusCode: number;
+  /** Nanoseconds since the epoch, as sent (a 64-bit integer in text), and the span's length. */
+  startTimeUnixNano: string;
+  durationMs: number;
   resource: Record<string, AttributeValue>;
   /** How the span arrived. */
   encoding: 'protobuf' | 'json';
@@ -68,6 +71,8 @@ interface RawSpan {
   kind?: number;
   attributes?: RawKeyValue[];
   status?: { code?: number };
+  startTimeUnixNano?: string | number;
+  endTimeUnixNano?: string | number;
 }
 interface RawRequest {
   resourceSpans?: Array<{ resource?: { attributes?: RawKeyValue[] }; scopeSpans?: Array<{ spans?: RawSpan[] }> }>;
@@ -105,6 +110,8 @@ function flatten(request: RawRequest, encoding: 'protobuf' | 'json'): CollectedS
           kind: span.kind ?? 0,
           attributes: attributes(span.attributes),
           statusCode: span.status?.code ?? 0,
+          startTimeUnixNano: String(span.startTimeUnixNano ?? 0),
+          durationMs: Number(BigInt(span.endTimeUnixNano ?? 0) - BigInt(span.startTimeUnixNano ?? 0)) / 1e6,
           resource,
           encoding,
         });
