@@ -7,7 +7,17 @@
  * redact.ts, and the token spans say only the connection, the outcome and the failure reason.
  */
 import type { IncomingMessage } from 'node:http';
-import { SpanKind, SpanStatusCode, defaultTextMapSetter, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import {
+  SpanKind,
+  SpanStatusCode,
+  defaultTextMapSetter,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+  type TextMapPropagator,
+  type Tracer,
+} from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -27,7 +37,6 @@ import {
 import { TokenError } from '../errors.js';
 import { redactAbsoluteUrl, redactQuery, redactUrl } from './redact.js';
 import type { TokenAttemptSpan, TokenTracer } from './token-tracer.js';
-import type { Tracing } from './tracing.js';
 
 export const ATTR_TOKENGATE_ROUTE = 'tokengate.route';
 export const ATTR_TOKENGATE_TOKEN_CACHE = 'tokengate.token.cache';
@@ -59,7 +68,8 @@ function splitAuthority(authority: string): [string, number | undefined] {
 const NOT_RECORDED: TokenAttemptSpan = { end: () => undefined };
 
 export class RequestTrace implements TokenTracer {
-  readonly #tracing: Tracing;
+  readonly #tracer: Tracer;
+  readonly #propagator: TextMapPropagator;
   readonly #span: Span;
   /** The SERVER span's context: the parent of every CLIENT span of this request. */
   readonly #context: Context;
@@ -72,11 +82,20 @@ export class RequestTrace implements TokenTracer {
   /** The gateway's error code, when the gateway itself answered with a problem. */
   #errorType: string | undefined;
 
-  constructor(tracing: Tracing, parent: Context, req: IncomingMessage, method: string, scheme: 'http' | 'https', requestId: string) {
-    this.#tracing = tracing;
+  constructor(
+    tracer: Tracer,
+    propagator: TextMapPropagator,
+    parent: Context,
+    req: IncomingMessage,
+    method: string,
+    scheme: 'http' | 'https',
+    requestId: string,
+  ) {
+    this.#tracer = tracer;
+    this.#propagator = propagator;
     const known = KNOWN_METHODS.has(method);
     this.#method = known ? method : '_OTHER';
-    this.#span = tracing.tracer.startSpan(known ? method : 'HTTP', { kind: SpanKind.SERVER }, parent);
+    this.#span = tracer.startSpan(known ? method : 'HTTP', { kind: SpanKind.SERVER }, parent);
     this.#context = trace.setSpan(parent, this.#span);
     this.#recording = this.#span.isRecording();
     if (!this.#recording) return;
@@ -122,7 +141,7 @@ export class RequestTrace implements TokenTracer {
    */
   upstreamStart(headers: string[], upstream: UpstreamTarget, path: string): void {
     this.upstreamEnd();
-    const span = this.#tracing.tracer.startSpan(this.#spanMethod(), { kind: SpanKind.CLIENT }, this.#context);
+    const span = this.#tracer.startSpan(this.#spanMethod(), { kind: SpanKind.CLIENT }, this.#context);
     this.#upstream = span;
     if (this.#recording) {
       const host = upstream.hostname.includes(':') ? `[${upstream.hostname}]` : upstream.hostname;
@@ -141,7 +160,7 @@ export class RequestTrace implements TokenTracer {
       if (name === 'traceparent' || name === 'tracestate') headers.splice(i, 2);
     }
     const carrier: Record<string, string> = {};
-    this.#tracing.propagator.inject(trace.setSpan(this.#context, span), carrier, defaultTextMapSetter);
+    this.#propagator.inject(trace.setSpan(this.#context, span), carrier, defaultTextMapSetter);
     for (const name in carrier) headers.push(name, carrier[name]!);
   }
 
@@ -200,7 +219,7 @@ export class RequestTrace implements TokenTracer {
     if (!this.#recording) return NOT_RECORDED;
     const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: 'POST', [ATTR_TOKENGATE_CONNECTION]: connection };
     if (attempt > 1) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = attempt - 1;
-    return new TokenAttempt(this.#tracing.tracer.startSpan('POST', { kind: SpanKind.CLIENT, attributes }, this.#context));
+    return new TokenAttempt(this.#tracer.startSpan('POST', { kind: SpanKind.CLIENT, attributes }, this.#context));
   }
 
   #spanMethod(): string {

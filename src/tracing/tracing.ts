@@ -66,7 +66,7 @@ export class Tracing {
   startRequest(req: IncomingMessage, method: string, scheme: 'http' | 'https', requestId: string): RequestTrace {
     const parent =
       req.headers.traceparent === undefined ? ROOT_CONTEXT : this.propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-    return new RequestTrace(this, parent, req, method, scheme, requestId);
+    return new RequestTrace(this.tracer, this.propagator, parent, req, method, scheme, requestId);
   }
 
   /** Exports what is queued (bounded: a hung collector cannot hold up a shutdown) and stops. */
