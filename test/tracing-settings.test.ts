@@ -3,8 +3,11 @@
  * as the OpenTelemetry environment-variable specification defines them.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
 import { resolveTracing } from '../src/tracing/settings.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+import { json, startServer, type TestServer } from './support/servers.js';
 
 describe('tracing settings', () => {
   it('is off by default', () => {
@@ -97,5 +100,42 @@ describe('tracing settings', () => {
       resolveTracing(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: ' ' }).settings,
       undefined,
     );
+  });
+});
+
+describe('tracing off, and a reload that changes tracing', () => {
+  let upstream: TestServer;
+  let gw: TestGateway;
+
+  before(async () => {
+    upstream = await startServer((_req, res) => json(res, 200, {}));
+    gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+routes:
+  - name: open
+    match: { pathPrefix: /open }
+    upstream: ${upstream.url}
+    auth: { type: none }
+`);
+  });
+
+  after(async () => {
+    await gw.stop();
+    await upstream.close();
+  });
+
+  it("passes a caller's traceparent and tracestate to the upstream untouched while tracing is off", async () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const response = await fetch(`${gw.url}/open/x`, { headers: { traceparent, tracestate: 'congo=t61rcWkgMzE' } });
+    assert.equal(response.status, 200);
+    assert.equal(upstream.received[0]!.headers.traceparent, traceparent);
+    assert.equal(upstream.received[0]!.headers.tracestate, 'congo=t61rcWkgMzE');
+  });
+
+  it('a reload that turns tracing on says it takes effect on restart', () => {
+    writeFileSync(gw.configFile, `${readFileSync(gw.configFile, 'utf8')}\ntracing: { enabled: true }\n`);
+    assert.equal(gw.gateway.reload().ok, true);
+    const notice = gw.logs.find((line) => line.event === 'config_restart_required');
+    assert.deepEqual(notice?.keys, ['tracing']);
   });
 });
