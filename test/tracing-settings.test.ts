@@ -132,9 +132,9 @@ routes:
     assert.equal(upstream.received[0]!.headers.tracestate, 'congo=t61rcWkgMzE');
   });
 
-  it('a reload that turns tracing on says it takes effect on restart', () => {
+  it('a reload that turns tracing on says it takes effect on restart', async () => {
     writeFileSync(gw.configFile, `${readFileSync(gw.configFile, 'utf8')}\ntracing: { enabled: true }\n`);
-    assert.equal(gw.gateway.reload().ok, true);
+    assert.equal((await gw.gateway.reload()).ok, true);
     const notice = gw.logs.find((line) => line.event === 'config_restart_required');
     assert.deepEqual(notice?.keys, ['tracing']);
   });
