@@ -110,9 +110,11 @@ async function main(): Promise<number> {
 
     const results: LoadResult[][] = variants.map(() => []);
     for (let round = 0; round < ROUNDS; round++) {
-      // Rotate who goes first, so no variant always runs right after the same neighbour.
+      // Rotate who goes first, and reverse the order every other round, so no variant always runs
+      // right after the same neighbour (a gateway still exporting its last spans shares the CPU).
       for (let k = 0; k < variants.length; k++) {
-        const i = (round + k) % variants.length;
+        const step = round % 2 === 0 ? k : variants.length - 1 - k;
+        const i = (Math.floor(round / 2) + step) % variants.length;
         const gateway = gateways[i]!;
         results[i]!.push(await load({ url: url(gateway), duration: DURATION_S, pid: gateway.child.pid }));
       }
