@@ -23,8 +23,13 @@ export class Telemetry implements TokenObserver {
 
   tokenFailure(connection: string, error: TokenError, context: TokenRequestContext): void {
     this.metrics.tokenFailures.inc({ connection, reason: error.reason });
+    if (error.oauthError === 'invalid_dpop_proof') this.metrics.dpopProofFailures.inc({ connection });
     const { time: _time, ...fields } = this.usage.recordFailure(connection, error, context.route, context.requestId);
     // The /usage record's fields; its `time` is pino's own (a second `time` key would be ambiguous JSON).
     this.log.warn({ event: 'token_failure', ...fields }, `token request for ${connection} failed: ${error.reason}`);
+  }
+
+  dpopNonceRetry(connection: string, server: 'token_endpoint' | 'upstream'): void {
+    this.metrics.dpopNonceRetries.inc({ connection, server });
   }
 }

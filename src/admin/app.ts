@@ -77,6 +77,8 @@ export function createAdminApp(state: AdminState): Express {
           tokenEndpoint: state.provider.tokenEndpoint(c.key) ?? null,
           issuer: c.issuer ?? null,
           clientAuth: c.auth.method,
+          // RFC 9449: the public side only (the thumbprint is the tokens' cnf.jkt), never the key.
+          dpop: c.dpopSigner === undefined ? null : { algorithm: c.dpopSigner.algorithm, thumbprint: c.dpopSigner.thumbprint },
           tokenCached: expiresIn !== undefined && expiresIn > 0,
           expiresInSeconds: expiresIn === undefined ? null : Math.max(0, Math.floor(expiresIn)),
         };

@@ -128,6 +128,18 @@ export class Metrics {
     labelNames: ['route', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly dpopNonceRetries = new Counter({
+    name: 'tokengate_dpop_nonce_retries_total',
+    help: 'Requests sent again with a server-provided DPoP nonce (use_dpop_nonce), by connection and server (token_endpoint, upstream)',
+    labelNames: ['connection', 'server'] as const,
+    registers: [this.registry],
+  });
+  readonly dpopProofFailures = new Counter({
+    name: 'tokengate_dpop_proof_failures_total',
+    help: 'DPoP proofs a server refused (invalid_dpop_proof from the token endpoint or the upstream), by connection',
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+  });
   readonly traceExportFailures = new Counter({
     name: 'tokengate_trace_export_failures_total',
     help: 'Span batches that could not be exported to the OpenTelemetry collector (their spans are dropped)',
@@ -157,6 +169,11 @@ export class Metrics {
       for (const reason of TOKEN_FAILURE_REASONS) this.tokenFailures.inc({ connection, reason }, 0);
       for (const result of ['hit', 'miss']) this.cacheLookups.inc({ connection, result }, 0);
     }
+    for (const connection of config.connections.values()) {
+      if (connection.dpop === undefined) continue;
+      for (const server of ['token_endpoint', 'upstream']) this.dpopNonceRetries.inc({ connection: connection.key, server }, 0);
+      this.dpopProofFailures.inc({ connection: connection.key }, 0);
+    }
     for (const route of config.routes) {
       for (const reason of UPSTREAM_ERROR_REASONS) this.upstreamErrors.inc({ route: route.name, reason }, 0);
       const guarded = route.access !== undefined || config.access !== undefined;
@@ -182,6 +199,8 @@ export class Metrics {
       this.authFailures,
       this.upstreamErrors,
       this.accessDenied,
+      this.dpopNonceRetries,
+      this.dpopProofFailures,
     ];
     for (const metric of labelled) {
       const removed = new Set<string>();

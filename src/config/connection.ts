@@ -82,7 +82,9 @@ export function connectionSettings(
     secretPaths.push([conn.tlsClientAuth.key, [...base, 'tlsClientAuth', 'key']]);
   }
   const resolved = secretPaths.map(([name, path]) => secretRef(name, path));
+  const dpopKey = conn.dpop?.key === undefined ? undefined : secretRef(conn.dpop.key, [...base, 'dpop', 'key']);
   if (problemCount > 0 || resolved.some((s) => s === undefined)) return undefined;
+  if (conn.dpop?.key !== undefined && dpopKey === undefined) return undefined;
 
   let credentials: ClientCredentials;
   if (conn.clientSecret !== undefined) {
@@ -115,7 +117,8 @@ export function connectionSettings(
     timeouts: Object.freeze(conn.timeouts),
     retry: Object.freeze(conn.retry),
     token: Object.freeze(conn.token),
-    fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal()), tls?.id])),
+    dpop: conn.dpop === undefined ? undefined : Object.freeze({ key: dpopKey, algorithm: conn.dpop.algorithm }),
+    fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal()), tls?.id, dpopKey?.reveal()])),
     identity: hash(JSON.stringify([conn.tokenUrl ?? conn.issuer, conn.clientId])),
   });
 }

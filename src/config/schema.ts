@@ -120,6 +120,21 @@ export const listenTlsSchema = z.strictObject({
   key: secretRef.describe("secret holding the certificate's PEM private key"),
 });
 
+/** RFC 9449 (DPoP): the algorithms a proof key may sign with; must fit the key. */
+export const DPOP_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'] as const;
+
+export const dpopSchema = z.strictObject({
+  key: secretRef
+    .optional()
+    .describe(
+      'secret holding the private key (PEM or JWK: EC P-256/P-384, Ed25519, RSA >= 2048); absent: a P-256 key generated per process',
+    ),
+  algorithm: z
+    .enum(DPOP_ALGORITHMS)
+    .optional()
+    .describe('must fit the key; default from the key: P-256 ES256, P-384 ES384, Ed25519 EdDSA, RSA PS256'),
+});
+
 export const connectionSchema = z.strictObject({
   displayName: z.string().min(1).optional(),
   clientId: z.string().min(1),
@@ -130,6 +145,7 @@ export const connectionSchema = z.strictObject({
   tlsClientAuth: tlsClientAuthSchema.optional().describe('mutual-TLS client authentication (RFC 8705)'),
   tls: tlsVerifySchema.optional().describe("verification of the token endpoint's certificate"),
   params: paramsSchema.optional(),
+  dpop: dpopSchema.optional().describe('RFC 9449: bind tokens to a key and prove possession of it on every request'),
   allowInsecureHttp: z.boolean().default(false).describe('allow an http: tokenUrl/issuer on a non-loopback host'),
   timeouts: z
     .strictObject({

@@ -92,6 +92,13 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
   for (const [key, conn] of Object.entries(raw.connections)) {
     const built = connectionSettings(key, conn, secretRef, verify, report);
     if (built !== undefined) connections.set(key, built);
+    // Replicas share tokens through Redis, and a token only works with the key it is bound to (RFC 9449 §6).
+    if (conn.dpop !== undefined && conn.dpop.key === undefined && raw.cache.store === 'redis') {
+      report(
+        ['connections', key, 'dpop', 'key'],
+        'required with cache.store: redis (replicas sharing tokens must share the key they are bound to)',
+      );
+    }
   }
 
   const routes: Route[] = [];

@@ -52,6 +52,30 @@ export type ClientCredentials =
       readonly credentials: TlsKeyPair;
     };
 
+/** A connection's `dpop` block with its key secret resolved (RFC 9449); the key is read by the compile stage. */
+export interface DpopSettings {
+  /** Undefined: a P-256 key generated for the life of the process. */
+  readonly key: Secret | undefined;
+  readonly algorithm: NonNullable<RawConnection['dpop']>['algorithm'];
+}
+
+/** The nonces a DPoP signer holds per origin (RFC 9449 §8, §9). */
+export interface DpopNonces {
+  get(origin: string): string | undefined;
+  /** Takes a `DPoP-Nonce` header value (any text); true when it replaced the nonce held. */
+  remember(origin: string, header: string | string[] | undefined): boolean;
+}
+
+/** What a DPoP connection signs proofs with (built by the compile stage: src/tokens/dpop/proof.ts). */
+export interface DpopProofSigner {
+  readonly algorithm: string;
+  /** RFC 7638 SHA-256 thumbprint of the public key, base64url: the tokens' `cnf.jkt`. */
+  readonly thumbprint: string;
+  readonly nonces: DpopNonces;
+  /** A fresh proof for `htm` to `origin` + `path` (no query), with `ath` when it goes with a token. */
+  proof(htm: string, origin: string, path: string, ath?: string): string;
+}
+
 /** A connection as the config layer leaves it: checked, secrets resolved, not yet compiled. */
 export interface ConnectionSettings {
   readonly key: string;
@@ -66,6 +90,8 @@ export interface ConnectionSettings {
   readonly timeouts: RawConnection['timeouts'];
   readonly retry: RawConnection['retry'];
   readonly token: RawConnection['token'];
+  /** `connections.KEY.dpop`: tokens bound to a key (RFC 9449); undefined for Bearer tokens. */
+  readonly dpop: DpopSettings | undefined;
   /** Changes whenever anything that could change the tokens changes (config or secret values). */
   readonly fingerprint: string;
   /** Hash of the authorization server and client id: namespaces shared cache entries. */
@@ -75,6 +101,8 @@ export interface ConnectionSettings {
 /** A compiled connection: its settings plus the client-authentication strategy built from them. */
 export interface Connection extends ConnectionSettings {
   readonly auth: ClientAuth;
+  /** The signer built from `dpop`; undefined without it. */
+  readonly dpopSigner: DpopProofSigner | undefined;
 }
 
 export interface Route extends Omit<RawRoute, 'access' | 'tls'> {

@@ -7,7 +7,7 @@ import type http from 'node:http';
 import { decodeEncryptionKey, ENCRYPTION_KEY_BYTES } from '../cache/crypto.js';
 import type { Checked } from '../config/load.js';
 import { clientTlsOptions, serverTlsOptions } from '../config/tls.js';
-import type { ClientAuth, Config, Connection, ConnectionSettings } from '../config/types.js';
+import type { ClientAuth, Config, Connection, ConnectionSettings, DpopProofSigner } from '../config/types.js';
 import { compileRoutes, type CompiledRoutes } from '../proxy/compile.js';
 import {
   clientSecretBasic,
@@ -17,6 +17,8 @@ import {
   privateKeyJwt,
   tlsClientAuth,
 } from '../tokens/client-auth.js';
+import { DpopKeyProblem, loadDpopKey } from '../tokens/dpop/key.js';
+import { DpopSigner } from '../tokens/dpop/proof.js';
 
 /** A config ready to run: what a commit swaps in, in one step. */
 export interface Compiled {
@@ -38,14 +40,15 @@ export function compile({ config: checked, problems }: Checked, options: Compile
   const connections = new Map<string, Connection>();
   for (const settings of checked.connections.values()) {
     const auth = clientAuth(settings, report);
-    if (auth === undefined) continue;
+    const dpopSigner = dpop(settings, report);
+    if (auth === undefined || dpopSigner === null) continue;
     try {
       // The token client's socket pool is built from the same options (config/tls.ts outboundAgent).
       if (settings.tls !== undefined || auth.tlsCredentials !== undefined) clientTlsOptions(settings.tls, auth.tlsCredentials);
     } catch (error) {
       report(['connections', settings.key, 'tls'], `cannot build the TLS context: ${(error as Error).message}`);
     }
-    connections.set(settings.key, Object.freeze({ ...settings, auth }));
+    connections.set(settings.key, Object.freeze({ ...settings, auth, dpopSigner }));
   }
   const config: Config = Object.freeze({ ...checked, connections });
 
@@ -74,6 +77,25 @@ export function compile({ config: checked, problems }: Checked, options: Compile
   const routes = compileRoutes(config, options.agents ?? new Map(), report);
   problems.throwIfAny();
   return { config, routes, listenerTls, encryptionKey };
+}
+
+/**
+ * The connection's DPoP signer (undefined without `dpop`), its key read and checked against the
+ * algorithm here so that `validate` reports a mismatch at `connections.KEY.dpop.algorithm`; null
+ * after reporting a problem.
+ */
+function dpop(
+  settings: ConnectionSettings,
+  report: (keyPath: readonly PropertyKey[], message: string) => void,
+): DpopProofSigner | undefined | null {
+  if (settings.dpop === undefined) return undefined;
+  try {
+    return new DpopSigner(loadDpopKey({ connection: settings.key, secret: settings.dpop.key, algorithm: settings.dpop.algorithm }));
+  } catch (error) {
+    if (!(error instanceof DpopKeyProblem)) throw error;
+    report(['connections', settings.key, 'dpop', error.field], error.message);
+    return null;
+  }
 }
 
 /** The connection's client-authentication strategy; a credential the strategy refuses is reported at its field. */

@@ -15,6 +15,7 @@ import { keyPairId, outboundAgent, type TlsKeyPair, type TlsVerify } from '../co
 import type { Config, Route } from '../config/types.js';
 import { AccessLog, type Logger } from '../log.js';
 import { Router } from '../routing/router.js';
+import type { DpopProofSigner } from '../config/types.js';
 import { tokenKey, type TokenKey } from '../tokens/provider.js';
 import { AccessChecker } from './access.js';
 
@@ -36,6 +37,16 @@ export interface CompiledRoute {
   readonly basePath: string;
   readonly upstream: Upstream;
   readonly access: AccessChecker | undefined;
+  /** Set when the route's connection binds its tokens with DPoP (RFC 9449). */
+  readonly dpop: RouteDpop | undefined;
+}
+
+/** A DPoP route's signer and upstream origin (its nonces are kept per origin), and the last token's `ath`. */
+export interface RouteDpop {
+  readonly signer: DpopProofSigner;
+  readonly origin: string;
+  /** `ath` is a hash of the token: computed once per token, not per request. */
+  athOf: { readonly token: string; readonly ath: string } | undefined;
 }
 
 export interface RouteRuntime extends CompiledRoute {
@@ -111,10 +122,12 @@ export function compileRoutes(config: Config, running: ReadonlyMap<string, http.
       }
     }
     agents.set(id, agent);
+    const signer = connection === undefined ? undefined : config.connections.get(connection)?.dpopSigner;
     return {
       name: route.name,
       route,
-      key: connection === undefined ? undefined : tokenKey(connection, route.effectiveParams),
+      key: connection === undefined ? undefined : tokenKey(connection, route.effectiveParams, signer?.thumbprint),
+      dpop: signer === undefined ? undefined : { signer, origin: url.origin, athOf: undefined },
       upstreamHost: url.host,
       basePath: url.pathname.replace(/\/+$/, ''),
       upstream: {

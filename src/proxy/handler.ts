@@ -14,11 +14,13 @@ import { GatewayError, TokenError } from '../errors.js';
 import { AccessLog, type Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, upstreamPath } from '../routing/router.js';
+import { dpopChallengeError } from '../tokens/dpop/nonces.js';
+import { accessTokenHash } from '../tokens/dpop/proof.js';
 import type { CachedToken, TokenProvider } from '../tokens/provider.js';
 import type { RequestTrace } from '../tracing/request-trace.js';
 import type { Tracing } from '../tracing/tracing.js';
 import type { AccessChecker } from './access.js';
-import type { RouteRuntime, Runtime } from './compile.js';
+import type { RouteDpop, RouteRuntime, Runtime } from './compile.js';
 
 export type { Runtime } from './compile.js';
 import { acceptRequestId, callerResponseHeaders, upstreamRequestHeaders } from './headers.js';
@@ -61,6 +63,8 @@ interface Exchange {
   upstreamStatus: number | undefined;
   /** The request's spans; undefined while tracing is off. */
   readonly trace: RequestTrace | undefined;
+  /** The DPoP nonce the last upstream proof carried (a use_dpop_nonce 401 is replayed only for a newer one). */
+  dpopNonce: string | undefined;
 }
 
 const EXCHANGE = Symbol('tokengate.exchange');
@@ -263,6 +267,7 @@ export class ProxyHandler {
       responseTimer: undefined,
       upstreamStatus: undefined,
       trace,
+      dpopNonce: undefined,
     };
     (res as TrackedResponse)[EXCHANGE] = exchange;
     res.once('finish', ProxyHandler.#onFinish);
@@ -352,10 +357,11 @@ export class ProxyHandler {
       proto: this.#proto,
       host: exchange.authority,
       accessHeader: route.access?.header,
-      authorization: token === undefined ? undefined : `Bearer ${token.accessToken}`,
+      authorization: token === undefined ? undefined : `${route.dpop === undefined ? 'Bearer' : 'DPoP'} ${token.accessToken}`,
       bodyless,
       method: exchange.method,
     });
+    if (route.dpop !== undefined && token !== undefined) headers.push('dpop', this.#dpopProof(exchange, route.dpop, token.accessToken));
     const { upstream } = route;
     exchange.trace?.upstreamStart(headers, upstream, req.url!);
     let proxyReq: UpstreamRequest;
@@ -384,6 +390,15 @@ export class ProxyHandler {
     if (exchange.body !== undefined) proxyReq.end(exchange.body);
     else if (exchange.replayed || bodyless) proxyReq.end();
     else req.pipe(proxyReq);
+  }
+
+  /** RFC 9449 §7.1: a fresh proof per request, `htu` without the query, `ath` binding it to the token. */
+  #dpopProof(exchange: Exchange, dpop: RouteDpop, accessToken: string): string {
+    if (dpop.athOf?.token !== accessToken) dpop.athOf = { token: accessToken, ath: accessTokenHash(accessToken) };
+    const url = exchange.req.url!;
+    const query = url.indexOf('?');
+    exchange.dpopNonce = dpop.signer.nonces.get(dpop.origin);
+    return dpop.signer.proof(exchange.method, dpop.origin, query === -1 ? url : url.slice(0, query), dpop.athOf.ath);
   }
 
   static readonly #onUpstreamError = function (this: UpstreamRequest, error: Error): void {
@@ -416,6 +431,7 @@ export class ProxyHandler {
       return this.#upstreamFailed(exchange, unusableAnswer(`the upstream answered HTTP ${status} as a final answer`));
     }
     exchange.trace?.upstreamResponse(status);
+    if (route.dpop !== undefined && this.#dpopAnswer(exchange, route.dpop, proxyRes, status)) return;
     if (status === 401 && route.key !== undefined && exchange.token !== undefined) {
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: route.name, connection: route.key.connection, reason: 'upstream_unauthorized' });
@@ -454,11 +470,35 @@ export class ProxyHandler {
     setImmediate(flushHeadIfIdle, res);
   }
 
-  /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem. */
+  /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem (RFC 9449 §7.1: also under DPoP). */
   #wantsReplay(route: Route, proxyRes: IncomingMessage): boolean {
     if (route.replayOn401 !== 'invalid_token') return route.replayOn401 === 'any';
     const challenge = proxyRes.headers['www-authenticate'];
+    if (dpopChallengeError(challenge) === 'invalid_token') return true;
     return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) && /error\s*=\s*"?invalid_token"?/i.test(challenge);
+  }
+
+  /**
+   * RFC 9449 §9: the upstream's nonce, from any answer, is used from the next proof on. A 401 asking
+   * for it (use_dpop_nonce) is replayed once with the new nonce when the request can be replayed;
+   * otherwise it reaches the caller. Returns true when the answer was taken over by a replay.
+   */
+  #dpopAnswer(exchange: Exchange, dpop: RouteDpop, proxyRes: IncomingMessage, status: number): boolean {
+    dpop.signer.nonces.remember(dpop.origin, proxyRes.headers['dpop-nonce']);
+    if (status !== 401 || exchange.token === undefined) return false;
+    const error = dpopChallengeError(proxyRes.headers['www-authenticate']);
+    const connection = exchange.route.key!.connection;
+    if (error === 'invalid_dpop_proof') this.#metrics.dpopProofFailures.inc({ connection });
+    if (error !== 'use_dpop_nonce' || exchange.replayed || !exchange.replayable) return false;
+    if (dpop.signer.nonces.get(dpop.origin) === exchange.dpopNonce) return false;
+    this.#metrics.dpopNonceRetries.inc({ connection, server: 'upstream' });
+    proxyRes.resume();
+    // As #replay: this attempt's CLIENT span ends here; the replay gets its own.
+    exchange.trace?.upstreamEnd();
+    exchange.replayed = true;
+    exchange.proxyReq = undefined;
+    this.#forward(exchange);
+    return true;
   }
 
   #replay(proxyRes: IncomingMessage, exchange: Exchange): void {

@@ -83,7 +83,17 @@ export interface Forwarding {
 }
 
 /** Replaced by the gateway's own value, never passed on from the caller. */
-const REPLACED = new Set(['host', 'authorization', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
+/** `dpop` goes with `authorization` (RFC 9449 §7.1): a caller's proof is useless with the gateway's token, and the gateway sets its own. */
+const REPLACED = new Set([
+  'host',
+  'authorization',
+  'dpop',
+  'x-request-id',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'expect',
+]);
 /** Methods Node frames without a body by default; any other bodyless request needs Content-Length: 0. */
 const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 

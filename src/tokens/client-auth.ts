@@ -136,7 +136,7 @@ function algorithmsFor(key: KeyObject): string[] {
 }
 
 /** "RSA", "EC P-256", "Ed25519", or node's name for anything else ("EC secp256k1", "ed448"). */
-function describeKey(key: KeyObject): string {
+export function describeKey(key: KeyObject): string {
   const type = key.asymmetricKeyType ?? 'unknown';
   if (type === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve ?? 'unknown curve';
@@ -158,7 +158,8 @@ function parseJwk(text: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyObject {
+/** A private key from PEM or JWK text; a CredentialProblem on `secret` when it cannot be read (also used for DPoP keys). */
+export function parsePrivateKey(text: string, format: 'pem' | 'jwk' | undefined): KeyObject {
   const detected = format ?? (text.trimStart().startsWith('{') ? 'jwk' : 'pem');
   let key: KeyObject;
   try {

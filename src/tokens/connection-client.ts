@@ -9,6 +9,11 @@ import { sanitizeText, TokenError } from '../errors.js';
 import { withDeadline } from './deadline.js';
 import { callAuthServer, requestToken, TimeoutSignal, transportError, type AuthServerTransport, type TokenResponse } from './endpoint.js';
 
+/** Told about DPoP events worth a metric (the provider's observer). */
+export interface DpopObserver {
+  dpopNonceRetry?(connection: string, server: 'token_endpoint' | 'upstream'): void;
+}
+
 export interface AuthServerMetadata {
   /** The issuer identifier; undefined for a connection configured with tokenUrl. */
   readonly issuer: string | undefined;
@@ -43,8 +48,11 @@ export class ConnectionClient {
   readonly #mutualTls: boolean;
   readonly #transport: AuthServerTransport;
 
-  constructor(connection: Connection, transport: AuthServerTransport = callAuthServer) {
+  readonly #observer: DpopObserver | undefined;
+
+  constructor(connection: Connection, transport: AuthServerTransport = callAuthServer, observer?: DpopObserver) {
     this.connection = connection;
+    this.#observer = observer;
     this.#mutualTls = connection.auth.tlsCredentials !== undefined;
     this.#transport = transport;
   }
@@ -164,25 +172,42 @@ export class ConnectionClient {
   async requestToken(params: Readonly<Record<string, string>>, timeoutMs: number, signal?: AbortSignal): Promise<TokenResponse> {
     const deadline = Date.now() + timeoutMs;
     const metadata = await this.metadata(timeoutMs);
-    const body = new URLSearchParams({ grant_type: 'client_credentials' });
-    for (const [name, value] of Object.entries(params)) body.set(name, value);
-    const headers: Record<string, string> = {};
-    await this.connection.auth.apply(body, headers, metadata);
     const url = new URL(metadata.tokenEndpoint);
-    // Discovery (and signing) came out of the same time-out: the token request gets what is left.
-    const remainingMs = Math.max(1, deadline - Date.now());
+    const dpop = this.connection.dpopSigner;
+    const send = async (): Promise<TokenResponse> => {
+      const body = new URLSearchParams({ grant_type: 'client_credentials' });
+      for (const [name, value] of Object.entries(params)) body.set(name, value);
+      const headers: Record<string, string> = {};
+      await this.connection.auth.apply(body, headers, metadata);
+      if (dpop !== undefined) headers.dpop = dpop.proof('POST', url.origin, url.pathname);
+      // Discovery (and signing) came out of the same time-out: the token request gets what is left.
+      const remainingMs = Math.max(1, deadline - Date.now());
+      const options = {
+        url,
+        body: body.toString(),
+        headers,
+        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
+        timeoutMs: remainingMs,
+        agent: this.#agent(url),
+      };
+      const transport: AuthServerTransport = (call) => this.#call(call, signal);
+      return dpop === undefined
+        ? requestToken(options, transport)
+        : requestToken(options, transport, { onAnswer: (answer) => dpop.nonces.remember(url.origin, answer['dpop-nonce']) });
+    };
     try {
-      return await requestToken(
-        {
-          url,
-          body: body.toString(),
-          headers,
-          connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
-          timeoutMs: remainingMs,
-          agent: this.#agent(url),
-        },
-        (options) => this.#call(options, signal),
-      );
+      if (dpop === undefined) return await send();
+      const sentNonce = dpop.nonces.get(url.origin);
+      try {
+        return await send();
+      } catch (error) {
+        // RFC 9449 §8: use_dpop_nonce with a DPoP-Nonce is answered by one retry carrying it (and,
+        // as every attempt, a fresh client assertion). Without a new nonce a retry would fail alike.
+        if (!(error instanceof TokenError) || error.oauthError !== 'use_dpop_nonce' || dpop.nonces.get(url.origin) === sentNonce)
+          throw error;
+        this.#observer?.dpopNonceRetry?.(this.connection.key, 'token_endpoint');
+        return await send();
+      }
     } catch (error) {
       // A token endpoint that moved shows up as a network error: look the metadata up again.
       if (error instanceof TokenError && error.reason === 'network' && this.connection.tokenUrl === undefined) this.#metadata = undefined;

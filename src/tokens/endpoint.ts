@@ -157,7 +157,7 @@ export function isInjectableToken(value: unknown): value is string {
 }
 
 /** RFC 6749 §5.1. A token we cannot use is an error now, not a 401 from the upstream later. */
-function parseTokenResponse(status: number, body: Buffer): TokenResponse {
+function parseTokenResponse(status: number, body: Buffer, expected: 'Bearer' | 'DPoP'): TokenResponse {
   const json = parseJson(body);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw invalid('the token response is not a JSON object', status);
@@ -169,7 +169,13 @@ function parseTokenResponse(status: number, body: Buffer): TokenResponse {
   }
   // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.
   const tokenType = fields.token_type === undefined ? 'Bearer' : fields.token_type;
-  if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
+  if (expected === 'DPoP' && (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'dpop')) {
+    // RFC 9449 §5: a server that did not bind the token says so with another token_type; using it
+    // as a Bearer token would silently give up what the connection asked for.
+    const said = typeof tokenType === 'string' ? JSON.stringify(sanitizeText(tokenType, 32)) : 'none';
+    throw invalid(`token_type ${said} where DPoP was asked for: the server did not bind the token to the key`, status);
+  }
+  if (expected === 'Bearer' && (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer')) {
     throw invalid(
       // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any JSON value a peer sent, shown as String() renders it
       `unsupported token_type ${JSON.stringify(sanitizeText(String(tokenType), 32))}; tokengate injects Bearer tokens only`,
@@ -187,7 +193,7 @@ function parseTokenResponse(status: number, body: Buffer): TokenResponse {
     expiresIn = Math.min(value, MAX_TOKEN_LIFETIME_S);
   }
   const scope = typeof fields.scope === 'string' ? fields.scope : undefined;
-  return { accessToken, tokenType: 'Bearer', expiresIn, scope };
+  return { accessToken, tokenType: expected, expiresIn, scope };
 }
 
 const REDACTED = '[redacted]';
@@ -263,14 +269,25 @@ export function transportError(error: unknown, what: string): TokenError {
   });
 }
 
+/** What a DPoP token request (RFC 9449 §5) adds: every answer's headers are seen (nonces), and the token must be DPoP. */
+export interface DpopTokenRequest {
+  onAnswer(headers: http.IncomingHttpHeaders): void;
+}
+
 /** One token request; every failure comes back as a TokenError with a reason. */
-export async function requestToken(options: PostFormOptions, transport: AuthServerTransport = callAuthServer): Promise<TokenResponse> {
+export async function requestToken(
+  options: PostFormOptions,
+  transport: AuthServerTransport = callAuthServer,
+  dpop?: DpopTokenRequest,
+): Promise<TokenResponse> {
   let response: RawResponse;
   try {
     response = await transport(options);
   } catch (error) {
     throw transportError(error, 'token endpoint');
   }
-  if (response.status >= 200 && response.status < 300) return parseTokenResponse(response.status, response.body);
+  dpop?.onAnswer(response.headers);
+  if (response.status >= 200 && response.status < 300)
+    return parseTokenResponse(response.status, response.body, dpop === undefined ? 'Bearer' : 'DPoP');
   throw errorFromResponse(response.status, response.headers, response.body, credentialsIn(options));
 }

@@ -13,7 +13,7 @@ import type { Connection } from '../config/load.js';
 import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors.js';
 import { LocalTokenCache } from './cache.js';
 import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
-import { ConnectionClient } from './connection-client.js';
+import { ConnectionClient, type DpopObserver } from './connection-client.js';
 import { sleepUntil, withDeadline } from './deadline.js';
 import type { AuthServerTransport, TokenResponse } from './endpoint.js';
 import { toCachedToken, type CachedToken } from './lifetime.js';
@@ -38,11 +38,16 @@ export interface TokenKey {
   readonly id: string;
 }
 
-export function tokenKey(connection: string, params: Readonly<Record<string, string>>): TokenKey {
+/**
+ * `boundTo` is the DPoP key's thumbprint (RFC 9449 §6): a token is only ever used with the key it is
+ * bound to, here and in the shared cache, whose entry names derive from the id.
+ */
+export function tokenKey(connection: string, params: Readonly<Record<string, string>>, boundTo?: string): TokenKey {
   const sorted = Object.keys(params)
     .sort()
     .map((name) => [name, params[name]]);
-  return Object.freeze({ connection, params, id: `${connection}\u0000${JSON.stringify(sorted)}` });
+  const binding = boundTo === undefined ? '' : `\u0000jkt=${boundTo}`;
+  return Object.freeze({ connection, params, id: `${connection}\u0000${JSON.stringify(sorted)}${binding}` });
 }
 
 export interface TokenRequestContext {
@@ -53,7 +58,7 @@ export interface TokenRequestContext {
 }
 
 /** What the provider tells metrics, usage data and logs. */
-export interface TokenObserver {
+export interface TokenObserver extends DpopObserver {
   tokenRequest(connection: string, outcome: 'success' | 'failure', seconds: number): void;
   tokenFailure(connection: string, error: TokenError, context: TokenRequestContext): void;
 }
@@ -127,7 +132,7 @@ export class TokenProvider {
   }
 
   #client(connection: Connection): ConnectionClient {
-    return new ConnectionClient(connection, this.#transport);
+    return new ConnectionClient(connection, this.#transport, this.#observer);
   }
 
   /**
