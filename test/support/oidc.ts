@@ -51,6 +51,9 @@ export const CLIENT_AUTH_ALGORITHMS = [
   'EdDSA',
 ];
 
+/** Every JWS algorithm tokengate signs DPoP proofs with (connections.KEY.dpop.algorithm). */
+export const DPOP_PROOF_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'];
+
 /**
  * Serve HTTPS with this certificate and take mutual-TLS client authentication (RFC 8705):
  * tls_client_auth for certificates `clientCa` signed, self_signed_tls_client_auth for any other.
@@ -112,7 +115,8 @@ export async function startOidcProvider(
     },
     ttl: { ClientCredentials: options.ttlSeconds ?? 600 },
     ...(options.discovery === undefined ? {} : { discovery: options.discovery }),
-    enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS },
+    // DPoP proofs (RFC 9449) in every algorithm tokengate signs them with; the default is ES256 and EdDSA only.
+    enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS, dPoPSigningAlgValues: DPOP_PROOF_ALGORITHMS },
     clientAuthMethods: [
       'client_secret_basic',
       'client_secret_post',
