@@ -13,7 +13,12 @@ import { encodeKey, generateKey } from './support/keys.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 
 const SECRET = 'dpop-client-secret-0123456789abcdef';
-const CLIENT = { client_id: 'dpop-client', client_secret: SECRET, token_endpoint_auth_method: 'client_secret_basic', dpop_bound_access_tokens: true };
+const CLIENT = {
+  client_id: 'dpop-client',
+  client_secret: SECRET,
+  token_endpoint_auth_method: 'client_secret_basic',
+  dpop_bound_access_tokens: true,
+};
 
 /** oidc-provider's DPoP feature; with `requireNonce` every proof must carry its current nonce. */
 function dpopFeature(requireNonce: boolean) {
@@ -91,7 +96,9 @@ describe('DPoP against oidc-provider, no nonces', () => {
 
   it('signs a fresh proof per request: repeated requests with the cached token all pass the jti replay check', async () => {
     const before = oidc.tokenRequests;
-    const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => fetch(`${gw.url}/api/orders/${i}`, { method: i % 2 ? 'DELETE' : 'GET' })));
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => fetch(`${gw.url}/api/orders/${i}`, { method: i % 2 ? 'DELETE' : 'GET' })),
+    );
     assert.deepEqual(
       answers.map((a) => a.status),
       [200, 200, 200, 200, 200],
@@ -120,7 +127,11 @@ describe('DPoP against oidc-provider, no nonces', () => {
     const current = rs.checks.findLast((c) => c.ok)!.token!;
     rs.revoke(current);
     const before = oidc.tokenRequests;
-    const response = await fetch(`${gw.url}/api/orders/9`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+    const response = await fetch(`${gw.url}/api/orders/9`, {
+      method: 'POST',
+      body: '{"a":1}',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(response.status, 200);
     assert.equal(oidc.tokenRequests, before + 1);
     const last = rs.checks.at(-1)!;

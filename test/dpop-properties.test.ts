@@ -17,10 +17,15 @@ import { json, startServer, startTokenEndpoint, type TestServer } from './suppor
 /** RFC 9449 §8.1. */
 const NQCHARS = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 /** What Node lets a server put in a header value: HTAB, SP-~ and obs-text. */
-const headerText = fc.string({ unit: fc.constantFrom(...'\t !"#$%&\'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~\u00e9\u00ff'.split('')), maxLength: 80 });
+const headerText = fc.string({
+  unit: fc.constantFrom(...'\t !"#$%&\'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~\u00e9\u00ff'.split('')),
+  maxLength: 80,
+});
 const anyText = fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), headerText);
 const token = fc.stringMatching(/^[A-Za-z0-9_.-]{1,20}$/);
-const quoted = fc.string({ unit: fc.constantFrom(...'ab c,="\\\t!'.split('')), maxLength: 20 }).map((text) => `"${text.replace(/(["\\])/g, '\\$1')}"`);
+const quoted = fc
+  .string({ unit: fc.constantFrom(...'ab c,="\\\t!'.split('')), maxLength: 20 })
+  .map((text) => `"${text.replace(/(["\\])/g, '\\$1')}"`);
 
 describe('DPoP peer text, properties', () => {
   it('nonceFrom and dpopChallengeError take any text without throwing; a nonce is always 1*NQCHAR', () => {
@@ -43,7 +48,10 @@ describe('DPoP peer text, properties', () => {
     fc.assert(
       fc.property(
         fc.array(other, { maxLength: 2 }),
-        fc.array(param.filter((p) => !/^error=/i.test(p)), { maxLength: 2 }),
+        fc.array(
+          param.filter((p) => !/^error=/i.test(p)),
+          { maxLength: 2 },
+        ),
         fc.constantFrom('use_dpop_nonce', 'invalid_token', 'invalid_dpop_proof'),
         fc.constantFrom('DPoP', 'dpop', 'DPOP'),
         fc.boolean(),
@@ -127,28 +135,39 @@ routes:
   it('any DPoP-Nonce / WWW-Authenticate from either server: an answer every time, and every proof well-formed', async () => {
     const challenge = fc.oneof(
       headerText,
-      fc.tuple(fc.constantFrom('DPoP', 'Bearer', 'dpop'), fc.constantFrom('use_dpop_nonce', 'invalid_token', 'x'), headerText).map(
-        ([scheme, error, rest]) => `${scheme} error="${error}", ${rest}`,
-      ),
+      fc
+        .tuple(fc.constantFrom('DPoP', 'Bearer', 'dpop'), fc.constantFrom('use_dpop_nonce', 'invalid_token', 'x'), headerText)
+        .map(([scheme, error, rest]) => `${scheme} error="${error}", ${rest}`),
     );
     await fc.assert(
-      fc.asyncProperty(headerText, challenge, fc.boolean(), headerText, challenge, fc.constantFrom(200, 401, 403), async (tn, tc, first, un, uc, status) => {
-        tokenAnswer = { nonce: tn.trim(), challenge: tc.trim(), first };
-        upstreamAnswer = { status, nonce: un.trim(), challenge: uc.trim() };
-        // A new token each run (the token endpoint's answer is part of the property).
-        await fetch(`${gw.admin}/connections/c/test`, { method: 'POST' });
-        const seen = upstream.received.length;
-        const response = await fetch(`${gw.url}/r/x?q=1`, { method: 'POST', body: 'small' });
-        await response.arrayBuffer();
-        assert.ok([200, 401, 403, 502].includes(response.status), String(response.status));
-        for (const request of [...endpoint.received, ...upstream.received.slice(seen)]) {
-          const proof = String(request.headers.dpop);
-          const nonce = decodeJwt(proof).nonce;
-          if (nonce !== undefined) assert.match(String(nonce), NQCHARS);
-        }
-      }),
+      fc.asyncProperty(
+        headerText,
+        challenge,
+        fc.boolean(),
+        headerText,
+        challenge,
+        fc.constantFrom(200, 401, 403),
+        async (tn, tc, first, un, uc, status) => {
+          tokenAnswer = { nonce: tn.trim(), challenge: tc.trim(), first };
+          upstreamAnswer = { status, nonce: un.trim(), challenge: uc.trim() };
+          // A new token each run (the token endpoint's answer is part of the property).
+          await fetch(`${gw.admin}/connections/c/test`, { method: 'POST' });
+          const seen = upstream.received.length;
+          const response = await fetch(`${gw.url}/r/x?q=1`, { method: 'POST', body: 'small' });
+          await response.arrayBuffer();
+          assert.ok([200, 401, 403, 502].includes(response.status), String(response.status));
+          for (const request of [...endpoint.received, ...upstream.received.slice(seen)]) {
+            const proof = String(request.headers.dpop);
+            const nonce = decodeJwt(proof).nonce;
+            if (nonce !== undefined) assert.match(String(nonce), NQCHARS);
+          }
+        },
+      ),
       { numRuns: 60 },
     );
-    assert.ok(gw.logs.every((line) => line.level !== 50 && line.level !== 60), 'no error logged');
+    assert.ok(
+      gw.logs.every((line) => line.level !== 50 && line.level !== 60),
+      'no error logged',
+    );
   });
 });
