@@ -183,7 +183,11 @@ routes:
     assert.equal(payload.htm, 'POST');
     assert.equal(payload.htu, `${endpoint.url}/oauth/token`, 'htu without the query');
     assert.ok(Math.abs(payload.iat! - Date.now() / 1000) < 60);
-    assert.ok(Buffer.from(String(payload.jti), 'base64url').length >= 12, 'jti has at least 96 bits');
+    assert.match(
+      String(payload.jti),
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      'jti: a v4 UUID, 122 random bits',
+    );
     assert.equal(payload.ath, undefined);
     assert.equal(payload.nonce, undefined);
   });
