@@ -11,7 +11,7 @@ import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
 import { encodeKey, generateKey, type KeySpec } from './support/keys.js';
-import { json, startTokenEndpoint, startEchoUpstream, tokenIssuer, type TestServer } from './support/servers.js';
+import { json, startTokenEndpoint, startEchoUpstream, type TestServer } from './support/servers.js';
 
 function yamlWith(dpop: string, secrets = '', cache = ''): string {
   return `

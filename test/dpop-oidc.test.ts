@@ -218,7 +218,7 @@ describe('DPoP with nonces required by the authorization server and the upstream
         controller.close();
       },
     });
-    const streamed = await fetch(`${gw.url}/stream/upload`, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    const streamed = await fetch(`${gw.url}/stream/upload`, { method: 'POST', body, duplex: 'half' });
     assert.equal(streamed.status, 401);
     assert.match(streamed.headers.get('www-authenticate')!, /use_dpop_nonce/);
     const next = await fetch(`${gw.url}/stream/upload`, { method: 'POST', body: 'short' });
