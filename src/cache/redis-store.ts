@@ -261,6 +261,7 @@ export class RedisTokenStore implements SharedTokenStore {
   }
 
   #names(key: TokenKey, connection: Connection): Names {
+    // key.id carries a DPoP key's thumbprint (tokenKey): replicas with another key never share the entry.
     const suffix = `${connection.identity}:${hash(key.id)}`;
     const entry = `${this.#prefix}token:${suffix}`;
     let ids = this.#localIds.get(entry);
