@@ -11,7 +11,7 @@ import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
 import { encodeKey, generateKey, type KeySpec } from './support/keys.js';
-import { json, startTokenEndpoint, startEchoUpstream, type TestServer } from './support/servers.js';
+import { json, startEchoUpstream, startServer, startTokenEndpoint, type TestServer } from './support/servers.js';
 
 function yamlWith(dpop: string, secrets = '', cache = ''): string {
   return `
@@ -132,12 +132,16 @@ describe('DPoP config', () => {
 
 describe('DPoP token requests against a token endpoint of our own', () => {
   let upstream: TestServer;
+  let refusing: TestServer;
   let endpoint: TestServer;
   let gw: TestGateway;
   let answer: (index: number) => { status: number; body: unknown; headers?: Record<string, string> };
 
   before(async () => {
     upstream = await startEchoUpstream();
+    refusing = await startServer((_req, res) =>
+      json(res, 401, { error: 'invalid_dpop_proof' }, { 'www-authenticate': 'DPoP error="invalid_dpop_proof", algs="ES256"' }),
+    );
     endpoint = await startTokenEndpoint((req, res, body, index) => {
       const { status, body: payload, headers } = answer(index);
       json(res, status, payload, headers);
@@ -157,12 +161,17 @@ routes:
     match: { pathPrefix: /r }
     upstream: ${upstream.url}
     auth: { connection: c }
+  - name: refusing
+    match: { pathPrefix: /refusing }
+    upstream: ${refusing.url}
+    auth: { connection: c, params: { scope: other } } # its own token: not the rejection the tests before leave behind
 `);
   });
   after(async () => {
     await gw.stop();
     await endpoint.close();
     await upstream.close();
+    await refusing.close();
   });
 
   it('a Bearer answer to a DPoP request is TOKEN_RESPONSE_INVALID, and the request carried a complete proof', async () => {
@@ -221,5 +230,15 @@ routes:
     await fetch(`${gw.admin}/connections/c/test`, { method: 'POST' });
     const text = await (await fetch(`${gw.admin}/metrics`)).text();
     assert.match(text, /tokengate_dpop_proof_failures_total\{connection="c"\} 1\b/);
+  });
+
+  it('an upstream 401 with error="invalid_dpop_proof" reaches the caller once, unreplayed, and is counted', async () => {
+    answer = () => ({ status: 200, body: { access_token: 'bound-token-2', token_type: 'DPoP', expires_in: 300 } });
+    const response = await fetch(`${gw.url}/refusing/x`);
+    assert.equal(response.status, 401);
+    assert.equal(refusing.received.length, 1, 'a refused proof is not a reason to replay');
+    assert.match(String(refusing.received[0]!.headers.authorization), /^DPoP bound-token-2$/);
+    const text = await (await fetch(`${gw.admin}/metrics`)).text();
+    assert.match(text, /tokengate_dpop_proof_failures_total\{connection="c"\} 2\b/);
   });
 });
