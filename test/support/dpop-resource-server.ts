@@ -122,28 +122,35 @@ export async function startDpopResourceServer(options: DpopResourceServerOptions
   };
 
   const server = await startServer((req: IncomingMessage, res: ServerResponse) => {
-    void verify(req).then((verdict) => {
-      checks.push({
-        ok: verdict.error === undefined,
-        reason: verdict.reason,
-        method: req.method ?? '',
-        url: req.url ?? '',
-        proof: verdict.proof,
-        token: verdict.token,
-        alg: verdict.alg,
-        nonce: verdict.nonce,
-      });
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (state.requireNonce || state.announceNonce) headers['dpop-nonce'] = nonce;
-      if (verdict.error !== undefined) {
-        headers['www-authenticate'] = `DPoP error="${verdict.error}", algs="${DPOP_PROOF_ALGORITHMS.join(' ')}"`;
-        res.writeHead(401, headers);
-        res.end(JSON.stringify({ error: verdict.error, reason: verdict.reason }));
-        return;
-      }
-      res.writeHead(200, headers);
-      res.end(JSON.stringify({ ok: true, method: req.method, url: req.url }));
-    });
+    void verify(req).then(
+      (verdict) => {
+        checks.push({
+          ok: verdict.error === undefined,
+          reason: verdict.reason,
+          method: req.method ?? '',
+          url: req.url ?? '',
+          proof: verdict.proof,
+          token: verdict.token,
+          alg: verdict.alg,
+          nonce: verdict.nonce,
+        });
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (state.requireNonce || state.announceNonce) headers['dpop-nonce'] = nonce;
+        if (verdict.error !== undefined) {
+          headers['www-authenticate'] = `DPoP error="${verdict.error}", algs="${DPOP_PROOF_ALGORITHMS.join(' ')}"`;
+          res.writeHead(401, headers);
+          res.end(JSON.stringify({ error: verdict.error, reason: verdict.reason }));
+          return;
+        }
+        res.writeHead(200, headers);
+        res.end(JSON.stringify({ ok: true, method: req.method, url: req.url }));
+      },
+      (error: unknown) => {
+        // Introspection failed: the server's own fault, said as such (a test then fails on the 500).
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String(error));
+      },
+    );
   });
   origin = server.url;
   return {
