@@ -10,11 +10,12 @@ import { spawnReplica, type Replica } from './support/fleet.js';
 import { writeConfig } from './support/gateway.js';
 import { encodeKey, generateKey } from './support/keys.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
+import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 
 const SECRET = 'dpop-fleet-secret-0123456789abcdef';
 
-describe('two replicas on Redis sharing a configured DPoP key', () => {
+describe('two replicas on Redis sharing a configured DPoP key', requireProgram('redis-server', 'redis-server'), () => {
   let redis: RedisServer;
   let oidc: OidcServer;
   let rs: DpopResourceServer;
