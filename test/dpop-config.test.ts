@@ -8,7 +8,8 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
+import type { DpopSigner } from '../src/tokens/dpop/proof.js';
+import { parseConfig } from '../src/pipeline/build.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
 import { encodeKey, generateKey, type KeySpec } from './support/keys.js';
 import { json, startEchoUpstream, startServer, startTokenEndpoint, type TestServer } from './support/servers.js';
@@ -32,9 +33,9 @@ function keySecret(spec: KeySpec, encoding: 'pkcs8' | 'jwk' = 'pkcs8'): string {
   return `  dpop-key: { value: ${JSON.stringify(encodeKey(generateKey(spec).privateKey, encoding))} }`;
 }
 
-function problemsOf(yaml: string): Array<{ path: string; message: string }> {
+async function problemsOf(yaml: string): Promise<Array<{ path: string; message: string }>> {
   try {
-    parseConfig(yaml, 'gateway.yaml', { env: {} });
+    await parseConfig(yaml, 'gateway.yaml', { env: {} });
   } catch (error) {
     assert.ok(error instanceof ConfigError, String(error));
     return error.problems.map(({ path, message }) => ({ path, message }));
@@ -43,8 +44,8 @@ function problemsOf(yaml: string): Array<{ path: string; message: string }> {
 }
 
 describe('DPoP config', () => {
-  it('a key/algorithm mismatch is a problem at connections.KEY.dpop.algorithm', () => {
-    const problems = problemsOf(yamlWith('{ key: dpop-key, algorithm: EdDSA }', keySecret({ type: 'ec', curve: 'P-256' })));
+  it('a key/algorithm mismatch is a problem at connections.KEY.dpop.algorithm', async () => {
+    const problems = await problemsOf(yamlWith('{ key: dpop-key, algorithm: EdDSA }', keySecret({ type: 'ec', curve: 'P-256' })));
     assert.deepEqual(
       problems.map((p) => p.path),
       ['connections.c.dpop.algorithm'],
@@ -52,8 +53,8 @@ describe('DPoP config', () => {
     assert.match(problems[0]!.message, /EdDSA cannot be used with this EC P-256 key; use ES256/);
   });
 
-  it('the generated key is P-256: another algorithm without a key is a problem at dpop.algorithm', () => {
-    const problems = problemsOf(yamlWith('{ algorithm: PS256 }'));
+  it('the generated key is P-256: another algorithm without a key is a problem at dpop.algorithm', async () => {
+    const problems = await problemsOf(yamlWith('{ algorithm: PS256 }'));
     assert.deepEqual(
       problems.map((p) => p.path),
       ['connections.c.dpop.algorithm'],
@@ -69,13 +70,13 @@ describe('DPoP config', () => {
     assert.match(run.stdout + run.stderr, /connections\.c\.dpop\.algorithm: ES384 cannot be used with this Ed25519 key; use EdDSA/);
   });
 
-  it('refuses RSA keys under 2048 bits, P-521 and unreadable keys at dpop.key', () => {
+  it('refuses RSA keys under 2048 bits, P-521 and unreadable keys at dpop.key', async () => {
     for (const secret of [
       keySecret({ type: 'rsa', bits: 1024 }),
       keySecret({ type: 'ec', curve: 'P-521' }),
       '  dpop-key: { value: "not a key" }',
     ]) {
-      const problems = problemsOf(yamlWith('{ key: dpop-key }', secret));
+      const problems = await problemsOf(yamlWith('{ key: dpop-key }', secret));
       assert.deepEqual(
         problems.map((p) => p.path),
         ['connections.c.dpop.key'],
@@ -86,27 +87,27 @@ describe('DPoP config', () => {
     }
   });
 
-  it('an unknown secret and an unknown algorithm are problems at their keys', () => {
+  it('an unknown secret and an unknown algorithm are problems at their keys', async () => {
     assert.deepEqual(
-      problemsOf(yamlWith('{ key: nowhere }')).map((p) => p.path),
+      (await problemsOf(yamlWith('{ key: nowhere }'))).map((p) => p.path),
       ['connections.c.dpop.key'],
     );
     assert.deepEqual(
-      problemsOf(yamlWith('{ algorithm: HS256 }')).map((p) => p.path),
+      (await problemsOf(yamlWith('{ algorithm: HS256 }'))).map((p) => p.path),
       ['connections.c.dpop.algorithm'],
     );
   });
 
-  it('dpop without a key is a problem with cache.store: redis (replicas must share the key)', () => {
+  it('dpop without a key is a problem with cache.store: redis (replicas must share the key)', async () => {
     const cache = 'cache: { store: redis, allowPlaintext: true }';
     assert.deepEqual(
-      problemsOf(yamlWith('{}', '', cache)).map((p) => p.path),
+      (await problemsOf(yamlWith('{}', '', cache))).map((p) => p.path),
       ['connections.c.dpop.key'],
     );
-    assert.deepEqual(problemsOf(yamlWith('{ key: dpop-key }', keySecret({ type: 'ec', curve: 'P-256' }), cache)), []);
+    assert.deepEqual(await problemsOf(yamlWith('{ key: dpop-key }', keySecret({ type: 'ec', curve: 'P-256' }), cache)), []);
   });
 
-  it('the algorithm defaults from the key: P-256 ES256, P-384 ES384, Ed25519 EdDSA, RSA PS256', () => {
+  it('the algorithm defaults from the key: P-256 ES256, P-384 ES384, Ed25519 EdDSA, RSA PS256', async () => {
     const cases: Array<[KeySpec, string]> = [
       [{ type: 'ec', curve: 'P-256' }, 'ES256'],
       [{ type: 'ec', curve: 'P-384' }, 'ES384'],
@@ -114,14 +115,14 @@ describe('DPoP config', () => {
       [{ type: 'rsa' }, 'PS256'],
     ];
     for (const [spec, algorithm] of cases) {
-      const config = parseConfig(yamlWith('{ key: dpop-key }', keySecret(spec, 'jwk')), 'gateway.yaml', { env: {} });
-      assert.equal(config.connections.get('c')!.dpop!.algorithm, algorithm);
+      const config = await parseConfig(yamlWith('{ key: dpop-key }', keySecret(spec, 'jwk')), 'gateway.yaml', { env: {} });
+      assert.equal(config.connections.get('c')!.dpopSigner!.algorithm, algorithm);
     }
   });
 
   it('the thumbprint is RFC 7638 (as jose computes it), and a generated key lives as long as the process', async () => {
-    const first = parseConfig(yamlWith('{}'), 'gateway.yaml', { env: {} }).connections.get('c')!.dpop!;
-    const again = parseConfig(yamlWith('{}'), 'gateway.yaml', { env: {} }).connections.get('c')!.dpop!;
+    const first = (await parseConfig(yamlWith('{}'), 'gateway.yaml', { env: {} })).connections.get('c')!.dpopSigner as DpopSigner;
+    const again = (await parseConfig(yamlWith('{}'), 'gateway.yaml', { env: {} })).connections.get('c')!.dpopSigner!;
     assert.equal(first.algorithm, 'ES256');
     assert.equal(first.thumbprint, await calculateJwkThumbprint({ ...first.key.publicJwk }, 'sha256'));
     assert.equal(again.thumbprint, first.thumbprint, 'a reload keeps the generated key (and the tokens bound to it)');
