@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
 import { ConfigError } from '../src/config/errors.js';
+import type { TokenError } from '../src/errors.js';
 import type { DpopSigner } from '../src/tokens/dpop/proof.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
@@ -202,12 +203,23 @@ routes:
     assert.equal(payload.nonce, undefined);
   });
 
+  let tests = 0;
+  /**
+   * A token straight from the token endpoint, as the `token` command and the admin test fetch one:
+   * its own params each time, so no earlier outcome (cached token, remembered rejection, the admin
+   * test's cool-down) answers instead of the endpoint.
+   */
+  const fetchToken = () =>
+    gw.gateway.provider.fetchUncached('c', { scope: `test-${++tests}` }).then(
+      (token) => ({ token, error: undefined }),
+      (error: unknown) => ({ token: undefined, error: error as TokenError }),
+    );
+
   it('use_dpop_nonce without a usable DPoP-Nonce is not retried (a retry could only fail alike)', async () => {
     const before = endpoint.received.length;
     answer = () => ({ status: 400, body: { error: 'use_dpop_nonce' }, headers: { 'dpop-nonce': 'has "quotes"' } });
-    // The admin test bypasses the cache and the remembered rejection of the last test.
-    const summary = (await (await fetch(`${gw.admin}/connections/c/test`, { method: 'POST' })).json()) as Record<string, unknown>;
-    assert.equal(summary.oauthError, 'use_dpop_nonce');
+    const { error } = await fetchToken();
+    assert.equal(error?.oauthError, 'use_dpop_nonce');
     assert.equal(endpoint.received.length, before + 1);
   });
 
@@ -217,9 +229,9 @@ routes:
       index === before
         ? { status: 400, body: { error: 'use_dpop_nonce' }, headers: { 'dpop-nonce': 'nonce-1' } }
         : { status: 200, body: { access_token: 'bound-token', token_type: 'dpop', expires_in: 300 } };
-    const summary = (await (await fetch(`${gw.admin}/connections/c/test`, { method: 'POST' })).json()) as Record<string, unknown>;
-    assert.equal(summary.ok, true, JSON.stringify(summary));
-    assert.equal(summary.tokenType, 'DPoP');
+    const { token, error } = await fetchToken();
+    assert.equal(error, undefined, String(error));
+    assert.equal(token?.tokenType, 'DPoP');
     const retry = endpoint.received.at(-1)!;
     const { payload } = await jwtVerify(String(retry.headers.dpop), EmbeddedJWK, { typ: 'dpop+jwt' });
     assert.equal(payload.nonce, 'nonce-1');
@@ -228,7 +240,7 @@ routes:
 
   it('invalid_dpop_proof from the token endpoint is counted as a proof failure', async () => {
     answer = () => ({ status: 400, body: { error: 'invalid_dpop_proof' } });
-    await fetch(`${gw.admin}/connections/c/test`, { method: 'POST' });
+    assert.equal((await fetchToken()).error?.oauthError, 'invalid_dpop_proof');
     const text = await (await fetch(`${gw.admin}/metrics`)).text();
     assert.match(text, /tokengate_dpop_proof_failures_total\{connection="c"\} 1\b/);
   });

@@ -132,6 +132,8 @@ routes:
     await endpoint.close();
   });
 
+  let runs = 0;
+
   it('any DPoP-Nonce / WWW-Authenticate from either server: an answer every time, and every proof well-formed', async () => {
     const challenge = fc.oneof(
       headerText,
@@ -150,8 +152,11 @@ routes:
         async (tn, tc, first, un, uc, status) => {
           tokenAnswer = { nonce: tn.trim(), challenge: tc.trim(), first };
           upstreamAnswer = { status, nonce: un.trim(), challenge: uc.trim() };
-          // A new token each run (the token endpoint's answer is part of the property).
-          await fetch(`${gw.admin}/connections/c/test`, { method: 'POST' });
+          // A token request each run (the token endpoint's answer is part of the property), with params
+          // of its own so that no earlier outcome is replayed instead; failures are the point here.
+          const fetched = endpoint.received.length;
+          await gw.gateway.provider.fetchUncached('c', { run: String(++runs) }).catch(() => undefined);
+          assert.ok(endpoint.received.length > fetched, 'the token endpoint was asked');
           const seen = upstream.received.length;
           const response = await fetch(`${gw.url}/r/x?q=1`, { method: 'POST', body: 'small' });
           await response.arrayBuffer();
