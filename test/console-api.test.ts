@@ -161,6 +161,25 @@ describe('console admin API', () => {
     }
   });
 
+  it('does not show a connection block with a secret pasted where a secret name belongs', async () => {
+    const original = readFileSync(gw.configFile, 'utf8');
+    const pasted = 'pasted-client-secret-0123456789';
+    const spareSecret = 'tokenUrl: ${TG_TOKEN_URL}\n    clientSecret: { secret: client-secret }';
+    writeFileSync(gw.configFile, original.replace(spareSecret, `tokenUrl: \${TG_TOKEN_URL}\n    clientSecret: ${pasted}`));
+    try {
+      const answer = await send(gw, 'GET', '/connections/spare');
+      assert.equal(answer.status, 422);
+      assert.equal(answer.json.code, 'CONFIG_INVALID');
+      assert.deepEqual(
+        (answer.json.problems as { path: string }[]).map((problem) => problem.path),
+        ['connections.spare.clientSecret'],
+      );
+      assert.ok(!answer.text.includes(pasted));
+    } finally {
+      writeFileSync(gw.configFile, original);
+    }
+  });
+
   it('accepts a valid edit: written with comments kept, applied by reload before the answer, logged as config_edit', async () => {
     const original = readFileSync(gw.configFile, 'utf8');
     const answer = await send(

@@ -87,15 +87,25 @@ export function createConfigApi(state: ConfigApiState): Router {
     const connection = connections[req.params.key];
     if (!Object.hasOwn(connections, req.params.key) || !isObject(connection))
       throw new AdminError('NOT_FOUND', `no connection ${req.params.key.slice(0, 100)} in the config file`);
-    // A valid connection block holds secret *names* only. A key the schema does not know (a secret
-    // pasted in the wrong place since the last load) is not shown: say where it is, nothing more.
-    const unknown = (connectionSchema.safeParse(connection).error?.issues ?? []).flatMap((issue) =>
-      issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [],
+    // A valid connection block holds secret *names* only. A key the schema does not know, or a value
+    // of the wrong type where a name or a block belongs (`clientSecret: s3cr3t`) is a secret pasted
+    // in the wrong place since the last load: it is not shown; say where it is, nothing more. A
+    // missing key, a `${VAR}` (substituted on load) or a value a check refuses hides nothing.
+    const hidden = (connectionSchema.safeParse(connection).error?.issues ?? []).flatMap((issue) =>
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ path: [...issue.path, key], message: 'unknown key' }))
+        : (issue.code === 'invalid_type' || issue.code === 'invalid_union') && mayHoldSecret(valueAt(connection, issue.path))
+          ? [{ path: issue.path, message: issue.message }]
+          : [],
     );
-    if (unknown.length > 0)
-      throw new AdminError('CONFIG_INVALID', 'the connection in the config file has keys tokengate does not know; fix the file', {
-        problems: unknown.map((path) => ({ path: formatPath(['connections', req.params.key, ...path]), message: 'unknown key' })),
-      });
+    if (hidden.length > 0)
+      throw new AdminError(
+        'CONFIG_INVALID',
+        'the connection in the config file has keys or values tokengate does not accept; fix the file',
+        {
+          problems: hidden.map(({ path, message }) => ({ path: formatPath(['connections', req.params.key, ...path]), message })),
+        },
+      );
     res.setHeader('cache-control', 'no-store');
     res.json({ key: req.params.key, connection, version: file.version });
   });
@@ -167,6 +177,21 @@ export function createConfigApi(state: ConfigApiState): Router {
     next(error);
   });
   return api;
+}
+
+/** The value at a zod issue's path inside `value`, or undefined when some step is missing. */
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let at = value;
+  for (const step of path) {
+    if (typeof at !== 'object' || at === null || typeof step === 'symbol' || !Object.hasOwn(at, step)) return undefined;
+    at = (at as Record<string | number, unknown>)[step];
+  }
+  return at;
+}
+
+/** Anything but an absent value or a lone `${VAR}` (which the environment fills in on load). */
+function mayHoldSecret(value: unknown): boolean {
+  return value !== undefined && !(typeof value === 'string' && /^\$\{[^}]*\}$/.test(value));
 }
 
 function connectionsOf(data: Json): Json {
