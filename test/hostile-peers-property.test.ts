@@ -6,15 +6,14 @@
  * carried over), the upstream side a live in-process gateway.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import http from 'node:http';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../src/pipeline/build.js';
 import { GatewayError } from '../src/errors.js';
 import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { startHeadServer, type HeadServer } from './support/hostile.js';
 
 const TOKEN = { connectMs: 200, totalMs: 300, budgetMs: 600, maxAttempts: 2 };
 const RESPONSE_MS = 300;
@@ -79,39 +78,16 @@ const peerAnswer: fc.Arbitrary<PeerAnswer> = fc.record({
 });
 
 /** A raw peer that replays `current` to every request, then ends as told. */
-async function startReplayPeer(): Promise<{ server: Server; port: number; set(answer: PeerAnswer): void; close(): Promise<void> }> {
+async function startReplayPeer(): Promise<HeadServer & { set(answer: PeerAnswer): void }> {
   let current: PeerAnswer = { bytes: 'HTTP/1.1 204 No Content\r\n\r\n', ending: 'end' };
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.once('close', () => sockets.delete(socket));
-    let head = '';
-    const onData = (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      socket.resume();
-      const { bytes, ending } = current;
-      if (ending === 'cut') return void socket.end(bytes.slice(0, Math.max(1, Math.floor(bytes.length / 2))));
-      socket.write(bytes, 'latin1');
-      if (ending === 'end') socket.end();
-      else if (ending === 'reset') setImmediate(() => socket.resetAndDestroy());
-    };
-    socket.on('data', onData);
+  const server = await startHeadServer((socket) => {
+    const { bytes, ending } = current;
+    if (ending === 'cut') return void socket.end(bytes.slice(0, Math.max(1, Math.floor(bytes.length / 2))));
+    socket.write(bytes, 'latin1');
+    if (ending === 'end') socket.end();
+    else if (ending === 'reset') setImmediate(() => socket.resetAndDestroy());
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    set: (answer) => (current = answer),
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
+  return { ...server, set: (answer) => (current = answer) };
 }
 
 /**

@@ -3,11 +3,11 @@
  * upstream is a raw TCP server so it can answer what no HTTP library would write.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import http from 'node:http';
-import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { startHeadServer } from './support/hostile.js';
 
 interface RawUpstream {
   port: number;
@@ -18,33 +18,12 @@ interface RawUpstream {
 
 /** Answers every request by calling `respond` with the socket, once the request head has arrived. */
 async function startRawUpstream(respond: (socket: Socket) => void): Promise<RawUpstream> {
-  const sockets = new Set<Socket>();
   const heads: string[] = [];
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.once('close', () => sockets.delete(socket));
-    let head = '';
-    const onData = (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      heads.push(head.slice(0, head.indexOf('\r\n\r\n')));
-      respond(socket);
-    };
-    socket.on('data', onData);
+  const server = await startHeadServer((socket, head) => {
+    heads.push(head.slice(0, head.indexOf('\r\n\r\n')));
+    respond(socket);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    heads,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
+  return { port: server.port, heads, close: () => server.close() };
 }
 
 interface Answer {

@@ -17,9 +17,18 @@ export interface RawPeer {
   close(): Promise<void>;
 }
 
-export async function startRawPeer(behaviours: Readonly<Record<string, Behaviour>>): Promise<RawPeer> {
+export interface HeadServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A raw TCP server that calls `onHead` once per connection, when the request head (up to its blank
+ * line) has arrived, with the text read so far; whatever arrives after that is read and dropped.
+ */
+export async function startHeadServer(onHead: (socket: Socket, head: string) => void): Promise<HeadServer> {
   const sockets = new Set<Socket>();
-  const counts = new Map<string, number>();
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => undefined);
@@ -29,14 +38,8 @@ export async function startRawPeer(behaviours: Readonly<Record<string, Behaviour
       head += chunk.toString('latin1');
       if (!head.includes('\r\n\r\n')) return;
       socket.off('data', onData);
-      // Whatever else arrives (a request body) is read and dropped.
       socket.resume();
-      const target = head.slice(head.indexOf(' ') + 1, head.indexOf(' ', head.indexOf(' ') + 1));
-      const name = target.split('/')[1] ?? '';
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      const behaviour = behaviours[name];
-      if (behaviour === undefined) socket.destroy();
-      else behaviour(socket, head);
+      onHead(socket, head);
     };
     socket.on('data', onData);
   });
@@ -46,13 +49,25 @@ export async function startRawPeer(behaviours: Readonly<Record<string, Behaviour
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    count: (name) => counts.get(name) ?? 0,
     async close() {
       for (const socket of sockets) socket.destroy();
       server.close();
       await once(server, 'close');
     },
   };
+}
+
+export async function startRawPeer(behaviours: Readonly<Record<string, Behaviour>>): Promise<RawPeer> {
+  const counts = new Map<string, number>();
+  const server = await startHeadServer((socket, head) => {
+    const target = head.slice(head.indexOf(' ') + 1, head.indexOf(' ', head.indexOf(' ') + 1));
+    const name = target.split('/')[1] ?? '';
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+    const behaviour = behaviours[name];
+    if (behaviour === undefined) socket.destroy();
+    else behaviour(socket, head);
+  });
+  return { ...server, count: (name) => counts.get(name) ?? 0 };
 }
 
 /** A JSON answer with Content-Length. */
