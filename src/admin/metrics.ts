@@ -1,5 +1,5 @@
 /**
- * Every metric of SPEC.md, on a registry of our own. Label values are bounded: route names and
+ * Every tokengate metric (docs/observability.md), on a registry of our own. Label values are bounded: route names and
  * connection keys from the config, reason codes from fixed lists; never paths, tokens or client ids.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -47,32 +47,25 @@ const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_
 export class Metrics {
   readonly registry = new Registry();
   #expirySource: () => Map<string, number> = () => new Map();
+  /** The metrics with a route or connection label: forget() drops their series. */
+  readonly #perRouteOrConnection: Array<Counter<string> | Histogram<string>> = [];
 
-  readonly tokenRequests = new Counter({
-    name: 'tokengate_token_requests_total',
-    help: 'Requests sent to token endpoints, by outcome',
-    labelNames: ['connection', 'outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly tokenFailures = new Counter({
-    name: 'tokengate_token_failures_total',
-    help: 'Failed token acquisitions by reason (OAuth error code, http_status, timeout, network, invalid_response, circuit_open)',
-    labelNames: ['connection', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly tokenDuration = new Histogram({
-    name: 'tokengate_token_request_duration_seconds',
-    help: 'Duration of token endpoint requests',
-    labelNames: ['connection'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly cacheLookups = new Counter({
-    name: 'tokengate_token_cache_lookups_total',
-    help: 'Token cache lookups on the request path, by result',
-    labelNames: ['connection', 'result'] as const,
-    registers: [this.registry],
-  });
+  readonly tokenRequests = this.#counter('tokengate_token_requests_total', 'Requests sent to token endpoints, by outcome', [
+    'connection',
+    'outcome',
+  ]);
+  readonly tokenFailures = this.#counter(
+    'tokengate_token_failures_total',
+    'Failed token acquisitions by reason (OAuth error code, http_status, timeout, network, invalid_response, circuit_open)',
+    ['connection', 'reason'],
+  );
+  readonly tokenDuration = this.#histogram('tokengate_token_request_duration_seconds', 'Duration of token endpoint requests', [
+    'connection',
+  ]);
+  readonly cacheLookups = this.#counter('tokengate_token_cache_lookups_total', 'Token cache lookups on the request path, by result', [
+    'connection',
+    'result',
+  ]);
   readonly tokenExpiresIn = new Gauge({
     name: 'tokengate_token_expires_in_seconds',
     help: "Seconds until the soonest expiry among the connection's cached tokens",
@@ -91,66 +84,47 @@ export class Metrics {
         if (Number.isFinite(seconds)) this.tokenExpiresIn.set({ connection }, Math.round(seconds * 1000) / 1000);
     },
   });
-  readonly requests = new Counter({
-    name: 'tokengate_requests_total',
-    help: 'Requests answered, by route, method and status sent to the caller (route="unmatched" for 404s)',
-    labelNames: ['route', 'method', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly requestDuration = new Histogram({
-    name: 'tokengate_request_duration_seconds',
-    help: 'Time from request to response headers sent, by route',
-    labelNames: ['route'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly authFailures = new Counter({
-    name: 'tokengate_auth_failures_total',
-    help: 'Caller requests that could not be authenticated upstream, by route, connection and reason',
-    labelNames: ['route', 'connection', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly upstreamErrors = new Counter({
-    name: 'tokengate_upstream_errors_total',
-    help: 'Upstream failures, by route and reason (unavailable, timeout, reset)',
-    labelNames: ['route', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly configReloads = new Counter({
-    name: 'tokengate_config_reloads_total',
-    help: 'Config reloads, by outcome',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly accessDenied = new Counter({
-    name: 'tokengate_access_denied_total',
-    help: 'Callers refused by the access policy, by route and reason (missing_key, wrong_key, address)',
-    labelNames: ['route', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly dpopNonceRetries = new Counter({
-    name: 'tokengate_dpop_nonce_retries_total',
-    help: 'Requests sent again with a server-provided DPoP nonce (use_dpop_nonce), by connection and server (token_endpoint, upstream)',
-    labelNames: ['connection', 'server'] as const,
-    registers: [this.registry],
-  });
-  readonly dpopProofFailures = new Counter({
-    name: 'tokengate_dpop_proof_failures_total',
-    help: 'DPoP proofs a server refused (invalid_dpop_proof from the token endpoint or the upstream), by connection',
-    labelNames: ['connection'] as const,
-    registers: [this.registry],
-  });
-  readonly traceExportFailures = new Counter({
-    name: 'tokengate_trace_export_failures_total',
-    help: 'Span batches that could not be exported to the OpenTelemetry collector (their spans are dropped)',
-    registers: [this.registry],
-  });
-  readonly cacheErrors = new Counter({
-    name: 'tokengate_cache_errors_total',
-    help: 'Shared token cache (Redis) calls that failed, by operation',
-    labelNames: ['operation'] as const,
-    registers: [this.registry],
-  });
+  readonly requests = this.#counter(
+    'tokengate_requests_total',
+    'Requests answered, by route, method and status sent to the caller (route="unmatched" for 404s)',
+    ['route', 'method', 'code'],
+  );
+  readonly requestDuration = this.#histogram('tokengate_request_duration_seconds', 'Time from request to response headers sent, by route', [
+    'route',
+  ]);
+  readonly authFailures = this.#counter(
+    'tokengate_auth_failures_total',
+    'Caller requests that could not be authenticated upstream, by route, connection and reason',
+    ['route', 'connection', 'reason'],
+  );
+  readonly upstreamErrors = this.#counter(
+    'tokengate_upstream_errors_total',
+    'Upstream failures, by route and reason (unavailable, timeout, reset)',
+    ['route', 'reason'],
+  );
+  readonly configReloads = this.#counter('tokengate_config_reloads_total', 'Config reloads, by outcome', ['outcome']);
+  readonly accessDenied = this.#counter(
+    'tokengate_access_denied_total',
+    'Callers refused by the access policy, by route and reason (missing_key, wrong_key, address)',
+    ['route', 'reason'],
+  );
+  readonly dpopNonceRetries = this.#counter(
+    'tokengate_dpop_nonce_retries_total',
+    'Requests sent again with a server-provided DPoP nonce (use_dpop_nonce), by connection and server (token_endpoint, upstream)',
+    ['connection', 'server'],
+  );
+  readonly dpopProofFailures = this.#counter(
+    'tokengate_dpop_proof_failures_total',
+    'DPoP proofs a server refused (invalid_dpop_proof from the token endpoint or the upstream), by connection',
+    ['connection'],
+  );
+  readonly traceExportFailures = this.#counter(
+    'tokengate_trace_export_failures_total',
+    'Span batches that could not be exported to the OpenTelemetry collector (their spans are dropped)',
+  );
+  readonly cacheErrors = this.#counter('tokengate_cache_errors_total', 'Shared token cache (Redis) calls that failed, by operation', [
+    'operation',
+  ]);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tokengate_' });
@@ -189,20 +163,7 @@ export class Metrics {
    */
   async forget(routes: ReadonlySet<string>, connections: ReadonlySet<string>): Promise<void> {
     if (routes.size === 0 && connections.size === 0) return;
-    const labelled: Array<Counter<string> | Histogram<string>> = [
-      this.tokenRequests,
-      this.tokenFailures,
-      this.tokenDuration,
-      this.cacheLookups,
-      this.requests,
-      this.requestDuration,
-      this.authFailures,
-      this.upstreamErrors,
-      this.accessDenied,
-      this.dpopNonceRetries,
-      this.dpopProofFailures,
-    ];
-    for (const metric of labelled) {
+    for (const metric of this.#perRouteOrConnection) {
       const removed = new Set<string>();
       for (const { labels } of (await metric.get()).values) {
         const gone =
@@ -217,6 +178,19 @@ export class Metrics {
         metric.remove(series);
       }
     }
+  }
+
+  #counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return this.#track(new Counter({ name, help, labelNames, registers: [this.registry] }), labelNames);
+  }
+
+  #histogram<L extends string>(name: string, help: string, labelNames: readonly L[]): Histogram<L> {
+    return this.#track(new Histogram({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers: [this.registry] }), labelNames);
+  }
+
+  #track<M extends Counter<string> | Histogram<string>>(metric: M, labelNames: readonly string[]): M {
+    if (labelNames.includes('route') || labelNames.includes('connection')) this.#perRouteOrConnection.push(metric);
+    return metric;
   }
 
   /** Where the expiry gauge reads from at scrape time (no per-request cost). */
