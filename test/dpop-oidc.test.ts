@@ -66,21 +66,29 @@ async function connectionInfo(gw: TestGateway): Promise<Record<string, unknown>>
   return body.connections.find((c) => c.connection === 'bound')!;
 }
 
+/** oidc-provider with DPoP on and a resource server that verifies every proof, nonces required by both or by neither. */
+async function startPeers(nonces: boolean): Promise<{ oidc: OidcServer; rs: DpopResourceServer }> {
+  const oidc = await startOidcProvider([CLIENT], { features: dpopFeature(nonces) });
+  const rs = await startDpopResourceServer({ introspect: (token) => oidc.introspect(token), requireNonce: nonces });
+  return { oidc, rs };
+}
+
+async function stopAll(gw: TestGateway, rs: DpopResourceServer, oidc: OidcServer): Promise<void> {
+  await gw.stop();
+  await rs.close();
+  await oidc.close();
+}
+
 describe('DPoP against oidc-provider, no nonces', () => {
   let oidc: OidcServer;
   let rs: DpopResourceServer;
   let gw: TestGateway;
 
   before(async () => {
-    oidc = await startOidcProvider([CLIENT], { features: dpopFeature(false) });
-    rs = await startDpopResourceServer({ introspect: (token) => oidc.introspect(token) });
+    ({ oidc, rs } = await startPeers(false));
     gw = await startGateway(gatewayYaml(oidc.tokenUrl, rs.url), { env });
   });
-  after(async () => {
-    await gw.stop();
-    await rs.close();
-    await oidc.close();
-  });
+  after(() => stopAll(gw, rs, oidc));
 
   it('reaches a DPoP-only upstream with a token bound to the generated key (cnf.jkt = the thumbprint in /connections)', async () => {
     const response = await fetch(`${gw.url}/api/orders/7?full=yes`);
@@ -171,15 +179,10 @@ describe('DPoP with nonces required by the authorization server and the upstream
   let gw: TestGateway;
 
   before(async () => {
-    oidc = await startOidcProvider([CLIENT], { features: dpopFeature(true) });
-    rs = await startDpopResourceServer({ introspect: (token) => oidc.introspect(token), requireNonce: true });
+    ({ oidc, rs } = await startPeers(true));
     gw = await startGateway(gatewayYaml(oidc.tokenUrl, rs.url), { env });
   });
-  after(async () => {
-    await gw.stop();
-    await rs.close();
-    await oidc.close();
-  });
+  after(() => stopAll(gw, rs, oidc));
 
   it('answers use_dpop_nonce from both with one retry each, then sends the nonces from the start', async () => {
     const response = await fetch(`${gw.url}/api/orders/1`);
@@ -248,8 +251,7 @@ describe('DPoP in every algorithm family', () => {
   let gw: TestGateway;
 
   before(async () => {
-    oidc = await startOidcProvider([CLIENT], { features: dpopFeature(true) });
-    rs = await startDpopResourceServer({ introspect: (token) => oidc.introspect(token), requireNonce: true });
+    ({ oidc, rs } = await startPeers(true));
     const files: Record<string, string> = {};
     const secrets = families.map((f) => `  ${f.name}-key: { file: ${f.name}.key }`).join('\n');
     const connections = families
@@ -284,11 +286,7 @@ ${routes}
       { env, files },
     );
   });
-  after(async () => {
-    await gw.stop();
-    await rs.close();
-    await oidc.close();
-  });
+  after(() => stopAll(gw, rs, oidc));
 
   for (const family of families) {
     it(`${family.algorithm}: a key from a secret binds the token and signs proofs the resource server accepts`, async () => {
