@@ -13,8 +13,7 @@ export type AdminErrorCode =
   | 'CONFIG_CHANGED'
   | 'CONNECTION_IN_USE'
   | 'NOT_FOUND'
-  | 'BAD_REQUEST'
-  | 'INTERNAL_ERROR';
+  | 'BAD_REQUEST';
 
 const STATUS: Record<AdminErrorCode, number> = {
   ADMIN_AUTH_REQUIRED: 401,
@@ -25,7 +24,6 @@ const STATUS: Record<AdminErrorCode, number> = {
   CONNECTION_IN_USE: 409,
   NOT_FOUND: 404,
   BAD_REQUEST: 400,
-  INTERNAL_ERROR: 500,
 };
 
 const TITLE: Record<AdminErrorCode, string> = {
@@ -37,7 +35,6 @@ const TITLE: Record<AdminErrorCode, string> = {
   CONNECTION_IN_USE: 'Routes still use this connection',
   NOT_FOUND: 'Not found',
   BAD_REQUEST: 'Bad request',
-  INTERNAL_ERROR: 'Internal error',
 };
 
 export interface AdminProblemExtras {
