@@ -28,7 +28,7 @@ const STATUS: Record<GatewayErrorCode, number> = {
 
 /**
  * RFC 9110 §10.2.3: the Retry-After a 503 carries when neither the token endpoint nor the circuit
- * says more (SPEC: TOKEN_ENDPOINT_UNAVAILABLE always has one).
+ * says more (TOKEN_ENDPOINT_UNAVAILABLE always has one, docs/errors.md).
  */
 export const DEFAULT_RETRY_AFTER_S = 1;
 

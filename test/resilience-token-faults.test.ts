@@ -1,6 +1,6 @@
 /**
- * Every way a token endpoint can fail, through the gateway: each answers with its SPEC error code
- * (or succeeds after a retry) inside the retry budget, with a bounded number of token requests.
+ * Every way a token endpoint can fail, through the gateway: each answers with its error code of
+ * docs/errors.md (or succeeds after a retry) inside the retry budget, with a bounded number of token requests.
  */
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';

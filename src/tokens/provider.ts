@@ -365,7 +365,7 @@ export class TokenProvider {
     }
   }
 
-  /** SPEC: TOKEN_ENDPOINT_UNAVAILABLE carries a Retry-After: the server's, else the circuit's, else a default. */
+  /** TOKEN_ENDPOINT_UNAVAILABLE always carries a Retry-After (docs/errors.md): the server's, else the circuit's, else a default. */
   #withRetryAfter(error: TokenError, connection: string): TokenError {
     if (error.code !== 'TOKEN_ENDPOINT_UNAVAILABLE' || error.retryAfter !== undefined) return error;
     const openUntil = this.#circuits.openUntil(connection);

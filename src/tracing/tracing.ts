@@ -21,7 +21,7 @@ import { redactAbsoluteUrl } from './redact.js';
 import { RequestTrace } from './request-trace.js';
 import type { TracingSettings } from './settings.js';
 
-/** SPEC: spans are exported at most 5 s apart; a second keeps traces close to live. */
+/** Spans are exported at most 5 s apart (docs/tracing.md); a second keeps traces close to live. */
 export const EXPORT_INTERVAL_MS = 1_000;
 /** One export (one POST, the exporter's retries included) may take this long before it is given up. */
 export const EXPORT_TIMEOUT_MS = 5_000;

@@ -42,7 +42,7 @@ export class DpopSigner {
   proof(htm: string, origin: string, path: string, ath?: string): string {
     const nonce = this.nonces.get(origin);
     const claims: Record<string, string | number> = {
-      // RFC 9449 §4.2: enough entropy that a jti never repeats (SPEC: >= 96 bits). A v4 UUID has 122
+      // RFC 9449 §4.2: enough entropy that a jti never repeats (at least 96 random bits). A v4 UUID has 122
       // random bits, and node hands them out from a pre-filled pool: a per-call randomBytes() showed
       // up in the gateway's profile.
       jti: randomUUID(),
