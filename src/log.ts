@@ -16,6 +16,8 @@ const SENSITIVE = new Set([
   'client_assertion',
   'access_token',
   'refresh_token',
+  // RFC 9449 §4.1: the DPoP header carries a proof, bound to the access token it travels with.
+  'dpop',
   DEFAULT_ACCESS_HEADER.toLowerCase(),
 ]);
 

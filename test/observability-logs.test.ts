@@ -123,6 +123,14 @@ describe('log redaction', () => {
     assert.deepEqual(line!.tokens, [{ access_token: '[redacted]' }]);
   });
 
+  it('redacts a DPoP proof header (RFC 9449) in headers logged from a request', () => {
+    const { log, lines, text } = capture();
+    const proof = 'eyJ0eXAiOiJkcG9wK2p3dCJ9.proof-claims.proof-signature';
+    log.info({ headers: { DPoP: proof, accept: 'application/json' } });
+    assert.ok(!text().includes(proof), 'the DPoP proof was logged');
+    assert.deepEqual(lines()[0]!.headers, { DPoP: '[redacted]', accept: 'application/json' });
+  });
+
   it('keeps the rest of the line, the logged objects untouched, and survives frozen objects, errors and cycles', () => {
     const { log, lines, text } = capture();
     const frozen = Object.freeze({ client_secret: 'V-frozen', keep: 1 });
