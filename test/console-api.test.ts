@@ -180,6 +180,19 @@ describe('console admin API', () => {
     }
   });
 
+  it('reads a file with an alias that has no anchor (an unquoted secret starting with *) without echoing it', async () => {
+    const original = readFileSync(gw.configFile, 'utf8');
+    const pasted = 'pasted-alias-secret-0123456789';
+    writeFileSync(gw.configFile, original.replace('secrets:\n', `secrets:\n  stray: { value: *${pasted} }\n`));
+    try {
+      const answers = await Promise.all(['/console/state', '/routes', '/connections/spare'].map((path) => send(gw, 'GET', path)));
+      for (const answer of answers) assert.ok(answer.status < 500, `${answer.status} ${answer.text}`);
+      assert.ok(![...answers.map((answer) => answer.text), gw.logText()].join().includes(pasted));
+    } finally {
+      writeFileSync(gw.configFile, original);
+    }
+  });
+
   it('accepts a valid edit: written with comments kept, applied by reload before the answer, logged as config_edit', async () => {
     const original = readFileSync(gw.configFile, 'utf8');
     const answer = await send(

@@ -69,7 +69,7 @@ export class ConfigEditor {
   read(): ConfigFileState {
     const text = readFileSync(this.file, 'utf8');
     const doc = parseDocument(text, { uniqueKeys: false });
-    const data = doc.errors.length === 0 ? (doc.toJS({ maxAliasCount: 100 }) as unknown) : undefined;
+    const data = doc.errors.length === 0 ? plainData(doc) : undefined;
     return {
       text,
       version: configVersion(text),
@@ -120,6 +120,19 @@ export class ConfigEditor {
     }
     this.options.log.info({ event: 'config_edit', ...record, file: this.options.file }, `config edited: ${record.action}`);
     return { version: configVersion(candidate) };
+  }
+}
+
+/**
+ * The document as plain data, or undefined when it cannot be: yaml throws for an alias without an
+ * anchor, quoting the alias, which may be an unquoted secret that starts with `*`. The message
+ * would reach the admin error log; the pipeline reports such a file by position instead.
+ */
+function plainData(doc: Document): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch {
+    return undefined;
   }
 }
 
