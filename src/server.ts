@@ -235,7 +235,9 @@ export class Gateway {
    * untouched and is a refused reload: counted, logged at its file and key path, never thrown.
    */
   reload(): Promise<ReloadResult> {
-    const next = this.#reloads.then(() => this.#reloadOnce());
+    // The SIGHUP handler and the file watcher drop the promise: whatever escapes #reloadOnce (a
+    // logger that throws, say) is a failed reload too, and the queue never holds a rejection.
+    const next = this.#reloads.then(() => this.#reloadOnce()).catch((error: unknown) => this.#failed(error));
     this.#reloads = next;
     return next;
   }
