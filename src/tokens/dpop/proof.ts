@@ -12,11 +12,6 @@ export function accessTokenHash(accessToken: string): string {
   return createHash('sha256').update(accessToken).digest('base64url');
 }
 
-/** `htu` (RFC 9449 §4.2): the request URL without query and fragment. */
-export function htuOf(url: URL): string {
-  return `${url.origin}${url.pathname}`;
-}
-
 /** What a connection with `dpop:` signs with: its key, and the nonces the servers it talks to handed out. */
 export class DpopSigner {
   readonly key: DpopKey;
