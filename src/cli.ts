@@ -47,7 +47,14 @@ async function serve(args: string[]): Promise<number> {
   return new Promise((done) => {
     const stop = (signal: string) => {
       log.info({ event: 'signal', signal }, `${signal}: shutting down`);
-      void started.stop().then(() => done(0));
+      // A shutdown step that fails (Redis, the trace exporter) is logged; the process still exits, with 1.
+      started.stop().then(
+        () => done(0),
+        (error: unknown) => {
+          log.error({ event: 'shutdown_failed', err: error }, 'shutdown did not complete cleanly');
+          done(1);
+        },
+      );
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
