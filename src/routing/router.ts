@@ -1,8 +1,10 @@
 /**
- * Routes compiled once per config; `match` is pure and allocation-free. Routes are tried in
- * order and the first match wins.
+ * Routes compiled once per config; `match` is pure. Routes are tried in order and the first match
+ * wins, but a match does not try them one by one: an index by host and by path prefix finds the
+ * few routes that can match a path, and the lowest-ordered of those that do is the answer. A match
+ * costs the same with 10,000 routes as with 10.
  */
-import type { Route } from '../config/load.js';
+import type { Route } from '../config/types.js';
 
 export interface CompiledMatch<T> {
   readonly route: Route;
@@ -11,9 +13,66 @@ export interface CompiledMatch<T> {
 }
 
 interface Entry<T> extends CompiledMatch<T> {
+  /** The route's position in the config: the lower wins. */
+  readonly order: number;
   readonly prefix: string;
   readonly methods: ReadonlySet<string> | undefined;
   readonly host: string | undefined;
+}
+
+/**
+ * Routes by exact pathPrefix, each list in config order. A normalised prefix is `/` or non-empty
+ * segments joined by `/`, so the prefixes a path can match are the path cut at each `/` (and the
+ * whole path): one map look-up per segment of the path, never one per route.
+ */
+class PrefixIndex<T> {
+  readonly #byPrefix = new Map<string, Entry<T>[]>();
+  /** Matching never looks deeper than the longest prefix: a long path costs no more than that. */
+  #maxLength = 0;
+
+  add(entry: Entry<T>): void {
+    let list = this.#byPrefix.get(entry.prefix);
+    if (list === undefined) this.#byPrefix.set(entry.prefix, (list = []));
+    // A route behind others with the same prefix and host that accept all of its methods can never
+    // win: leaving it out keeps each list as short as the number of distinct method filters.
+    if (shadowed(list, entry.methods)) return;
+    list.push(entry);
+    if (entry.prefix.length > this.#maxLength) this.#maxLength = entry.prefix.length;
+  }
+
+  /** The lowest-ordered entry whose prefix matches `path` and that accepts `method`, below `best`. */
+  match(method: string, path: string, best: Entry<T> | undefined): Entry<T> | undefined {
+    best = firstAccepting(this.#byPrefix.get('/'), method, best);
+    if (path.charCodeAt(0) !== 47 /* / */) return best;
+    const end = Math.min(path.length, this.#maxLength);
+    for (let slash = path.indexOf('/', 1); ; slash = path.indexOf('/', slash + 1)) {
+      // prefixMatches: the prefix is the whole path, or the path continues with a `/`.
+      const cut = slash < 0 || slash > end ? end : slash;
+      if (cut === path.length || path.charCodeAt(cut) === 47) best = firstAccepting(this.#byPrefix.get(path.slice(0, cut)), method, best);
+      if (slash < 0 || slash >= end) return best;
+    }
+  }
+}
+
+function shadowed<T>(list: readonly Entry<T>[], methods: ReadonlySet<string> | undefined): boolean {
+  const covered = new Set<string>();
+  for (const earlier of list) {
+    if (earlier.methods === undefined) return true;
+    for (const method of earlier.methods) covered.add(method);
+  }
+  if (methods === undefined || list.length === 0) return false;
+  for (const method of methods) if (!covered.has(method)) return false;
+  return true;
+}
+
+/** The first entry of `list` (config order) that accepts `method`, if it comes before `best`. */
+function firstAccepting<T>(list: readonly Entry<T>[] | undefined, method: string, best: Entry<T> | undefined): Entry<T> | undefined {
+  if (list === undefined) return best;
+  for (const entry of list) {
+    if (best !== undefined && entry.order >= best.order) return best;
+    if (entry.methods === undefined || entry.methods.has(method)) return entry;
+  }
+  return best;
 }
 
 /** `Host` header → lower-case host name without port (`[::1]:8080` → `[::1]`). */
@@ -31,25 +90,35 @@ export function prefixMatches(prefix: string, path: string): boolean {
 
 export class Router<T> {
   readonly #entries: readonly Entry<T>[];
+  /** Routes without a host filter. */
+  readonly #anyHost = new PrefixIndex<T>();
+  /** Routes with one, by that host (lower case). */
+  readonly #byHost = new Map<string, PrefixIndex<T>>();
 
   constructor(routes: readonly Route[], attach: (route: Route) => T) {
-    this.#entries = routes.map((route) => ({
+    this.#entries = routes.map((route, order) => ({
       route,
       data: attach(route),
+      order,
       prefix: route.match.pathPrefix,
       methods: route.match.methods === undefined ? undefined : new Set(route.match.methods),
       host: route.match.host?.toLowerCase(),
     }));
+    for (const entry of this.#entries) {
+      let index = this.#anyHost;
+      if (entry.host !== undefined) {
+        index = this.#byHost.get(entry.host) ?? new PrefixIndex<T>();
+        this.#byHost.set(entry.host, index);
+      }
+      index.add(entry);
+    }
   }
 
   /** `path` must already be normalised (routing/path.ts); `host` as from hostName(). */
   match(method: string, host: string | undefined, path: string): CompiledMatch<T> | undefined {
-    for (const entry of this.#entries) {
-      if (entry.methods !== undefined && !entry.methods.has(method)) continue;
-      if (entry.host !== undefined && entry.host !== host) continue;
-      if (prefixMatches(entry.prefix, path)) return entry;
-    }
-    return undefined;
+    const best = this.#anyHost.match(method, path, undefined);
+    const byHost = host === undefined ? undefined : this.#byHost.get(host);
+    return byHost === undefined ? best : byHost.match(method, path, best);
   }
 
   get routes(): readonly CompiledMatch<T>[] {
