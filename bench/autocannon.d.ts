@@ -10,6 +10,8 @@ declare module 'autocannon' {
     overallRate?: number;
     timeout?: number;
     headers?: Record<string, string>;
+    /** Each connection sends these in turn, over and over. */
+    requests?: Array<{ method?: string; path?: string }>;
   }
 
   interface Histogram {
@@ -21,6 +23,8 @@ declare module 'autocannon' {
 
   interface Result {
     requests: Histogram & { total: number };
+    /** Bytes read from the server (headers and bodies). */
+    throughput: Histogram & { total: number };
     latency: Histogram;
     duration: number;
     errors: number;

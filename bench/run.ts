@@ -10,16 +10,19 @@
  *                               the load generator and upstream get CPU 0, each server CPU 1)
  *
  * Every server runs in its own process; autocannon drives them from this one, interleaved. Beside
- * the gateway and the bare http-proxy baseline: direct to the upstream, a bare node http.request
- * forwarder (the engine tokengate forwards with, doing nothing else), nginx (when installed), and
- * the gateway again with its access log off, which prices the log line.
+ * the gateway and the bare http-proxy baseline: direct to the upstream, two bare forwarders doing
+ * nothing else, one on node's http.request and one on an undici Pool (the engine tokengate
+ * forwards with), nginx (when installed), and the gateway again with its access log off, which
+ * prices the log line.
+ *
+ *   npm run bench -- --curves   scaling curves instead (a few minutes; see bench/curves.ts)
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { STATIC_AUTHORIZATION } from './peers/announce.js';
+import { runCurves } from './curves.js';
+import { hasNginx, startNginx } from './nginx.js';
 import { measurePeek, type PeekResult } from './peek.js';
 import {
   burst,
@@ -116,39 +119,6 @@ routes:
     stripPrefix: true
     auth: { type: client-connection, connection: bench }
 `;
-}
-
-function nginxConf(prefix: string, port: number, upstreamPort: number): string {
-  return `worker_processes 1;
-daemon off;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${prefix}/body;
-  proxy_temp_path ${prefix}/proxy;
-  upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 256; }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://bench;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "${STATIC_AUTHORIZATION}";
-    }
-  }
-}
-`;
-}
-
-function hasNginx(): boolean {
-  try {
-    execFileSync('nginx', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function tokenRequests(tokenEndpoint: Peer): Promise<number> {
@@ -251,30 +221,20 @@ async function main(): Promise<number> {
     // --profile: CPU profiles of the gateway and of its baseline, to compare where the time goes.
     const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', RESULTS] : [];
     if (profile) mkdirSync(RESULTS, { recursive: true });
-    const [baseline, forwarder] = await Promise.all([
+    const [baseline, forwarder, undiciForwarder] = await Promise.all([
       forkPeer('http-proxy', join(PEERS, 'baseline.ts'), [String(upstream.port)], nodeArgs, PINNING?.server),
       quick ? undefined : forkPeer('node http forwarder', join(PEERS, 'forwarder.ts'), [String(upstream.port)], [], PINNING?.server),
+      quick ? undefined : forkPeer('undici forwarder', join(PEERS, 'undici-forwarder.ts'), [String(upstream.port)], [], PINNING?.server),
     ]);
     peers.push(baseline);
     if (forwarder !== undefined) peers.push(forwarder);
+    if (undiciForwarder !== undefined) peers.push(undiciForwarder);
 
     let nginx: Peer | undefined;
     if (quick) {
       // nothing: the smoke test needs only the gateway and its baseline
     } else if (hasNginx()) {
-      const port = await freePort();
-      const prefix = join(work, 'nginx');
-      mkdirSync(prefix);
-      writeFileSync(join(prefix, 'nginx.conf'), nginxConf(prefix, port, upstream.port));
-      nginx = await spawnServer(
-        'nginx',
-        'nginx',
-        ['-p', prefix, '-c', join(prefix, 'nginx.conf')],
-        port,
-        `http://127.0.0.1:${port}${PATH}`,
-        'ignore',
-        PINNING?.server,
-      );
+      nginx = await startNginx(work, upstream.port);
       peers.push(nginx);
     } else {
       log('note: nginx is not installed; its row is skipped');
@@ -322,6 +282,7 @@ async function main(): Promise<number> {
     const targets: Target[] = [
       { name: 'direct (node upstream)', url: `${upstream.url}${PATH}`, peer: upstream },
       ...(forwarder === undefined ? [] : [{ name: 'node http forwarder', url: `${forwarder.url}${PATH}`, peer: forwarder }]),
+      ...(undiciForwarder === undefined ? [] : [{ name: 'undici forwarder', url: `${undiciForwarder.url}${PATH}`, peer: undiciForwarder }]),
       ...(nginx === undefined ? [] : [{ name: 'nginx', url: `${nginx.url}${PATH}`, peer: nginx }]),
       { name: BASELINE, url: `${baseline.url}${PATH}`, peer: baseline },
       { name: GATEWAY, url: `${gateway.url}/api${PATH}`, peer: gateway },
@@ -411,7 +372,7 @@ async function main(): Promise<number> {
     if (tokens !== gateways) failures.push(`the gateways made ${tokens} token requests, expected exactly ${gateways} (one each)`);
 
     for (const peer of peers.splice(0).reverse()) await peer.stop();
-    const peek: PeekResult | undefined = PLAN.peek ? await measurePeek() : undefined;
+    const peek: PeekResult[] | undefined = PLAN.peek ? await measurePeek() : undefined;
     const endedLoad = loadavg();
 
     log('');
@@ -436,8 +397,8 @@ async function main(): Promise<number> {
     if (slices !== undefined) {
       const sorted = [...slices.requestRatios].sort((a, b) => a - b);
       log(
-        `tokengate / http-proxy baseline: ${fmt(median(slices.requestRatios))} of its req/s (target ≥ 0.90; middle half of the ${slices.pairs} pairs of ${slices.seconds} s: ` +
-          `${fmt(percentile(sorted, 0.25))}–${fmt(percentile(sorted, 0.75))}), ${fmt(median(slices.cpuRatios))} × its CPU per request`,
+        `tokengate / http-proxy baseline: ${fmt(median(slices.requestRatios))} of its req/s (target ≥ 1.10; middle half of the ${slices.pairs} pairs of ${slices.seconds} s: ` +
+          `${fmt(percentile(sorted, 0.25))}–${fmt(percentile(sorted, 0.75))}), ${fmt(median(slices.cpuRatios))} × its CPU per request (target ≤ 1.00)`,
       );
     }
     if (!quick)
@@ -445,6 +406,19 @@ async function main(): Promise<number> {
         `  in the rounds above:          ${fmt(ratios.gatewayToBaseline)} of its req/s, ${fmt(ratios.cpuGatewayToBaseline)} × its CPU per request (medians of the ${PLAN.rounds} per-round ratios)`,
       );
     if (!quick) log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)} of its req/s`);
+    const nginxSummary = summaries.find((s) => s.name === 'nginx');
+    if (nginxSummary !== undefined)
+      log(
+        `tokengate / nginx:               ${fmt(pairedRatio(gw, nginxSummary, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(gw, nginxSummary, (r) => r.cpuMicrosPerRequest))} × its CPU per request (medians of the per-round ratios)`,
+      );
+    else if (!quick) log('tokengate / nginx:               - (nginx is not installed)');
+    const nodeForwarder = summaries.find((s) => s.name === 'node http forwarder');
+    const undiciSummary = summaries.find((s) => s.name === 'undici forwarder');
+    if (nodeForwarder !== undefined && undiciSummary !== undefined)
+      log(
+        `undici forwarder / node http forwarder: ${fmt(pairedRatio(undiciSummary, nodeForwarder, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(undiciSummary, nodeForwarder, (r) => r.cpuMicrosPerRequest))} × its CPU per request; ` +
+          `over the baseline: undici ${fmt(pairedRatio(undiciSummary, base, (r) => r.requestsPerSecond))}, node ${fmt(pairedRatio(nodeForwarder, base, (r) => r.requestsPerSecond))} of its req/s`,
+      );
     const quietSummary = summaries.find((s) => s.name === 'tokengate, no access log');
     if (quietSummary !== undefined) {
       const lineCost = median(gw.rounds.map((r, i) => r.cpuMicrosPerRequest - quietSummary.rounds[i]!.cpuMicrosPerRequest));
@@ -460,7 +434,7 @@ async function main(): Promise<number> {
     if (fixedRate !== undefined) {
       log(
         `fixed rate ${fixedRate.rate} req/s (${FIXED_RATE_SHARE * 100} % of the baseline's peak, autocannon overallRate): p99 baseline ${fmt(fixedRate.baselineP99Ms)} ms, tokengate ${fmt(fixedRate.gatewayP99Ms)} ms; ` +
-          `added ${fmt(fixedRate.addedP99Ms)} ms (target ≤ 1 ms; middle half of the ${FIXED_RATE_ROUNDS} pairs of ${FIXED_RATE_S} s: ${fmt(fixedRate.addedP99MsRange[0])}–${fmt(fixedRate.addedP99MsRange[1])})`,
+          `added ${fmt(fixedRate.addedP99Ms)} ms (target ≤ 0.5 ms; middle half of the ${FIXED_RATE_ROUNDS} pairs of ${FIXED_RATE_S} s: ${fmt(fixedRate.addedP99MsRange[0])}–${fmt(fixedRate.addedP99MsRange[1])})`,
       );
     }
     if (memory !== undefined) {
@@ -468,9 +442,9 @@ async function main(): Promise<number> {
         `tokengate RSS over ${memory.requests} requests: ${fmt(memory.beforeMiB, 1)} MiB before; median ${fmt(memory.firstQuarterMiB, 1)} MiB in the first quarter, ${fmt(memory.lastQuarterMiB, 1)} MiB in the last: growth ${fmt(memory.growthMiB, 1)} MiB (target ≤ 10); peak ${fmt(memory.peakMiB, 1)} MiB, ${fmt(memory.afterMiB, 1)} MiB after (steady target < 120)`,
       );
     }
-    if (peek !== undefined) {
+    for (const result of peek ?? []) {
       log(
-        `TokenProvider.peek with ${peek.cachedTokens} cached tokens (1,000 connections × 10 param sets): ${fmt(peek.nsPerPeek, 0)} ns per lookup (a plain Map.get: ${fmt(peek.nsPerMapGet, 0)} ns)`,
+        `TokenProvider.peek with ${result.cachedTokens} cached tokens (${result.connections} connection(s) × 10 param sets): ${fmt(result.nsPerPeek, 0)} ns per lookup (a plain Map.get: ${fmt(result.nsPerMapGet, 0)} ns)`,
       );
     }
     log(
@@ -513,4 +487,4 @@ async function main(): Promise<number> {
   return failures.length === 0 ? 0 : 1;
 }
 
-process.exitCode = await main();
+process.exitCode = process.argv.includes('--curves') ? await runCurves() : await main();

@@ -132,7 +132,7 @@ export function freePort(): Promise<number> {
 
 const probeAgent = new http.Agent({ keepAlive: false });
 
-function getStatus(url: string): Promise<number> {
+export function getStatus(url: string): Promise<number> {
   return new Promise((done, fail) => {
     http
       .get(url, { agent: probeAgent }, (res) => {
@@ -166,15 +166,34 @@ export function rssBytes(pid: number): number {
   return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) * 1024;
 }
 
-/** CPU time (user + system) a process has used so far, in seconds, from /proc (NaN elsewhere). */
+/**
+ * CPU time (user + system) a process and the processes it started (nginx's worker) have used so
+ * far, in seconds, from /proc (NaN elsewhere).
+ */
 export function cpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+    let seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+    for (const child of childPids(pid)) {
+      const more = cpuSeconds(child);
+      if (Number.isFinite(more)) seconds += more;
+    }
+    return seconds;
   } catch {
     return Number.NaN;
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(' ')
+      .filter((text) => text !== '')
+      .map(Number);
+  } catch {
+    return [];
   }
 }
 
@@ -186,6 +205,10 @@ export interface LoadOptions {
   readonly duration?: number;
   readonly amount?: number;
   readonly overallRate?: number;
+  /** Concurrent connections [CONNECTIONS]. */
+  readonly connections?: number;
+  /** Paths each connection requests in turn (on the url's origin), instead of the url's own. */
+  readonly paths?: readonly string[];
   /** The serving process, whose CPU time per request is measured. */
   readonly pid?: number;
 }
@@ -195,6 +218,8 @@ export interface LoadResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly requests: number;
+  /** Bytes read from the server per second, headers and bodies. */
+  readonly bytesPerSecond: number;
   /** Connection errors, time-outs and non-2xx answers. */
   readonly errors: number;
   /**
@@ -210,10 +235,11 @@ export interface LoadResult {
  */
 export function load(options: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = [];
-  const { pid, ...run } = options;
+  const { pid, paths, ...run } = options;
   const cpuBefore = pid === undefined ? Number.NaN : cpuSeconds(pid);
+  const requests = paths?.map((path) => ({ method: 'GET', path }));
   return new Promise((done, fail) => {
-    const instance = autocannon({ connections: CONNECTIONS, timeout: 10, ...run }, (error, result) => {
+    const instance = autocannon({ connections: CONNECTIONS, timeout: 10, ...run, ...(requests && { requests }) }, (error, result) => {
       if (error !== null) return fail(error);
       const cpu = pid === undefined ? Number.NaN : cpuSeconds(pid) - cpuBefore;
       latencies.sort((a, b) => a - b);
@@ -222,6 +248,7 @@ export function load(options: LoadOptions): Promise<LoadResult> {
         p50Ms: percentile(latencies, 0.5),
         p99Ms: percentile(latencies, 0.99),
         requests: result.requests.total,
+        bytesPerSecond: result.throughput.total / result.duration,
         errors: result.errors + result.timeouts + result.non2xx,
         cpuMicrosPerRequest: (cpu * 1e6) / result.requests.total,
       });
