@@ -144,7 +144,16 @@ async function measure(curve: string, x: string, targets: readonly Target[], con
   });
 }
 
-export async function runCurves(): Promise<number> {
+const CURVES = ['routes', 'connections', 'size', 'concurrency'] as const;
+
+/** Runs `only` those curves (all when undefined). */
+export async function runCurves(only?: readonly string[]): Promise<number> {
+  const unknown = only?.filter((name) => !(CURVES as readonly string[]).includes(name)) ?? [];
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown curve(s) ${unknown.join(', ')}: choose from ${CURVES.join(', ')}\n`);
+    return 2;
+  }
+  const wanted = (name: (typeof CURVES)[number]) => only === undefined || only.includes(name);
   const work = mkdtempSync(join(tmpdir(), 'tokengate-curves-'));
   const peers: Peer[] = [];
   const failures: string[] = [];
@@ -180,8 +189,8 @@ export async function runCurves(): Promise<number> {
       }
     };
 
-    log('routes (the matching route is the last one):');
-    for (const routes of ROUTE_COUNTS) {
+    if (wanted('routes')) log('routes (the matching route is the last one):');
+    for (const routes of wanted('routes') ? ROUTE_COUNTS : []) {
       const gateway = await startGateway(routes - 1, 1);
       const nginx = nginxInstalled ? await startNginx(work, upstream.port, routes - 1) : undefined;
       const targets: Target[] = [{ name: 'tokengate', peer: gateway, paths: [`/api${PATH}`] }];
@@ -193,8 +202,8 @@ export async function runCurves(): Promise<number> {
       );
     }
 
-    log('OAuth connections (a route each; requests cycle over the routes):');
-    for (const connections of CONNECTION_COUNTS) {
+    if (wanted('connections')) log('OAuth connections (a route each; requests cycle over the routes):');
+    for (const connections of wanted('connections') ? CONNECTION_COUNTS : []) {
       const gateway = await startGateway(0, connections);
       const paths = connections === 1 ? [`/api${PATH}`] : Array.from({ length: connections }, (_, i) => `/c${i}${PATH}`);
       points.push(
@@ -212,14 +221,15 @@ export async function runCurves(): Promise<number> {
       ...(nginx === undefined ? [] : [{ name: 'nginx', peer: nginx, paths: [`/api${path}`] }]),
     ];
 
-    log('response size:');
-    for (const size of SIZES)
+    if (wanted('size')) log('response size:');
+    for (const size of wanted('size') ? SIZES : [])
       points.push(
         ...(await measure('size', size >= KIB * KIB ? `${size / KIB / KIB} MiB` : `${size / KIB} KiB`, trio(`/items/42?size=${size}`))),
       );
 
-    log('concurrent caller connections:');
-    for (const concurrency of CONCURRENCY) points.push(...(await measure('concurrency', String(concurrency), trio(PATH), concurrency)));
+    if (wanted('concurrency')) log('concurrent caller connections:');
+    for (const concurrency of wanted('concurrency') ? CONCURRENCY : [])
+      points.push(...(await measure('concurrency', String(concurrency), trio(PATH), concurrency)));
 
     for (const point of points)
       if (point.errors > 0) failures.push(`${point.curve} ${point.x} ${point.target}: ${point.errors} failed requests`);
@@ -248,8 +258,9 @@ export async function runCurves(): Promise<number> {
 
 /** Markdown tables, one per curve: a row per x, req/s and CPU µs per request for each target. */
 function printTables(points: readonly Point[]): void {
-  for (const curve of ['routes', 'connections', 'size', 'concurrency']) {
+  for (const curve of CURVES) {
     const of = points.filter((p) => p.curve === curve);
+    if (of.length === 0) continue;
     const targets = [...new Set(of.map((p) => p.target))];
     const xs = [...new Set(of.map((p) => p.x))];
     const withMB = curve === 'size';

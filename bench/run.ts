@@ -15,7 +15,8 @@
  * forwards with), nginx (when installed), and the gateway again with its access log off, which
  * prices the log line.
  *
- *   npm run bench -- --curves   scaling curves instead (a few minutes; see bench/curves.ts)
+ *   npm run bench -- --curves   scaling curves instead (a few minutes; see bench/curves.ts);
+ *                               --curves=routes,size runs only those curves
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -487,4 +488,5 @@ async function main(): Promise<number> {
   return failures.length === 0 ? 0 : 1;
 }
 
-process.exitCode = process.argv.includes('--curves') ? await runCurves() : await main();
+const curves = process.argv.find((arg) => arg === '--curves' || arg.startsWith('--curves='));
+process.exitCode = curves !== undefined ? await runCurves(curves.split('=')[1]?.split(',')) : await main();
