@@ -1,0 +1,132 @@
+/**
+ * What the forwarding engine (undici, src/proxy/upstream-call.ts) must keep beyond the plain
+ * request and answer: a slow caller slows the upstream down instead of filling the gateway's
+ * memory, and interim 1xx answers before the final one (RFC 9110 §15.2) neither reach the caller
+ * nor leave it waiting.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { startGateway, type TestGateway } from './support/gateway.js';
+
+const MIB = 1024 * 1024;
+const LARGE = 64 * MIB;
+
+interface Upstream {
+  port: number;
+  /** Bytes of the large answer the upstream has handed to its socket so far. */
+  written(): number;
+  close(): Promise<void>;
+}
+
+/** /large streams LARGE bytes as fast as the gateway takes them; anything else gets a raw `answers[path]`. */
+async function startUpstream(answers: Record<string, string>): Promise<Upstream> {
+  let written = 0;
+  const sockets = new Set<Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+    socket.once('data', (head: Buffer) => {
+      const path = /^GET (\S+)/.exec(head.toString('latin1'))?.[1] ?? '';
+      if (path !== '/large') return socket.end(answers[path]);
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${LARGE}\r\n\r\n`);
+      const chunk = Buffer.alloc(MIB, 'x');
+      const pump = () => {
+        while (written < LARGE) {
+          written += chunk.length;
+          if (!socket.write(chunk)) return void socket.once('drain', pump);
+        }
+        socket.end();
+      };
+      pump();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    written: () => written,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+/** Polls until `value()` has not changed for `quietMs`; returns it. */
+async function settled(value: () => number, quietMs: number): Promise<number> {
+  let last = value();
+  for (;;) {
+    await delay(quietMs);
+    const now = value();
+    if (now === last) return now;
+    last = now;
+  }
+}
+
+describe('forwarding engine', () => {
+  let gw: TestGateway;
+  let upstream: Upstream;
+
+  before(async () => {
+    upstream = await startUpstream({
+      '/early-hints':
+        'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n' +
+        'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal',
+      '/unasked-continue': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok',
+    });
+    gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+routes:
+  - name: upstream
+    match: { pathPrefix: / }
+    upstream: http://127.0.0.1:${upstream.port}
+    auth: { type: none }
+`);
+  });
+
+  after(async () => {
+    await gw.stop();
+    await upstream.close();
+  });
+
+  it(
+    'a caller that stops reading stops the upstream too: the gateway holds a few MiB of a 64 MiB answer, not all of it',
+    { timeout: 60_000 },
+    async () => {
+      const { port } = new URL(gw.url);
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+        http.get({ host: '127.0.0.1', port, path: '/large', agent: false }, resolve).once('error', reject),
+      );
+      assert.equal(res.statusCode, 200);
+      res.pause();
+      // Paused, the caller's socket fills, then the gateway's, then the upstream's: the upstream
+      // stops well short of the whole answer. Without backpressure it would write all 64 MiB.
+      const whilePaused = await settled(upstream.written, 300);
+      assert.ok(whilePaused < LARGE / 2, `the upstream wrote ${whilePaused / MIB} MiB while the caller read nothing`);
+      let received = 0;
+      res.on('data', (chunk: Buffer) => (received += chunk.length));
+      res.resume();
+      await once(res, 'end');
+      assert.equal(received, LARGE);
+    },
+  );
+
+  it('passes over a 103 Early Hints and answers with the final response', async () => {
+    const response = await fetch(`${gw.url}/early-hints`);
+    assert.equal(response.status, 200);
+    assert.equal(await response.text(), 'final');
+    assert.equal(response.headers.get('link'), null);
+  });
+
+  it('an unasked 100 Continue (which undici refuses to read past) is a 502 UPSTREAM_UNAVAILABLE, never a hang', async () => {
+    const response = await fetch(`${gw.url}/unasked-continue`);
+    assert.equal(response.status, 502);
+    assert.equal(((await response.json()) as { code: string }).code, 'UPSTREAM_UNAVAILABLE');
+  });
+});
