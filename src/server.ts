@@ -21,6 +21,7 @@ import { keepTickShape } from './tick-shape.js';
 import { bindRuntime } from './proxy/compile.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
+import { destroyPool, type UpstreamPool } from './proxy/upstream-pool.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 import { resolveTracing, type ResolvedTracing } from './tracing/settings.js';
@@ -66,9 +67,9 @@ export class Gateway {
   #config: Config;
   readonly #handler: ProxyHandler;
   /** The upstream socket pools of the running config, by origin and TLS settings. */
-  #agents: ReadonlyMap<string, http.Agent>;
-  /** Pools a reload left unused, waiting for the old config's requests to finish (#retireAgents). */
-  readonly #retired = new Set<http.Agent>();
+  #pools: ReadonlyMap<string, UpstreamPool>;
+  /** Pools a reload left unused, waiting for the old config's requests to finish (#retirePools). */
+  readonly #retired = new Set<UpstreamPool>();
   readonly #proxyServer: ProxyServer;
   readonly #adminServer: http.Server;
   readonly #options: GatewayOptions;
@@ -120,7 +121,7 @@ export class Gateway {
         ? undefined
         : new tracingModule.Tracing(tracing.settings, this.metrics.traceExportFailures, log);
     const proxyListen = config.listen;
-    this.#agents = compiled.routes.agents;
+    this.#pools = compiled.routes.pools;
     this.#handler = new ProxyHandler(
       bindRuntime(config, compiled.routes, this.metrics, this.usage, log),
       this.provider,
@@ -245,7 +246,7 @@ export class Gateway {
   async #reloadOnce(): Promise<ReloadResult> {
     let compiled: Compiled;
     try {
-      compiled = await buildConfig(this.#options.configFile, { env: this.#options.env, agents: this.#agents });
+      compiled = await buildConfig(this.#options.configFile, { env: this.#options.env, pools: this.#pools });
     } catch (error) {
       // buildConfig throws ConfigError only (pipeline/build.ts turns every other error into one).
       if (error instanceof ConfigError) return this.#refused(error);
@@ -301,7 +302,7 @@ export class Gateway {
     this.usage.setConnections(config.connections.values());
     this.metrics.declareSeries(config);
     this.#handler.setRuntime(bindRuntime(config, compiled.routes, this.metrics, this.usage, this.log));
-    this.#retireAgents(compiled.routes.agents, config.listen.drainTimeoutMs);
+    this.#retirePools(compiled.routes.pools, config.listen.drainTimeoutMs);
     const keptRoutes = new Set(config.routes.map((route) => route.name));
     const removedRoutes = new Set(this.#config.routes.map((route) => route.name).filter((name) => !keptRoutes.has(name)));
     const removedConnections = new Set([...this.#config.connections.keys()].filter((key) => !config.connections.has(key)));
@@ -319,16 +320,16 @@ export class Gateway {
    * settings changed), once requests the old config started have had the drain time to finish:
    * destroy() would cut them short, and idle keep-alive sockets would otherwise stay open for good.
    */
-  #retireAgents(next: ReadonlyMap<string, http.Agent>, afterMs: number): void {
+  #retirePools(next: ReadonlyMap<string, UpstreamPool>, afterMs: number): void {
     const used = new Set(next.values());
-    const previous = this.#agents;
-    this.#agents = next;
-    for (const agent of previous.values()) {
-      if (used.has(agent)) continue;
-      this.#retired.add(agent);
+    const previous = this.#pools;
+    this.#pools = next;
+    for (const pool of previous.values()) {
+      if (used.has(pool)) continue;
+      this.#retired.add(pool);
       setTimeout(() => {
-        this.#retired.delete(agent);
-        agent.destroy();
+        this.#retired.delete(pool);
+        void destroyPool(pool);
       }, afterMs).unref();
     }
   }
@@ -356,7 +357,7 @@ export class Gateway {
     await this.#store?.close();
     // After the drain: the last requests' spans are in the final export.
     await this.#tracing?.shutdown();
-    for (const agent of [...this.#agents.values(), ...this.#retired]) agent.destroy();
+    await Promise.all([...this.#pools.values(), ...this.#retired].map(destroyPool));
     this.log.info({ event: 'stopped' }, 'tokengate stopped');
   }
 

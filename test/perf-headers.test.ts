@@ -100,11 +100,13 @@ test('upstreamRequestHeaders replaces what the gateway owns and drops what is fo
 });
 
 test('upstreamRequestHeaders keeps the body framing even when Connection names it', () => {
+  // Transfer-Encoding never goes in the list: the client library chunks a body of unknown length
+  // itself (core-headers checks the wire), and would refuse the header.
   const headers: IncomingHttpHeaders = { connection: 'content-length, transfer-encoding', 'transfer-encoding': 'chunked' };
   const out = pairs(upstreamRequestHeaders(headers, forwarding({ bodyless: false, method: 'POST' })));
-  assert.deepEqual(
-    out.find(([name]) => name === 'transfer-encoding'),
-    ['transfer-encoding', 'chunked'],
+  assert.equal(
+    out.find(([name]) => name === 'transfer-encoding' || name === 'content-length'),
+    undefined,
   );
   const sized = pairs(
     upstreamRequestHeaders({ connection: 'content-length', 'content-length': '5' }, forwarding({ bodyless: false, method: 'POST' })),

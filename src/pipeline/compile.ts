@@ -3,12 +3,12 @@
  * part of validating (`tokengate validate` runs it), so whatever the runtime would fail to build
  * is a config problem at its key path, found before anything is swapped in.
  */
-import type http from 'node:http';
 import { decodeEncryptionKey, ENCRYPTION_KEY_BYTES } from '../cache/crypto.js';
 import type { Checked } from '../config/load.js';
 import { clientTlsOptions, serverTlsOptions } from '../config/tls.js';
 import type { ClientAuth, Config, Connection, ConnectionSettings, DpopProofSigner } from '../config/types.js';
 import { compileRoutes, type CompiledRoutes } from '../proxy/compile.js';
+import type { UpstreamPool } from '../proxy/upstream-pool.js';
 import {
   clientSecretBasic,
   clientSecretJwt,
@@ -32,7 +32,7 @@ export interface Compiled {
 
 export interface CompileOptions {
   /** The socket pools of the running config, reused where a route's upstream and TLS did not change. */
-  readonly agents?: ReadonlyMap<string, http.Agent>;
+  readonly pools?: ReadonlyMap<string, UpstreamPool>;
 }
 
 export function compile({ config: checked, problems }: Checked, options: CompileOptions = {}): Compiled {
@@ -74,7 +74,7 @@ export function compile({ config: checked, problems }: Checked, options: Compile
     }
   }
 
-  const routes = compileRoutes(config, options.agents ?? new Map(), report);
+  const routes = compileRoutes(config, options.pools ?? new Map(), report);
   problems.throwIfAny();
   return { config, routes, listenerTls, encryptionKey };
 }

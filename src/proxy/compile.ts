@@ -4,28 +4,26 @@
  * `validate` runs it too. bindRuntime() then attaches this process's metric children, usage
  * counters and access loggers: it cannot fail, and runs only when a config is committed.
  */
-import http from 'node:http';
-import https from 'node:https';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import { ValueProblem } from '../config/checks.js';
 import type { Report } from '../config/report.js';
-import { keyPairId, outboundAgent, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
 import type { Config, Route } from '../config/types.js';
 import { AccessLog, type Logger } from '../log.js';
 import { Router } from '../routing/router.js';
 import type { DpopProofSigner } from '../config/types.js';
 import { tokenKey, type TokenKey } from '../tokens/provider.js';
 import { AccessChecker } from './access.js';
+import { poolId, upstreamPool, type UpstreamPool } from './upstream-pool.js';
 
-/** Where a route's requests go: node's own client, its socket pool and the origin, fixed per config. */
+/** Where a route's requests go: the undici pool of its origin and TLS settings, fixed per config. */
 export interface Upstream {
-  readonly request: typeof http.request;
+  readonly pool: UpstreamPool;
+  /** The origin's parts, for traces. */
   readonly protocol: string;
   readonly hostname: string;
   readonly port: string;
-  readonly agent: http.Agent;
 }
 
 /** What compiling a route yields: everything a request needs except this process's telemetry. */
@@ -65,7 +63,7 @@ export interface CompiledRoutes {
   /** The top-level access policy: it also guards requests that no route matches. */
   readonly access: AccessChecker | undefined;
   /** The socket pools this config uses: those of the running config it can reuse, and new ones. */
-  readonly agents: ReadonlyMap<string, http.Agent>;
+  readonly pools: ReadonlyMap<string, UpstreamPool>;
 }
 
 /** A compiled config: routes with everything resolved, ready for requests. */
@@ -76,25 +74,12 @@ export interface Runtime {
   readonly access: AccessChecker | undefined;
 }
 
-const AGENT_OPTIONS = { keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' as const };
-
-/**
- * Keep-alive agents shared by routes with the same upstream origin and the same TLS settings,
- * sized for a busy gateway. Trust and client certificate are part of the key: a route must never
- * reuse a socket that another route's CA verified or another route's certificate authenticated.
- */
-function agentId(url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined): string {
-  return [url.origin, tls?.id, credentials === undefined ? undefined : keyPairId(credentials)]
-    .filter((part) => part !== undefined)
-    .join(' ');
-}
-
 /**
  * Compiles every route; a route that cannot be built is reported at its key path. `running` are the
  * pools of the config being served: they are reused, never changed; new pools are only created.
  */
-export function compileRoutes(config: Config, running: ReadonlyMap<string, http.Agent>, report: Report): CompiledRoutes {
-  const agents = new Map<string, http.Agent>();
+export function compileRoutes(config: Config, running: ReadonlyMap<string, UpstreamPool>, report: Report): CompiledRoutes {
+  const pools = new Map<string, UpstreamPool>();
   const checker = (policy: Route['access'], keyPath: PropertyKey[]): AccessChecker | undefined => {
     if (policy === undefined) return undefined;
     try {
@@ -109,19 +94,19 @@ export function compileRoutes(config: Config, running: ReadonlyMap<string, http.
   const routes = config.routes.map((route): CompiledRoute => {
     const url = route.upstreamUrl;
     const connection = route.auth.type === 'client-connection' ? route.auth.connection : undefined;
-    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const id = agentId(url, route.tls, route.tlsCredentials);
-    let agent = agents.get(id) ?? running.get(id);
-    if (agent === undefined) {
+    const id = poolId(url, route.tls, route.tlsCredentials, route.timeouts.connectMs);
+    let pool = pools.get(id) ?? running.get(id);
+    if (pool === undefined) {
       try {
-        agent = outboundAgent(url.protocol, AGENT_OPTIONS, route.tls, route.tlsCredentials);
+        pool = upstreamPool(url, route.tls, route.tlsCredentials, route.timeouts.connectMs);
       } catch (error) {
         // OpenSSL refused the CA bundle or the key pair (the message names neither's content).
         report(['routes', route.index, 'tls'], `cannot build the TLS context: ${(error as Error).message}`);
-        agent = new http.Agent(AGENT_OPTIONS);
+        // A stand-in that never connects: the reported problem fails the whole compile.
+        pool = upstreamPool(url, undefined, undefined, route.timeouts.connectMs);
       }
     }
-    agents.set(id, agent);
+    pools.set(id, pool);
     const signer = connection === undefined ? undefined : config.connections.get(connection)?.dpopSigner;
     return {
       name: route.name,
@@ -131,16 +116,15 @@ export function compileRoutes(config: Config, running: ReadonlyMap<string, http.
       upstreamHost: url.host,
       basePath: url.pathname.replace(/\/+$/, ''),
       upstream: {
-        request: url.protocol === 'https:' ? https.request : http.request,
+        pool,
         protocol: url.protocol,
-        hostname,
+        hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
         port: url.port || (url.protocol === 'https:' ? '443' : '80'),
-        agent,
       },
       access: route.access === undefined ? defaultAccess : checker(route.access, ['routes', route.index, 'access']),
     };
   });
-  return { routes, access: defaultAccess, agents };
+  return { routes, access: defaultAccess, pools };
 }
 
 /** Attaches this process's telemetry to compiled routes. Cannot fail: it runs inside a commit. */

@@ -1,15 +1,13 @@
 /**
  * The proxy listener's request handler: normalise → match → access → token → inject → forward.
- * Everything per route (target, agent, metric children, token key) is built once per config in
+ * Everything per route (target, socket pool, metric children, token key) is built once per config in
  * proxy/compile.ts; the per-request path allocates only what each request really owns.
  */
 import { randomUUID } from 'node:crypto';
-import type { ClientRequest, IncomingMessage, RequestOptions, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { Route } from '../config/types.js';
-import { armConnectTimeout } from '../connect-timeout.js';
 import { GatewayError, TokenError } from '../errors.js';
 import { AccessLog, type Logger } from '../log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
@@ -25,6 +23,7 @@ import type { RouteDpop, RouteRuntime, Runtime } from './compile.js';
 export type { Runtime } from './compile.js';
 import { acceptRequestId, callerResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
+import { HEAD_TIMEOUT_CODE, UNUSABLE_ANSWER_CODE, UpstreamCall, type UpstreamCallEvents } from './upstream-call.js';
 
 const UNMATCHED = 'unmatched';
 /** The status counted and logged for a request whose caller hung up before any answer (nginx's). */
@@ -51,14 +50,8 @@ interface Exchange {
   body: Buffer | undefined;
   replayable: boolean;
   replayed: boolean;
-  /** The upstream request under way; replaced by the replay after a 401. */
-  proxyReq: UpstreamRequest | undefined;
-  timedOut: boolean;
-  /**
-   * The wait for the upstream's response headers (timeouts.responseMs), kept by a timer of the
-   * gateway's own: a socket idle time-out never fires for a peer that drips a byte at a time.
-   */
-  responseTimer: NodeJS.Timeout | undefined;
+  /** The upstream request under way (it keeps the timeouts.responseMs deadline); replaced by the replay after a 401. */
+  proxyReq: UpstreamCall<Exchange> | undefined;
   /** The upstream's status for the answer passed on to the caller (for the access log). */
   upstreamStatus: number | undefined;
   /** The request's spans; undefined while tracing is off. */
@@ -69,9 +62,10 @@ interface Exchange {
 
 const EXCHANGE = Symbol('tokengate.exchange');
 type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
-type UpstreamRequest = ClientRequest & { [EXCHANGE]?: Exchange };
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** undici's code for the connect time-out, and the one for timeouts.responseMs. */
+const TIMED_OUT = new Set(['UND_ERR_CONNECT_TIMEOUT', HEAD_TIMEOUT_CODE]);
 
 /**
  * Request shapes whose body length or host two HTTP parsers could read differently (request
@@ -102,64 +96,6 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/*
- * Listeners shared by every request: `this` is the emitter and the exchange hangs off it, so a
- * request costs no closures. Those that need the handler's private state live in the class.
- */
-
-/** The upstream did not connect or answer within its time-out. `this` is the upstream request. */
-function onUpstreamTimeout(this: UpstreamRequest): void {
-  const exchange = this[EXCHANGE];
-  if (exchange !== undefined) exchange.timedOut = true;
-  this.destroy();
-}
-
-/**
- * The request is on the wire: from now on the upstream has timeouts.responseMs to send its head.
- * (Sending a streamed body is bounded by the caller's own request time-out, connecting by connectMs.)
- * Cleared once the head arrives, so a body may then stream for as long as it takes.
- */
-function onUpstreamRequestSent(this: UpstreamRequest & { res?: IncomingMessage | null }): void {
-  const exchange = this[EXCHANGE];
-  if (exchange === undefined || exchange.proxyReq !== this || (this.res !== null && this.res !== undefined)) return;
-  exchange.responseTimer = setTimeout(onUpstreamDeadline, exchange.route.route.timeouts.responseMs, this);
-}
-
-/** timeouts.responseMs passed without response headers, whatever the socket did meanwhile. */
-function onUpstreamDeadline(proxyReq: UpstreamRequest): void {
-  const exchange = proxyReq[EXCHANGE];
-  if (exchange === undefined || exchange.proxyReq !== proxyReq) return;
-  exchange.timedOut = true;
-  proxyReq.destroy();
-}
-
-/** A reused keep-alive socket (the common case) needs no connect timer, nor the bound callback. */
-function onUpstreamSocket(this: UpstreamRequest, socket: Socket): void {
-  const exchange = this[EXCHANGE];
-  if (exchange !== undefined && socket.connecting)
-    armConnectTimeout(socket, exchange.route.route.timeouts.connectMs, onUpstreamTimeout.bind(this));
-}
-
-/**
- * RFC 9110 §15.2.2: a 101 answers only a request that asked to switch protocols, and ours never do
- * (Upgrade is hop-by-hop). Node hands such an answer to 'upgrade' listeners, or with none drops the
- * socket without a word, which would leave the caller waiting forever: fail the request instead.
- */
-function onUpstreamUpgrade(this: ClientRequest, _response: IncomingMessage, socket: Socket): void {
-  socket.destroy();
-  this.emit('error', unusableAnswer('the upstream switched protocols unasked'));
-}
-
-/** Sends the response head now if no body bytes carried it out yet (`_headerSent`: Node's own flag for that). */
-function flushHeadIfIdle(res: ServerResponse & { _headerSent?: boolean }): void {
-  if (res._headerSent === false && !res.destroyed && !res.writableEnded) res.flushHeaders();
-}
-
-/** An upstream answer that cannot be passed on: a 502, like any other broken upstream. */
-function unusableAnswer(message: string): Error {
-  return Object.assign(new Error(message), { code: 'EPROTO' });
-}
-
 function withoutContentLength(headers: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
@@ -167,9 +103,8 @@ function withoutContentLength(headers: string[]): string[] {
 }
 
 /**
- * Forwards with node's own `http.request` on keep-alive agents. It replaced http-proxy, whose
- * per-request passes and events cost about as much again as everything else the gateway does
- * (README, Performance).
+ * Forwards through undici pools (upstream-call.ts, decision 0005). Node's own `http.request` did
+ * before, and http-proxy before that (docs/performance.md says what each cost).
  */
 export class ProxyHandler {
   #runtime: Runtime;
@@ -263,8 +198,6 @@ export class ProxyHandler {
       replayable: false,
       replayed: false,
       proxyReq: undefined,
-      timedOut: false,
-      responseTimer: undefined,
       upstreamStatus: undefined,
       trace,
       dpopNonce: undefined,
@@ -362,34 +295,16 @@ export class ProxyHandler {
       method: exchange.method,
     });
     if (route.dpop !== undefined && token !== undefined) headers.push('dpop', this.#dpopProof(exchange, route.dpop, token.accessToken));
-    const { upstream } = route;
-    exchange.trace?.upstreamStart(headers, upstream, req.url!);
-    let proxyReq: UpstreamRequest;
-    try {
-      proxyReq = upstream.request({
-        protocol: upstream.protocol,
-        hostname: upstream.hostname,
-        port: upstream.port,
-        agent: upstream.agent,
-        method: exchange.method,
-        path: req.url,
-        headers,
-      } satisfies RequestOptions);
-    } catch (error) {
-      // Node refuses to send what it could not write as HTTP; nothing has reached the upstream.
-      return this.#upstreamFailed(exchange, error as Error);
-    }
-    proxyReq[EXCHANGE] = exchange;
-    exchange.proxyReq = proxyReq;
-    clearTimeout(exchange.responseTimer);
-    proxyReq.once('finish', onUpstreamRequestSent);
-    proxyReq.on('error', ProxyHandler.#onUpstreamError);
-    proxyReq.on('socket', onUpstreamSocket);
-    proxyReq.on('upgrade', onUpstreamUpgrade);
-    proxyReq.on('response', ProxyHandler.#onUpstreamResponse);
-    if (exchange.body !== undefined) proxyReq.end(exchange.body);
-    else if (exchange.replayed || bodyless) proxyReq.end();
-    else req.pipe(proxyReq);
+    exchange.trace?.upstreamStart(headers, route.upstream, req.url!);
+    const call = new UpstreamCall(res, exchange, ProxyHandler.#upstreamEvents);
+    exchange.proxyReq = call;
+    call.send(route.upstream.pool, {
+      method: exchange.method,
+      path: req.url!,
+      headers,
+      body: exchange.body ?? (exchange.replayed || bodyless ? null : req),
+      headersTimeoutMs: route.route.timeouts.responseMs,
+    });
   }
 
   /** RFC 9449 §7.1: a fresh proof per request, `htu` without the query, `ath` binding it to the token. */
@@ -401,80 +316,59 @@ export class ProxyHandler {
     return dpop.signer.proof(exchange.method, dpop.origin, query === -1 ? url : url.slice(0, query), dpop.athOf.ath);
   }
 
-  static readonly #onUpstreamError = function (this: UpstreamRequest, error: Error): void {
-    const exchange = this[EXCHANGE]!;
+  static readonly #upstreamEvents: UpstreamCallEvents<Exchange> = {
+    headers: (exchange, call, status, rawHeaders, headers) =>
+      exchange.proxyReq === call && exchange.handler.#answer(exchange, status, rawHeaders, headers),
     // A request a 401 replay has replaced no longer speaks for the caller.
-    if (exchange.proxyReq === this) exchange.handler.#upstreamFailed(exchange, error);
+    failed: (exchange, call, error) => {
+      if (exchange.proxyReq === call) exchange.handler.#upstreamFailed(exchange, error);
+    },
   };
 
-  static readonly #onUpstreamBodyError = function (this: IncomingMessage & { [EXCHANGE]?: Exchange }, error: Error): void {
-    const exchange = this[EXCHANGE]!;
-    exchange.handler.#upstreamFailed(exchange, error);
-  };
-
-  static readonly #onUpstreamResponse = function (this: UpstreamRequest, proxyRes: IncomingMessage): void {
-    const exchange = this[EXCHANGE]!;
-    // timeouts.responseMs is the wait for the response headers; a body may take its time (streams).
-    clearTimeout(exchange.responseTimer);
-    exchange.handler.#answer(exchange, proxyRes);
-  };
-
-  #answer(exchange: Exchange, proxyRes: IncomingMessage & { [EXCHANGE]?: Exchange }): void {
+  /**
+   * The upstream's final head (UpstreamCall has refused a status outside 100..599 and passed over
+   * interim ones): passed on, true, and its body follows; or false, a 401 replayed instead.
+   */
+  #answer(exchange: Exchange, status: number, rawHeaders: string[], headers: IncomingHttpHeaders): boolean {
     const { res, route } = exchange;
-    const status = proxyRes.statusCode ?? 502;
-    if (status < 200 || status > 599) {
-      // RFC 9110 §15.2: an informational status is never a final answer. Node hands a 101 without
-      // Upgrade here (and 100/102/103 elsewhere); passed on, it would leave the caller waiting.
-      // RFC 9110 §15: 600..999 are not HTTP statuses, and below 100 Node refuses to write one.
-      exchange.proxyReq = undefined;
-      proxyRes.socket?.destroy();
-      return this.#upstreamFailed(exchange, unusableAnswer(`the upstream answered HTTP ${status} as a final answer`));
-    }
     exchange.trace?.upstreamResponse(status);
-    if (route.dpop !== undefined && this.#dpopAnswer(exchange, route.dpop, proxyRes, status)) return;
+    if (route.dpop !== undefined && this.#dpopAnswer(exchange, route.dpop, headers, status)) return false;
     if (status === 401 && route.key !== undefined && exchange.token !== undefined) {
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: route.name, connection: route.key.connection, reason: 'upstream_unauthorized' });
-      } else if (this.#wantsReplay(route.route, proxyRes)) {
-        if (exchange.replayable) return this.#replay(proxyRes, exchange);
+      } else if (this.#wantsReplay(route.route, headers)) {
+        if (exchange.replayable) {
+          this.#replay(exchange);
+          return false;
+        }
         // A streamed body cannot be sent again, but the next caller need not meet the same 401.
         this.#provider.invalidate(route.key, exchange.token.accessToken);
       }
     }
+    if (res.destroyed) return false;
     try {
       // Nothing was set on `res` before: writeHead takes the list as it is, no header copied twice.
-      const headers = callerResponseHeaders(proxyRes.rawHeaders, exchange.requestId);
+      const list = callerResponseHeaders(rawHeaders, exchange.requestId);
       // RFC 9110 §8.6: a 204 carries no Content-Length (a 304's describes the representation it stands for).
-      res.writeHead(status, status === 204 ? withoutContentLength(headers) : headers);
+      res.writeHead(status, status === 204 ? withoutContentLength(list) : list);
     } catch (error) {
-      // An answer Node refuses to pass on (a status below 100): the upstream is broken, not the gateway.
-      proxyRes.destroy();
-      return this.#upstreamFailed(exchange, error as Error);
+      // An answer Node refuses to pass on: the upstream is broken, not the gateway.
+      exchange.proxyReq?.cancel();
+      this.#upstreamFailed(exchange, error as Error);
+      return false;
     }
+    // A 204 or 304 ends at its head (RFC 9110 §15.3.5, §15.4.5), and so it does for undici's parser:
+    // bytes an upstream sends after it are garbage on that socket, never part of this answer.
     exchange.upstreamStatus = status;
-    if (status === 204 || status === 304) {
-      // RFC 9110 §15.3.5 / §15.4.5: these answers end at their headers. Bytes an upstream sends after
-      // them (a "body") are garbage on its connection, and the parse error they cause must not cut
-      // the caller's answer, which is already complete: end it now and stop listening upstream.
-      exchange.proxyReq = undefined;
-      proxyRes.resume();
-      res.end();
-      return;
-    }
-    proxyRes[EXCHANGE] = exchange;
-    // pipe() alone would leave the caller waiting forever when the upstream dies mid-body.
-    proxyRes.on('error', ProxyHandler.#onUpstreamBodyError);
-    proxyRes.pipe(res);
-    // Node sends the head with the first body bytes; an upstream that sends its head and then
-    // nothing (a long poll, or a peer that went quiet) must not keep the status from the caller.
-    setImmediate(flushHeadIfIdle, res);
+    return true;
   }
 
   /** RFC 6750 §3.1: `error="invalid_token"` says the token itself is the problem (RFC 9449 §7.1: also under DPoP). */
-  #wantsReplay(route: Route, proxyRes: IncomingMessage): boolean {
+  #wantsReplay(route: Route, headers: IncomingHttpHeaders): boolean {
     if (route.replayOn401 !== 'invalid_token') return route.replayOn401 === 'any';
-    const challenge = proxyRes.headers['www-authenticate'];
-    if (dpopChallengeError(challenge) === 'invalid_token') return true;
+    const value: string | string[] | undefined = headers['www-authenticate'];
+    if (dpopChallengeError(value) === 'invalid_token') return true;
+    const challenge = Array.isArray(value) ? value.join(', ') : value;
     return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) && /error\s*=\s*"?invalid_token"?/i.test(challenge);
   }
 
@@ -483,17 +377,16 @@ export class ProxyHandler {
    * for it (use_dpop_nonce) is replayed once with the new nonce when the request can be replayed;
    * otherwise it reaches the caller. Returns true when the answer was taken over by a replay.
    */
-  #dpopAnswer(exchange: Exchange, dpop: RouteDpop, proxyRes: IncomingMessage, status: number): boolean {
-    dpop.signer.nonces.remember(dpop.origin, proxyRes.headers['dpop-nonce']);
+  #dpopAnswer(exchange: Exchange, dpop: RouteDpop, headers: IncomingHttpHeaders, status: number): boolean {
+    dpop.signer.nonces.remember(dpop.origin, headers['dpop-nonce']);
     if (status !== 401 || exchange.token === undefined) return false;
-    const error = dpopChallengeError(proxyRes.headers['www-authenticate']);
+    const error = dpopChallengeError(headers['www-authenticate']);
     const connection = exchange.route.key!.connection;
     if (error === 'invalid_dpop_proof') this.#metrics.dpopProofFailures.inc({ connection });
     if (error !== 'use_dpop_nonce' || exchange.replayed || !exchange.replayable) return false;
     if (dpop.signer.nonces.get(dpop.origin) === exchange.dpopNonce) return false;
     this.#metrics.dpopNonceRetries.inc({ connection, server: 'upstream' });
-    proxyRes.resume();
-    // As #replay: this attempt's CLIENT span ends here; the replay gets its own.
+    // As #replay: this attempt's CLIENT span ends here (its body is dropped); the replay gets its own.
     exchange.trace?.upstreamEnd();
     exchange.replayed = true;
     exchange.proxyReq = undefined;
@@ -501,8 +394,7 @@ export class ProxyHandler {
     return true;
   }
 
-  #replay(proxyRes: IncomingMessage, exchange: Exchange): void {
-    proxyRes.resume();
+  #replay(exchange: Exchange): void {
     exchange.trace?.upstreamEnd();
     exchange.replayed = true;
     exchange.proxyReq = undefined;
@@ -517,12 +409,12 @@ export class ProxyHandler {
 
   #upstreamFailed(exchange: Exchange, error: Error): void {
     const { req, res, route } = exchange;
-    clearTimeout(exchange.responseTimer);
     const code = (error as NodeJS.ErrnoException).code ?? '';
-    exchange.trace?.upstreamFailed(exchange.timedOut ? 'timeout' : code || error.name);
-    // An answer already complete (a 204 before its garbage, say) is not cut short afterwards.
-    if (res.destroyed || res.writableEnded || req.socket.destroyed) return;
-    const reason = exchange.timedOut
+    exchange.trace?.upstreamFailed(TIMED_OUT.has(code) ? 'timeout' : code || error.name);
+    // An answer already complete (a 204 before its garbage, say) is not cut short afterwards. undici
+    // lets go of a request body it has sent (req.socket is then null): only a closed socket means the caller left.
+    if (res.destroyed || res.writableEnded || req.socket?.destroyed === true) return;
+    const reason = TIMED_OUT.has(code)
       ? 'timeout'
       : NETWORK_UNAVAILABLE.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT')
         ? 'unavailable'
@@ -537,7 +429,7 @@ export class ProxyHandler {
         ? new GatewayError('UPSTREAM_TIMEOUT', { detail: 'the upstream did not answer in time' })
         : new GatewayError('UPSTREAM_UNAVAILABLE', {
             detail:
-              code === 'EPROTO'
+              code === UNUSABLE_ANSWER_CODE
                 ? 'the upstream sent an answer that cannot be passed on'
                 : reason === 'reset'
                   ? 'the upstream reset the connection'
@@ -608,8 +500,7 @@ export class ProxyHandler {
   static readonly #onClose = function (this: TrackedResponse): void {
     if (this.writableFinished) return;
     const exchange = this[EXCHANGE]!;
-    clearTimeout(exchange.responseTimer);
-    exchange.proxyReq?.destroy();
+    exchange.proxyReq?.cancel();
     ProxyHandler.#record(exchange, this.headersSent ? this.statusCode : CLIENT_CLOSED_REQUEST);
   };
 

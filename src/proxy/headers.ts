@@ -98,12 +98,13 @@ const REPLACED = new Set([
 const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 
 /**
- * The caller's request headers for the upstream, as the flat name/value list `http.request`
- * writes without copying each into an object of its own. Hop-by-hop headers and every header the
- * caller names in `Connection` go first (so `Connection: authorization` cannot strip what we
- * inject), then the caller's Authorization, access key and Expect, then ours go in. The body's
- * framing survives: a body left without Content-Length or Transfer-Encoding goes out unframed and
- * the upstream reads it as a second request (smuggling, RFC 9112 §11.2); Node redoes the chunked
+ * The caller's request headers for the upstream, as the flat name/value list the upstream client
+ * (undici) writes without copying each into an object of its own. Hop-by-hop headers and every
+ * header the caller names in `Connection` go first (so `Connection: authorization` cannot strip
+ * what we inject), then the caller's Authorization, access key and Expect, then ours go in. The
+ * body's framing survives: a body left without Content-Length or Transfer-Encoding goes out
+ * unframed and the upstream reads it as a second request (smuggling, RFC 9112 §11.2), so
+ * Content-Length goes on, and a body without one is sent chunked by the client, which redoes that
  * coding on our hop. Node has already answered the caller's `Expect: 100-continue` (RFC 9110
  * §10.1.1), so its body follows anyway; forwarded, Expect would ask the upstream for a 100 that
  * nobody waits for. `headers` is left as it was, so a replay can build the list again.
@@ -114,13 +115,14 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, forwarding:
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || REPLACED.has(name) || name === forwarding.accessHeader) continue;
-    const framing = name === 'content-length' || name === 'transfer-encoding';
-    if (!framing && (HOP_BY_HOP.has(name) || named?.has(name) === true)) continue;
+    // The client library redoes the chunked coding on our hop, and refuses to be told it.
+    if (name === 'transfer-encoding') continue;
+    if (name !== 'content-length' && (HOP_BY_HOP.has(name) || named?.has(name) === true)) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const item of value) out.push(name, item);
   }
-  // With the list form Node frames the request before end() is called: a bodyless POST would go
-  // out chunked. Say there is no body, as Node itself does for a request ended at once.
+  // A bodyless POST, PUT or PATCH says so (RFC 9110 §8.6: a user agent should send Content-Length
+  // where a body is expected), as the client itself would.
   if (forwarding.bodyless && !BODYLESS_BY_DEFAULT.has(forwarding.method)) out.push('content-length', '0');
   out.push('host', forwarding.upstreamHost);
   const previous = headers['x-forwarded-for'];

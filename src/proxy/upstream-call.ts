@@ -1,0 +1,164 @@
+/**
+ * One request to an upstream through an undici pool, and its answer streamed to the caller. undici
+ * hands over the upstream's header lines as it read them (raw, in order, each with its case), and
+ * the caller's socket pushes back on the upstream: the pool stops reading while the caller's
+ * response is full and goes on at its 'drain'.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { UpstreamPool } from './upstream-pool.js';
+
+/** What the owner of a call decides and learns; shared functions, so a call costs no closures. */
+export interface UpstreamCallEvents<C> {
+  /**
+   * The upstream's final answer arrived. Returns true to stream its body to the caller (the owner
+   * has written the caller's head), false to drop it (the owner replays the request instead).
+   */
+  headers(context: C, call: UpstreamCall<C>, status: number, rawHeaders: string[], headers: IncomingHttpHeaders): boolean;
+  /** The call failed: no connection, a time-out, a reset, an answer no HTTP peer may send. */
+  failed(context: C, call: UpstreamCall<C>, error: Error): void;
+}
+
+export interface UpstreamRequest {
+  readonly method: string;
+  readonly path: string;
+  /** A flat name/value list, sent as it is (undici adds Connection and the body's framing). */
+  readonly headers: string[];
+  /** The caller's body as a stream, or buffered for a replay, or none. */
+  readonly body: IncomingMessage | Buffer | null;
+  /** The wait for the response head once the request is sent; a body may then take its time (it streams). */
+  readonly headersTimeoutMs: number;
+}
+
+const CALLER_LEFT = 'the caller went away';
+/** The code undici gives its own response-head time-out; the gateway keeps that deadline itself (see #arm). */
+export const HEAD_TIMEOUT_CODE = 'UND_ERR_HEADERS_TIMEOUT';
+/** An answer no caller may be given (a status outside 100..599); the request fails as on a broken upstream. */
+export const UNUSABLE_ANSWER_CODE = 'EPROTO';
+
+/** The head's deadline passed: abort, as undici would on its own time-out. */
+function onDeadline(call: UpstreamCall<unknown>): void {
+  call.abort(Object.assign(new Error('the upstream did not answer in time'), { code: HEAD_TIMEOUT_CODE }));
+}
+
+/** Sends the caller the head now if no body bytes carried it out yet (a long poll, a quiet upstream). */
+function flushHeadIfIdle(call: UpstreamCall<unknown>): void {
+  call.flushHeadIfIdle();
+}
+
+export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
+  readonly #res: ServerResponse;
+  readonly #context: C;
+  readonly #events: UpstreamCallEvents<C>;
+  #controller: Dispatcher.DispatchController | undefined;
+  #cancelled = false;
+  /** Set when the owner dropped the answer: its body is read and thrown away, its errors ignored. */
+  #dropped = false;
+  #resume: (() => void) | undefined;
+  #request: UpstreamRequest | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  /** Until the final head arrives or the call fails: the time a deadline may run in. */
+  #waiting = true;
+  /** Body bytes have been passed to the caller's response (they carry its head out). */
+  #bodySent = false;
+
+  constructor(res: ServerResponse, context: C, events: UpstreamCallEvents<C>) {
+    this.#res = res;
+    this.#context = context;
+    this.#events = events;
+  }
+
+  /** Sends `request` through `pool`. A request undici refuses to write fails the call, as does any other error. */
+  send(pool: UpstreamPool, request: UpstreamRequest): void {
+    this.#request = request;
+    pool.dispatch(
+      {
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: request.body,
+        // The head's deadline is the gateway's own timer (#arm): undici checks its timers about twice
+        // a second, and a deadline should not be a second late. A body may stream slowly, both ways.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      },
+      this,
+    );
+  }
+
+  /** The caller went away: abort the request, or keep it from starting if it still waits for a socket. */
+  cancel(): void {
+    this.#cancelled = true;
+    this.abort(new Error(CALLER_LEFT));
+  }
+
+  /** Ends the request with `error` (reported through `failed` unless dropped); no-op once it has ended. */
+  abort(error: Error): void {
+    this.#settle();
+    this.#controller?.abort(error);
+  }
+
+  flushHeadIfIdle(): void {
+    const res = this.#res;
+    if (!this.#bodySent && !this.#dropped && !res.writableEnded && !res.destroyed) res.flushHeaders();
+  }
+
+  /**
+   * timeouts.responseMs runs from when the request is sent: at once for a request without a body
+   * or with a buffered one (written with its head), else once the caller's body has all been read.
+   * Connecting has its own time-out, and a slow upload the caller's own request time-out.
+   */
+  #arm(): void {
+    if (this.#waiting) this.#deadline = setTimeout(onDeadline, this.#request!.headersTimeoutMs, this);
+  }
+
+  #settle(): void {
+    this.#waiting = false;
+    clearTimeout(this.#deadline);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#cancelled) return controller.abort(new Error(CALLER_LEFT));
+    const body = this.#request!.body;
+    if (body === null || Buffer.isBuffer(body) || body.readableEnded) this.#arm();
+    else body.once('end', () => this.#arm());
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    // RFC 9110 §15: a status is 100..599 ("099" parses as 99, "999" as 999); no caller may get another.
+    if (status < 100 || status > 599)
+      return this.abort(Object.assign(new Error(`the upstream answered HTTP ${status}`), { code: UNUSABLE_ANSWER_CODE }));
+    // RFC 9110 §15.2: an interim answer (103 Early Hints) is not passed on; the final one follows,
+    // within the same deadline. An unasked 101 never gets here: undici fails the request and closes
+    // the socket ("bad upgrade"), and so it does on an unasked 100 (see test/core-forwarding).
+    if (status < 200) return;
+    this.#settle();
+    const raw = controller.rawHeaders as Buffer[];
+    const list: string[] = new Array<string>(raw.length);
+    for (let i = 0; i < raw.length; i++) list[i] = raw[i]!.toString('latin1');
+    if (!this.#events.headers(this.#context, this, status, list, headers)) this.#dropped = true;
+    // Node sends a response head with the first body bytes. Those of this answer, if any came with
+    // its head, are passed on before the next tick; an answer still without a body then has its head
+    // sent alone, so that a long poll or a quiet upstream does not keep the status from the caller.
+    else process.nextTick(flushHeadIfIdle, this);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#dropped) return;
+    this.#bodySent = true;
+    if (this.#res.write(chunk)) return;
+    controller.pause();
+    this.#resume ??= () => this.#controller?.resume();
+    this.#res.once('drain', this.#resume);
+  }
+
+  onResponseEnd(): void {
+    if (!this.#dropped) this.#res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#settle();
+    if (!this.#dropped) this.#events.failed(this.#context, this, error);
+  }
+}
