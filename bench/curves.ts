@@ -44,6 +44,7 @@ const CONCURRENCY = [10, 100, 1_000];
 const PATH = '/items/42?view=full';
 const PRIME_BATCH = 50;
 const PROCESS_WARMUP_REQUESTS = 20_000;
+const CONNECTION_PATHS = 1_000;
 
 interface Target {
   readonly name: string;
@@ -221,7 +222,12 @@ export async function runCurves(only?: readonly string[]): Promise<number> {
     if (wanted('connections')) log('OAuth connections (a route each; requests cycle over the routes):');
     for (const connections of wanted('connections') ? CONNECTION_COUNTS : []) {
       const gateway = await startGateway(0, connections);
-      const paths = connections === 1 ? [`/api${PATH}`] : Array.from({ length: connections }, (_, i) => `/c${i}${PATH}`);
+      // As many distinct request paths either way (1,000 paths into the one route, or one path into
+      // each of 1,000 routes), so that the load generator, which pays for cycling over them, costs
+      // the same at both points and only the gateway's side differs.
+      const paths = Array.from({ length: CONNECTION_PATHS }, (_, i) =>
+        connections === 1 ? `/api/items/${i}` : `/c${i % connections}${PATH}`,
+      );
       points.push(
         ...(await run(gateway, () => measure('connections', String(connections), [{ name: 'tokengate', peer: gateway, paths }]))),
       );
@@ -292,7 +298,7 @@ function printTables(points: readonly Point[]): void {
       log(`| ${x} | ${cells.join(' | ')} |`);
     }
     if (curve === 'connections')
-      log('(req/s here is held down by the load generator, which pays for cycling over 1,000 request paths: compare CPU µs per request)\n');
+      log('(both points cycle over 1,000 request paths, which holds their req/s down to what the load generator can send)\n');
     else log('');
   }
 }
