@@ -16,19 +16,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hasNginx, startNginx } from './nginx.js';
-import {
-  CONNECTIONS,
-  forkPeer,
-  freePort,
-  getStatus,
-  load,
-  median,
-  pin,
-  PINNING,
-  spawnServer,
-  type LoadResult,
-  type Peer,
-} from './support.js';
+import { CONNECTIONS, forkPeer, getStatus, load, median, pin, PINNING, spawnGateway, type LoadResult, type Peer } from './support.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PEERS = join(ROOT, 'bench', 'peers');
@@ -178,18 +166,8 @@ export async function runCurves(only?: readonly string[]): Promise<number> {
 
     let gatewayCount = 0;
     const startGateway = async (decoys: number, connections: number): Promise<Peer> => {
-      const [port, adminPort] = [await freePort(), await freePort()];
-      const configFile = join(work, `gateway-${gatewayCount++}.yaml`);
-      writeFileSync(configFile, gatewayYaml(port, adminPort, upstream.port, tokenEndpoint.port, decoys, connections));
-      const cli = [join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
-      const gateway = await spawnServer(
-        'tokengate',
-        process.execPath,
-        cli,
-        port,
-        `http://127.0.0.1:${adminPort}/readyz`,
-        'drain',
-        PINNING?.server,
+      const gateway = await spawnGateway('tokengate', join(work, `gateway-${gatewayCount++}.yaml`), (port, adminPort) =>
+        gatewayYaml(port, adminPort, upstream.port, tokenEndpoint.port, decoys, connections),
       );
       // A fresh process runs its first thousands of requests unoptimised (V8 compiles hot code as it
       // goes): warm it by a count of requests, which a loaded machine cannot shorten as it can a duration.

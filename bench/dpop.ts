@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT, exportJWK } from 'jose';
 import { DpopKey, type DpopAlgorithm } from '../src/tokens/dpop/key.js';
 import { accessTokenHash, DpopSigner } from '../src/tokens/dpop/proof.js';
-import { forkPeer, freePort, load, median, pin, PINNING, spawnServer, type LoadResult, type Peer } from './support.js';
+import { forkPeer, spawnGateway, load, median, pin, PINNING, type LoadResult, type Peer } from './support.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
@@ -117,18 +117,8 @@ async function routeCost(): Promise<Record<string, LoadResult>> {
     const keys = { es256: join(work, 'es256.pem'), eddsa: join(work, 'eddsa.pem') };
     writeFileSync(keys.es256, keyFor('ES256').export({ type: 'pkcs8', format: 'pem' }));
     writeFileSync(keys.eddsa, keyFor('EdDSA').export({ type: 'pkcs8', format: 'pem' }));
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const configFile = join(work, 'gateway.yaml');
-    writeFileSync(configFile, gatewayYaml(port, adminPort, upstream.port, tokens.port, keys));
-    const cli = [join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
-    const gateway = await spawnServer(
-      'gateway',
-      process.execPath,
-      cli,
-      port,
-      `http://127.0.0.1:${adminPort}/readyz`,
-      'drain',
-      PINNING?.server,
+    const gateway = await spawnGateway('gateway', join(work, 'gateway.yaml'), (port, adminPort) =>
+      gatewayYaml(port, adminPort, upstream.port, tokens.port, keys),
     );
     peers.push(gateway);
     const routes = ['bearer', 'es256', 'eddsa'];

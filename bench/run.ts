@@ -29,7 +29,6 @@ import {
   burst,
   CONNECTIONS,
   forkPeer,
-  freePort,
   getJson,
   load,
   median,
@@ -37,7 +36,7 @@ import {
   pin,
   PINNING,
   rssBytes,
-  spawnServer,
+  spawnGateway,
   type LoadResult,
   type Peer,
 } from './support.js';
@@ -243,11 +242,14 @@ async function main(): Promise<number> {
 
     process.env.BENCH_CLIENT_SECRET = 'bench-client-secret';
     const startGateway = async (name: string, args: string[], accessLog: 'info' | 'off' = 'info'): Promise<Peer> => {
-      const [port, adminPort] = [await freePort(), await freePort()];
-      const configFile = join(work, `${name}.yaml`);
-      writeFileSync(configFile, gatewayYaml(port, adminPort, upstream.port, tokenEndpoint.port, accessLog));
-      const cli = [...args, join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
-      return spawnServer(name, process.execPath, cli, port, `http://127.0.0.1:${adminPort}/readyz`, 'drain', PINNING?.server);
+      return spawnGateway(
+        name,
+        join(work, `${name}.yaml`),
+        (port, adminPort) => gatewayYaml(port, adminPort, upstream.port, tokenEndpoint.port, accessLog),
+        {
+          nodeArgs: args,
+        },
+      );
     };
 
     // Cold start, in a gateway of its own: an empty cache, a slow token endpoint, 500 callers at

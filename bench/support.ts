@@ -1,9 +1,11 @@
 /** Plumbing for the benchmark: child processes, free ports, RSS, load runs and their statistics. */
 import autocannon from 'autocannon';
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import http from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Announcement } from './peers/announce.js';
 
@@ -116,6 +118,25 @@ export async function spawnServer(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return { name, port, url: `http://127.0.0.1:${port}`, child, stop: stopper(child) };
+}
+
+/** The repository's root: the built CLI is `dist/cli.js` below it. */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * A gateway on two free ports, on the server CPU: writes `configFile` from `yaml(port, adminPort)`,
+ * starts `node [nodeArgs] <cli> serve --config configFile` and waits for its /readyz.
+ */
+export async function spawnGateway(
+  name: string,
+  configFile: string,
+  yaml: (port: number, adminPort: number) => string,
+  options: { cli?: string; nodeArgs?: string[] } = {},
+): Promise<Peer> {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  writeFileSync(configFile, yaml(port, adminPort));
+  const cli = [...(options.nodeArgs ?? []), options.cli ?? join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
+  return spawnServer(name, process.execPath, cli, port, `http://127.0.0.1:${adminPort}/readyz`, 'drain', PINNING?.server);
 }
 
 /** A port that was free a moment ago (for programs that cannot announce one). */

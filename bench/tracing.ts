@@ -14,11 +14,11 @@
  * median and the spread (min–max) over the rounds, and the same for the on−off difference of
  * rounds run side by side.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { forkPeer, freePort, getJson, load, median, pin, PINNING, spawnServer, type LoadResult, type Peer } from './support.js';
+import { forkPeer, spawnGateway, getJson, load, median, pin, PINNING, type LoadResult, type Peer } from './support.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PEERS = join(ROOT, 'bench', 'peers');
@@ -89,18 +89,11 @@ async function main(): Promise<number> {
     ];
     const gateways: Peer[] = [];
     for (const [i, variant] of variants.entries()) {
-      const [port, adminPort] = [await freePort(), await freePort()];
-      const configFile = join(work, `gateway-${i}.yaml`);
-      writeFileSync(configFile, yaml(port, adminPort, upstream.port, tokenEndpoint.port, variant.tracing));
-      const cli = [variant.cli ?? join(ROOT, 'dist', 'cli.js'), 'serve', '--config', configFile];
-      const gateway = await spawnServer(
+      const gateway = await spawnGateway(
         variant.name,
-        process.execPath,
-        cli,
-        port,
-        `http://127.0.0.1:${adminPort}/readyz`,
-        'drain',
-        PINNING?.server,
+        join(work, `gateway-${i}.yaml`),
+        (port, adminPort) => yaml(port, adminPort, upstream.port, tokenEndpoint.port, variant.tracing),
+        variant.cli === undefined ? {} : { cli: variant.cli },
       );
       gateways.push(gateway);
       peers.push(gateway);
