@@ -13,12 +13,10 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { hasNginx, startNginx } from './nginx.js';
-import { CONNECTIONS, forkPeer, getStatus, load, median, pin, PINNING, spawnGateway, type LoadResult, type Peer } from './support.js';
+import { CONNECTIONS, forkPeer, getStatus, load, median, pin, PINNING, ROOT, spawnGateway, type LoadResult, type Peer } from './support.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PEERS = join(ROOT, 'bench', 'peers');
 const RESULTS = join(ROOT, 'bench', 'results');
 const ROUNDS = 3;

@@ -11,14 +11,12 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SignJWT, exportJWK } from 'jose';
 import { DpopKey, type DpopAlgorithm } from '../src/tokens/dpop/key.js';
 import { accessTokenHash, DpopSigner } from '../src/tokens/dpop/proof.js';
-import { forkPeer, spawnGateway, load, median, pin, PINNING, type LoadResult, type Peer } from './support.js';
+import { forkPeer, ROOT, spawnGateway, load, median, pin, PINNING, type LoadResult, type Peer } from './support.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
 const PROOFS = quick ? 2_000 : 20_000;
 const ROUNDS = quick ? 1 : 3;

@@ -20,8 +20,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { runCurves } from './curves.js';
 import { hasNginx, startNginx } from './nginx.js';
 import { measurePeek, type PeekResult } from './peek.js';
@@ -36,6 +35,7 @@ import {
   pin,
   PINNING,
   rssBytes,
+  ROOT,
   spawnGateway,
   type LoadResult,
   type Peer,
@@ -69,7 +69,6 @@ const MEMORY_SETTLE_MS = 2_000;
 const RSS_SAMPLE_MS = 250;
 const MIB = 1024 * 1024;
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PEERS = join(ROOT, 'bench', 'peers');
 const RESULTS = join(ROOT, 'bench', 'results');
 /** What callers ask for; the gateway route strips /api, so every upstream sees the same path. */

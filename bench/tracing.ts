@@ -16,11 +16,9 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { forkPeer, spawnGateway, getJson, load, median, pin, PINNING, type LoadResult, type Peer } from './support.js';
+import { join, resolve } from 'node:path';
+import { forkPeer, ROOT, spawnGateway, getJson, load, median, pin, PINNING, type LoadResult, type Peer } from './support.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PEERS = join(ROOT, 'bench', 'peers');
 const PATH = '/bench/item';
 
