@@ -90,10 +90,13 @@ function framingProblem(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** RFC 9112 §6.3: without Content-Length or Transfer-Encoding a request has no body, whatever its method. */
+/**
+ * RFC 9112 §6.3: without Content-Length or Transfer-Encoding a request has no body, whatever its
+ * method; nor has one with a length of 0, `0` or `00` (Node's parser has checked it is digits).
+ */
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
 }
 
 function withoutContentLength(headers: string[]): string[] {
@@ -282,7 +285,9 @@ export class ProxyHandler {
     const { token } = exchange;
     // The token aged past its usable life while the body was buffered: never send it expired.
     if (token !== undefined && Date.now() >= token.usableUntil) return this.#obtainToken(exchange, () => this.#forward(exchange));
-    const bodyless = !hasBody(req);
+    // The body: buffered for a replay, streamed, or none (a replayed request without a buffer had none).
+    const body = exchange.body ?? (exchange.replayed || !hasBody(req) ? null : req);
+    const bodyless = body === null;
     const headers = upstreamRequestHeaders(req.headers, {
       upstreamHost: route.upstreamHost,
       requestId: exchange.requestId,
@@ -292,7 +297,6 @@ export class ProxyHandler {
       accessHeader: route.access?.header,
       authorization: token === undefined ? undefined : `${route.dpop === undefined ? 'Bearer' : 'DPoP'} ${token.accessToken}`,
       bodyless,
-      method: exchange.method,
     });
     if (route.dpop !== undefined && token !== undefined) headers.push('dpop', this.#dpopProof(exchange, route.dpop, token.accessToken));
     exchange.trace?.upstreamStart(headers, route.upstream, req.url!);
@@ -302,7 +306,7 @@ export class ProxyHandler {
       method: exchange.method,
       path: req.url!,
       headers,
-      body: exchange.body ?? (exchange.replayed || bodyless ? null : req),
+      body,
       headersTimeoutMs: route.route.timeouts.responseMs,
     });
   }

@@ -77,9 +77,11 @@ export interface Forwarding {
   accessHeader: string | undefined;
   /** `Bearer ...`, or undefined on a route without a connection. */
   authorization: string | undefined;
-  /** True when the request carries no body (RFC 9112 §6.3). */
+  /**
+   * True when the request carries no body (RFC 9112 §6.3), or one of no bytes: then the caller's
+   * Content-Length stays out of the list and the client frames the request itself.
+   */
   bodyless: boolean;
-  method: string;
 }
 
 /** Replaced by the gateway's own value, never passed on from the caller. */
@@ -94,8 +96,6 @@ const REPLACED = new Set([
   'x-forwarded-host',
   'expect',
 ]);
-/** Methods Node frames without a body by default; any other bodyless request needs Content-Length: 0. */
-const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 
 /**
  * The caller's request headers for the upstream, as the flat name/value list the upstream client
@@ -103,9 +103,13 @@ const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE'
  * header the caller names in `Connection` go first (so `Connection: authorization` cannot strip
  * what we inject), then the caller's Authorization, access key and Expect, then ours go in. The
  * body's framing survives: a body left without Content-Length or Transfer-Encoding goes out
- * unframed and the upstream reads it as a second request (smuggling, RFC 9112 §11.2), so
+ * unframed and the upstream reads it as a second request (smuggling, RFC 9112 §11.2), so a body's
  * Content-Length goes on, and a body without one is sent chunked by the client, which redoes that
- * coding on our hop. Node has already answered the caller's `Expect: 100-continue` (RFC 9110
+ * coding on our hop. A request without a body has no Content-Length in the list, not even the
+ * caller's `0`: undici takes a Content-Length header as the body's length, refuses a second one
+ * (UND_ERR_INVALID_ARG), and frames a request without a body itself, `content-length: 0` for the
+ * methods that expect content (POST, PUT, PATCH, QUERY, PROPFIND, PROPPATCH; RFC 9110 §8.6) and
+ * nothing for the others. Node has already answered the caller's `Expect: 100-continue` (RFC 9110
  * §10.1.1), so its body follows anyway; forwarded, Expect would ask the upstream for a 100 that
  * nobody waits for. `headers` is left as it was, so a replay can build the list again.
  */
@@ -117,13 +121,10 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, forwarding:
     if (value === undefined || REPLACED.has(name) || name === forwarding.accessHeader) continue;
     // The client library redoes the chunked coding on our hop, and refuses to be told it.
     if (name === 'transfer-encoding') continue;
-    if (name !== 'content-length' && (HOP_BY_HOP.has(name) || named?.has(name) === true)) continue;
+    if (name === 'content-length' ? forwarding.bodyless : HOP_BY_HOP.has(name) || named?.has(name) === true) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const item of value) out.push(name, item);
   }
-  // A bodyless POST, PUT or PATCH says so (RFC 9110 §8.6: a user agent should send Content-Length
-  // where a body is expected), as the client itself would.
-  if (forwarding.bodyless && !BODYLESS_BY_DEFAULT.has(forwarding.method)) out.push('content-length', '0');
   out.push('host', forwarding.upstreamHost);
   const previous = headers['x-forwarded-for'];
   if (forwarding.remoteAddress !== undefined)
