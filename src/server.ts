@@ -25,6 +25,7 @@ import { destroyPool, type UpstreamPool } from './proxy/upstream-pool.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 import { resolveTracing, type ResolvedTracing } from './tracing/settings.js';
+import { SecretFileWatch } from './secret-files.js';
 import type { Tracing } from './tracing/tracing.js';
 
 type TracingModule = typeof import('./tracing/tracing.js');
@@ -50,7 +51,7 @@ export interface GatewayOptions {
   /** Override the config's ports (tests use 0). */
   listenPort?: number;
   adminPort?: number;
-  /** Reload when the config file changes. */
+  /** Reload when the config file or a `{ file: }` secret changes. */
   watch?: boolean;
 }
 
@@ -81,6 +82,8 @@ export class Gateway {
   #draining = false;
   #watcher: FSWatcher | undefined;
   #watchCheck: NodeJS.Timeout | undefined;
+  /** The `{ file: }` secrets followed while serving (with `watch`). */
+  #secretFiles: SecretFileWatch | undefined;
   /** Reloads run one after another: a SIGHUP during a reload waits for it, then reads the file again. */
   #reloads: Promise<unknown> = Promise.resolve();
 
@@ -194,7 +197,11 @@ export class Gateway {
     ] as const) {
       server.on('error', (error) => log.error({ event: 'listener_error', listener: name, err: error }, `${name} listener error`));
     }
-    if (options.watch === true) await gateway.#watch();
+    if (options.watch === true) {
+      await gateway.#watch();
+      gateway.#secretFiles = new SecretFileWatch({ log, apply: async () => (await gateway.reload()).ok });
+      gateway.#secretFiles.update(config.secretFiles);
+    }
     for (const warning of gateway.#tracingWarnings) log.warn({ event: 'tracing_warning' }, warning);
     const tracer = gateway.#tracing;
     if (tracer !== undefined) {
@@ -299,6 +306,8 @@ export class Gateway {
     if (this.#proxyServer instanceof https.Server && compiled.listenerTls !== undefined)
       this.#proxyServer.setSecureContext(compiled.listenerTls);
     this.provider.update(config.connections.values());
+    this.#store?.setEncryptionKey(compiled.encryptionKey);
+    this.#secretFiles?.update(config.secretFiles);
     this.usage.setConnections(config.connections.values());
     this.metrics.declareSeries(config);
     this.#handler.setRuntime(bindRuntime(config, compiled.routes, this.metrics, this.usage, this.log));
@@ -343,6 +352,7 @@ export class Gateway {
     this.#draining = true;
     this.#watcher?.close();
     clearInterval(this.#watchCheck);
+    this.#secretFiles?.close();
     this.log.info({ event: 'draining', deadlineMs }, 'draining: finishing in-flight requests');
     const closed = new Promise<void>((done) => this.#proxyServer.close(() => done()));
     this.#proxyServer.closeIdleConnections();

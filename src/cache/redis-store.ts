@@ -113,7 +113,9 @@ export class RedisTokenStore implements SharedTokenStore {
   readonly #client: Redis;
   readonly #subscriber: Redis;
   readonly #subscribed: Promise<boolean>;
-  readonly #codec: TokenCodec;
+  #codec: TokenCodec;
+  #key: Buffer | undefined;
+  readonly #onCorrupt: () => void;
   readonly #prefix: string;
   readonly #channel: string;
   readonly #instance = randomUUID();
@@ -132,10 +134,10 @@ export class RedisTokenStore implements SharedTokenStore {
     this.#forgetLocal = options.forgetLocal;
     this.#prefix = options.keyPrefix;
     this.#channel = `${options.keyPrefix}events`;
-    const onCorrupt = () =>
+    this.#onCorrupt = () =>
       this.#failed('decode', new Error('a shared cache entry under this key does not decrypt or parse: read as a miss'));
-    const key = options.encryptionKey === undefined ? undefined : decodeEncryptionKey(options.encryptionKey.reveal());
-    this.#codec = key === undefined ? plaintextCodec(onCorrupt) : encryptedCodec(key, onCorrupt);
+    this.#key = options.encryptionKey === undefined ? undefined : decodeEncryptionKey(options.encryptionKey.reveal());
+    this.#codec = this.#key === undefined ? plaintextCodec(this.#onCorrupt) : encryptedCodec(this.#key, this.#onCorrupt);
 
     this.#client = new Redis(options.url, {
       commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
@@ -164,6 +166,17 @@ export class RedisTokenStore implements SharedTokenStore {
         return false;
       },
     );
+  }
+
+  /**
+   * A rotated cache.encryptionKey (a reload, or its secret file changed): entries are written under
+   * the new key from now on, and an entry under the old key id reads as a miss and is fetched again
+   * (docs/fleets.md). Turning encryption on or off takes a restart, as every cache setting does.
+   */
+  setEncryptionKey(key: Buffer | undefined): void {
+    if (key === undefined || this.#key === undefined || key.equals(this.#key)) return;
+    this.#key = key;
+    this.#codec = encryptedCodec(key, this.#onCorrupt);
   }
 
   /** Resolves true once both connections are up and subscribed, false after `timeoutMs` or an error. */

@@ -119,6 +119,9 @@ export function connectionSettings(
     token: Object.freeze(conn.token),
     dpop: conn.dpop === undefined ? undefined : Object.freeze({ key: dpopKey, algorithm: conn.dpop.algorithm }),
     fingerprint: hash(JSON.stringify([conn, resolved.map((s) => s?.reveal()), tls?.id, dpopKey?.reveal()])),
+    tokensFingerprint: hash(
+      JSON.stringify([conn, credentials.kind === 'tlsClientAuth' ? resolved.map((s) => s?.reveal()) : [], tls?.id, dpopKey?.reveal()]),
+    ),
     identity: hash(JSON.stringify([conn.tokenUrl ?? conn.issuer, conn.clientId])),
   });
 }

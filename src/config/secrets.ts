@@ -22,14 +22,20 @@ export async function resolveSecrets(
       const keyPath = ['secrets', name];
       if ('env' in def) {
         const value = env[def.env];
-        if (value === undefined || value === '') report([...keyPath, 'env'], `environment variable ${def.env} is not set`);
+        if (value === undefined) report([...keyPath, 'env'], `environment variable ${def.env} is not set`);
+        else if (value === '') report([...keyPath, 'env'], `environment variable ${def.env} is empty`);
         else out.set(name, new Secret(name, value));
       } else if ('file' in def) {
+        let text: string;
         try {
-          out.set(name, new Secret(name, (await readRegularFile(resolve(dir, def.file))).replace(/\r?\n$/, '')));
+          text = (await readRegularFile(resolve(dir, def.file))).replace(/\r?\n$/, '');
         } catch (error) {
           report([...keyPath, 'file'], `cannot read ${def.file}: ${(error as Error).message}`);
+          return;
         }
+        // An empty secret is never right, and a file caught between truncate and write looks like one.
+        if (text === '') report([...keyPath, 'file'], `${def.file} is empty`);
+        else out.set(name, new Secret(name, text));
       } else {
         out.set(name, new Secret(name, def.value));
       }

@@ -3,12 +3,13 @@
  * checked with the code the runtime uses (src/config/checks.ts), TLS material read as PEM; the
  * result is a CheckedConfig with every secret resolved and every route normalised.
  */
+import { dirname, resolve } from 'node:path';
 import { normalizePath } from '../routing/path.js';
 import { allowList, headerNameProblem, normaliseHost, ValueProblem } from './checks.js';
 import { formatPath } from './errors.js';
 import { connectionSettings, stringParams, type SecretRef, type TlsVerifyRef } from './connection.js';
 import type { Problems, Report } from './report.js';
-import type { RawAccess } from './schema.js';
+import type { RawAccess, RawConfig } from './schema.js';
 import type { Secret } from './secret.js';
 import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair } from './tls.js';
 import type { AccessPolicy, CheckedConfig, ConnectionSettings, Route } from './types.js';
@@ -194,7 +195,16 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     routes: Object.freeze(routes),
     tracing: raw.tracing === undefined ? undefined : Object.freeze(raw.tracing),
     warnings: Object.freeze(warnings),
+    secretFiles: secretFiles(raw.secrets, problems.file),
   });
+}
+
+/** Every `{ file: }` secret's absolute path (relative paths resolve from the config file's folder). */
+function secretFiles(secrets: RawConfig['secrets'], file: string): ReadonlyMap<string, string> {
+  const dir = dirname(resolve(file));
+  const out = new Map<string, string>();
+  for (const [name, def] of Object.entries(secrets)) if ('file' in def) out.set(name, resolve(dir, def.file));
+  return out;
 }
 
 function deepFreeze<T>(value: T): T {

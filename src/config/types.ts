@@ -94,6 +94,13 @@ export interface ConnectionSettings {
   readonly dpop: DpopSettings | undefined;
   /** Changes whenever anything that could change the tokens changes (config or secret values). */
   readonly fingerprint: string;
+  /**
+   * Changes whenever a change makes the connection's cached tokens unusable: anything but the value
+   * of its client secret or signing key. A rotated secret keeps the tokens the old one obtained
+   * (they stay valid until they expire); a mutual-TLS certificate is part of it (RFC 8705 §3: tokens
+   * are bound to it), and so is the DPoP key.
+   */
+  readonly tokensFingerprint: string;
   /** Hash of the authorization server and client id: namespaces shared cache entries. */
   readonly identity: string;
 }
@@ -134,6 +141,8 @@ export interface ConfigOf<C extends ConnectionSettings> {
   readonly tracing: RawConfig['tracing'];
   /** Things worth a warning at start-up and on reload (inline secrets, ...). */
   readonly warnings: readonly string[];
+  /** Each `{ file: }` secret's absolute path, by secret name: followed while serving (src/secret-files.ts). */
+  readonly secretFiles: ReadonlyMap<string, string>;
 }
 
 /** The config layer's result: parsed, substituted, validated, semantically checked. */

@@ -137,17 +137,25 @@ export class TokenProvider {
 
   /**
    * Takes a reloaded config's connections: unchanged ones (same fingerprint) keep their client and
-   * cached tokens; changed and removed ones lose them.
+   * cached tokens; changed and removed ones lose them. A connection whose client secret or signing
+   * key alone changed (a rotation) gets a new client but keeps its cached tokens: they stay valid
+   * until they expire, and the next token request uses the new secret. Its remembered rejections
+   * go, so a corrected secret is tried at once.
    */
   update(connections: Iterable<Connection>): void {
     const next = new Map<string, Connection>();
     for (const connection of connections) next.set(connection.key, connection);
     for (const [key, client] of this.#clients) {
-      if (next.get(key)?.fingerprint === client.connection.fingerprint) continue;
+      const replacement = next.get(key);
+      if (replacement?.fingerprint === client.connection.fingerprint) continue;
       client.close();
       this.#clients.delete(key);
-      this.#circuits.forget(key);
       this.#lastTests.delete(key);
+      if (replacement?.tokensFingerprint === client.connection.tokensFingerprint) {
+        this.#rejections.forgetPrefix(`${key}\u0000`);
+        continue;
+      }
+      this.#circuits.forget(key);
       this.dropConnection(key);
     }
     for (const [key, connection] of next) if (!this.#clients.has(key)) this.#clients.set(key, this.#client(connection));

@@ -29,9 +29,16 @@ export function writeConfig(yaml: string, files: Record<string, string> = {}): {
 
 export async function startGateway(
   yaml: string,
-  options: { files?: Record<string, string>; env?: NodeJS.ProcessEnv; watch?: boolean } = {},
+  options: {
+    files?: Record<string, string>;
+    env?: NodeJS.ProcessEnv;
+    watch?: boolean;
+    /** Lays out more of the config folder (symlinks, sub-folders) before the gateway starts. */
+    prepare?: (dir: string) => void;
+  } = {},
 ): Promise<TestGateway> {
   const { dir, configFile } = writeConfig(yaml, options.files);
+  options.prepare?.(dir);
   const lines: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {

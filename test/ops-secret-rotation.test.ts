@@ -1,0 +1,231 @@
+/**
+ * Rotation without restarts (docs/operations.md, runbooks): `{ file: }` secrets are followed
+ * while serving. A Kubernetes-style symlink swap and a plain in-place write are both picked up, the
+ * change is applied by a reload of its own and logged as `secret_reloaded` (the name, never the
+ * value), cached tokens stay until they expire, the next token request uses the new secret, and
+ * callers under steady traffic see no failure. Admin keys rotate the same way.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startGateway, type TestGateway } from './support/gateway.js';
+import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
+
+const OLD = 'rotation-secret-old-0123456789abcdef';
+const NEW = 'rotation-secret-new-fedcba9876543210';
+
+/** Resolves once `check()` holds, polled every 20 ms; fails after `ms`. */
+async function until(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Callers in a loop until stopped; every status they got. */
+function steadyTraffic(url: string, callers = 4): { statuses: number[]; stop(): Promise<void> } {
+  const statuses: number[] = [];
+  let running = true;
+  const loops = Array.from({ length: callers }, async () => {
+    while (running) {
+      const response = await fetch(url);
+      await response.arrayBuffer();
+      statuses.push(response.status);
+    }
+  });
+  return {
+    statuses,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** The client secret a token request carried in Basic (RFC 6749 §2.3.1). */
+function secretOf(authorization: string | undefined): string {
+  const pair = Buffer.from((authorization ?? '').replace(/^Basic /, ''), 'base64').toString('utf8');
+  return decodeURIComponent(pair.slice(pair.indexOf(':') + 1));
+}
+
+describe('rotating a { file: } client secret without a restart', () => {
+  let upstream: TestServer;
+  let tokens: TestServer;
+  /** The one secret the authorization server takes; switched at the moment of the swap. */
+  let accepted = OLD;
+  let refused = 0;
+
+  before(async () => {
+    upstream = await startEchoUpstream();
+    tokens = await startTokenEndpoint((req, res, _body, index) => {
+      if (secretOf(req.headers.authorization) !== accepted) {
+        refused++;
+        json(res, 401, { error: 'invalid_client' });
+        return;
+      }
+      json(res, 200, { access_token: `tok-${index + 1}-${accepted === OLD ? 'old' : 'new'}`, token_type: 'Bearer', expires_in: 300 });
+    });
+  });
+
+  after(async () => {
+    await tokens.close();
+    await upstream.close();
+  });
+
+  const yaml = (secretFile: string) => `
+listen: { host: 127.0.0.1 }
+secrets:
+  partner: { file: ${secretFile} }
+connections:
+  partner-api:
+    clientId: gw
+    tokenUrl: ${tokens.url}/token
+    clientSecret: { secret: partner }
+    params: { scope: orders.read }
+routes:
+  - { name: a, match: { pathPrefix: /a }, upstream: ${upstream.url}, auth: { connection: partner-api } }
+  - { name: b, match: { pathPrefix: /b }, upstream: ${upstream.url}, auth: { connection: partner-api, params: { scope: orders.write } } }
+`;
+
+  const tokenAt = async (gw: TestGateway, path: string) => {
+    const response = await fetch(`${gw.url}${path}`);
+    assert.equal(response.status, 200, path);
+    return ((await response.json()) as { authorization: string }).authorization;
+  };
+
+  const reloadedSecrets = (gw: TestGateway) => gw.logs.filter((l) => l.event === 'secret_reloaded');
+
+  it('follows a Kubernetes symlink swap under steady traffic: zero failed callers, cached token kept, the next token request uses the new secret', async () => {
+    accepted = OLD;
+    refused = 0;
+    // The layout kubelet writes for a mounted Secret: partner → ..data/partner, ..data → a timestamped folder.
+    const gw = await startGateway(yaml('mounted/partner'), {
+      watch: true,
+      prepare: (dir) => {
+        const mounted = join(dir, 'mounted');
+        mkdirSync(join(mounted, '..2026_12_04_01'), { recursive: true });
+        writeFileSync(join(mounted, '..2026_12_04_01', 'partner'), OLD);
+        symlinkSync('..2026_12_04_01', join(mounted, '..data'));
+        symlinkSync(join('..data', 'partner'), join(mounted, 'partner'));
+      },
+    });
+    try {
+      const mounted = join(gw.dir, 'mounted');
+      const first = await tokenAt(gw, '/a/1');
+      const traffic = steadyTraffic(`${gw.url}/a/orders`);
+      await until(() => traffic.statuses.length >= 20, 'traffic before the swap');
+
+      // kubelet's atomic update: a new timestamped folder, a new ..data link renamed over the old one.
+      mkdirSync(join(mounted, '..2026_12_04_02'));
+      writeFileSync(join(mounted, '..2026_12_04_02', 'partner'), NEW);
+      symlinkSync('..2026_12_04_02', join(mounted, '..data_tmp'));
+      renameSync(join(mounted, '..data_tmp'), join(mounted, '..data'));
+      accepted = NEW;
+      await until(() => reloadedSecrets(gw).length > 0, 'secret_reloaded');
+      const seen = traffic.statuses.length;
+      await until(() => traffic.statuses.length >= seen + 20, 'traffic after the swap');
+
+      // A new token (another scope) is asked for with the new secret, and the server takes it.
+      assert.match(await tokenAt(gw, '/b/1'), /-new$/);
+      await traffic.stop();
+
+      assert.deepEqual(new Set(traffic.statuses), new Set([200]), 'every caller got 200');
+      assert.equal(refused, 0, 'no token request carried the old secret after the swap');
+      assert.equal(await tokenAt(gw, '/a/2'), first, 'the cached token stays until it expires');
+      const [line] = reloadedSecrets(gw);
+      assert.equal(line!.secret, 'partner');
+      assert.ok(!gw.logText().includes(OLD) && !gw.logText().includes(NEW), 'no secret value in the logs');
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('follows an in-place write, and keeps the running value while the file is empty (truncated mid-write)', async () => {
+    accepted = OLD;
+    refused = 0;
+    const gw = await startGateway(yaml('partner.secret'), { watch: true, files: { 'partner.secret': `${OLD}\n` } });
+    try {
+      const file = join(gw.dir, 'partner.secret');
+      assert.match(await tokenAt(gw, '/a/1'), /-old$/);
+
+      writeFileSync(file, '');
+      await until(() => gw.logs.some((l) => l.event === 'config_reload_refused'), 'the refused reload of an empty secret');
+      assert.equal(reloadedSecrets(gw).length, 0);
+      assert.ok(gw.logs.some((l) => l.event === 'config_reload_problem' && l.path === 'secrets.partner.file' && /is empty/.test(String(l.message))));
+
+      writeFileSync(file, `${NEW}\n`);
+      accepted = NEW;
+      await until(() => reloadedSecrets(gw).length > 0, 'secret_reloaded');
+      assert.match(await tokenAt(gw, '/b/1'), /-new$/);
+      assert.equal(refused, 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('rotating an admin key without a restart', () => {
+  let tokens: TestServer;
+
+  before(async () => {
+    tokens = await startTokenEndpoint((_req, res, _body, index) => json(res, 200, { access_token: `t-${index}`, token_type: 'Bearer' }));
+  });
+
+  after(() => tokens.close());
+
+  it('two keys overlap: scripts move to the new one, the old one is retired, no call is refused meanwhile', async () => {
+    const KEY_1 = 'admin-key-one-0123456789abcdef0123';
+    const KEY_2 = 'admin-key-two-fedcba9876543210fedc';
+    const PLACEHOLDER = 'admin-key-unused-placeholder-000000';
+    const gw = await startGateway(
+      `
+listen: { host: 127.0.0.1 }
+admin:
+  auth: { apiKeys: [ { secret: admin-key }, { secret: admin-key-next } ] }
+secrets:
+  admin-key: { file: admin.key }
+  admin-key-next: { file: admin-next.key }
+  s: { value: client-secret-for-admin-rotation }
+connections:
+  c: { clientId: gw, tokenUrl: ${tokens.url}/token, clientSecret: { secret: s } }
+routes: []
+`,
+      { watch: true, files: { 'admin.key': KEY_1, 'admin-next.key': PLACEHOLDER } },
+    );
+    try {
+      let key = KEY_1;
+      const statuses: number[] = [];
+      let running = true;
+      // A script calling the admin API (the Test button's call needs the key) in a loop.
+      const script = (async () => {
+        while (running) {
+          const response = await fetch(`${gw.admin}/connections/c/test`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+          await response.arrayBuffer();
+          statuses.push(response.status);
+        }
+      })();
+      const reloaded = (n: number) => until(() => gw.logs.filter((l) => l.event === 'secret_reloaded').length >= n, 'secret_reloaded');
+      await until(() => statuses.length >= 5, 'calls with the first key');
+
+      writeFileSync(join(gw.dir, 'admin-next.key'), KEY_2); // 1. the new key next to the old one
+      await reloaded(1);
+      key = KEY_2; // 2. scripts move to it
+      const moved = statuses.length;
+      await until(() => statuses.length >= moved + 5, 'calls with the second key');
+      writeFileSync(join(gw.dir, 'admin.key'), PLACEHOLDER); // 3. the old key retired
+      await reloaded(2);
+      const retired = statuses.length;
+      await until(() => statuses.length >= retired + 5, 'calls after the retirement');
+      running = false;
+      await script;
+
+      assert.deepEqual(new Set(statuses), new Set([200]), 'no call was refused');
+      const old = await fetch(`${gw.admin}/connections/c/test`, { method: 'POST', headers: { authorization: `Bearer ${KEY_1}` } });
+      assert.equal(old.status, 401, 'the retired key no longer works');
+    } finally {
+      await gw.stop();
+    }
+  });
+});
