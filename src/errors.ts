@@ -2,6 +2,7 @@
  * The gateway's own errors. Callers branch on `code`, never on message text; the problem+json
  * writer (proxy/problem.ts) is the only place that turns one into an HTTP answer.
  */
+import type { FailureCause } from './tokens/failure-cause.js';
 
 export type GatewayErrorCode =
   | 'ROUTE_NOT_FOUND'
@@ -124,11 +125,21 @@ export class TokenError extends GatewayError {
   readonly retryable: boolean;
   /** The token endpoint's own `error_description` (RFC 6749 §5.2), sanitised, for the usage data. */
   readonly description: string | undefined;
+  /** The host (and port) of the server that failed, when the request got that far. */
+  readonly endpointHost: string | undefined;
+  /** The underlying cause, for the circuit's refusal to repeat (src/tokens/failure-cause.ts). */
+  readonly failureCause: FailureCause | undefined;
 
   constructor(
     code: GatewayErrorCode,
     reason: TokenFailureReason,
-    details: GatewayErrorDetails & { endpointStatus?: number; retryable?: boolean; description?: string | undefined } = {},
+    details: GatewayErrorDetails & {
+      endpointStatus?: number;
+      retryable?: boolean;
+      description?: string | undefined;
+      endpointHost?: string | undefined;
+      failureCause?: FailureCause | undefined;
+    } = {},
   ) {
     super(code, details);
     this.name = 'TokenError';
@@ -136,6 +147,8 @@ export class TokenError extends GatewayError {
     this.endpointStatus = details.endpointStatus;
     this.retryable = details.retryable ?? false;
     this.description = details.description;
+    this.endpointHost = details.endpointHost;
+    this.failureCause = details.failureCause;
   }
 
   /**
@@ -155,6 +168,8 @@ export class TokenError extends GatewayError {
       endpointStatus: this.endpointStatus,
       retryable: this.retryable,
       description: this.description,
+      endpointHost: this.endpointHost,
+      failureCause: this.failureCause,
     });
   }
 }

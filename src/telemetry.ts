@@ -6,7 +6,7 @@ import type { Metrics } from './admin/metrics.js';
 import type { Usage } from './admin/usage.js';
 import type { TokenError } from './errors.js';
 import type { Logger } from './log.js';
-import type { TokenObserver, TokenRequestContext } from './tokens/provider.js';
+import type { AttemptNumber, TokenObserver, TokenRequestContext } from './tokens/provider.js';
 
 export class Telemetry implements TokenObserver {
   constructor(
@@ -21,12 +21,17 @@ export class Telemetry implements TokenObserver {
     this.usage.recordRequest(connection, outcome);
   }
 
-  tokenFailure(connection: string, error: TokenError, context: TokenRequestContext): void {
+  tokenFailure(connection: string, error: TokenError, context: TokenRequestContext, number?: AttemptNumber): void {
     this.metrics.tokenFailures.inc({ connection, reason: error.reason });
     if (error.oauthError === 'invalid_dpop_proof') this.metrics.dpopProofFailures.inc({ connection });
     const { time: _time, ...fields } = this.usage.recordFailure(connection, error, context.route, context.requestId);
     // The /usage record's fields; its `time` is pino's own (a second `time` key would be ambiguous JSON).
-    this.log.warn({ event: 'token_failure', ...fields }, `token request for ${connection} failed: ${error.reason}`);
+    // One line per attempt, numbered: retries of one request are told apart, and each says why.
+    const of = number === undefined ? '' : ` (attempt ${number.attempt} of at most ${number.maxAttempts})`;
+    this.log.warn(
+      { event: 'token_failure', ...fields, ...number },
+      `token request for ${connection} failed${of}: ${error.reason}: ${error.detail}`,
+    );
   }
 
   dpopNonceRetry(connection: string, server: 'token_endpoint' | 'upstream'): void {

@@ -89,7 +89,7 @@ export class ConnectionClient {
     this.#metadata ??= withDeadline(
       timeoutMs,
       (signal) => this.#discover(issuer!, Date.now() + timeoutMs, signal),
-      () => transportError(new TimeoutSignal('discovery timed out'), 'discovery endpoint'),
+      () => transportError(new TimeoutSignal('discovery timed out'), 'discovery endpoint', new URL(issuer!).host, 'issuer'),
     ).then(
       (metadata) => {
         this.#discovered = metadata.tokenEndpoint;
@@ -120,7 +120,7 @@ export class ConnectionClient {
           signal,
         );
       } catch (error) {
-        throw transportError(error, 'discovery endpoint');
+        throw transportError(error, 'discovery endpoint', url.host, 'issuer');
       }
       // A plain OAuth server has no OIDC document: any 4xx there means "try RFC 8414".
       if (response.status >= 400 && response.status < 500) {
@@ -137,6 +137,8 @@ export class ConnectionClient {
           detail: `discovery at ${url.href}: HTTP ${response.status}`,
           endpointStatus: response.status,
           retryable: true,
+          endpointHost: url.host,
+          failureCause: { text: `HTTP ${response.status}` },
         });
       }
       let doc: unknown;
@@ -191,9 +193,11 @@ export class ConnectionClient {
         agent: this.#agent(url),
       };
       const transport: AuthServerTransport = (call) => this.#call(call, signal);
+      // A token endpoint found by discovery is the issuer's to fix.
+      const key = this.connection.tokenUrl === undefined ? 'issuer' : 'tokenUrl';
       return dpop === undefined
-        ? requestToken(options, transport)
-        : requestToken(options, transport, { onAnswer: (answer) => dpop.nonces.remember(url.origin, answer['dpop-nonce']) });
+        ? requestToken(options, transport, undefined, key)
+        : requestToken(options, transport, { onAnswer: (answer) => dpop.nonces.remember(url.origin, answer['dpop-nonce']) }, key);
     };
     try {
       if (dpop === undefined) return await send();

@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { armConnectTimeout } from '../connect-timeout.js';
 import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
+import { describeCause, transportCause, withCheck, type EndpointKey, type FailureCause } from './failure-cause.js';
 import { MAX_TOKEN_LIFETIME_S } from './lifetime.js';
 
 /** Token responses are small; anything bigger is not a token response (or is an attack). */
@@ -144,8 +145,12 @@ function parseJson(body: Buffer): unknown {
   }
 }
 
-function invalid(detail: string, status: number): TokenError {
-  return new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', { detail, endpointStatus: status });
+function invalid(detail: string, status: number, host?: string): TokenError {
+  return new TokenError('TOKEN_RESPONSE_INVALID', 'invalid_response', {
+    detail: host === undefined ? detail : `the token endpoint ${host} sent an unusable answer: ${detail}`,
+    endpointStatus: status,
+    endpointHost: host,
+  });
 }
 
 /**
@@ -157,15 +162,15 @@ export function isInjectableToken(value: unknown): value is string {
 }
 
 /** RFC 6749 §5.1. A token we cannot use is an error now, not a 401 from the upstream later. */
-function parseTokenResponse(status: number, body: Buffer, expected: 'Bearer' | 'DPoP'): TokenResponse {
+function parseTokenResponse(status: number, body: Buffer, expected: 'Bearer' | 'DPoP', host: string): TokenResponse {
   const json = parseJson(body);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw invalid('the token response is not a JSON object', status);
+    throw invalid('the token response is not a JSON object', status, host);
   }
   const fields = json as Record<string, unknown>;
   const accessToken = fields.access_token;
   if (!isInjectableToken(accessToken)) {
-    throw invalid('the token response has no usable access_token', status);
+    throw invalid('the token response has no usable access_token', status, host);
   }
   // §5.1 makes token_type REQUIRED; a few servers omit it, and Bearer is then the only sane reading.
   const tokenType = fields.token_type === undefined ? 'Bearer' : fields.token_type;
@@ -173,13 +178,14 @@ function parseTokenResponse(status: number, body: Buffer, expected: 'Bearer' | '
     // RFC 9449 §5: a server that did not bind the token says so with another token_type; using it
     // as a Bearer token would silently give up what the connection asked for.
     const said = typeof tokenType === 'string' ? JSON.stringify(sanitizeText(tokenType, 32)) : 'none';
-    throw invalid(`token_type ${said} where DPoP was asked for: the server did not bind the token to the key`, status);
+    throw invalid(`token_type ${said} where DPoP was asked for: the server did not bind the token to the key`, status, host);
   }
   if (expected === 'Bearer' && (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer')) {
     throw invalid(
       // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any JSON value a peer sent, shown as String() renders it
       `unsupported token_type ${JSON.stringify(sanitizeText(String(tokenType), 32))}; tokengate injects Bearer tokens only`,
       status,
+      host,
     );
   }
   let expiresIn: number | undefined;
@@ -188,7 +194,7 @@ function parseTokenResponse(status: number, body: Buffer, expected: 'Bearer' | '
     // Some servers send the number as a string ("3600"); anything else non-numeric is unusable.
     const value = typeof rawExpires === 'string' && /^\d+$/.test(rawExpires.trim()) ? Number(rawExpires) : rawExpires;
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw invalid('expires_in is not a non-negative number of seconds', status);
+      throw invalid('expires_in is not a non-negative number of seconds', status, host);
     }
     expiresIn = Math.min(value, MAX_TOKEN_LIFETIME_S);
   }
@@ -224,48 +230,76 @@ function errorFromResponse(
   status: number,
   headers: http.IncomingHttpHeaders,
   body: Buffer,
+  host: string,
   credentials: readonly string[] = [],
 ): TokenError {
   const json = parseJson(body) as Record<string, unknown> | undefined;
   const error = scrub(json?.error, credentials);
   const oauthError = typeof error === 'string' ? sanitizeText(error, 64) : undefined;
   const description = sanitizeText(scrub(json?.error_description, credentials));
-  const detail =
-    oauthError === undefined
-      ? `the token endpoint answered HTTP ${status}`
-      : `${oauthError}${description === undefined ? '' : `: ${description}`}`;
+  const said = oauthError === undefined ? '' : `: ${oauthError}${description === undefined ? '' : `: ${description}`}`;
+  const failureCause: FailureCause = { text: `HTTP ${status}` };
   // A 5xx, a 429, or an informational status as the final answer (a 101 without Upgrade, say): the
   // server is not answering the request, and another try may find it well.
   if (status >= 500 || status === 429 || status < 200) {
     return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'http_status', {
-      detail,
+      detail: `the token endpoint ${host} answered HTTP ${status}${said}`,
       endpointStatus: status,
       oauthError,
       description,
       retryable: true,
       retryAfter: parseRetryAfter(headers['retry-after']),
+      endpointHost: host,
+      failureCause,
     });
   }
+  const detail = `the token endpoint ${host} refused the token request (HTTP ${status})${said}`;
   if (oauthError !== undefined) {
-    return new TokenError('TOKEN_REJECTED', reasonForOAuthError(oauthError), { detail, endpointStatus: status, oauthError, description });
+    return new TokenError('TOKEN_REJECTED', reasonForOAuthError(oauthError), {
+      detail,
+      endpointStatus: status,
+      oauthError,
+      description,
+      endpointHost: host,
+      failureCause,
+    });
   }
-  return new TokenError('TOKEN_REJECTED', 'http_status', { detail, endpointStatus: status });
+  return new TokenError('TOKEN_REJECTED', 'http_status', { detail, endpointStatus: status, endpointHost: host, failureCause });
 }
 
-/** Transport failures (no HTTP answer) as TokenErrors. */
-export function transportError(error: unknown, what: string): TokenError {
+/**
+ * Transport failures (no HTTP answer) as TokenErrors whose detail names the server (`what` at
+ * `host`) and the cause; a config-shaped cause says which key to check (`key`).
+ */
+export function transportError(error: unknown, what: string, host: string, key: EndpointKey): TokenError {
+  const server = `the ${what} ${host}`;
   if (error instanceof TimeoutSignal) {
-    return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', { detail: `${what}: ${error.message}`, retryable: true, cause: error });
+    const failureCause: FailureCause = { text: error.message };
+    return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', {
+      detail: `${server} did not answer in time (${error.message})`,
+      retryable: true,
+      cause: error,
+      endpointHost: host,
+      failureCause,
+    });
   }
-  if (error instanceof TooLarge) return invalid(error.message, 200);
+  if (error instanceof TooLarge) return invalid(error.message, 200, host);
   if (error instanceof NotAnAnswer) {
-    return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', { detail: `${what}: ${error.message}`, retryable: true, cause: error });
+    return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', {
+      detail: `${server} gave no answer: ${error.message}`,
+      retryable: true,
+      cause: error,
+      endpointHost: host,
+      failureCause: { text: error.message },
+    });
   }
-  const code = (error as NodeJS.ErrnoException).code;
+  const failureCause = transportCause(error, key);
   return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'network', {
-    detail: `cannot reach the ${what}${code === undefined ? '' : ` (${code})`}`,
+    detail: withCheck(`cannot reach ${server}: ${describeCause(failureCause)}`, failureCause),
     retryable: true,
     cause: error,
+    endpointHost: host,
+    failureCause,
   });
 }
 
@@ -279,15 +313,17 @@ export async function requestToken(
   options: PostFormOptions,
   transport: AuthServerTransport = callAuthServer,
   dpop?: DpopTokenRequest,
+  key: EndpointKey = 'tokenUrl',
 ): Promise<TokenResponse> {
+  const { host } = options.url;
   let response: RawResponse;
   try {
     response = await transport(options);
   } catch (error) {
-    throw transportError(error, 'token endpoint');
+    throw transportError(error, 'token endpoint', host, key);
   }
   dpop?.onAnswer(response.headers);
   if (response.status >= 200 && response.status < 300)
-    return parseTokenResponse(response.status, response.body, dpop === undefined ? 'Bearer' : 'DPoP');
-  throw errorFromResponse(response.status, response.headers, response.body, credentialsIn(options));
+    return parseTokenResponse(response.status, response.body, dpop === undefined ? 'Bearer' : 'DPoP', host);
+  throw errorFromResponse(response.status, response.headers, response.body, host, credentialsIn(options));
 }

@@ -16,6 +16,7 @@ import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_
 import { ConnectionClient, type DpopObserver } from './connection-client.js';
 import { sleepUntil, withDeadline } from './deadline.js';
 import type { AuthServerTransport, TokenResponse } from './endpoint.js';
+import { describeCauseShort, withCheck } from './failure-cause.js';
 import { toCachedToken, type CachedToken } from './lifetime.js';
 import { REJECTION_MEMORY_MS, Rejections } from './rejections.js';
 import { BACKOFF_CAP_MS, nextAttemptAt } from './retry.js';
@@ -57,10 +58,16 @@ export interface TokenRequestContext {
   trace?: TokenTracer | undefined;
 }
 
+/** Which attempt of a token request failed: `attempt` of at most `maxAttempts` (retry.maxAttempts). */
+export interface AttemptNumber {
+  readonly attempt: number;
+  readonly maxAttempts: number;
+}
+
 /** What the provider tells metrics, usage data and logs. */
 export interface TokenObserver extends DpopObserver {
   tokenRequest(connection: string, outcome: 'success' | 'failure', seconds: number): void;
-  tokenFailure(connection: string, error: TokenError, context: TokenRequestContext): void;
+  tokenFailure(connection: string, error: TokenError, context: TokenRequestContext, attempt?: AttemptNumber): void;
 }
 
 /**
@@ -94,13 +101,28 @@ export function tokenWaitBudgetMs(connection: Connection, shared?: SharedTokenSt
   return connection.retry.budgetMs + (shared?.maxWaitMs?.(connection) ?? 0);
 }
 
-/** The error a caller gets when its budget ran out, whatever the token endpoint was doing. */
-function budgetExpired(connection: string, budgetMs: number): TokenError {
+/**
+ * The error a caller gets when its budget ran out, whatever the token endpoint was doing: it names
+ * the server (when known) and the last failure of this connection, if there was one.
+ */
+function budgetExpired(connection: string, budgetMs: number, host: string | undefined, last: TokenError | undefined): TokenError {
+  const server = host === undefined ? 'the token endpoint' : `the token endpoint ${host}`;
+  const cause = last?.failureCause;
   return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', {
-    detail: `no token within the connection's budget of ${budgetMs} ms`,
+    detail: withCheck(
+      `no token from ${server} within the connection's budget of ${budgetMs} ms${cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`}`,
+      cause,
+    ),
     connection,
     retryable: true,
+    endpointHost: host,
+    failureCause: cause,
   });
+}
+
+/** host[:port] of a URL, or undefined. */
+function hostOf(url: string | undefined): string | undefined {
+  return url !== undefined && URL.canParse(url) ? new URL(url).host : undefined;
 }
 
 export class TokenProvider {
@@ -112,6 +134,8 @@ export class TokenProvider {
   readonly #lastTests = new Map<string, { at: number; outcome: Promise<TokenResponse> }>();
   readonly #rejections: Rejections;
   readonly #circuits: Circuits;
+  /** Each connection's last retryable failure since its last answer: the cause told while its circuit is open. */
+  readonly #lastFailures = new Map<string, TokenError>();
   /** Background refreshes that failed wait until this time before the next try. */
   readonly #refreshBackoff = new Map<string, number>();
   readonly #observer: TokenObserver;
@@ -156,6 +180,7 @@ export class TokenProvider {
         continue;
       }
       this.#circuits.forget(key);
+      this.#lastFailures.delete(key);
       this.dropConnection(key);
     }
     for (const [key, connection] of next) if (!this.#clients.has(key)) this.#clients.set(key, this.#client(connection));
@@ -223,8 +248,8 @@ export class TokenProvider {
       const { totalMs } = client.connection.timeouts;
       const outcome = withDeadline(
         totalMs,
-        (signal) => this.#attempt(client, params, totalMs, {}, signal),
-        () => budgetExpired(connection, totalMs),
+        (signal) => this.#attempt(client, params, totalMs, {}, signal, { attempt: 1, maxAttempts: 1 }),
+        () => this.#budgetExpired(client, totalMs),
       );
       const remembered = { at: Number.POSITIVE_INFINITY, outcome };
       this.#lastTests.set(id, remembered);
@@ -276,7 +301,7 @@ export class TokenProvider {
           const load = () => this.#fetchWithRetries(key, client, context, signal);
           return shared === undefined ? load() : shared.fetch(key, client.connection, load);
         },
-        () => budgetExpired(key.connection, budgetMs),
+        () => this.#budgetExpired(client, budgetMs),
       ).then((token) => {
         // A reload that changed the connection while this was in flight: hand the token to the
         // callers already waiting, but do not cache what the old config obtained.
@@ -309,7 +334,7 @@ export class TokenProvider {
           Math.max(1, Math.min(timeouts.totalMs, deadline - sentAt)),
           context,
           signal,
-          attempt,
+          { attempt, maxAttempts: retry.maxAttempts },
         );
         return toCachedToken(client.connection.token, response, sentAt);
       } catch (error) {
@@ -336,26 +361,23 @@ export class TokenProvider {
     timeoutMs: number,
     context: TokenRequestContext,
     signal: AbortSignal,
-    attempt = 1,
+    number: AttemptNumber,
   ): Promise<TokenResponse> {
     const connection = client.connection.key;
     const admission = this.#circuits.admit(connection);
     if (!admission.allowed) {
-      const error = new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'circuit_open', {
-        detail: 'the token endpoint failed repeatedly; tokengate is not calling it for a moment',
-        connection,
-        retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((admission.openUntil - Date.now()) / 1000)),
-      });
-      this.#observer.tokenFailure(connection, error, context);
+      const error = this.#circuitOpen(client, admission.openUntil);
+      this.#observer.tokenFailure(connection, error, context, number);
       throw error;
     }
     const started = performance.now();
-    const span = context.trace?.tokenAttempt(connection, attempt);
+    const span = context.trace?.tokenAttempt(connection, number.attempt);
     try {
       const response = await client.requestToken(params, timeoutMs, signal);
       span?.end(client.tokenEndpoint);
       this.#observer.tokenRequest(connection, 'success', (performance.now() - started) / 1000);
       this.#circuits.success(connection);
+      this.#lastFailures.delete(connection);
       return response;
     } catch (thrown) {
       span?.end(client.tokenEndpoint, thrown);
@@ -365,12 +387,50 @@ export class TokenProvider {
       }
       const error = thrown.with({ connection });
       this.#observer.tokenRequest(connection, 'failure', (performance.now() - started) / 1000);
-      this.#observer.tokenFailure(connection, error, context);
+      this.#observer.tokenFailure(connection, error, context, number);
       // An OAuth error is an answer: the server is up, so it closes the circuit like a success.
-      if (!error.retryable) this.#circuits.success(connection);
-      else this.#circuits.failure(connection, admission.probe, error.retryAfter === undefined ? undefined : error.retryAfter * 1000);
+      if (!error.retryable) {
+        this.#circuits.success(connection);
+        this.#lastFailures.delete(connection);
+      } else {
+        this.#lastFailures.set(connection, error);
+        this.#circuits.failure(connection, admission.probe, error.retryAfter === undefined ? undefined : error.retryAfter * 1000);
+      }
       throw error;
     }
+  }
+
+  /** The server a connection calls: its token endpoint (configured or discovered), else its issuer. */
+  #host(client: ConnectionClient): string | undefined {
+    return hostOf(client.tokenEndpoint) ?? hostOf(client.connection.issuer);
+  }
+
+  #budgetExpired(client: ConnectionClient, budgetMs: number): TokenError {
+    const key = client.connection.key;
+    return budgetExpired(key, budgetMs, this.#lastFailures.get(key)?.endpointHost ?? this.#host(client), this.#lastFailures.get(key));
+  }
+
+  /**
+   * The refusal while the circuit is open names the server and the failure that opened it, and
+   * keeps saying "check tokenUrl" when that failure was config-shaped: an outage and a wrong host
+   * must not read alike.
+   */
+  #circuitOpen(client: ConnectionClient, openUntil: number): TokenError {
+    const connection = client.connection.key;
+    const last = this.#lastFailures.get(connection);
+    const host = last?.endpointHost ?? this.#host(client);
+    const cause = last?.failureCause;
+    const server = host === undefined ? 'the token endpoint' : `the token endpoint ${host}`;
+    return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'circuit_open', {
+      detail: withCheck(
+        `${server} failed repeatedly${cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`}; tokengate is not calling it for a moment`,
+        cause,
+      ),
+      connection,
+      retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((openUntil - Date.now()) / 1000)),
+      endpointHost: host,
+      failureCause: cause,
+    });
   }
 
   /** TOKEN_ENDPOINT_UNAVAILABLE always carries a Retry-After (docs/errors.md): the server's, else the circuit's, else a default. */
