@@ -9,17 +9,20 @@ import { Usage } from './admin/usage.js';
 import { ConfigError, formatProblem } from './config/errors.js';
 import { createLogger } from './log.js';
 import { buildConfig } from './pipeline/build.js';
+import { configWarnings } from './pipeline/warnings.js';
 import { Gateway } from './server.js';
 import { Telemetry } from './telemetry.js';
 import { TokenProvider } from './tokens/provider.js';
 import { testToken } from './tokens/summary.js';
+import { resolveTracing } from './tracing/settings.js';
 
 const USAGE = `usage:
   tokengate serve [--config FILE]
-  tokengate validate [--config FILE]
+  tokengate validate [--config FILE] [--strict]
   tokengate token KEY [--config FILE] [--param name=value]... [--show-token]
 
-FILE defaults to $TOKENGATE_CONFIG, else config/gateway.yaml.`;
+FILE defaults to $TOKENGATE_CONFIG, else config/gateway.yaml.
+validate prints every warning serve would log; --strict makes a warning fail it (exit 1).`;
 
 class UsageError extends Error {}
 
@@ -63,14 +66,29 @@ async function serve(args: string[]): Promise<number> {
 
 /**
  * Every stage of the pipeline `serve` and a reload run, the compile stage included; only the
- * commit (listeners, Redis, token requests) is left out.
+ * commit (listeners, Redis, token requests) is left out. Every warning `serve` would log is
+ * printed; with --strict a warning fails the check (exit 1), so a CI gate refuses what serve warns about.
  */
 async function validate(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, strict: { type: 'boolean', default: false } },
+    strict: true,
+  });
   const file = configFile(values.config);
   const { config } = await buildConfig(file);
-  for (const warning of config.warnings) process.stderr.write(`warning: ${warning}\n`);
-  process.stdout.write(`${file}: valid (${config.routes.length} routes, ${config.connections.size} connections)\n`);
+  const warnings = [
+    ...configWarnings(config),
+    ...resolveTracing(config.tracing, process.env).warnings.map((message) => ({ event: 'tracing_warning', message })),
+  ];
+  for (const { message } of warnings) process.stderr.write(`warning: ${message}\n`);
+  const summary = `${config.routes.length} routes, ${config.connections.size} connections`;
+  if (values.strict && warnings.length > 0) {
+    process.stderr.write(`${file}: ${warnings.length} warning${warnings.length === 1 ? '' : 's'}; --strict refuses it (${summary})\n`);
+    return 1;
+  }
+  const warned = warnings.length === 0 ? '' : `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}`;
+  process.stdout.write(`${file}: valid (${summary}${warned})\n`);
   return 0;
 }
 

@@ -11,11 +11,11 @@ import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
 import { RedisTokenStore } from './cache/redis-store.js';
-import { isLoopbackHost } from './config/checks.js';
 import { ConfigError, formatProblem } from './config/errors.js';
 import type { Config } from './config/types.js';
 import { buildConfig } from './pipeline/build.js';
 import type { Compiled } from './pipeline/compile.js';
+import { configWarnings } from './pipeline/warnings.js';
 import { createLogger, redactAlso, type Logger } from './log.js';
 import { keepTickShape } from './tick-shape.js';
 import { bindRuntime } from './proxy/compile.js';
@@ -371,18 +371,9 @@ export class Gateway {
     this.log.info({ event: 'stopped' }, 'tokengate stopped');
   }
 
+  /** The warnings `validate` prints too (pipeline/warnings.ts). */
   #warn(config: Config): void {
-    for (const warning of config.warnings) this.log.warn({ event: 'config_warning' }, warning);
-    const exposed = !isLoopbackHost(config.listen.host);
-    const unguarded =
-      config.access === undefined && config.routes.some((r) => r.access === undefined && r.auth.type === 'client-connection');
-    if (exposed && unguarded) {
-      this.log.warn(
-        { event: 'no_access_policy', host: config.listen.host },
-        `SECURITY: the proxy listens on ${config.listen.host} and routes with credentials have no access policy: ` +
-          'anyone who can reach it can spend those credentials. Set access (apiKeys / allowFrom).',
-      );
-    }
+    for (const { event, message, fields } of configWarnings(config)) this.log.warn({ event, ...fields }, message);
   }
 
   /**

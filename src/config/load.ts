@@ -40,8 +40,10 @@ export async function checkConfigText(text: string, file: string, options: LoadO
   const env = options.env ?? process.env;
   const parsed = parseYaml(text, file);
   const problems = new Problems(file, parsed);
-  const substituted = substituteVariables(parsed.data, [], env, problems.report) as Record<string, unknown>;
-  const validated = validateSchema(substituted, problems);
+  const substituted = substituteVariables(parsed.data, env, problems.report);
+  // A value that kept its `${VAR}` has been reported once, as that variable's problem.
+  problems.mute(substituted.unresolved);
+  const validated = validateSchema(substituted.value as Record<string, unknown>, problems);
   const secrets = await resolveSecrets(validated.raw.secrets, file, env, problems.report);
   return { config: checkSemantics(validated, secrets, problems), problems };
 }

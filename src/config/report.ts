@@ -7,6 +7,8 @@ export type Report = (keyPath: readonly PropertyKey[], message: string) => void;
 /** Collects the problems of one config file, each placed at its line and column. */
 export class Problems {
   readonly #list: ConfigProblem[] = [];
+  /** Key paths already explained by another problem: what later stages find there is not repeated. */
+  readonly #muted = new Set<string>();
 
   constructor(
     readonly file: string,
@@ -14,12 +16,21 @@ export class Problems {
   ) {}
 
   readonly report: Report = (keyPath, message) => {
-    this.#list.push(this.parsed.locate({ path: formatPath(keyPath), message }, keyPath));
+    const path = formatPath(keyPath);
+    if (this.#muted.has(path)) return;
+    this.#list.push(this.parsed.locate({ path, message }, keyPath));
   };
 
   /** A problem named at `keyPath` but placed at the line of `at` (a key that is missing is not in the file). */
   reportAt(keyPath: readonly PropertyKey[], at: readonly PropertyKey[], message: string): void {
-    this.#list.push(this.parsed.locate({ path: formatPath(keyPath), message }, at));
+    const path = formatPath(keyPath);
+    if (this.#muted.has(path)) return;
+    this.#list.push(this.parsed.locate({ path, message }, at));
+  }
+
+  /** From now on, problems at exactly these key paths are not reported (one was, already). */
+  mute(keyPaths: ReadonlyArray<readonly PropertyKey[]>): void {
+    for (const keyPath of keyPaths) this.#muted.add(formatPath(keyPath));
   }
 
   get count(): number {

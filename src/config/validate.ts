@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import type { Problems } from './report.js';
 import { configSchema, connectionSchema, routeSchema, secretSchema, type RawConfig, type RawRoute } from './schema.js';
+import { closest, knownKeys } from './suggest.js';
 
 export interface ValidatedConfig {
   readonly raw: RawConfig;
@@ -22,9 +23,14 @@ export function validateSchema(data: Record<string, unknown>, problems: Problems
   const parsed = configSchema.safeParse(data);
   if (parsed.success) return { raw: parsed.data, routeList: parsed.data.routes, declaredSecrets, declaredConnections };
   for (const issue of parsed.error.issues) {
-    // One problem per unknown key, located at the key itself rather than at its parent.
-    const keyPaths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [issue.path];
-    for (const keyPath of keyPaths) problems.report(keyPath, describeIssue(issue));
+    if (issue.code === 'unrecognized_keys') {
+      // One problem per unknown key, located at the key itself rather than at its parent.
+      const known = knownKeys(issue.path);
+      for (const key of issue.keys) {
+        const suggestion = closest(key, known);
+        problems.report([...issue.path, key], suggestion === undefined ? 'unknown key' : `unknown key; did you mean \`${suggestion}\`?`);
+      }
+    } else problems.report(issue.path, describeIssue(issue, data));
   }
   const salvaged = salvage(data);
   if (salvaged === undefined) throw problems.error();
@@ -35,8 +41,20 @@ function asRecord(value: unknown): Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return 'unknown key';
+/** The value at `keyPath` in the data as written, or undefined when a key on the way is absent. */
+function valueAt(data: unknown, keyPath: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const part of keyPath) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return value;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
+  const key = issue.path.at(-1);
+  // zod says "Invalid input: expected string, received undefined" for a key that is not there.
+  if (issue.code === 'invalid_type' && typeof key === 'string' && valueAt(data, issue.path) === undefined) return `\`${key}\` is required`;
   if (issue.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'secrets') {
     return 'a secret is exactly one of { env: VAR }, { file: PATH } or { value: TEXT }';
   }
