@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { requireProgram } from './support/programs.js';
+import { startRedis, type RedisServer } from './support/redis.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
 
 const OLD = 'rotation-secret-old-0123456789abcdef';
@@ -162,6 +165,70 @@ routes:
       assert.equal(refused, 0);
     } finally {
       await gw.stop();
+    }
+  });
+});
+
+describe('rotating the cache key without a restart', requireProgram('redis-server', 'redis-server'), () => {
+  let redis: RedisServer;
+  let upstream: TestServer;
+  let tokens: TestServer;
+  const KEY_A = randomBytes(32).toString('base64');
+  const KEY_B = randomBytes(32).toString('base64');
+
+  before(async () => {
+    redis = await startRedis();
+    upstream = await startEchoUpstream();
+    tokens = await startTokenEndpoint((_req, res, _body, index) =>
+      json(res, 200, { access_token: `shared-${index + 1}`, token_type: 'Bearer', expires_in: 300 }),
+    );
+  });
+
+  after(async () => {
+    await tokens.close();
+    await upstream.close();
+    await redis.stop();
+  });
+
+  const yaml = () => `
+listen: { host: 127.0.0.1 }
+secrets:
+  s: { value: cache-rotation-client-secret }
+  cache-key: { file: cache.key }
+cache:
+  store: redis
+  redis: { url: ${redis.url}, keyPrefix: "rotation:" }
+  encryptionKey: { secret: cache-key }
+connections:
+  c: { clientId: gw, tokenUrl: ${tokens.url}/token, clientSecret: { secret: s }, params: { scope: a } }
+routes:
+  - { name: a, match: { pathPrefix: /a }, upstream: ${upstream.url}, auth: { connection: c } }
+  - { name: b, match: { pathPrefix: /b }, upstream: ${upstream.url}, auth: { connection: c, params: { scope: b } } }
+`;
+
+  it('a new key in the file is used for the entries written from then on; callers never notice', async () => {
+    const first = await startGateway(yaml(), { watch: true, files: { 'cache.key': KEY_A } });
+    let second: TestGateway | undefined;
+    try {
+      const traffic = steadyTraffic(`${first.url}/a/x`);
+      await until(() => traffic.statuses.length >= 20, 'traffic before the rotation');
+      writeFileSync(join(first.dir, 'cache.key.new'), KEY_B);
+      renameSync(join(first.dir, 'cache.key.new'), join(first.dir, 'cache.key'));
+      await until(() => first.logs.some((l) => l.event === 'secret_reloaded' && l.secret === 'cache-key'), 'secret_reloaded');
+      // A token fetched after the rotation is stored under the new key: a replica that only knows it reads it.
+      assert.equal((await fetch(`${first.url}/b/x`)).status, 200);
+      const fetched = tokens.received.length;
+      second = await startGateway(yaml(), { files: { 'cache.key': KEY_B } });
+      assert.equal((await fetch(`${second.url}/b/x`)).status, 200);
+      assert.equal(tokens.received.length, fetched, 'the replica with the new key read the entry instead of fetching');
+      const seen = traffic.statuses.length;
+      await until(() => traffic.statuses.length >= seen + 20, 'traffic after the rotation');
+      await traffic.stop();
+      assert.deepEqual(new Set(traffic.statuses), new Set([200]), 'every caller got 200');
+      assert.ok(!first.logText().includes(KEY_A) && !first.logText().includes(KEY_B), 'no key in the logs');
+    } finally {
+      await second?.stop();
+      await first.stop();
     }
   });
 });

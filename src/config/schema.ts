@@ -53,10 +53,15 @@ const httpUrl = z.string().refine((value) => {
 }, 'must be an absolute http: or https: URL');
 
 export const secretSchema = z.union([
-  z.strictObject({ env: name.describe('environment variable holding the secret') }),
+  z.strictObject({
+    env: name.describe(
+      "environment variable holding the secret; a process's environment is fixed: rotate it with a (rolling) restart",
+    ),
+  }),
   z.strictObject({
     file: name.describe(
-      'file holding the secret, relative to the config file; a regular file (not a FIFO, device or socket), read within 5 s',
+      'file holding the secret, relative to the config file; a regular file (not a FIFO, device or socket), read within 5 s; ' +
+        'followed while serving: a change (a Kubernetes Secret update, an in-place write) is applied without a restart',
     ),
   }),
   z.strictObject({ value: z.string().describe('the secret inline (logged as a warning; not for production)') }),
