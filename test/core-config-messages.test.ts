@@ -52,7 +52,7 @@ describe('config problems a person can act on', () => {
     assert.deepEqual(problems, [{ path: 'connections.c.zzzzzzzz', message: 'unknown key' }]);
   });
 
-  it('names a missing required key plainly, not in zod\'s words', async () => {
+  it("names a missing required key plainly, not in zod's words", async () => {
     const problems = await problemsOf(CONNECTION.replace('    clientId: gw\n', '').replace('name: r, ', ''));
     assert.deepEqual(problems, [
       { path: 'connections.c.clientId', message: '`clientId` is required' },

@@ -54,9 +54,7 @@ const httpUrl = z.string().refine((value) => {
 
 export const secretSchema = z.union([
   z.strictObject({
-    env: name.describe(
-      "environment variable holding the secret; a process's environment is fixed: rotate it with a (rolling) restart",
-    ),
+    env: name.describe("environment variable holding the secret; a process's environment is fixed: rotate it with a (rolling) restart"),
   }),
   z.strictObject({
     file: name.describe(

@@ -26,12 +26,18 @@ interface Missing {
 export function substituteVariables(value: unknown, env: NodeJS.ProcessEnv, report: Report): Substituted {
   const missing = new Map<string, Missing>();
   const unresolved: PropertyKey[][] = [];
-  const substituted = walk(value, [], env, (name, keyPath) => {
-    const entry = missing.get(name) ?? { empty: env[name] === '', places: [] };
-    // A value using it twice is one place.
-    if (entry.places.at(-1) !== keyPath) entry.places.push(keyPath);
-    missing.set(name, entry);
-  }, unresolved);
+  const substituted = walk(
+    value,
+    [],
+    env,
+    (name, keyPath) => {
+      const entry = missing.get(name) ?? { empty: env[name] === '', places: [] };
+      // A value using it twice is one place.
+      if (entry.places.at(-1) !== keyPath) entry.places.push(keyPath);
+      missing.set(name, entry);
+    },
+    unresolved,
+  );
   for (const [name, { empty, places }] of missing) {
     const [first, ...others] = places;
     const named = others.slice(0, MAX_PLACES_NAMED).map(formatPath);

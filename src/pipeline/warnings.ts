@@ -16,8 +16,7 @@ export interface ConfigWarning {
 export function configWarnings(config: ConfigOf<ConnectionSettings>): ConfigWarning[] {
   const warnings: ConfigWarning[] = config.warnings.map((message) => ({ event: 'config_warning', message }));
   const exposed = !isLoopbackHost(config.listen.host);
-  const unguarded =
-    config.access === undefined && config.routes.some((r) => r.access === undefined && r.auth.type === 'client-connection');
+  const unguarded = config.access === undefined && config.routes.some((r) => r.access === undefined && r.auth.type === 'client-connection');
   if (exposed && unguarded) {
     warnings.push({
       event: 'no_access_policy',

@@ -108,11 +108,9 @@ export function tokenWaitBudgetMs(connection: Connection, shared?: SharedTokenSt
 function budgetExpired(connection: string, budgetMs: number, host: string | undefined, last: TokenError | undefined): TokenError {
   const server = host === undefined ? 'the token endpoint' : `the token endpoint ${host}`;
   const cause = last?.failureCause;
+  const lastCause = cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`;
   return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', {
-    detail: withCheck(
-      `no token from ${server} within the connection's budget of ${budgetMs} ms${cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`}`,
-      cause,
-    ),
+    detail: withCheck(`no token from ${server} within the connection's budget of ${budgetMs} ms${lastCause}`, cause),
     connection,
     retryable: true,
     endpointHost: host,
@@ -421,11 +419,9 @@ export class TokenProvider {
     const host = last?.endpointHost ?? this.#host(client);
     const cause = last?.failureCause;
     const server = host === undefined ? 'the token endpoint' : `the token endpoint ${host}`;
+    const lastCause = cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`;
     return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'circuit_open', {
-      detail: withCheck(
-        `${server} failed repeatedly${cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`}; tokengate is not calling it for a moment`,
-        cause,
-      ),
+      detail: withCheck(`${server} failed repeatedly${lastCause}; tokengate is not calling it for a moment`, cause),
       connection,
       retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((openUntil - Date.now()) / 1000)),
       endpointHost: host,
