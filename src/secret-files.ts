@@ -30,8 +30,11 @@ export class SecretFileWatch {
     this.#options = options;
   }
 
-  /** Follows exactly these files (secret name → absolute path): the running config's. */
-  update(secretFiles: ReadonlyMap<string, string>): void {
+  /**
+   * Follows exactly these files (secret name → absolute path): the running config's. Resolves once
+   * every new file is followed (read once, watched); it never rejects.
+   */
+  async update(secretFiles: ReadonlyMap<string, string>): Promise<void> {
     if (this.#closed) return;
     const byPath = new Map<string, string[]>();
     for (const [name, path] of secretFiles) byPath.set(path, [...(byPath.get(path) ?? []), name]);
@@ -45,6 +48,7 @@ export class SecretFileWatch {
       if (entry !== undefined) entry.names = names;
       else this.#files.set(path, { names, watch: this.#open(path) });
     }
+    await Promise.all([...this.#files.values()].map((entry) => entry.watch));
   }
 
   close(): void {

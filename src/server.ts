@@ -200,7 +200,8 @@ export class Gateway {
     if (options.watch === true) {
       await gateway.#watch();
       gateway.#secretFiles = new SecretFileWatch({ log, apply: async () => (await gateway.reload()).ok });
-      gateway.#secretFiles.update(config.secretFiles);
+      // Followed from the values the config was built with, before the gateway counts as started.
+      await gateway.#secretFiles.update(config.secretFiles);
     }
     for (const warning of gateway.#tracingWarnings) log.warn({ event: 'tracing_warning' }, warning);
     const tracer = gateway.#tracing;
@@ -307,7 +308,7 @@ export class Gateway {
       this.#proxyServer.setSecureContext(compiled.listenerTls);
     this.provider.update(config.connections.values());
     this.#store?.setEncryptionKey(compiled.encryptionKey);
-    this.#secretFiles?.update(config.secretFiles);
+    void this.#secretFiles?.update(config.secretFiles);
     this.usage.setConnections(config.connections.values());
     this.metrics.declareSeries(config);
     this.#handler.setRuntime(bindRuntime(config, compiled.routes, this.metrics, this.usage, this.log));
