@@ -18,6 +18,7 @@ import type { Compiled } from './pipeline/compile.js';
 import { configWarnings } from './pipeline/warnings.js';
 import { createLogger, redactAlso, type Logger } from './log.js';
 import { keepTickShape } from './tick-shape.js';
+import { configuredAccessHeaders } from './proxy/access.js';
 import { bindRuntime } from './proxy/compile.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
@@ -95,7 +96,7 @@ export class Gateway {
     tracingModule: TracingModule | undefined,
   ) {
     const { config } = compiled;
-    redactAlso(accessHeaders(config));
+    redactAlso([...configuredAccessHeaders(config)]);
     this.#options = options;
     this.log = log;
     this.#config = config;
@@ -296,7 +297,7 @@ export class Gateway {
   /** The swap: only steps that cannot fail on a compiled config, the route table last. */
   #commit(compiled: Compiled): void {
     const { config } = compiled;
-    redactAlso(accessHeaders(config));
+    redactAlso([...configuredAccessHeaders(config)]);
     const before = startOnlySettings(this.#config);
     const after = startOnlySettings(config);
     const pending = Object.keys(after).filter((key) => after[key] !== before[key]);
@@ -451,11 +452,6 @@ export class Gateway {
     }, WATCH_CHECK_INTERVAL_MS);
     this.#watchCheck.unref();
   }
-}
-
-/** The header names that carry callers' access keys, under the top-level policy and every route's. */
-function accessHeaders(config: Config): string[] {
-  return [config.access, ...config.routes.map((route) => route.access)].flatMap((policy) => (policy === undefined ? [] : [policy.header]));
 }
 
 /** What the listeners and the shared cache were built with: a reload cannot change these, a restart does. */

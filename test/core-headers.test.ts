@@ -96,6 +96,23 @@ routes:
     }
   });
 
+  it("removes the admin console's session cookie, both names, from Cookie and keeps every other cookie as sent", async () => {
+    const response = await send(
+      'GET /cookies HTTP/1.1\r\nCookie: a=1; tokengate_session=s3ss10n-id; b=two=2\r\nCookie: __Host-tokengate_session=h0st-id;c=3; tokengate_session_pref=dark; Tokengate_Session=kept',
+    );
+    assert.equal(response.status, 200);
+    const seen = upstream.received.at(-1)!;
+    assert.deepEqual(rawValues(seen, 'cookie'), ['a=1; b=two=2; c=3; tokengate_session_pref=dark; Tokengate_Session=kept']);
+    assert.ok(!seen.rawHeaders.some((value) => value.includes('s3ss10n-id') || value.includes('h0st-id')));
+  });
+
+  it('sends no Cookie at all when the session cookie was the only one, and an untouched one when it was absent', async () => {
+    await send('GET /cookies HTTP/1.1\r\nCookie: tokengate_session=s3ss10n-id');
+    assert.deepEqual(rawValues(upstream.received.at(-1)!, 'cookie'), []);
+    await send('GET /cookies HTTP/1.1\r\nCookie: a=1;b=2 ;  c=3');
+    assert.deepEqual(rawValues(upstream.received.at(-1)!, 'cookie'), ['a=1;b=2 ;  c=3']);
+  });
+
   // Regression: these bodies went upstream unframed and the upstream read them as a second request.
   const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: upstream\r\n\r\n';
   const chunked = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;

@@ -140,6 +140,19 @@ ${route('both-far', '\n    access: { apiKeys: [ { secret: team-a } ], allowFrom:
     assert.equal(seen.headers['x-team-key'], undefined);
   });
 
+  it("strips every configured access header, not only the route's own: the gateway-wide one on a route with its own policy, and other routes'", async () => {
+    const headers = { 'x-team-key': TEAM_B_KEY, 'x-gateway-key': TEAM_A_KEY };
+    for (const path of ['/both/x', '/loopback/x', '/keyed/x']) {
+      const response = await fetch(`${gw.url}${path}`, { headers });
+      assert.equal(response.status, 200, path);
+      const seen = upstream.received.at(-1)!;
+      assert.equal(seen.url, path);
+      assert.equal(seen.headers['x-team-key'], undefined, `x-team-key reached the upstream of ${path}`);
+      assert.equal(seen.headers['x-gateway-key'], undefined, `x-gateway-key reached the upstream of ${path}`);
+      assert.ok(!seen.rawHeaders.some((h) => h.includes(TEAM_A_KEY) || h.includes(TEAM_B_KEY)));
+    }
+  });
+
   it('never logs or echoes a key', async () => {
     const response = await fetch(`${gw.url}/keyed/x`, { headers: { 'x-gateway-key': 'wrong-but-secret-looking-key' } });
     const body = await response.text();

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from './support/gateway.js';
-import { startServer, type TestServer } from './support/servers.js';
+import { startServer, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
 
 const HEADERS_TIMEOUT_MS = 500;
 const REQUEST_TIMEOUT_MS = 1_500;
@@ -184,6 +184,13 @@ routes:
       ['/api\\..\\..\\x', 400],
       ['/api/x%00', 400],
       ['/api/x#/../../y', 400],
+      // A dot segment with a `;` parameter is `..` or `.` to Tomcat, Jetty and Spring, a name to us.
+      ['/api/..;/x', 400],
+      ['/api/x/.;x/y', 400],
+      ['/api/%2e%2e;/x', 400],
+      ['/api/x/%2E%2e;jsessionid=1/y', 400],
+      ['/api/x/..%3bx/y', 400],
+      ['/api/x/.;', 400],
       ['*', 400],
       ['/api/../admin', 404],
       ['//evil.example/x', 404],
@@ -194,6 +201,9 @@ routes:
       ['/apix/../api/y', 200, '/base/y'],
       ['/api/x/%2e%2e/z?next=/../../up', 200, '/base/z?next=/../../up'],
       ['/api', 200, '/base'],
+      ['/api/x;v=1/y', 200, '/base/x;v=1/y'],
+      ['/api/x..;/y', 200, '/base/x..;/y'],
+      ['/api/.well-known;v=1', 200, '/base/.well-known;v=1'],
     ];
     for (const [target, status, upstreamPath] of cases) {
       it(`${JSON.stringify(target)} → ${status}${upstreamPath === undefined ? '' : ` at ${upstreamPath}`}`, async () => {
@@ -247,5 +257,110 @@ routes:
       assert.equal(seen['proxy-authorization'], undefined);
       assert.equal(seen.te, undefined);
     });
+  });
+});
+
+/** A raw upstream: every byte that reaches it, and a 200 for each request head it reads. */
+interface RecordingUpstream {
+  port: number;
+  /** Everything received, all connections together, in arrival order. */
+  received(): string;
+  close(): Promise<void>;
+}
+
+async function startRecordingUpstream(): Promise<RecordingUpstream> {
+  let received = '';
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.setEncoding('latin1');
+    let pending = '';
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      pending += chunk;
+      // Requests without bodies only: one answer per head.
+      for (let end = pending.indexOf('\r\n\r\n'); end !== -1; end = pending.indexOf('\r\n\r\n')) {
+        pending = pending.slice(end + 4);
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    received: () => received,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+describe('a request pipelined behind a refused one', () => {
+  let tokens: TestServer;
+  let upstream: RecordingUpstream;
+  let gw: TestGateway;
+  let port: number;
+
+  before(async () => {
+    tokens = await startTokenEndpoint(tokenIssuer());
+    upstream = await startRecordingUpstream();
+    gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+secrets: { s: { value: token-endpoint-secret } }
+connections:
+  c: { clientId: gw, tokenUrl: ${tokens.url}/token, clientSecret: { secret: s } }
+routes:
+  - name: tok
+    match: { pathPrefix: /tok }
+    upstream: http://127.0.0.1:${upstream.port}
+    auth: { connection: c }
+`);
+    port = Number(new URL(gw.url).port);
+  });
+
+  after(async () => {
+    await gw.stop();
+    await upstream.close();
+    await tokens.close();
+  });
+
+  const behind = 'GET /tok/pipelined HTTP/1.1\r\nHost: a\r\n\r\n';
+  const refused: Array<[string, string]> = [
+    ['two Host lines', 'GET /tok/first HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'],
+    [
+      'Transfer-Encoding: identity, chunked',
+      'POST /tok/first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n',
+    ],
+    ['a %2f in the path', 'GET /tok/a%2fb HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['a ..; segment', 'GET /tok/..;/first HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['an unsupported target', 'GET ftp://a/tok/first HTTP/1.1\r\nHost: a\r\n\r\n'],
+  ];
+  for (const [shape, first] of refused) {
+    it(`${shape}: 400 and the connection closed; the request behind it in the same write never reaches the upstream`, async () => {
+      // One write, as a smuggler sends it: the gateway reads both requests from the same buffer.
+      const response = await rawExchange(port, first + behind);
+      assert.equal(response.status, 400, response.text);
+      assert.equal(response.text.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, `more than one answer: ${response.text}`);
+      // A request sent afterwards, on its own connection, arrives: had the pipelined one been
+      // forwarded, it would have been sent first (it was read first and waited on the same token).
+      const control = await rawExchange(port, 'GET /tok/control HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      assert.equal(control.status, 200, control.text);
+      assert.doesNotMatch(upstream.received(), /pipelined|first/);
+    });
+  }
+
+  it('two well-formed requests pipelined in one write are both answered and forwarded', async () => {
+    const response = await rawExchange(
+      port,
+      'GET /tok/one HTTP/1.1\r\nHost: a\r\n\r\nGET /tok/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    );
+    assert.equal(response.text.match(/HTTP\/1\.1 200/g)?.length, 2, response.text);
+    assert.match(upstream.received(), /GET \/tok\/one /);
+    assert.match(upstream.received(), /GET \/tok\/two /);
   });
 });

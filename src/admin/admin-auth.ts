@@ -6,9 +6,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Config } from '../config/load.js';
+import { SESSION_COOKIE } from '../session-cookie.js';
 import { AdminError } from './problem.js';
 
-export const SESSION_COOKIE = 'tokengate_session';
 /** A signed-in console stays usable for a working day, not for good. */
 export const SESSION_TTL_MS = 8 * 60 * 60 * 1000;
 /** Enough for every operator; a flood of sign-ins cannot grow memory past it. */

@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIPv4, type BlockList } from 'node:net';
 import { allowList } from '../config/checks.js';
-import type { AccessPolicy } from '../config/types.js';
+import type { AccessPolicy, Config } from '../config/types.js';
 
 export type AccessDenial = 'missing_key' | 'wrong_key' | 'address';
 
@@ -41,4 +41,16 @@ export class AccessChecker {
     }
     return undefined;
   }
+}
+
+/**
+ * The header names that carry callers' access keys, under the top-level policy and every route's
+ * (lower-cased at load). None of them is ever forwarded, whichever route a request takes: a key for
+ * the gateway is not the upstream's business, and a route with a policy of its own does not make
+ * the gateway-wide key a header of the upstream's.
+ */
+export function configuredAccessHeaders(config: Config): ReadonlySet<string> {
+  const headers = new Set<string>();
+  for (const policy of [config.access, ...config.routes.map((route) => route.access)]) if (policy !== undefined) headers.add(policy.header);
+  return headers;
 }

@@ -14,7 +14,7 @@ import { AccessLog, type Logger } from '../log.js';
 import { Router } from '../routing/router.js';
 import type { DpopProofSigner } from '../config/types.js';
 import { tokenKey, type TokenKey } from '../tokens/provider.js';
-import { AccessChecker } from './access.js';
+import { AccessChecker, configuredAccessHeaders } from './access.js';
 import { poolId, upstreamPool, type UpstreamPool } from './upstream-pool.js';
 
 /** Where a route's requests go: the undici pool of its origin and TLS settings, fixed per config. */
@@ -72,6 +72,8 @@ export interface Runtime {
   readonly router: Router<RouteRuntime>;
   /** The top-level access policy: it also guards requests that no route matches. */
   readonly access: AccessChecker | undefined;
+  /** Every configured access header (configuredAccessHeaders): none is forwarded on any route. */
+  readonly accessHeaders: ReadonlySet<string>;
 }
 
 /**
@@ -142,5 +144,5 @@ export function bindRuntime(config: Config, compiled: CompiledRoutes, metrics: M
       accessLog: new AccessLog(log, route.name),
     };
   });
-  return { config, router, access: compiled.access };
+  return { config, router, access: compiled.access, accessHeaders: configuredAccessHeaders(config) };
 }

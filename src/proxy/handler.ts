@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { Route } from '../config/types.js';
@@ -61,6 +62,8 @@ interface Exchange {
 }
 
 const EXCHANGE = Symbol('tokengate.exchange');
+/** Connections on which a request was refused as malformed (#refuse): they close after its answer. */
+const REFUSED_CONNECTIONS = new WeakSet<Socket>();
 type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
@@ -148,6 +151,10 @@ export class ProxyHandler {
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    // A request pipelined behind one refused as malformed is read by the same parser that could not
+    // make sense of the one before: never forwarded, never answered; the connection closes after
+    // the refusal's answer (Connection: close).
+    if (REFUSED_CONNECTIONS.has(req.socket)) return;
     const started = performance.now();
     const runtime = this.#runtime;
     // Every answer carries it: the upstream's through callerResponseHeaders, ours through writeProblem.
@@ -156,14 +163,14 @@ export class ProxyHandler {
     const trace = this.#tracing?.startRequest(req, method, this.#proto, requestId);
 
     const framing = framingProblem(req);
-    if (framing !== undefined) return this.#refuse(res, started, method, requestId, framing, trace);
+    if (framing !== undefined) return this.#refuse(req, res, started, method, requestId, framing, trace);
     let target = req.url ?? '/';
     let authority = req.headers.host;
     if (target.charCodeAt(0) !== 47 /* / */) {
       // RFC 9112 §3.2.2 absolute-form: its authority replaces Host (for matching and X-Forwarded-Host);
       // it is forwarded only where a route says.
       const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
-      if (absolute === null) return this.#refuse(res, started, method, requestId, 'unsupported request target', trace);
+      if (absolute === null) return this.#refuse(req, res, started, method, requestId, 'unsupported request target', trace);
       authority = absolute[1];
       target = absolute[2] === '' || absolute[2]!.startsWith('?') ? `/${absolute[2]}` : absolute[2]!;
     }
@@ -171,7 +178,7 @@ export class ProxyHandler {
     const { path: rawPath, query } = splitTarget(target);
     const path = normalizePath(rawPath);
     if (path === undefined)
-      return this.#refuse(res, started, method, requestId, 'the request path is ambiguous or climbs above the root', trace);
+      return this.#refuse(req, res, started, method, requestId, 'the request path is ambiguous or climbs above the root', trace);
 
     const matched = runtime.router.match(method, host, path);
     if (matched === undefined) {
@@ -294,7 +301,7 @@ export class ProxyHandler {
       remoteAddress: req.socket.remoteAddress,
       proto: this.#proto,
       host: exchange.authority,
-      accessHeader: route.access?.header,
+      accessHeaders: exchange.runtime.accessHeaders,
       authorization: token === undefined ? undefined : `${route.dpop === undefined ? 'Bearer' : 'DPoP'} ${token.accessToken}`,
       bodyless,
     });
@@ -474,7 +481,16 @@ export class ProxyHandler {
     return true;
   }
 
-  #refuse(res: ServerResponse, started: number, method: string, requestId: string, detail: string, trace: RequestTrace | undefined): void {
+  #refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    method: string,
+    requestId: string,
+    detail: string,
+    trace: RequestTrace | undefined,
+  ): void {
+    REFUSED_CONNECTIONS.add(req.socket);
     this.#finishUnmatched(res, started, method, requestId, trace);
     res.setHeader('connection', 'close');
     writeProblem(res, new GatewayError('BAD_REQUEST', { detail }), requestId);

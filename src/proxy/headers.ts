@@ -3,6 +3,7 @@
  * sender names in `Connection`, are for this hop only and must not be forwarded.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { SESSION_COOKIES } from '../session-cookie.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -73,8 +74,8 @@ export interface Forwarding {
   proto: 'http' | 'https';
   /** The Host (or absolute-form authority) the caller sent, for X-Forwarded-Host. */
   host: string | undefined;
-  /** The route's access-key header: the caller's key stays here. */
-  accessHeader: string | undefined;
+  /** Every configured access-key header (the gateway-wide one and every route's): callers' keys stay here. */
+  accessHeaders: ReadonlySet<string>;
   /** `Bearer ...`, or undefined on a route without a connection. */
   authorization: string | undefined;
   /**
@@ -82,6 +83,21 @@ export interface Forwarding {
    * Content-Length stays out of the list and the client frames the request itself.
    */
   bodyless: boolean;
+}
+
+/**
+ * A Cookie header without the admin console's session cookie, the others kept as they were sent;
+ * '' when nothing is left. Node has joined repeated Cookie lines with '; ' (RFC 6265 §5.4).
+ */
+function withoutSessionCookie(cookie: string): string {
+  if (!cookie.includes('tokengate_session')) return cookie;
+  const kept: string[] = [];
+  for (const pair of cookie.split(';')) {
+    const trimmed = pair.trim();
+    const equals = trimmed.indexOf('=');
+    if (trimmed !== '' && !SESSION_COOKIES.has(equals === -1 ? trimmed : trimmed.slice(0, equals).trim())) kept.push(trimmed);
+  }
+  return kept.join('; ');
 }
 
 /** Replaced by the gateway's own value, never passed on from the caller. */
@@ -101,7 +117,8 @@ const REPLACED = new Set([
  * The caller's request headers for the upstream, as the flat name/value list the upstream client
  * (undici) writes without copying each into an object of its own. Hop-by-hop headers and every
  * header the caller names in `Connection` go first (so `Connection: authorization` cannot strip
- * what we inject), then the caller's Authorization, access key and Expect, then ours go in. The
+ * what we inject), then the caller's Authorization, access keys, admin session cookie and Expect,
+ * then ours go in. The
  * body's framing survives: a body left without Content-Length or Transfer-Encoding goes out
  * unframed and the upstream reads it as a second request (smuggling, RFC 9112 §11.2), so a body's
  * Content-Length goes on, and a body without one is sent chunked by the client, which redoes that
@@ -118,10 +135,15 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, forwarding:
   const out: string[] = [];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || REPLACED.has(name) || name === forwarding.accessHeader) continue;
+    if (value === undefined || REPLACED.has(name) || forwarding.accessHeaders.has(name)) continue;
     // The client library redoes the chunked coding on our hop, and refuses to be told it.
     if (name === 'transfer-encoding') continue;
     if (name === 'content-length' ? forwarding.bodyless : HOP_BY_HOP.has(name) || named?.has(name) === true) continue;
+    if (name === 'cookie') {
+      const kept = withoutSessionCookie(value as string);
+      if (kept !== '') out.push(name, kept);
+      continue;
+    }
     if (typeof value === 'string') out.push(name, value);
     else for (const item of value) out.push(name, item);
   }

@@ -13,16 +13,23 @@ export function splitTarget(target: string): { path: string; query: string } {
 // So is `#`: a request-target has no fragment (RFC 9112 §3.2), and an upstream may cut the path there.
 const AMBIGUOUS = /%(2f|5c|00)|[\\#]|[\u0000-\u001f\u007f]/i;
 const DOT = /^(?:\.|%2e)$/i;
+/**
+ * `..;x`, `.;x`, `%2e%2e;jsessionid=1`: Tomcat, Jetty and Spring drop a segment's `;` parameters
+ * (RFC 3986 §3.3) before resolving dot segments, so to them this is `..` or `.`, to us a plain name;
+ * refused rather than guessed. `%3b` too: some decode it before they drop parameters.
+ */
+const PARAMETERISED_DOT = /(?:^|\/)(?:\.|%2e){1,2}(?:;|%3b)/i;
 const DOT_DOT = /^(?:\.|%2e){2}$/i;
 
 /**
  * The path with `.`/`..` segments (also as %2e) resolved and empty segments dropped, or undefined
- * when the path is ambiguous or climbs above the root. The fast case (nothing to do) allocates nothing.
+ * when the path is ambiguous (PARAMETERISED_DOT among them) or climbs above the root. The fast case (nothing to do) allocates nothing.
  */
 export function normalizePath(path: string): string | undefined {
   if (path.charCodeAt(0) !== 47 /* / */) return undefined;
   if (AMBIGUOUS.test(path)) return undefined;
   if (!path.includes('//') && !path.includes('.') && !/%2e/i.test(path)) return path;
+  if (PARAMETERISED_DOT.test(path)) return undefined;
   const out: string[] = [];
   const segments = path.split('/');
   for (let i = 1; i < segments.length; i++) {
