@@ -236,6 +236,23 @@ describe('DPoP with nonces required by the authorization server and the upstream
     assert.equal(answer.status, 200, JSON.stringify(summary));
     assert.equal(summary.tokenType, 'DPoP');
   });
+
+  it('counts every request that reached the token endpoint, each use_dpop_nonce answer included, in tokengate_token_requests_total and /usage', async () => {
+    // Regression: the answer that demanded a nonce and its retry were counted as one request.
+    const challenges = await metric(gw, 'tokengate_dpop_nonce_retries_total', 'connection="bound",server="token_endpoint"');
+    assert.ok(challenges >= 1);
+    const successes = await metric(gw, 'tokengate_token_requests_total', 'connection="bound",outcome="success"');
+    const failures = await metric(gw, 'tokengate_token_requests_total', 'connection="bound",outcome="failure"');
+    assert.equal(successes + failures, oidc.tokenRequests);
+    assert.equal(failures, challenges, 'each answer that demanded a nonce is a request that got no token');
+    const usage = (await (await fetch(`${gw.admin}/usage`)).json()) as { connections: Array<Record<string, unknown>> };
+    const bound = usage.connections.find((c) => c.connection === 'bound')!;
+    assert.equal(bound.tokenRequests, oidc.tokenRequests);
+    assert.equal(bound.successes, successes);
+    assert.equal(bound.failures, 0, 'a nonce demand is the protocol, not a failure to report');
+    const histogram = await metric(gw, 'tokengate_token_request_duration_seconds_count', 'connection="bound"');
+    assert.equal(histogram, oidc.tokenRequests);
+  });
 });
 
 describe('DPoP in every algorithm family', () => {

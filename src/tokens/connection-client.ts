@@ -169,9 +169,16 @@ export class ConnectionClient {
 
   /**
    * One token request with the given effective params; a fresh client assertion every call. Over
-   * after `timeoutMs` (discovery included), or earlier when `signal` aborts.
+   * after `timeoutMs` (discovery included), or earlier when `signal` aborts. On a DPoP connection the
+   * endpoint may demand a nonce first: the request is then sent twice, and `onNonceChallenge` hears
+   * of the first (it reached the endpoint, and took `seconds`) before the second is sent.
    */
-  async requestToken(params: Readonly<Record<string, string>>, timeoutMs: number, signal?: AbortSignal): Promise<TokenResponse> {
+  async requestToken(
+    params: Readonly<Record<string, string>>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    onNonceChallenge?: (seconds: number) => void,
+  ): Promise<TokenResponse> {
     const deadline = Date.now() + timeoutMs;
     const metadata = await this.metadata(timeoutMs);
     const url = new URL(metadata.tokenEndpoint);
@@ -202,6 +209,7 @@ export class ConnectionClient {
     try {
       if (dpop === undefined) return await send();
       const sentNonce = dpop.nonces.get(url.origin);
+      const started = performance.now();
       try {
         return await send();
       } catch (error) {
@@ -209,6 +217,7 @@ export class ConnectionClient {
         // as every attempt, a fresh client assertion). Without a new nonce a retry would fail alike.
         if (!(error instanceof TokenError) || error.oauthError !== 'use_dpop_nonce' || dpop.nonces.get(url.origin) === sentNonce)
           throw error;
+        onNonceChallenge?.((performance.now() - started) / 1000);
         this.#observer?.dpopNonceRetry?.(this.connection.key, 'token_endpoint');
         return await send();
       }

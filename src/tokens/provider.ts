@@ -368,10 +368,16 @@ export class TokenProvider {
       this.#observer.tokenFailure(connection, error, context, number);
       throw error;
     }
-    const started = performance.now();
+    let started = performance.now();
     const span = context.trace?.tokenAttempt(connection, number.attempt);
+    // RFC 9449 §8: a use_dpop_nonce answer is a request of its own on the wire, counted as one that
+    // got no token; the retry carrying the nonce is timed from when it is sent.
+    const challenged = (seconds: number): void => {
+      this.#observer.tokenRequest(connection, 'failure', seconds);
+      started = performance.now();
+    };
     try {
-      const response = await client.requestToken(params, timeoutMs, signal);
+      const response = await client.requestToken(params, timeoutMs, signal, challenged);
       span?.end(client.tokenEndpoint);
       this.#observer.tokenRequest(connection, 'success', (performance.now() - started) / 1000);
       this.#circuits.success(connection);
