@@ -119,6 +119,7 @@ export class Gateway {
       this.provider.setShared(this.#store);
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
+    this.metrics.setTokenFetchSource(() => this.provider.fetchesInFlight());
     this.#tracingWarnings = tracing.warnings;
     this.#tracing =
       tracing.settings === undefined || tracingModule === undefined

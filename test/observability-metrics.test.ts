@@ -9,9 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../src/admin/metrics.js';
 import { loadConfig } from '../src/pipeline/build.js';
-import { writeConfig } from './support/gateway.js';
+import { metricValue } from './support/faults.js';
+import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
 import { programPath, requireProgram } from './support/programs.js';
 import { CONNECTIONS, driveTraffic, parseExposition, ROUTES, sampleKey, startScenario, type Scenario } from './support/observability.js';
+import { startServer, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
+import { waitFor } from './support/wait.js';
 
 const TOKEN_FAILURE_REASONS = [
   'invalid_client',
@@ -125,6 +128,18 @@ describe('metrics after traffic of every kind', () => {
     }
   });
 
+  it('shows nothing in flight once the traffic has been answered: both gauges at 0 for every route and connection', () => {
+    const inFlight = (name: string) => [...samples].filter(([key]) => key.startsWith(`${name}{`)).sort();
+    assert.deepEqual(
+      inFlight('tokengate_upstream_requests_in_flight'),
+      [...ROUTES].map((route) => [sampleKey('tokengate_upstream_requests_in_flight', { route }), 0]).sort(),
+    );
+    assert.deepEqual(
+      inFlight('tokengate_token_fetches_in_flight'),
+      [...CONNECTIONS].map((connection) => [sampleKey('tokengate_token_fetches_in_flight', { connection }), 0]).sort(),
+    );
+  });
+
   it('reports the seconds to expiry of the cached token, and nothing for connections without one', () => {
     const expiry = samples.get(sampleKey('tokengate_token_expires_in_seconds', { connection: 'good' }));
     assert.ok(expiry !== undefined && expiry > 500 && expiry <= 600, `expires in ${expiry}`); // oidc-provider ttl 600 s
@@ -202,5 +217,68 @@ routes:
       declared('tokengate_access_denied_total'),
       ['missing_key', 'wrong_key', 'address'].map((reason) => `tokengate_access_denied_total{reason="${reason}",route="open"} 0`),
     );
+  });
+});
+
+describe('in-flight gauges', () => {
+  /** Requests the peer holds unanswered, released by the test. */
+  let held: Array<() => void>;
+  let upstream: TestServer;
+  let tokens: TestServer;
+  let gw: TestGateway;
+  const value = async (name: string, labels: Record<string, string>) => metricValue(gw.admin, name, labels);
+
+  before(async () => {
+    held = [];
+    const hold = (answer: () => void) => held.push(answer);
+    upstream = await startServer((_req, res) => hold(() => res.end('late')));
+    tokens = await startTokenEndpoint((req, res, body, index) => hold(() => tokenIssuer()(req, res, body, index)));
+    gw = await startGateway(`
+listen: { host: 127.0.0.1 }
+secrets: { s: { value: token-endpoint-secret } }
+connections:
+  slow-tokens: { clientId: gw, tokenUrl: ${tokens.url}/token, clientSecret: { secret: s } }
+routes:
+  - { name: slow, match: { pathPrefix: /slow }, upstream: ${upstream.url}, auth: { type: none }, timeouts: { responseMs: 30000 } }
+  - { name: token, match: { pathPrefix: /token }, upstream: ${upstream.url}, auth: { connection: slow-tokens } }
+`);
+  });
+
+  after(async () => {
+    for (const answer of held.splice(0)) answer();
+    await gw.stop();
+    await upstream.close();
+    await tokens.close();
+  });
+
+  it('tokengate_upstream_requests_in_flight counts a request until its answer ends, also after its caller has gone', async () => {
+    const route = { route: 'slow' };
+    assert.equal(await value('tokengate_upstream_requests_in_flight', route), 0);
+    const kept = fetch(`${gw.url}/slow/kept`).then((r) => r.text());
+    const abandoned = new AbortController();
+    fetch(`${gw.url}/slow/abandoned`, { signal: abandoned.signal }).catch(() => undefined);
+    await waitFor(() => held.length === 2, 'the upstream to hold both requests');
+    assert.equal(await value('tokengate_upstream_requests_in_flight', route), 2);
+    abandoned.abort();
+    // The caller who left takes its request with it: the gateway aborts it.
+    await waitFor(async () => (await value('tokengate_upstream_requests_in_flight', route)) === 1, 'the abandoned request to end');
+    for (const answer of held.splice(0)) answer();
+    assert.equal(await kept, 'late');
+    await waitFor(async () => (await value('tokengate_upstream_requests_in_flight', route)) === 0, 'the answered request to end');
+  });
+
+  it('tokengate_token_fetches_in_flight counts one fetch for every caller waiting on the same token, until it settles', async () => {
+    const connection = { connection: 'slow-tokens' };
+    assert.equal(await value('tokengate_token_fetches_in_flight', connection), 0);
+    const callers = [1, 2, 3].map((i) => fetch(`${gw.url}/token/${i}`));
+    await waitFor(() => held.length === 1, 'the token endpoint to hold the request');
+    assert.equal(await value('tokengate_token_fetches_in_flight', connection), 1);
+    held.splice(0)[0]!();
+    // The token arrives; the three requests then wait at the upstream.
+    await waitFor(() => held.length === 3, 'the upstream to hold the three requests');
+    assert.equal(await value('tokengate_token_fetches_in_flight', connection), 0);
+    assert.equal(await value('tokengate_upstream_requests_in_flight', { route: 'token' }), 3);
+    for (const answer of held.splice(0)) answer();
+    for (const response of await Promise.all(callers)) assert.equal(response.status, 200);
   });
 });

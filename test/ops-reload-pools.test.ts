@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
+import { waitFor } from './support/wait.js';
 
 const DRAIN_MS = 300;
 
@@ -31,12 +31,6 @@ async function keepAliveUpstream(): Promise<TestServer & { open: () => number }>
     socket.once('close', () => sockets.delete(socket));
   });
   return Object.assign(upstream, { open: () => sockets.size });
-}
-
-async function until(condition: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!condition() && Date.now() < deadline) await delay(20);
-  return condition();
 }
 
 describe('upstream socket pools across a reload', () => {
@@ -67,21 +61,31 @@ describe('upstream socket pools across a reload', () => {
     await pooled(gw);
     assert.equal(next.received.length, 1, 'the reloaded route goes to the new upstream');
     assert.equal(before.open(), 1, 'the old pool waits while requests of the old config may still be in flight');
-    assert.equal(await until(() => before.open() === 0, DRAIN_MS + 2_000), true, 'the old pool is closed after the drain time');
+    await waitFor(() => before.open() === 0, 'the old pool to close after the drain time');
     assert.equal(next.open(), 1, 'the pool in use is untouched');
   });
 
   it('keeps the pool of an upstream that the reloaded config still routes to', async () => {
-    const upstream = await keepAliveUpstream();
-    const gw = await startGateway(yaml(upstream.url));
+    const [upstream, dropped] = [await keepAliveUpstream(), await keepAliveUpstream()];
+    // A second route whose upstream the reload drops: its pool closing says the drain time is over.
+    const withDropped = `${yaml(upstream.url)}
+  - name: dropped
+    match: { pathPrefix: /dropped }
+    upstream: ${dropped.url}
+    auth: { type: none }
+`;
+    const gw = await startGateway(withDropped);
     cleanup.push(
       () => upstream.close(),
+      () => dropped.close(),
       () => gw.stop(),
     );
     await pooled(gw);
+    await (await fetch(`${gw.url}/dropped/x`)).arrayBuffer();
+    assert.equal(dropped.open(), 1);
     writeFileSync(gw.configFile, `${yaml(upstream.url)}\n# touched\n`);
     assert.equal((await gw.gateway.reload()).ok, true);
-    await delay(DRAIN_MS + 500);
+    await waitFor(() => dropped.open() === 0, "the dropped upstream's pool to close after the drain time");
     assert.equal(upstream.open(), 1);
     await pooled(gw);
     assert.equal(upstream.open(), 1, 'the same socket serves the next request');

@@ -12,6 +12,7 @@ import { metricValue } from './support/faults.js';
 import { closedPort } from './support/observability.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startServer, startTokenEndpoint, tokenIssuer, type TestServer } from './support/servers.js';
+import { waitFor } from './support/wait.js';
 
 const ABORTED_REQUESTS = 1_000;
 const BATCH = 100;
@@ -180,9 +181,14 @@ routes:
     assert.equal(await metricValue(gw.admin, 'tokengate_upstream_errors_total', { route: 'refused', reason: 'unavailable' }), 1);
   });
 
-  /** Sends `count` requests, waits until the upstream has all of them, then hangs up on each. */
-  async function sendAndAbort(path: string, count: number, waitFor: () => boolean, method = 'GET', body?: Buffer): Promise<void> {
+  /**
+   * Sends `count` requests, waits until all of them are on the wire and `arrived` holds (the upstream
+   * has them, say), then hangs up on each.
+   */
+  async function sendAndAbort(path: string, count: number, arrived: () => boolean, method = 'GET', body?: Buffer): Promise<void> {
     const url = new URL(gw.url);
+    let sent = 0;
+    const onSent = () => sent++;
     const requests = Array.from({ length: count }, () => {
       const req = http.request({
         host: url.hostname,
@@ -193,11 +199,11 @@ routes:
         headers: body === undefined ? {} : { 'content-length': String(body.length + 10) },
       });
       req.on('error', () => undefined);
-      if (body !== undefined) req.write(body);
-      else req.end();
+      if (body !== undefined) req.write(body, onSent);
+      else req.end(onSent);
       return req;
     });
-    assert.ok(await eventually(waitFor), 'the requests did not get where they should before the abort');
+    assert.ok(await eventually(() => sent === count && arrived()), 'the requests did not get where they should before the abort');
     for (const req of requests) req.destroy();
   }
 
@@ -226,7 +232,11 @@ routes:
     const target = arrivals + 512;
     await sendAndAbort('/slow/queued', 600, () => arrivals >= target);
     assert.ok(await eventually(() => open.size <= 2), `${open.size} upstream sockets still open`);
-    await delay(300);
+    // Every one of them, queued ones included, has ended: none can open a socket any more.
+    await waitFor(
+      async () => (await metricValue(gw.admin, 'tokengate_upstream_requests_in_flight', { route: 'slow-upstream' })) === 0,
+      'every abandoned upstream request to end',
+    );
     assert.ok(await eventually(() => open.size <= 2), `${open.size} upstream sockets open for callers who had left`);
   });
 
@@ -234,16 +244,28 @@ routes:
     await sendAndAbort('/slowtoken/x', 50, () => slowEndpoint.received.length >= 1);
     // Let the token arrive; the abandoned requests must not be forwarded with it.
     assert.ok(await eventually(() => gw.gateway.provider.expiries().has('slow')));
-    await delay(100);
+    // The fetch has settled (its waiters have gone on) and nothing is on its way to the upstream.
+    await waitFor(
+      async () =>
+        (await metricValue(gw.admin, 'tokengate_token_fetches_in_flight', { connection: 'slow' })) === 0 &&
+        (await metricValue(gw.admin, 'tokengate_upstream_requests_in_flight', { route: 'slow-token' })) === 0,
+      'the token fetch and anything it let go on to end',
+    );
     assert.equal(upstream.received.filter((r) => r.url.startsWith('/slowtoken')).length, 0);
     assert.equal(open.size <= 2, true);
   });
 
   it('callers hanging up in the middle of a small request body: nothing leaks, the gateway keeps serving', async () => {
     const processListeners = listenerTotal(process);
+    const hungUp = { route: 'fast', method: 'POST', code: '499' };
+    const before = await metricValue(gw.admin, 'tokengate_requests_total', hungUp);
     // Content-Length promises 10 more bytes than are sent: the body is still being buffered for replay.
     await sendAndAbort('/fast/partial', 100, () => true, 'POST', Buffer.from('partial'));
-    await delay(200);
+    // The gateway has seen every one of them hang up (each is counted 499 when it does).
+    await waitFor(
+      async () => (await metricValue(gw.admin, 'tokengate_requests_total', hungUp)) === before + 100,
+      'all 100 to be counted 499',
+    );
     assert.equal(upstream.received.filter((r) => r.url.startsWith('/fast/partial')).length, 0);
     assert.equal(listenerTotal(process), processListeners);
     assert.equal((await fetch(`${gw.url}/fast/still-ok`)).status, 200);

@@ -44,11 +44,24 @@ const CACHE_OPERATIONS = Object.keys({
  */
 const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
+/**
+ * A count of things under way for one route, kept as a plain number so the request path does no
+ * label lookup; the gauge reads it at scrape time. One holder per route name, kept across reloads.
+ */
+export interface InFlightCount {
+  value: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   #expirySource: () => Map<string, number> = () => new Map();
   /** The metrics with a route or connection label: forget() drops their series. */
   readonly #perRouteOrConnection: Array<Counter<string> | Histogram<string>> = [];
+  /** The routes and connections of the config being served (declareSeries): their gauges show 0 too. */
+  #configuredRoutes: readonly string[] = [];
+  #configuredConnections: readonly string[] = [];
+  readonly #upstreamInFlight = new Map<string, InFlightCount>();
+  #tokenFetchSource: () => Map<string, number> = () => new Map();
 
   readonly tokenRequests = this.#counter('tokengate_token_requests_total', 'Requests sent to token endpoints, by outcome', [
     'connection',
@@ -122,6 +135,42 @@ export class Metrics {
     'tokengate_trace_export_failures_total',
     'Span batches that could not be exported to the OpenTelemetry collector (their spans are dropped)',
   );
+  /**
+   * A route whose upstream answers slowly, or not at all, piles up here: requests wait for a
+   * connection (up to 512 per upstream) and for an answer. Each ends within the route's time-outs;
+   * a caller who hangs up ends its request, but one still waiting for a connection only when
+   * connecting fails or succeeds. A reload-removed route shows until its last request ends.
+   */
+  readonly upstreamRequestsInFlight = new Gauge({
+    name: 'tokengate_upstream_requests_in_flight',
+    help: 'Requests sent to the upstream, or waiting for a connection to it, whose answer has not ended or failed yet, by route',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const gauge = this.upstreamRequestsInFlight;
+      gauge.reset();
+      for (const route of this.#configuredRoutes) gauge.set({ route }, this.#upstreamInFlight.get(route)?.value ?? 0);
+      for (const [route, count] of this.#upstreamInFlight) if (count.value !== 0) gauge.set({ route }, count.value);
+    },
+  });
+  readonly tokenFetchesInFlight = new Gauge({
+    name: 'tokengate_token_fetches_in_flight',
+    help: 'Token fetches under way (one per token key, with its retries; refreshes and admin tests included), by connection',
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const gauge = this.tokenFetchesInFlight;
+      gauge.reset();
+      let fetches: Map<string, number>;
+      try {
+        fetches = this.#tokenFetchSource();
+      } catch {
+        return;
+      }
+      for (const connection of this.#configuredConnections) gauge.set({ connection }, fetches.get(connection) ?? 0);
+      for (const [connection, count] of fetches) gauge.set({ connection }, count);
+    },
+  });
   readonly cacheErrors = this.#counter('tokengate_cache_errors_total', 'Shared token cache (Redis) calls that failed, by operation', [
     'operation',
   ]);
@@ -138,6 +187,8 @@ export class Metrics {
    * in an alert rule would never see that first failure. Bounded: the reasons are fixed lists.
    */
   declareSeries(config: Config): void {
+    this.#configuredRoutes = config.routes.map((route) => route.name);
+    this.#configuredConnections = [...config.connections.keys()];
     for (const connection of config.connections.keys()) {
       for (const outcome of ['success', 'failure']) this.tokenRequests.inc({ connection, outcome }, 0);
       for (const reason of TOKEN_FAILURE_REASONS) this.tokenFailures.inc({ connection, reason }, 0);
@@ -191,6 +242,21 @@ export class Metrics {
   #track<M extends Counter<string> | Histogram<string>>(metric: M, labelNames: readonly string[]): M {
     if (labelNames.includes('route') || labelNames.includes('connection')) this.#perRouteOrConnection.push(metric);
     return metric;
+  }
+
+  /** The count of a route's upstream requests under way, for the request path to change. */
+  upstreamInFlight(route: string): InFlightCount {
+    let count = this.#upstreamInFlight.get(route);
+    if (count === undefined) {
+      count = { value: 0 };
+      this.#upstreamInFlight.set(route, count);
+    }
+    return count;
+  }
+
+  /** Where the token fetch gauge reads from at scrape time: fetches under way by connection. */
+  setTokenFetchSource(source: () => Map<string, number>): void {
+    this.#tokenFetchSource = source;
   }
 
   /** Where the expiry gauge reads from at scrape time (no per-request cost). */

@@ -5,7 +5,7 @@
  * counters and access loggers: it cannot fail, and runs only when a config is committed.
  */
 import type { Counter, Histogram } from 'prom-client';
-import type { Metrics } from '../admin/metrics.js';
+import type { InFlightCount, Metrics } from '../admin/metrics.js';
 import type { ConnectionStats, Usage } from '../admin/usage.js';
 import { ValueProblem } from '../config/checks.js';
 import type { Report } from '../config/report.js';
@@ -49,6 +49,8 @@ export interface RouteDpop {
 
 export interface RouteRuntime extends CompiledRoute {
   readonly duration: Histogram.Internal<'route'>;
+  /** tokengate_upstream_requests_in_flight's count for this route. */
+  readonly upstreamInFlight: InFlightCount;
   readonly hits: Counter.Internal | undefined;
   readonly misses: Counter.Internal | undefined;
   readonly stats: ConnectionStats | undefined;
@@ -137,6 +139,7 @@ export function bindRuntime(config: Config, compiled: CompiledRoutes, metrics: M
     return {
       ...base,
       duration: metrics.requestDuration.labels({ route: route.name }),
+      upstreamInFlight: metrics.upstreamInFlight(route.name),
       hits: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'hit' }),
       misses: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'miss' }),
       stats: connection === undefined ? undefined : usage.stats(connection),

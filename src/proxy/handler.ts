@@ -309,6 +309,7 @@ export class ProxyHandler {
     exchange.trace?.upstreamStart(headers, route.upstream, req.url!);
     const call = new UpstreamCall(res, exchange, ProxyHandler.#upstreamEvents);
     exchange.proxyReq = call;
+    route.upstreamInFlight.value++;
     call.send(route.upstream.pool, {
       method: exchange.method,
       path: req.url!,
@@ -333,6 +334,9 @@ export class ProxyHandler {
     // A request a 401 replay has replaced no longer speaks for the caller.
     failed: (exchange, call, error) => {
       if (exchange.proxyReq === call) exchange.handler.#upstreamFailed(exchange, error);
+    },
+    settled: (exchange) => {
+      exchange.route.upstreamInFlight.value--;
     },
   };
 

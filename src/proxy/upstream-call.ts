@@ -17,6 +17,11 @@ export interface UpstreamCallEvents<C> {
   headers(context: C, call: UpstreamCall<C>, status: number, rawHeaders: string[], headers: IncomingHttpHeaders): boolean;
   /** The call failed: no connection, a time-out, a reset, an answer no HTTP peer may send. */
   failed(context: C, call: UpstreamCall<C>, error: Error): void;
+  /**
+   * undici is done with the request, once per call sent: its answer ended (passed on or dropped) or
+   * it failed. Until then the call holds its caller's response, even after the caller has gone.
+   */
+  settled(context: C, call: UpstreamCall<C>): void;
 }
 
 export interface UpstreamRequest {
@@ -61,6 +66,8 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
   #waiting = true;
   /** Body bytes have been passed to the caller's response (they carry its head out). */
   #bodySent = false;
+  /** undici has ended the request (settled has been told). */
+  #ended = false;
 
   constructor(res: ServerResponse, context: C, events: UpstreamCallEvents<C>) {
     this.#res = res;
@@ -155,10 +162,18 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (!this.#dropped) this.#res.end();
+    this.#end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.#settle();
     if (!this.#dropped) this.#events.failed(this.#context, this, error);
+    this.#end();
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#events.settled(this.#context, this);
   }
 }

@@ -265,6 +265,17 @@ export class TokenProvider {
     return this.#cache.expiries(now);
   }
 
+  /** Token fetches under way by connection: loads (refreshes included) and admin tests, each until it settles. */
+  fetchesInFlight(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const id of [...this.#flights.keys(), ...this.#tests.keys()]) {
+      // Both kinds of id start with the connection key and a NUL (tokenKey, fetchUncached).
+      const connection = id.slice(0, id.indexOf('\u0000'));
+      counts.set(connection, (counts.get(connection) ?? 0) + 1);
+    }
+    return counts;
+  }
+
   setShared(shared: SharedTokenStore | undefined): void {
     this.#shared = shared;
   }

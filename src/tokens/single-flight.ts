@@ -22,6 +22,11 @@ export class SingleFlight<T> {
     return flight;
   }
 
+  /** The keys with a call under way. */
+  keys(): IterableIterator<string> {
+    return this.#inflight.keys();
+  }
+
   get size(): number {
     return this.#inflight.size;
   }
