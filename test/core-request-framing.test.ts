@@ -121,6 +121,28 @@ routes:
     }
   }
 
+  for (const route of ['token', 'open']) {
+    for (const [name, shape] of [
+      ['a sized body', BODY_SHAPES.sized],
+      ['a chunked body', BODY_SHAPES.chunked],
+      ['Content-Length: 0', EMPTY_SHAPES['content-length 0']],
+    ] as const) {
+      it(`${route} route: a POST with Expect: 100-continue and ${name} is answered once, its body forwarded without Expect`, async () => {
+        const path = `/${route}/expect/${name.replace(/[ :]+/g, '-')}`;
+        const response = await rawRequest(
+          gw.url,
+          `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\nExpect: 100-continue\r\n${shape.head}\r\n${shape.body}`,
+        );
+        // Node answers the 100 itself; the final answer follows.
+        assert.match(response.text, /HTTP\/1\.1 200 OK/);
+        const got = upstream.received.filter((r) => r.url === path);
+        assert.equal(got.length, 1);
+        assert.equal(got[0]!.body.toString(), shape.body === '' ? '' : 'hello');
+        assert.equal(got[0]!.headers.expect, undefined);
+      });
+    }
+  }
+
   for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) {
     it(`token route: a ${method} with Content-Length: 0 refused 401 invalid_token is replayed with a new token, framed as the first`, async () => {
       const path = `/token/replay/${method.toLowerCase()}`;
