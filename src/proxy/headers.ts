@@ -79,8 +79,8 @@ export interface Forwarding {
   /** `Bearer ...`, or undefined on a route without a connection. */
   authorization: string | undefined;
   /**
-   * True when the request carries no body (RFC 9112 §6.3), or one of no bytes: then the caller's
-   * Content-Length stays out of the list and the client frames the request itself.
+   * True when no body goes upstream: the request has none (RFC 9112 §6.3: neither Content-Length nor
+   * Transfer-Encoding, or a length of 0). The caller's Content-Length then stays out of the list.
    */
   bodyless: boolean;
 }
@@ -118,11 +118,10 @@ const REPLACED = new Set([
  * (undici) writes without copying each into an object of its own. Hop-by-hop headers and every
  * header the caller names in `Connection` go first (so `Connection: authorization` cannot strip
  * what we inject), then the caller's Authorization, access keys, admin session cookie and Expect,
- * then ours go in. The
- * body's framing survives: a body left without Content-Length or Transfer-Encoding goes out
- * unframed and the upstream reads it as a second request (smuggling, RFC 9112 §11.2), so a body's
- * Content-Length goes on, and a body without one is sent chunked by the client, which redoes that
- * coding on our hop. A request without a body has no Content-Length in the list, not even the
+ * then ours go in. The body's framing survives: a body left without Content-Length or
+ * Transfer-Encoding goes out unframed and the upstream reads it as a second request (smuggling,
+ * RFC 9112 §11.2), so a body's Content-Length goes on, and a body without one is sent chunked by
+ * the client, which redoes that coding on our hop. A request without a body has no Content-Length in the list, not even the
  * caller's `0`: undici takes a Content-Length header as the body's length, refuses a second one
  * (UND_ERR_INVALID_ARG), and frames a request without a body itself, `content-length: 0` for the
  * methods that expect content (POST, PUT, PATCH, QUERY, PROPFIND, PROPPATCH; RFC 9110 §8.6) and

@@ -23,7 +23,8 @@ const DOT_DOT = /^(?:\.|%2e){2}$/i;
 
 /**
  * The path with `.`/`..` segments (also as %2e) resolved and empty segments dropped, or undefined
- * when the path is ambiguous (PARAMETERISED_DOT among them) or climbs above the root. The fast case (nothing to do) allocates nothing.
+ * when the path is ambiguous (PARAMETERISED_DOT among them) or climbs above the root. The fast case
+ * (nothing to do) allocates nothing.
  */
 export function normalizePath(path: string): string | undefined {
   if (path.charCodeAt(0) !== 47 /* / */) return undefined;
