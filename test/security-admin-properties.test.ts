@@ -6,7 +6,7 @@
  * `id:secret` (plain or form-encoded, RFC 6749 §2.3.1).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -166,7 +166,8 @@ describe('admin plane properties: secrets pasted into admin bodies', () => {
         fc.subarray(Object.keys(BODY_PASTES), { minLength: 1, maxLength: 3 }),
         fc.boolean(),
         async (secret, places, toRoute) => {
-          writeFileSync(gw.configFile, stringify(baseConfig(secret)));
+          const file = stringify(baseConfig(secret));
+          writeFileSync(gw.configFile, file);
           assert.equal((await gw.gateway.reload()).ok, true);
           const version = JSON.parse((await get(gw, '/console/state')).slice(4)).version as string;
           let answer: { status: number; text: string };
@@ -188,6 +189,7 @@ describe('admin plane properties: secrets pasted into admin bodies', () => {
           }
           seen.set(answer.status, (seen.get(answer.status) ?? 0) + 1);
           assert.ok(answer.status === 200 || answer.status === 422, `${answer.status} ${answer.text}`);
+          if (answer.status === 422) assert.equal(readFileSync(gw.configFile, 'utf8'), file);
           const tested = await send(gw, 'POST', `/connections/${toRoute ? 'orders' : 'pasted-here'}/test`, {});
           const answers = await everyRead(gw, ['orders', 'pasted-here']);
           assertNoSpelling([answer.text, tested.text, ...answers, gw.logText()], secret);
