@@ -55,7 +55,8 @@ async function send(gw: TestGateway, method: string, path: string, body?: unknow
   };
 }
 
-const version = async (gw: TestGateway): Promise<string> => (await send(gw, 'GET', '/console/state', undefined, bearer)).json.version as string;
+const version = async (gw: TestGateway): Promise<string> =>
+  (await send(gw, 'GET', '/console/state', undefined, bearer)).json.version as string;
 
 describe('console admin API', () => {
   let oidc: OidcServer;
@@ -185,7 +186,9 @@ describe('console admin API', () => {
     const pasted = 'pasted-alias-secret-0123456789';
     writeFileSync(gw.configFile, original.replace('secrets:\n', `secrets:\n  stray: { value: *${pasted} }\n`));
     try {
-      const answers = await Promise.all(['/console/state', '/routes', '/connections/spare'].map((path) => send(gw, 'GET', path, undefined, bearer)));
+      const answers = await Promise.all(
+        ['/console/state', '/routes', '/connections/spare'].map((path) => send(gw, 'GET', path, undefined, bearer)),
+      );
       for (const answer of answers) assert.ok(answer.status < 500, `${answer.status} ${answer.text}`);
       assert.ok(![...answers.map((answer) => answer.text), gw.logText()].join().includes(pasted));
     } finally {

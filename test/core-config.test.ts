@@ -221,7 +221,8 @@ describe('tokengate validate', { concurrency: true }, () => {
       run.stderr,
     );
     assert.ok(
-      run.stderr.includes(`${configFile}:5:`) && run.stderr.includes('connections.c.clientSecret.secret: unknown secret: no entry of this name'),
+      run.stderr.includes(`${configFile}:5:`) &&
+        run.stderr.includes('connections.c.clientSecret.secret: unknown secret: no entry of this name'),
       run.stderr,
     );
   });

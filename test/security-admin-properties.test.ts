@@ -107,7 +107,9 @@ const FILE_PASTES: Record<string, Paste> = {
   'route password param': (c, s) => (c.routes[0].auth.params = { PASSWORD: s }),
   'route tls key name': (c, s) => (c.routes[0].tls = { certificate: 'pasted', key: s }),
   'access key name': (c, s) => (c.access = { apiKeys: [{ secret: s }] }),
-  'admin key name': (c, s) => c.admin.auth.apiKeys.push({ secret: s }),
+  'admin key name': (c, s) => {
+    (c.admin.auth.apiKeys as unknown[]).push({ secret: s });
+  },
 };
 
 describe('admin plane properties: secrets pasted into the file', () => {
@@ -141,9 +143,9 @@ const BODY_PASTES: Record<string, (body: Record<string, any>, secret: string) =>
   'secret instead of a block': (b, s) => (b.clientSecret = s),
   'token URL user info': (b, s) => (b.tokenUrl = `http://id:${encodeURIComponent(s)}@127.0.0.1:9/token`),
   'token URL query': (b, s) => (b.tokenUrl = `http://127.0.0.1:9/token?password=${encodeURIComponent(s)}`),
-  'password param': (b, s) => (b.params = { ...b.params, password: s }),
-  'client_secret param': (b, s) => (b.params = { ...b.params, client_secret: s }),
-  'client_assertion param': (b, s) => (b.params = { ...b.params, client_assertion: s }),
+  'password param': (b, s) => (b.params = { ...(b.params as object), password: s }),
+  'client_secret param': (b, s) => (b.params = { ...(b.params as object), client_secret: s }),
+  'client_assertion param': (b, s) => (b.params = { ...(b.params as object), client_assertion: s }),
   'unknown key': (b, s) => (b.secretValue = s),
   'private key name': (b, s) => {
     delete b.clientSecret;

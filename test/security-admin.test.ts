@@ -88,7 +88,8 @@ function request(
 const sendJson = (gw: TestGateway, method: string, path: string, body: unknown, headers: Record<string, string> = bearer) =>
   request(gw.admin, method, path, { 'content-type': 'application/json', ...headers }, JSON.stringify(body));
 
-const versionOf = async (gw: TestGateway): Promise<string> => (await request(gw.admin, 'GET', '/console/state', bearer)).json.version;
+const versionOf = async (gw: TestGateway): Promise<string> =>
+  String((await request(gw.admin, 'GET', '/console/state', bearer)).json.version);
 
 describe('admin plane: DNS rebinding', () => {
   let gw: TestGateway;
@@ -408,9 +409,9 @@ describe('admin plane: secrets pasted into the file are masked', () => {
       const shown = await request(gw.admin, 'GET', '/connections/orders', bearer);
       assert.equal(shown.json.connection.params.password, '***');
       const answer = await sendJson(gw, 'PUT', '/connections/orders', {
-        ...shown.json.connection,
+        ...(shown.json.connection as object),
         displayName: 'Orders',
-        version: shown.json.version,
+        version: String(shown.json.version),
       });
       assert.equal(answer.status, 200, answer.text);
       const text = readFileSync(gw.configFile, 'utf8');
@@ -483,7 +484,7 @@ describe('admin plane: admin JSON bodies', () => {
     const version = await versionOf(gw);
     const atLimit = await put(
       '/connections/deep',
-      JSON.stringify({ clientId: 'x', version, params: JSON.parse(`${'{"a":'.repeat(30)}1${'}'.repeat(30)}`) }),
+      JSON.stringify({ clientId: 'x', version, params: JSON.parse(`${'{"a":'.repeat(30)}1${'}'.repeat(30)}`) as unknown }),
     );
     assert.notEqual(atLimit.status, 400, '32 levels are accepted by the parser (the config then refuses the params)');
     assert.equal((await request(gw.admin, 'GET', '/healthz')).status, 200);

@@ -29,7 +29,8 @@ export function adminJson(): JsonParser {
     parse(req, res, (error?: unknown) => {
       if (error !== undefined) return next(error);
       const body: unknown = (req as Request).body;
-      if (deeperThan(body, MAX_BODY_DEPTH)) return next(new AdminError('BAD_REQUEST', `the body nests deeper than ${MAX_BODY_DEPTH} levels`));
+      if (deeperThan(body, MAX_BODY_DEPTH))
+        return next(new AdminError('BAD_REQUEST', `the body nests deeper than ${MAX_BODY_DEPTH} levels`));
       const paths = prototypeKeyPaths(body);
       if (paths.length > 0)
         return next(

@@ -83,7 +83,9 @@ export function restoreMasked(
   }
   if (typeof sent !== 'object' || sent === null) return sent;
   const at = (key: string | number): unknown =>
-    typeof existing === 'object' && existing !== null && Object.hasOwn(existing, key) ? (existing as Record<string, unknown>)[key] : undefined;
+    typeof existing === 'object' && existing !== null && Object.hasOwn(existing, key)
+      ? (existing as Record<string, unknown>)[key]
+      : undefined;
   if (Array.isArray(sent)) return sent.map((item: unknown, i) => restoreMasked(item, at(i), secretNames, [...path, i]));
   return Object.fromEntries(Object.entries(sent).map(([key, item]) => [key, restoreMasked(item, at(key), secretNames, [...path, key])]));
 }
