@@ -12,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { parseDocument } from 'yaml';
 import { createAdminApp } from '../src/admin/app.js';
 import { parseConfig } from '../src/pipeline/build.js';
@@ -59,7 +60,7 @@ function request(
   method: string,
   path: string,
   headers: Record<string, string> = {},
-  body?: string,
+  body?: string | Buffer,
   ca?: string,
 ): Promise<Answer> {
   const url = new URL(path, base);
@@ -474,6 +475,17 @@ describe('admin plane: admin JSON bodies', () => {
     const big = await put('/connections/big', JSON.stringify({ clientId: 'x'.repeat(1024 * 1024) }));
     assert.equal(big.status, 413);
     assert.match(big.type, /^application\/problem\+json/);
+    assert.equal(big.json.code, 'BODY_TOO_LARGE');
+    // 50 kB of gzip that inflates to 50 MiB: the limit counts what is parsed, not what was sent.
+    const bomb = gzipSync(JSON.stringify({ clientId: 'x'.repeat(50 * 1024 * 1024) }));
+    const inflated = await request(
+      gw.admin,
+      'PUT',
+      '/connections/big',
+      { 'content-type': 'application/json', 'content-encoding': 'gzip', ...bearer },
+      bomb,
+    );
+    assert.equal(inflated.status, 413);
     for (const depth of [33, 20_000]) {
       const deep = await put('/connections/deep', `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`);
       assert.equal(deep.status, 400, `${depth}: ${deep.text}`);
