@@ -55,7 +55,8 @@ async function send(gw: TestGateway, method: string, path: string, body?: unknow
   };
 }
 
-const version = async (gw: TestGateway): Promise<string> => (await send(gw, 'GET', '/console/state')).json.version as string;
+const version = async (gw: TestGateway): Promise<string> =>
+  (await send(gw, 'GET', '/console/state', undefined, bearer)).json.version as string;
 
 describe('console admin API', () => {
   let oidc: OidcServer;
@@ -127,32 +128,32 @@ describe('console admin API', () => {
   });
 
   it('GET /routes and GET /connections/KEY show the file as configured: secret names and ${VAR}s, never values', async () => {
-    const routes = await send(gw, 'GET', '/routes');
+    const routes = await send(gw, 'GET', '/routes', undefined, bearer);
     assert.deepEqual(routes.json.routes[0], {
       name: 'orders-api',
       match: { pathPrefix: '/orders' },
       upstream: 'http://127.0.0.1:9',
       auth: { type: 'client-connection', connection: 'orders', params: {} },
     });
-    const spare = await send(gw, 'GET', '/connections/spare');
+    const spare = await send(gw, 'GET', '/connections/spare', undefined, bearer);
     assert.equal(spare.json.connection.tokenUrl, '${TG_TOKEN_URL}');
     assert.deepEqual(spare.json.connection.clientSecret, { secret: 'client-secret' });
     assert.equal(typeof spare.json.version, 'string');
     const everything = [
       routes.text,
       spare.text,
-      (await send(gw, 'GET', '/console/state')).text,
-      (await send(gw, 'GET', '/connections/orders')).text,
+      (await send(gw, 'GET', '/console/state', undefined, bearer)).text,
+      (await send(gw, 'GET', '/connections/orders', undefined, bearer)).text,
     ].join();
     assert.ok(!everything.includes(CLIENT_SECRET) && !everything.includes(ADMIN_KEY));
-    assert.equal((await send(gw, 'GET', '/connections/nope')).status, 404);
+    assert.equal((await send(gw, 'GET', '/connections/nope', undefined, bearer)).status, 404);
   });
 
   it('does not show a connection block with a key tokengate does not know (a secret pasted in the wrong place)', async () => {
     const original = readFileSync(gw.configFile, 'utf8');
     writeFileSync(gw.configFile, original.replace('clientId: spare-client', 'clientId: spare-client\n    password: pasted-by-mistake'));
     try {
-      const answer = await send(gw, 'GET', '/connections/spare');
+      const answer = await send(gw, 'GET', '/connections/spare', undefined, bearer);
       assert.equal(answer.status, 422);
       assert.deepEqual(answer.json.problems, [{ path: 'connections.spare.password', message: 'unknown key' }]);
       assert.ok(!answer.text.includes('pasted-by-mistake'));
@@ -167,7 +168,7 @@ describe('console admin API', () => {
     const spareSecret = 'tokenUrl: ${TG_TOKEN_URL}\n    clientSecret: { secret: client-secret }';
     writeFileSync(gw.configFile, original.replace(spareSecret, `tokenUrl: \${TG_TOKEN_URL}\n    clientSecret: ${pasted}`));
     try {
-      const answer = await send(gw, 'GET', '/connections/spare');
+      const answer = await send(gw, 'GET', '/connections/spare', undefined, bearer);
       assert.equal(answer.status, 422);
       assert.equal(answer.json.code, 'CONFIG_INVALID');
       assert.deepEqual(
@@ -185,7 +186,9 @@ describe('console admin API', () => {
     const pasted = 'pasted-alias-secret-0123456789';
     writeFileSync(gw.configFile, original.replace('secrets:\n', `secrets:\n  stray: { value: *${pasted} }\n`));
     try {
-      const answers = await Promise.all(['/console/state', '/routes', '/connections/spare'].map((path) => send(gw, 'GET', path)));
+      const answers = await Promise.all(
+        ['/console/state', '/routes', '/connections/spare'].map((path) => send(gw, 'GET', path, undefined, bearer)),
+      );
       for (const answer of answers) assert.ok(answer.status < 500, `${answer.status} ${answer.text}`);
       assert.ok(![...answers.map((answer) => answer.text), gw.logText()].join().includes(pasted));
     } finally {
@@ -222,7 +225,7 @@ describe('console admin API', () => {
     );
     assert.ok(!text.includes(CLIENT_SECRET));
     // Applied before the answer: the connection list already has it.
-    const list = await send(gw, 'GET', '/connections');
+    const list = await send(gw, 'GET', '/connections', undefined, bearer);
     assert.ok((list.json.connections as { connection: string }[]).some((c) => c.connection === 'inventory'));
     const logged = gw.logs.find((line) => line.event === 'config_edit');
     assert.deepEqual([logged?.action, logged?.connection], ['connection_create', 'inventory']);
@@ -289,7 +292,7 @@ describe('console admin API', () => {
     const second = await send(gw, 'PUT', '/routes/orders-api/auth', { connection: 'orders', version: stale }, bearer);
     assert.equal(second.status, 409);
     assert.equal(second.json.code, 'CONFIG_CHANGED');
-    assert.equal((await send(gw, 'GET', '/routes')).json.routes[0].auth.connection, 'inventory');
+    assert.equal((await send(gw, 'GET', '/routes', undefined, bearer)).json.routes[0].auth.connection, 'inventory');
     assert.ok(readFileSync(gw.configFile, 'utf8').includes('# uses orders'));
   });
 
@@ -300,7 +303,7 @@ describe('console admin API', () => {
     );
     assert.deepEqual(answers.map((a) => a.status).sort(), [200, 409]);
     const winner = answers.findIndex((a) => a.status === 200);
-    assert.equal((await send(gw, 'GET', '/routes')).json.routes[0].auth.connection, ['orders', 'inventory'][winner]);
+    assert.equal((await send(gw, 'GET', '/routes', undefined, bearer)).json.routes[0].auth.connection, ['orders', 'inventory'][winner]);
   });
 
   it('deletes a connection no route uses', async () => {
@@ -312,7 +315,7 @@ describe('console admin API', () => {
   it('answers 409 CONFIG_READ_ONLY for a read-only file, and the console state says editing is off', async () => {
     chmodSync(gw.configFile, 0o444);
     try {
-      assert.equal((await send(gw, 'GET', '/console/state')).json.readOnly, true);
+      assert.equal((await send(gw, 'GET', '/console/state', undefined, bearer)).json.readOnly, true);
       const answer = await send(gw, 'PUT', '/routes/orders-api/auth', { connection: 'orders', version: await version(gw) }, bearer);
       assert.equal(answer.status, 409);
       assert.equal(answer.json.code, 'CONFIG_READ_ONLY');
@@ -407,7 +410,7 @@ describe('console admin API with admin.console.edit: false', () => {
     const answer = await send(gw, 'PUT', '/routes/orders-api/auth', { type: 'none', version: await version(gw) }, bearer);
     assert.equal(answer.status, 403);
     assert.equal(answer.json.code, 'ADMIN_FORBIDDEN');
-    assert.equal((await send(gw, 'GET', '/console/state')).json.edit, false);
+    assert.equal((await send(gw, 'GET', '/console/state', undefined, bearer)).json.edit, false);
     assert.deepEqual(readFileSync(gw.configFile), file);
   });
 });

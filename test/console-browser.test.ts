@@ -260,6 +260,38 @@ routes:
     await page.getByRole('heading', { name: 'Routes' }).waitFor();
   });
 
+  it('shows secrets pasted into the file as ***: neither the connection form nor the Routes view holds them', async () => {
+    const original = readFileSync(gw.configFile, 'utf8');
+    const pasted = [randomBytes(18).toString('base64url'), randomBytes(18).toString('base64url')];
+    try {
+      writeFileSync(
+        gw.configFile,
+        original
+          .replace('clientId: broken-client', `clientId: broken-client\n    params: { password: ${pasted[0]} }`)
+          .replace('auth: { connection: broken }', `auth: { connection: broken, params: { password: ${pasted[1]} } }`),
+      );
+      await nav('Connections');
+      await row('broken').getByRole('button', { name: 'Edit' }).click();
+      await page.getByRole('button', { name: 'Save connection' }).waitFor();
+      // Field values are properties, not attributes: page.content() alone would not show them.
+      const shown = () =>
+        page.evaluate(() =>
+          [
+            document.documentElement.outerHTML,
+            ...[...document.querySelectorAll('input, textarea, select')].map((field) => (field as HTMLInputElement).value),
+          ].join('\n'),
+        );
+      const form = await shown();
+      assert.ok(form.includes('\n***'), 'the pasted parameter is shown masked');
+      await nav('Routes');
+      await row('broken-route').waitFor();
+      const routes = await shown();
+      for (const value of pasted) assert.ok(!form.includes(value) && !routes.includes(value), 'a pasted secret reached the page');
+    } finally {
+      writeFileSync(gw.configFile, original);
+    }
+  });
+
   it('never put a secret, admin key or token in the page or any answer, and broke no CSP rule', async () => {
     const token = answers.find((a) => a.startsWith('token:'))?.slice('token:'.length);
     const everything = answers.filter((a) => !a.startsWith('token:')).join('\n') + (await page.content());

@@ -61,7 +61,7 @@ describe('config problems', () => {
       'an unknown secret',
       VALID.replace('{ secret: s }', '{ secret: missing }'),
       'connections.c.clientSecret.secret',
-      /unknown secret "missing"/,
+      /unknown secret: no entry of this name under secrets \(known: s\)/,
       5,
     ],
     [
@@ -221,7 +221,8 @@ describe('tokengate validate', { concurrency: true }, () => {
       run.stderr,
     );
     assert.ok(
-      run.stderr.includes(`${configFile}:5:`) && run.stderr.includes('connections.c.clientSecret.secret: unknown secret "missing"'),
+      run.stderr.includes(`${configFile}:5:`) &&
+        run.stderr.includes('connections.c.clientSecret.secret: unknown secret: no entry of this name'),
       run.stderr,
     );
   });

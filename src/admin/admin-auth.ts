@@ -6,8 +6,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Config } from '../config/load.js';
-import { SESSION_COOKIE } from '../session-cookie.js';
 import { AdminError } from './problem.js';
+import { readSessionCookie as sessionId, sessionCookie as cookie } from './session-cookie.js';
 
 /** A signed-in console stays usable for a working day, not for good. */
 export const SESSION_TTL_MS = 8 * 60 * 60 * 1000;
@@ -120,17 +120,4 @@ export function crossSite(req: Request): boolean {
   } catch {
     return true;
   }
-}
-
-function sessionId(req: Request): string | undefined {
-  for (const part of (req.get('cookie') ?? '').split(';')) {
-    const [name, ...value] = part.trim().split('=');
-    if (name === SESSION_COOKIE) return value.join('=');
-  }
-  return undefined;
-}
-
-function cookie(req: Request, value: string, maxAgeSeconds: number): string {
-  const secure = (req.socket as { encrypted?: boolean }).encrypted === true ? '; Secure' : '';
-  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
 }

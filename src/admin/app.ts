@@ -12,8 +12,11 @@ import { AdminAuth } from './admin-auth.js';
 import { createConfigApi } from './config-api.js';
 import { ConfigEditor } from './config-edit.js';
 import { consoleAssets } from './console-assets.js';
+import { hostCheck } from './host-check.js';
+import { maskUrl } from './mask.js';
 import type { Metrics } from './metrics.js';
 import { AdminError, sendProblem } from './problem.js';
+import { readGuard } from './read-guard.js';
 import type { Usage } from './usage.js';
 
 export interface AdminState {
@@ -36,7 +39,10 @@ export function createAdminApp(state: AdminState): Express {
   app.set('etag', false);
   const auth = new AdminAuth(state.config);
   const editor = new ConfigEditor({ file: state.configFile, env: state.env, reload: state.reload, log: state.log });
+  // DNS rebinding: a foreign Host is refused before anything else runs.
+  app.use(hostCheck(() => state.config().admin.allowedHosts));
   app.use(consoleAssets());
+  app.use(readGuard(auth));
   app.use(createConfigApi({ auth, editor, config: state.config }));
 
   app.get('/metrics', async (_req, res) => {
@@ -74,8 +80,8 @@ export function createAdminApp(state: AdminState): Express {
           connection: c.key,
           displayName: c.displayName,
           // A discovered endpoint shows once discovery has run (the first token request or test).
-          tokenEndpoint: state.provider.tokenEndpoint(c.key) ?? null,
-          issuer: c.issuer ?? null,
+          tokenEndpoint: maskOrNull(state.provider.tokenEndpoint(c.key)),
+          issuer: maskOrNull(c.issuer),
           clientAuth: c.auth.method,
           // RFC 9449: the public side only (the thumbprint is the tokens' cnf.jkt), never the key.
           dpop: c.dpopSigner === undefined ? null : { algorithm: c.dpopSigner.algorithm, thumbprint: c.dpopSigner.thumbprint },
@@ -111,3 +117,6 @@ export function createAdminApp(state: AdminState): Express {
   });
   return app;
 }
+
+/** A discovered endpoint is the authorization server's text: shown without user info or credential parameters. */
+const maskOrNull = (url: string | undefined): string | null => (url === undefined ? null : maskUrl(url));

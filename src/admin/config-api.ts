@@ -5,14 +5,14 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Document } from 'yaml';
 import { formatPath } from '../config/errors.js';
+import { PROTOTYPE_KEY_MESSAGE, PROTOTYPE_KEYS } from '../config/prototype-keys.js';
 import { connectionSchema } from '../config/schema.js';
 import type { Config } from '../config/load.js';
 import { crossSite, type AdminAuth } from './admin-auth.js';
 import { mergeInto, variableProblems, type ConfigEditor } from './config-edit.js';
+import { adminJson, MAX_BODY_BYTES } from './json-body.js';
+import { maskTree, restoreMasked } from './mask.js';
 import { AdminError, sendProblem } from './problem.js';
-
-/** A connection or a route's auth is a few hundred bytes; anything near this is not a form. */
-const BODY_LIMIT = '64kb';
 
 export interface ConfigApiState {
   auth: AdminAuth;
@@ -27,7 +27,7 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 export function createConfigApi(state: ConfigApiState): Router {
   const { auth, editor } = state;
   const api = express.Router();
-  const json = express.json({ limit: BODY_LIMIT, strict: false });
+  const json = adminJson();
 
   /** Changing calls: same site, signed in (or a key), and editing switched on. */
   const mayEdit = (req: Request): void => {
@@ -36,10 +36,15 @@ export function createConfigApi(state: ConfigApiState): Router {
       throw new AdminError('ADMIN_FORBIDDEN', 'editing is off: set admin.console.edit: true in the config to allow changes');
   };
 
-  api.get('/console/state', (req, res) => {
-    const file = editor.read();
-    const config = state.config();
+  api.get('/console/state', async (req, res) => {
     res.setHeader('cache-control', 'no-store');
+    // Before sign-in the console needs to know only that it must ask for it: nothing else is said.
+    if (auth.configured && !auth.authenticated(req)) {
+      res.json({ authRequired: true, signedIn: false });
+      return;
+    }
+    const file = await editor.read();
+    const config = state.config();
     res.json({
       authRequired: auth.configured,
       signedIn: auth.authenticated(req),
@@ -63,26 +68,30 @@ export function createConfigApi(state: ConfigApiState): Router {
     res.status(204).end();
   });
 
-  api.get('/routes', (_req, res) => {
-    const file = editor.read();
+  api.get('/routes', async (_req, res) => {
+    const file = await editor.read();
     const routes = Array.isArray(file.data.routes) ? file.data.routes.filter(isObject) : [];
+    const names = secretNames(file.data);
     res.setHeader('cache-control', 'no-store');
     res.json({
       version: file.version,
       routes: routes.map((route) => {
         const routeAuth = isObject(route.auth) ? route.auth : {};
-        return {
-          name: route.name,
-          match: route.match,
-          upstream: route.upstream,
-          auth: { type: routeAuth.type ?? 'client-connection', connection: routeAuth.connection ?? null, params: routeAuth.params ?? {} },
-        };
+        return maskTree(
+          {
+            name: route.name,
+            match: route.match,
+            upstream: route.upstream,
+            auth: { type: routeAuth.type ?? 'client-connection', connection: routeAuth.connection ?? null, params: routeAuth.params ?? {} },
+          },
+          names,
+        );
       }),
     });
   });
 
-  api.get('/connections/:key', (req, res) => {
-    const file = editor.read();
+  api.get('/connections/:key', async (req, res) => {
+    const file = await editor.read();
     const connections = connectionsOf(file.data);
     const connection = connections[req.params.key];
     if (!Object.hasOwn(connections, req.params.key) || !isObject(connection))
@@ -107,20 +116,22 @@ export function createConfigApi(state: ConfigApiState): Router {
         },
       );
     res.setHeader('cache-control', 'no-store');
-    res.json({ key: req.params.key, connection, version: file.version });
+    res.json({ key: req.params.key, connection: maskTree(connection, secretNames(file.data)), version: file.version });
   });
 
   api.put('/connections/:key', json, async (req, res) => {
     mayEdit(req);
     const key = req.params.key;
+    refusePrototypeKey(key);
     const body: unknown = req.body;
-    const { version, ...connection } = isObject(body) ? body : { version: undefined };
+    const { version, ...sent } = isObject(body) ? body : { version: undefined };
     const result = await editor.edit(version, (doc, data) => {
       if (!isObject(body))
         throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
           problems: [{ path: `connections.${key}`, message: 'send the connection as a JSON object' }],
         });
-      const existing = connectionsOf(data)[key];
+      const existing = Object.hasOwn(connectionsOf(data), key) ? connectionsOf(data)[key] : undefined;
+      const connection = restoreMasked(sent, existing, secretNames(data)) as Json;
       refuseNewVariables(connection, existing, `connections.${key}`);
       mergeInto(doc, ['connections', key], connection);
       return { action: Object.hasOwn(connectionsOf(data), key) ? 'connection_replace' : 'connection_create', connection: key };
@@ -131,6 +142,7 @@ export function createConfigApi(state: ConfigApiState): Router {
   api.delete('/connections/:key', json, async (req, res) => {
     mayEdit(req);
     const key = req.params.key;
+    refusePrototypeKey(key);
     const version = typeof req.query.version === 'string' ? req.query.version : isObject(req.body) ? req.body.version : undefined;
     const result = await editor.edit(version, (doc, data) => {
       if (!Object.hasOwn(connectionsOf(data), key))
@@ -152,7 +164,7 @@ export function createConfigApi(state: ConfigApiState): Router {
     mayEdit(req);
     const name = req.params.name;
     const body: unknown = req.body;
-    const { version, ...routeAuth } = isObject(body) ? body : { version: undefined };
+    const { version, ...sent } = isObject(body) ? body : { version: undefined };
     const result = await editor.edit(version, (doc: Document, data) => {
       const index = routesOf(data).findIndex((route) => route.name === name);
       if (index < 0) throw new AdminError('NOT_FOUND', `no route ${name.slice(0, 100)} in the config file`);
@@ -161,7 +173,9 @@ export function createConfigApi(state: ConfigApiState): Router {
         throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
           problems: [{ path, message: 'send the auth as a JSON object' }],
         });
-      refuseNewVariables(routeAuth, routesOf(data)[index]?.auth, path);
+      const existing = routesOf(data)[index]?.auth;
+      const routeAuth = restoreMasked(sent, existing, secretNames(data), ['auth']) as Json;
+      refuseNewVariables(routeAuth, existing, path);
       mergeInto(doc, ['routes', index, 'auth'], routeAuth);
       return { action: 'route_auth_replace', route: name };
     });
@@ -172,8 +186,9 @@ export function createConfigApi(state: ConfigApiState): Router {
     if (error instanceof AdminError) return sendProblem(res, error);
     const status = (error as { status?: unknown }).status;
     // body-parser's refusals (malformed JSON, too large) and malformed %-escapes in the path.
+    if (status === 413) return sendProblem(res, new AdminError('BODY_TOO_LARGE', `the body is larger than ${MAX_BODY_BYTES} bytes`));
     if (typeof status === 'number' && status >= 400 && status < 500)
-      return sendProblem(res, new AdminError('BAD_REQUEST', status === 413 ? 'the body is too large' : 'the request is malformed'));
+      return sendProblem(res, new AdminError('BAD_REQUEST', 'the request is malformed'));
     next(error);
   });
   return api;
@@ -192,6 +207,19 @@ function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
 /** Anything but an absent value or a lone `${VAR}` (which the environment fills in on load). */
 function mayHoldSecret(value: unknown): boolean {
   return value !== undefined && !(typeof value === 'string' && /^\$\{[^}]*\}$/.test(value));
+}
+
+/** The names under `secrets`: a value where a secret name belongs that is none of them is masked. */
+function secretNames(data: Json): Set<string> {
+  return new Set(Object.keys(isObject(data.secrets) ? data.secrets : {}));
+}
+
+/** `PUT /connections/__proto__` would otherwise be accepted and vanish on load (see prototype-keys.ts). */
+function refusePrototypeKey(key: string): void {
+  if (PROTOTYPE_KEYS.includes(key))
+    throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
+      problems: [{ path: `connections.${key}`, message: PROTOTYPE_KEY_MESSAGE }],
+    });
 }
 
 function connectionsOf(data: Json): Json {

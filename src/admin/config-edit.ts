@@ -5,10 +5,13 @@
  * before the answer returns. A refused edit leaves the file byte for byte as it was.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants, renameSync, statSync, unlinkSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { isCollection, isMap, parseDocument, type Document } from 'yaml';
+import { isDeepStrictEqual } from 'node:util';
+import { isCollection, isMap, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
+import { FileReadProblem, readRegularFile } from '../config/read.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { buildConfigText } from '../pipeline/build.js';
@@ -40,6 +43,8 @@ export interface ConfigFileState {
   /** The file as data, before `${VAR}` substitution and defaults: exactly what it says. */
   data: Record<string, unknown>;
   readOnly: boolean;
+  /** The file's identity and times, taken before its text was read: see sameFile(). */
+  stamp: BigIntStats;
 }
 
 /** What an edit did, for the `config_edit` log line. */
@@ -66,15 +71,31 @@ export class ConfigEditor {
     this.file = resolve(options.file);
   }
 
-  read(): ConfigFileState {
-    const text = readFileSync(this.file, 'utf8');
+  /**
+   * The file as it is now. Read as reloads read it (src/config/read.ts): asynchronously, regular
+   * files only, within a time limit, so a FIFO or a stalled mount at the config path never blocks
+   * the listeners; such a file is a CONFIG_INVALID answer instead.
+   */
+  async read(): Promise<ConfigFileState> {
+    let text: string;
+    let stamp: BigIntStats;
+    try {
+      stamp = await stat(this.file, { bigint: true });
+      text = await readRegularFile(this.file);
+    } catch (error) {
+      const reason = error instanceof FileReadProblem ? error.reason : ((error as NodeJS.ErrnoException).code ?? 'unreadable');
+      throw new AdminError('CONFIG_INVALID', `cannot read the config file: ${reason}`, {
+        problems: [{ path: '', message: `cannot read the config file: ${reason}` }],
+      });
+    }
     const doc = parseDocument(text, { uniqueKeys: false });
     const data = doc.errors.length === 0 ? plainData(doc) : undefined;
     return {
       text,
       version: configVersion(text),
       data: typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : {},
-      readOnly: !writable(this.file),
+      readOnly: !(await writable(this.file)),
+      stamp,
     };
   }
 
@@ -94,7 +115,7 @@ export class ConfigEditor {
       throw new AdminError('CONFIG_INVALID', 'say which version of the file the change is based on', {
         problems: [{ path: 'version', message: 'required: the version from GET /connections/KEY or GET /routes' }],
       });
-    const before = this.read();
+    const before = await this.read();
     if (before.readOnly) throw new AdminError('CONFIG_READ_ONLY', `${basename(this.file)} is read-only: editing is off`);
     if (before.version !== version)
       throw new AdminError('CONFIG_CHANGED', 'the config file changed since it was read; reload it and apply the change again', {
@@ -106,15 +127,24 @@ export class ConfigEditor {
         problems: doc.errors.map((error) => ({ path: '', message: error.message.split('\n')[0] ?? error.code })),
       });
     const record = change(doc, before.data);
-    // lineWidth 0: never fold long strings that the file had on one line.
-    const candidate = restoreKeyComments(doc.toString({ lineWidth: 0 }), before.text);
+    const candidate = printDocument(doc, before.text);
     const verdict = await validateConfigText(candidate, this.options.file, this.options.env);
     if (!verdict.ok) throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: verdict.problems });
+    // Compare and swap: a hand edit (or another process's) made while the candidate was validated
+    // must never be overwritten. The text is compared after the await; the file's identity and
+    // times are compared again synchronously, with nothing in between, right before the rename.
+    const now = await this.read();
+    if (now.version !== before.version || !sameFile(statSync(this.file, { bigint: true }), now.stamp))
+      throw new AdminError('CONFIG_CHANGED', 'the config file changed while the change was checked; reload it and apply the change again', {
+        version: now.version,
+      });
     replaceFile(this.file, candidate);
     const reloaded = await this.options.reload();
     if (!reloaded.ok) {
-      // Something outside the text changed under us (a secret file, an environment variable): put the old file back.
-      replaceFile(this.file, before.text);
+      // Something outside the text changed under us (a secret file, an environment variable): put
+      // the old file back, unless someone has changed it again since (theirs is kept).
+      const current = await this.read().catch(() => undefined);
+      if (current?.version === configVersion(candidate)) replaceFile(this.file, before.text);
       await this.options.reload();
       throw new AdminError('CONFIG_INVALID', 'the change was not applied', { problems: reloaded.error?.problems ?? [] });
     }
@@ -164,14 +194,48 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
+ * The edited document as text. Every value must read back exactly as the document holds it: an
+ * earlier multi-line value of another entry must not change because this one was saved. When the
+ * comment restoration would change a value it is left out; when even plain printing would, the
+ * edit is refused rather than written.
+ */
+function printDocument(doc: Document, original: string): string {
+  // lineWidth 0: never fold long strings that the file had on one line.
+  const printed = doc.toString({ lineWidth: 0 });
+  const expected = plainData(doc);
+  const readsBack = (text: string) => {
+    const reparsed = parseDocument(text, { uniqueKeys: false });
+    return reparsed.errors.length === 0 && isDeepStrictEqual(plainData(reparsed), expected);
+  };
+  const restored = restoreKeyComments(printed, original);
+  if (readsBack(restored)) return restored;
+  if (readsBack(printed)) return printed;
+  throw new AdminError('CONFIG_INVALID', 'the file cannot be rewritten without changing another value in it; make this change by hand', {
+    problems: [{ path: '', message: 'printing the edited file would change a value the edit did not touch' }],
+  });
+}
+
+/**
  * The yaml package moves a comment written after a key whose value is a block (`broken: # why`)
  * onto the next line when it prints the document. Put each such comment back where the file had
- * it: only where the original has exactly that line.
+ * it: only where the original has exactly that line, and never inside a value (a block scalar's
+ * lines `note:` and `# text` are text, not a key and its comment).
  */
 export function restoreKeyComments(candidate: string, original: string): string {
   const originalLines = new Set(original.split('\n'));
-  return candidate.replace(/^([ \t]*(?:- )?[^\s#][^\n]*:)\n[ \t]*(#[^\n]*)$/gm, (whole, keyLine: string, comment: string) =>
-    originalLines.has(`${keyLine} ${comment}`) ? `${keyLine} ${comment}` : whole,
+  const values: Array<[number, number]> = [];
+  visit(parseDocument(candidate, { uniqueKeys: false }), {
+    Scalar(_key, node) {
+      if (isScalar(node) && node.range != null) values.push([node.range[0], node.range[1]]);
+    },
+  });
+  return candidate.replace(
+    /^([ \t]*(?:- )?[^\s#][^\n]*:)\n[ \t]*(#[^\n]*)$/gm,
+    (whole, keyLine: string, comment: string, offset: number) => {
+      const lineEnd = offset + keyLine.length;
+      if (values.some(([start, end]) => start < lineEnd && lineEnd < end)) return whole;
+      return originalLines.has(`${keyLine} ${comment}`) ? `${keyLine} ${comment}` : whole;
+    },
   );
 }
 
@@ -196,14 +260,19 @@ export function variableProblems(value: unknown, existing: unknown, path: string
 }
 
 /** Root bypasses permission checks, so the file's own write bits count too. */
-function writable(file: string): boolean {
+async function writable(file: string): Promise<boolean> {
   try {
-    accessSync(file, constants.W_OK);
-    accessSync(dirname(file), constants.W_OK);
-    return (statSync(file).mode & 0o222) !== 0;
+    await access(file, constants.W_OK);
+    await access(dirname(file), constants.W_OK);
+    return ((await stat(file)).mode & 0o222) !== 0;
   } catch {
     return false;
   }
+}
+
+/** The same file, unchanged: same inode, size and modification and change times (nanoseconds). */
+function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
 /** Temporary file in the same folder, then rename: readers see the old file or the new one, never half of one. */

@@ -13,7 +13,8 @@ export type AdminErrorCode =
   | 'CONFIG_CHANGED'
   | 'CONNECTION_IN_USE'
   | 'NOT_FOUND'
-  | 'BAD_REQUEST';
+  | 'BAD_REQUEST'
+  | 'BODY_TOO_LARGE';
 
 const STATUS: Record<AdminErrorCode, number> = {
   ADMIN_AUTH_REQUIRED: 401,
@@ -24,6 +25,7 @@ const STATUS: Record<AdminErrorCode, number> = {
   CONNECTION_IN_USE: 409,
   NOT_FOUND: 404,
   BAD_REQUEST: 400,
+  BODY_TOO_LARGE: 413,
 };
 
 const TITLE: Record<AdminErrorCode, string> = {
@@ -35,6 +37,7 @@ const TITLE: Record<AdminErrorCode, string> = {
   CONNECTION_IN_USE: 'Routes still use this connection',
   NOT_FOUND: 'Not found',
   BAD_REQUEST: 'Bad request',
+  BODY_TOO_LARGE: 'The body is too large',
 };
 
 export interface AdminProblemExtras {

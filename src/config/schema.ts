@@ -270,6 +270,10 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default(DEFAULT_ADMIN_HOST),
       port: z.number().int().min(0).max(65535).default(DEFAULT_ADMIN_PORT),
       auth: adminAuthSchema.optional().describe('who may make changes through the console or the admin API'),
+      allowedHosts: z
+        .array(z.string().min(1))
+        .default([])
+        .describe('host names the admin listener answers to (Host header), besides localhost and any IP literal; others get 403'),
       console: z
         .strictObject({
           edit: z.boolean().default(false).describe('true: connections and route auth may be changed from the console'),

@@ -9,6 +9,7 @@ import { allowList, headerNameProblem, normaliseHost, ValueProblem } from './che
 import { formatPath } from './errors.js';
 import { connectionSettings, stringParams, type SecretRef, type TlsVerifyRef } from './connection.js';
 import type { Problems, Report } from './report.js';
+import { checkSecretRoles } from './secret-roles.js';
 import type { RawAccess, RawConfig } from './schema.js';
 import type { Secret } from './secret.js';
 import { caBundleProblem, keyPairProblem, tlsVerify, type TlsKeyPair } from './tls.js';
@@ -25,7 +26,8 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
 
   const secretRef: SecretRef = (name, keyPath) => {
     if (!declaredSecrets.has(name)) {
-      report(keyPath, `unknown secret "${name}"; define it under secrets`);
+      // Not quoted: what stands where a secret name belongs may be a secret pasted by mistake.
+      report(keyPath, `unknown secret: no entry of this name under secrets (known: ${[...declaredSecrets].join(', ') || 'none'})`);
       return undefined;
     }
     return secrets.get(name);
@@ -156,6 +158,11 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     );
   });
   const topAccess = access(raw.access, ['access']);
+  raw.admin.allowedHosts.forEach((host, i) => {
+    const normalised = normaliseHost(host);
+    if (normalised instanceof ValueProblem) report(['admin', 'allowedHosts', i], normalised.message);
+  });
+  checkSecretRoles(raw, secrets, report);
   const adminKeys = raw.admin.auth?.apiKeys.map((k, i) => secretRef(k.secret, ['admin', 'auth', 'apiKeys', i, 'secret']));
 
   let encryptionKey: Secret | undefined;

@@ -75,11 +75,14 @@ function walk(
   }
   if (Array.isArray(value)) return value.map((item, i) => walk(item, [...keyPath, i], env, miss, unresolved));
   if (typeof value === 'object' && value !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = keyPath.length === 0 && k === 'secrets' ? v : walk(v, [...keyPath, k], env, miss, unresolved);
-    }
-    return out;
+    // fromEntries defines own properties: `out[k] =` with k `__proto__` would set the prototype
+    // instead, and the entry would vanish before the schema could refuse its name.
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k,
+        keyPath.length === 0 && k === 'secrets' ? v : walk(v, [...keyPath, k], env, miss, unresolved),
+      ]),
+    );
   }
   return value;
 }

@@ -4,6 +4,7 @@
  * problems in the same run; such a salvaged config is never returned as valid.
  */
 import type { z } from 'zod';
+import { PROTOTYPE_KEY_MESSAGE, prototypeKeyPaths } from './prototype-keys.js';
 import type { Problems } from './report.js';
 import { configSchema, connectionSchema, routeSchema, secretSchema, type RawConfig, type RawRoute } from './schema.js';
 import { closest, knownKeys } from './suggest.js';
@@ -18,6 +19,8 @@ export interface ValidatedConfig {
 }
 
 export function validateSchema(data: Record<string, unknown>, problems: Problems): ValidatedConfig {
+  // Before zod: its records drop a `__proto__` key silently (a connection of that name would vanish).
+  for (const keyPath of prototypeKeyPaths(data)) problems.report(keyPath, PROTOTYPE_KEY_MESSAGE);
   const declaredSecrets = new Set(Object.keys(asRecord(data.secrets)));
   const declaredConnections = new Set(Object.keys(asRecord(data.connections)));
   const parsed = configSchema.safeParse(data);

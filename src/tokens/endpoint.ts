@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { armConnectTimeout } from '../connect-timeout.js';
 import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
+import { scrubSpellings, spellingsOf } from './credential-spellings.js';
 import { describeCause, transportCause, withCheck, type EndpointKey, type FailureCause } from './failure-cause.js';
 import { MAX_TOKEN_LIFETIME_S } from './lifetime.js';
 
@@ -205,24 +206,30 @@ function parseTokenResponse(status: number, body: Buffer, expected: 'Bearer' | '
 const REDACTED = '[redacted]';
 
 /**
- * The client credentials a token request carries: client_secret (RFC 6749 §2.3.1, in the form or
- * form-encoded inside Basic) and client_assertion (RFC 7523 §2.2). Some servers quote what they
- * were sent in error_description, and that text reaches callers, logs and /usage.
+ * The client credentials a token request carries, in every spelling a server could quote them
+ * (credential-spellings.ts): client_secret (RFC 6749 §2.3.1, in the form or form-encoded inside
+ * Basic) and client_assertion (RFC 7523 §2.2). Some servers quote what they were sent in
+ * error_description, and that text reaches callers, logs, /usage and the console's Test.
  */
 function credentialsIn(options: PostFormOptions): string[] {
   const form = new URLSearchParams(options.body);
-  const found = [form.get('client_secret'), form.get('client_assertion')];
+  const clientId = form.get('client_id') ?? undefined;
+  const found = [form.get('client_secret'), form.get('client_assertion')].flatMap((value) =>
+    value === null ? [] : spellingsOf(value, clientId),
+  );
   const basic = /^Basic\s+(\S+)$/i.exec(options.headers.authorization ?? '');
   if (basic !== null) {
     const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
-    found.push(basic[1]!, new URLSearchParams(`s=${pair.slice(pair.indexOf(':') + 1)}`).get('s'));
+    const colon = pair.indexOf(':');
+    const decode = (text: string) => new URLSearchParams(`s=${text}`).get('s') ?? text;
+    found.push(basic[1]!, ...spellingsOf(decode(pair.slice(colon + 1)), decode(pair.slice(0, Math.max(colon, 0)))));
   }
-  return found.filter((value): value is string => value !== null && value !== '');
+  return found.filter((value) => value !== '');
 }
 
 /** `text` with every credential replaced, before it is sanitised (and cut) for reuse. */
 function scrub(text: unknown, credentials: readonly string[]): unknown {
-  return typeof text === 'string' ? credentials.reduce((out, credential) => out.replaceAll(credential, REDACTED), text) : text;
+  return typeof text === 'string' ? scrubSpellings(text, credentials, REDACTED) : text;
 }
 
 /** RFC 6749 §5.2 and everything else a token endpoint can say instead of a token. */
