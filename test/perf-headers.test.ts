@@ -71,6 +71,11 @@ const forwarding = (overrides: Partial<Forwarding> = {}): Forwarding => ({
   ...overrides,
 });
 
+/** The caller's lines as Node's rawHeaders has them, from a headers object (one line per value). */
+const lines = (headers: IncomingHttpHeaders): string[] =>
+  Object.entries(headers).flatMap(([name, value]) => (Array.isArray(value) ? value.flatMap((v) => [name, v]) : [name, String(value)]));
+const build = (headers: IncomingHttpHeaders, fw: Forwarding) => upstreamRequestHeaders(headers, lines(headers), fw);
+
 test('upstreamRequestHeaders replaces what the gateway owns and drops what is for this hop only', () => {
   const headers: IncomingHttpHeaders = {
     host: 'gateway.local',
@@ -87,7 +92,7 @@ test('upstreamRequestHeaders replaces what the gateway owns and drops what is fo
     accept: 'application/json',
   };
   const before = structuredClone(headers);
-  assert.deepEqual(pairs(upstreamRequestHeaders(headers, forwarding())), [
+  assert.deepEqual(pairs(build(headers, forwarding())), [
     ['accept', 'application/json'],
     ['host', 'upstream.internal:8443'],
     ['x-forwarded-for', '192.0.2.1, 10.0.0.7'],
@@ -103,12 +108,12 @@ test('upstreamRequestHeaders keeps the body framing even when Connection names i
   // Transfer-Encoding never goes in the list: the client library chunks a body of unknown length
   // itself (core-headers checks the wire), and would refuse the header.
   const headers: IncomingHttpHeaders = { connection: 'content-length, transfer-encoding', 'transfer-encoding': 'chunked' };
-  const out = pairs(upstreamRequestHeaders(headers, forwarding({ bodyless: false })));
+  const out = pairs(build(headers, forwarding({ bodyless: false })));
   assert.equal(
     out.find(([name]) => name === 'transfer-encoding' || name === 'content-length'),
     undefined,
   );
-  const sized = pairs(upstreamRequestHeaders({ connection: 'content-length', 'content-length': '5' }, forwarding({ bodyless: false })));
+  const sized = pairs(build({ connection: 'content-length', 'content-length': '5' }, forwarding({ bodyless: false })));
   assert.deepEqual(
     sized.find(([name]) => name === 'content-length'),
     ['content-length', '5'],
@@ -120,16 +125,31 @@ test("upstreamRequestHeaders leaves a request without a body without Content-Len
   // body it writes `content-length: 0` itself where the method expects content (core-request-framing).
   for (const headers of [{}, { 'content-length': '0' }] satisfies IncomingHttpHeaders[]) {
     assert.equal(
-      pairs(upstreamRequestHeaders(headers, forwarding({ bodyless: true }))).find(([name]) => name === 'content-length'),
+      pairs(build(headers, forwarding({ bodyless: true }))).find(([name]) => name === 'content-length'),
       undefined,
     );
   }
 });
 
 test('upstreamRequestHeaders sends no Authorization on a route without a connection', () => {
-  const out = pairs(upstreamRequestHeaders({ authorization: 'Bearer the-callers' }, forwarding({ authorization: undefined })));
+  const out = pairs(build({ authorization: 'Bearer the-callers' }, forwarding({ authorization: undefined })));
   assert.equal(
     out.find(([name]) => name === 'authorization'),
     undefined,
   );
+});
+
+// Regression: Node's joined headers object kept only the first of a repeated User-Agent (and
+// Referer, Content-Type...), and lower-cased every name; nginx passes each line as it came.
+test('upstreamRequestHeaders passes each caller line on with its case, in order, repeats kept', () => {
+  const raw = ['User-Agent', 'first', 'user-agent', 'second', 'Cookie', 'a=1', 'Cookie', 'b=2', 'X-Mixed-Case', 'v'];
+  const headers: IncomingHttpHeaders = { 'user-agent': 'first', cookie: 'a=1; b=2', 'x-mixed-case': 'v' };
+  const out = pairs(upstreamRequestHeaders(headers, raw, forwarding({ authorization: undefined }))).slice(0, 5);
+  assert.deepEqual(out, [
+    ['User-Agent', 'first'],
+    ['user-agent', 'second'],
+    ['Cookie', 'a=1'],
+    ['Cookie', 'b=2'],
+    ['X-Mixed-Case', 'v'],
+  ]);
 });

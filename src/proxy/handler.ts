@@ -295,7 +295,7 @@ export class ProxyHandler {
     // The body: buffered for a replay, streamed, or none (a replayed request without a buffer had none).
     const body = exchange.body ?? (exchange.replayed || !hasBody(req) ? null : req);
     const bodyless = body === null;
-    const headers = upstreamRequestHeaders(req.headers, {
+    const headers = upstreamRequestHeaders(req.headers, req.rawHeaders, {
       upstreamHost: route.upstreamHost,
       requestId: exchange.requestId,
       remoteAddress: req.socket.remoteAddress,

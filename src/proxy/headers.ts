@@ -86,8 +86,8 @@ export interface Forwarding {
 }
 
 /**
- * A Cookie header without the admin console's session cookie, the others kept as they were sent;
- * '' when nothing is left. Node has joined repeated Cookie lines with '; ' (RFC 6265 §5.4).
+ * A Cookie line without the admin console's session cookie, the others kept as they were sent;
+ * '' when nothing is left (the line is then dropped). Each Cookie line is taken on its own.
  */
 function withoutSessionCookie(cookie: string): string {
   if (!cookie.includes('tokengate_session')) return cookie;
@@ -115,36 +115,39 @@ const REPLACED = new Set([
 
 /**
  * The caller's request headers for the upstream, as the flat name/value list the upstream client
- * (undici) writes without copying each into an object of its own. Hop-by-hop headers and every
- * header the caller names in `Connection` go first (so `Connection: authorization` cannot strip
- * what we inject), then the caller's Authorization, access keys, admin session cookie and Expect,
- * then ours go in. The body's framing survives: a body left without Content-Length or
- * Transfer-Encoding goes out unframed and the upstream reads it as a second request (smuggling,
- * RFC 9112 §11.2), so a body's Content-Length goes on, and a body without one is sent chunked by
- * the client, which redoes that coding on our hop. A request without a body has no Content-Length in the list, not even the
- * caller's `0`: undici takes a Content-Length header as the body's length, refuses a second one
+ * (undici) writes without copying each into an object of its own. They come from the lines as the
+ * caller sent them (`rawHeaders`): each keeps its case, order and repeats, as nginx passes them on;
+ * Node's joined object would merge repeats and keep only the first of some (a second User-Agent,
+ * Referer or Content-Type was lost). Hop-by-hop headers and every header the caller names in
+ * `Connection` go first (so `Connection: authorization` cannot strip what we inject), then the
+ * caller's Authorization, access keys, admin session cookie and Expect, then ours go in. The body's
+ * framing survives: a body left without Content-Length or Transfer-Encoding goes out unframed and
+ * the upstream reads it as a second request (smuggling, RFC 9112 §11.2), so a body's Content-Length
+ * goes on, and a body without one is sent chunked by the client, which redoes that coding on our
+ * hop. A request without a body has no Content-Length in the list, not even the caller's `0`:
+ * undici takes a Content-Length header as the body's length, refuses a second one
  * (UND_ERR_INVALID_ARG), and frames a request without a body itself, `content-length: 0` for the
  * methods that expect content (POST, PUT, PATCH, QUERY, PROPFIND, PROPPATCH; RFC 9110 §8.6) and
  * nothing for the others. Node has already answered the caller's `Expect: 100-continue` (RFC 9110
  * §10.1.1), so its body follows anyway; forwarded, Expect would ask the upstream for a 100 that
  * nobody waits for. `headers` is left as it was, so a replay can build the list again.
  */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, forwarding: Forwarding): string[] {
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, rawHeaders: readonly string[], forwarding: Forwarding): string[] {
   const named = namedInConnection(headers.connection, undefined);
   const out: string[] = [];
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || REPLACED.has(name) || forwarding.accessHeaders.has(name)) continue;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const raw = rawHeaders[i]!;
+    const name = raw.toLowerCase();
+    if (REPLACED.has(name) || forwarding.accessHeaders.has(name)) continue;
     // The client library redoes the chunked coding on our hop, and refuses to be told it.
     if (name === 'transfer-encoding') continue;
     if (name === 'content-length' ? forwarding.bodyless : HOP_BY_HOP.has(name) || named?.has(name) === true) continue;
     if (name === 'cookie') {
-      const kept = withoutSessionCookie(value as string);
-      if (kept !== '') out.push(name, kept);
+      const kept = withoutSessionCookie(rawHeaders[i + 1]!);
+      if (kept !== '') out.push(raw, kept);
       continue;
     }
-    if (typeof value === 'string') out.push(name, value);
-    else for (const item of value) out.push(name, item);
+    out.push(raw, rawHeaders[i + 1]!);
   }
   out.push('host', forwarding.upstreamHost);
   const previous = headers['x-forwarded-for'];
