@@ -36,6 +36,7 @@ export interface UpstreamRequest {
 }
 
 const CALLER_LEFT = 'the caller went away';
+const EMPTY = Buffer.alloc(0);
 /** The code undici gives its own response-head time-out; the gateway keeps that deadline itself (see #arm). */
 export const HEAD_TIMEOUT_CODE = 'UND_ERR_HEADERS_TIMEOUT';
 /** An answer no caller may be given (a status outside 100..599); the request fails as on a broken upstream. */
@@ -107,7 +108,10 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
 
   flushHeadIfIdle(): void {
     const res = this.#res;
-    if (!this.#bodySent && !this.#dropped && !res.writableEnded && !res.destroyed) res.flushHeaders();
+    // An empty write, not flushHeaders(): Node sends the head of a flushHeaders() as UTF-8, which
+    // turns a header's obs-text byte (RFC 9110 §5.5, 0x80-0xff) into two; a buffer write sends it
+    // as Latin-1, byte for byte. A head without a body (HEAD, 204, 304) goes out with end().
+    if (!this.#bodySent && !this.#dropped && !res.writableEnded && !res.destroyed) res.write(EMPTY);
   }
 
   /**
