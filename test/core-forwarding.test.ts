@@ -11,6 +11,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { rawRequest } from './support/raw.js';
 
 const MIB = 1024 * 1024;
 const LARGE = 64 * MIB;
@@ -22,7 +23,7 @@ interface Upstream {
   close(): Promise<void>;
 }
 
-/** /large streams LARGE bytes as fast as the gateway takes them; anything else gets a raw `answers[path]`. */
+/** /large streams LARGE bytes as fast as the gateway takes them; anything else gets a raw `answers[path]` (Latin-1 bytes). */
 async function startUpstream(answers: Record<string, string>): Promise<Upstream> {
   let written = 0;
   const sockets = new Set<Socket>();
@@ -32,7 +33,7 @@ async function startUpstream(answers: Record<string, string>): Promise<Upstream>
     socket.once('close', () => sockets.delete(socket));
     socket.once('data', (head: Buffer) => {
       const path = /^GET (\S+)/.exec(head.toString('latin1'))?.[1] ?? '';
-      if (path !== '/large') return socket.end(answers[path]);
+      if (path !== '/large') return socket.end(Buffer.from(answers[path] ?? '', 'latin1'));
       socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${LARGE}\r\n\r\n`);
       const chunk = Buffer.alloc(MIB, 'x');
       const pump = () => {
@@ -79,6 +80,11 @@ describe('forwarding engine', () => {
         'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n' +
         'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal',
       '/unasked-continue': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok',
+      '/reason': 'HTTP/1.1 200 Fine By Me\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok',
+      '/trailers':
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: 7f\r\nServer-Timing: db;dur=53\r\n\r\n',
+      // A quiet upstream: the head goes out before the body (flushed alone), obs-text and all.
+      '/obs-text': 'HTTP/1.1 200 OK\r\nX-Name: caf\u00e9 \u0080\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
     });
     gw = await startGateway(`
 listen: { host: 127.0.0.1 }
@@ -117,11 +123,34 @@ routes:
     },
   );
 
-  it('passes over a 103 Early Hints and answers with the final response', async () => {
+  it('passes a 103 Early Hints on (RFC 9110 §15.2), then the final response', async () => {
     const response = await fetch(`${gw.url}/early-hints`);
     assert.equal(response.status, 200);
     assert.equal(await response.text(), 'final');
     assert.equal(response.headers.get('link'), null);
+    const { text } = await rawRequest(gw.url, `GET /early-hints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.match(text, /^HTTP\/1\.1 103 Early Hints\r\nLink: <\/style\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  });
+
+  // Regression: Node's standard phrase replaced the upstream's (nginx passes it on).
+  it("passes the upstream's reason phrase on", async () => {
+    const { text } = await rawRequest(gw.url, `GET /reason HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.match(text, /^HTTP\/1\.1 200 Fine By Me\r\n/);
+  });
+
+  // Regression: undici read the trailer section and the gateway dropped it.
+  it("passes the upstream's trailer fields on after a chunked body (RFC 9110 §6.5)", async () => {
+    const { text } = await rawRequest(gw.url, `GET /trailers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.match(text, /\r\n2\r\nok\r\n0\r\nX-Checksum: 7f\r\nServer-Timing: db;dur=53\r\n\r\n$/);
+  });
+
+  // Regression: a head flushed before its body went out as UTF-8, two bytes for each obs-text one.
+  it('passes obs-text bytes of an answer header on byte for byte when the head goes out alone', async () => {
+    const client = net.connect(Number(new URL(gw.url).port), '127.0.0.1');
+    client.write('GET /obs-text HTTP/1.1\r\nHost: x\r\n\r\n');
+    const [head] = (await once(client, 'data')) as [Buffer];
+    client.destroy();
+    assert.ok(head.includes(Buffer.from('X-Name: caf\u00e9 \u0080\r\n', 'latin1')), head.toString('latin1'));
   });
 
   it('an unasked 100 Continue (which undici refuses to read past) is a 502 UPSTREAM_UNAVAILABLE, never a hang', async () => {

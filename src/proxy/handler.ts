@@ -329,8 +329,8 @@ export class ProxyHandler {
   }
 
   static readonly #upstreamEvents: UpstreamCallEvents<Exchange> = {
-    headers: (exchange, call, status, rawHeaders, headers) =>
-      exchange.proxyReq === call && exchange.handler.#answer(exchange, status, rawHeaders, headers),
+    headers: (exchange, call, status, reason, rawHeaders, headers) =>
+      exchange.proxyReq === call && exchange.handler.#answer(exchange, status, reason, rawHeaders, headers),
     // A request a 401 replay has replaced no longer speaks for the caller.
     failed: (exchange, call, error) => {
       if (exchange.proxyReq === call) exchange.handler.#upstreamFailed(exchange, error);
@@ -344,7 +344,7 @@ export class ProxyHandler {
    * The upstream's final head (UpstreamCall has refused a status outside 100..599 and passed over
    * interim ones): passed on, true, and its body follows; or false, a 401 replayed instead.
    */
-  #answer(exchange: Exchange, status: number, rawHeaders: string[], headers: IncomingHttpHeaders): boolean {
+  #answer(exchange: Exchange, status: number, reason: string, rawHeaders: string[], headers: IncomingHttpHeaders): boolean {
     const { res, route } = exchange;
     exchange.trace?.upstreamResponse(status);
     if (route.dpop !== undefined && this.#dpopAnswer(exchange, route.dpop, headers, status)) return false;
@@ -365,6 +365,9 @@ export class ProxyHandler {
       // Nothing was set on `res` before: writeHead takes the list as it is, no header copied twice.
       const list = callerResponseHeaders(rawHeaders, exchange.requestId);
       // RFC 9110 §8.6: a 204 carries no Content-Length (a 304's describes the representation it stands for).
+      // RFC 9112 §4: the upstream's reason phrase goes on as it came (nginx does the same); an empty one
+      // becomes Node's standard phrase for the status.
+      if (reason !== '') res.statusMessage = reason;
       res.writeHead(status, status === 204 ? withoutContentLength(list) : list);
     } catch (error) {
       // An answer Node refuses to pass on: the upstream is broken, not the gateway.

@@ -58,6 +58,22 @@ export function callerResponseHeaders(raw: readonly string[], requestId: string)
   return out;
 }
 
+/**
+ * The upstream's trailer fields for the caller (RFC 9110 §6.5), as [name, value] pairs: each line as
+ * it came but for the hop-by-hop ones and a Content-Length, which never belong in a trailer section
+ * (RFC 9110 §6.5.1: framing fields).
+ */
+export function callerTrailers(raw: readonly Buffer[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === 'content-length') continue;
+    out.push([name, raw[i + 1]!.toString('latin1')]);
+  }
+  return out;
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 
 /** The caller's X-Request-Id when it is well-formed (it reaches logs), else undefined. */

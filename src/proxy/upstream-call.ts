@@ -6,6 +6,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { callerTrailers } from './headers.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
 /** What the owner of a call decides and learns; shared functions, so a call costs no closures. */
@@ -14,7 +15,7 @@ export interface UpstreamCallEvents<C> {
    * The upstream's final answer arrived. Returns true to stream its body to the caller (the owner
    * has written the caller's head), false to drop it (the owner replays the request instead).
    */
-  headers(context: C, call: UpstreamCall<C>, status: number, rawHeaders: string[], headers: IncomingHttpHeaders): boolean;
+  headers(context: C, call: UpstreamCall<C>, status: number, reason: string, rawHeaders: string[], headers: IncomingHttpHeaders): boolean;
   /** The call failed: no connection, a time-out, a reset, an answer no HTTP peer may send. */
   failed(context: C, call: UpstreamCall<C>, error: Error): void;
   /**
@@ -50,6 +51,25 @@ function onDeadline(call: UpstreamCall<unknown>): void {
 /** Sends the caller the head now if no body bytes carried it out yet (a long poll, a quiet upstream). */
 function flushHeadIfIdle(call: UpstreamCall<unknown>): void {
   call.flushHeadIfIdle();
+}
+
+/**
+ * A 103's Link fields, sent to the caller ahead of the final answer: Node's writeEarlyHints writes
+ * only Link (other fields of a 103 are dropped) and refuses a value that is not one well-formed link
+ * (that 103 is then dropped). Never to an HTTP/1.0 caller (RFC 9110 §15.2), nor once a head is out.
+ */
+function relayEarlyHints(res: ServerResponse, raw: readonly Buffer[]): void {
+  if (res.headersSent || res.destroyed || res.req.httpVersionMajor !== 1 || res.req.httpVersionMinor < 1) return;
+  const links: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toString('latin1').toLowerCase() === 'link') links.push(raw[i + 1]!.toString('latin1'));
+  }
+  if (links.length === 0) return;
+  try {
+    res.writeEarlyHints({ link: links });
+  } catch {
+    // a Link value Node will not write: this 103 is passed over
+  }
 }
 
 export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
@@ -136,19 +156,23 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
     else body.once('end', () => this.#arm());
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, reason = ''): void {
     // RFC 9110 §15: a status is 100..599 ("099" parses as 99, "999" as 999); no caller may get another.
     if (status < 100 || status > 599)
       return this.abort(Object.assign(new Error(`the upstream answered HTTP ${status}`), { code: UNUSABLE_ANSWER_CODE }));
-    // RFC 9110 §15.2: an interim answer (103 Early Hints) is not passed on; the final one follows,
-    // within the same deadline. An unasked 101 never gets here: undici fails the request and closes
-    // the socket ("bad upgrade"), and so it does on an unasked 100 (see test/core-forwarding).
-    if (status < 200) return;
+    // RFC 9110 §15.2: a proxy passes an interim answer on. A 103 Early Hints (RFC 8297) goes to the
+    // caller; another (102) is passed over. The final answer follows within the same deadline. An
+    // unasked 101 never gets here: undici fails the request and closes the socket ("bad upgrade"),
+    // and so it does on an unasked 100 (see test/core-forwarding).
+    if (status < 200) {
+      if (status === 103) relayEarlyHints(this.#res, controller.rawHeaders as Buffer[]);
+      return;
+    }
     this.#settle();
     const raw = controller.rawHeaders as Buffer[];
     const list: string[] = new Array<string>(raw.length);
     for (let i = 0; i < raw.length; i++) list[i] = raw[i]!.toString('latin1');
-    if (!this.#events.headers(this.#context, this, status, list, headers)) this.#dropped = true;
+    if (!this.#events.headers(this.#context, this, status, reason, list, headers)) this.#dropped = true;
     // Node sends a response head with the first body bytes. Those of this answer, if any came with
     // its head, are passed on before the next tick; an answer still without a body then has its head
     // sent alone, so that a long poll or a quiet upstream does not keep the status from the caller.
@@ -164,8 +188,20 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
     this.#res.once('drain', this.#resume);
   }
 
-  onResponseEnd(): void {
-    if (!this.#dropped) this.#res.end();
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    if (!this.#dropped) {
+      // RFC 9110 §6.5: the upstream's trailer fields go on after the body. Node sends them on a chunked
+      // answer (on any other they cannot be, and are dropped) and refuses a field it cannot write.
+      const trailers = (controller as { rawTrailers?: Buffer[] }).rawTrailers;
+      if (trailers !== undefined && trailers.length > 0) {
+        try {
+          this.#res.addTrailers(callerTrailers(trailers));
+        } catch {
+          // a field Node will not write (a control character): the answer ends without trailers
+        }
+      }
+      this.#res.end();
+    }
     this.#end();
   }
 
