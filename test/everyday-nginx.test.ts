@@ -20,8 +20,9 @@ import { values, WireClient, type Answer, type HeaderLine } from './support/wire
 /** Fixed, so a failure is reproducible; DIFF_SEED=<n> tries another. */
 const SEED = Number(process.env.DIFF_SEED ?? 20_261_204);
 const CLIENT_SECRET = 'differential-secret-0123456789';
-/** The Host that selects the route with a token; any other Host takes the route without one. */
+/** The Hosts that select the route with a token and the one with a DPoP-bound token; any other takes the route without one. */
 const TOKEN_HOST = 'token.test';
+const DPOP_HOST = 'dpop.test';
 /** A proxy that has not answered a case by then has hung on it. */
 const CASE_DEADLINE_MS = 20_000;
 
@@ -35,6 +36,7 @@ interface GeneratedRequest {
   headers: HeaderLine[];
   body:
     | { shape: 'absent' }
+    | { shape: 'zero' }
     | { shape: 'length'; bytes: Buffer; expectContinue: boolean }
     | { shape: 'chunked'; bytes: Buffer; cuts: number[]; trailers: HeaderLine[] };
 }
@@ -151,7 +153,7 @@ const trailerLines = fc.array(
 );
 const body: fc.Arbitrary<GeneratedRequest['body']> = fc.oneof(
   fc.constant({ shape: 'absent' as const }),
-  // Content-Length: 0 is its own shape below, once the fix for it has landed (issue 22, item 2).
+  fc.constant({ shape: 'zero' as const }),
   fc.record({ shape: fc.constant('length' as const), bytes: bodyBytes, expectContinue: fc.boolean() }),
   fc.record({
     shape: fc.constant('chunked' as const),
@@ -161,13 +163,21 @@ const body: fc.Arbitrary<GeneratedRequest['body']> = fc.oneof(
   }),
 );
 
-const request: fc.Arbitrary<GeneratedRequest> = fc.record({
-  method: fc.constantFrom(...METHODS),
-  target,
-  host: fc.constantFrom(TOKEN_HOST, 'plain.test', 'Plain.Test:8080', 'localhost'),
-  headers: headerLines,
-  body,
-});
+/**
+ * TEMPORARY (issue 22, item 2, another engineer's fix): Content-Length: 0 on a method other than
+ * these is a 502 today. Remove this filter once that fix is on main.
+ */
+const ZERO_LENGTH_WORKS_TODAY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
+const request: fc.Arbitrary<GeneratedRequest> = fc
+  .record({
+    method: fc.constantFrom(...METHODS),
+    target,
+    host: fc.constantFrom(TOKEN_HOST, DPOP_HOST, 'plain.test', 'Plain.Test:8080', 'localhost'),
+    headers: headerLines,
+    body,
+  })
+  .filter((r) => r.body.shape !== 'zero' || ZERO_LENGTH_WORKS_TODAY.has(r.method));
 
 function chunked(bytes: Buffer, cuts: number[], trailers: HeaderLine[]): Buffer {
   const parts: Buffer[] = [];
@@ -187,6 +197,7 @@ function encode(r: GeneratedRequest): { head: Buffer; body: Buffer; expectContin
   const lines = [`${r.method} ${r.target} HTTP/1.1`, `Host: ${r.host}`, ...r.headers.map(([n, v]) => `${n}: ${v}`)];
   let payload = Buffer.alloc(0);
   let expectContinue = false;
+  if (r.body.shape === 'zero') lines.push('Content-Length: 0');
   if (r.body.shape === 'length') {
     lines.push(`Content-Length: ${r.body.bytes.length}`);
     if (r.body.expectContinue) lines.push('Expect: 100-continue');
@@ -333,13 +344,23 @@ function checkOwnedFields(
   }
   // X-Request-Id: tokengate sets exactly one (the caller's when well-formed); nginx passes the caller's.
   one(tg, 'x-request-id');
-  // Authorization: the injected token on the token route, none on the other; never the caller's own.
+  // Authorization (and DPoP): what the route injects, nothing on the route without a connection;
+  // never the caller's own.
   const injected = values(tg, 'authorization');
+  const proofs = values(tg, 'dpop');
   if (r.host === TOKEN_HOST) {
     if (injected.length !== 1 || !/^Bearer \S+$/.test(injected[0]!) || injected[0] === 'Bearer caller-own-token')
       fail('injected Authorization');
-  } else if (injected.length !== 0) fail('Authorization on a route without a connection');
-  if (values(tg, 'dpop').length !== 0 || values(tg, 'proxy-authorization').length !== 0) fail('caller credentials');
+    if (proofs.length !== 0) fail("the caller's DPoP");
+  } else if (r.host === DPOP_HOST) {
+    // RFC 9449 §4.2, §7.1: a proof of this request (method, URL without the query) for the bound token.
+    if (injected.length !== 1 || !/^DPoP \S+$/.test(injected[0]!)) fail('injected DPoP Authorization');
+    if (proofs.length !== 1) fail('one DPoP proof');
+    const claims = JSON.parse(Buffer.from(proofs[0]!.split('.')[1] ?? '', 'base64url').toString('utf8')) as { htm?: string; htu?: string };
+    const url = `http://127.0.0.1:${upstreamPort}${splitTarget(rec.tokengate.target).path}`;
+    if (claims.htm !== r.method || claims.htu !== url) fail('DPoP proof claims');
+  } else if (injected.length !== 0 || proofs.length !== 0) fail('Authorization or DPoP on a route without a connection');
+  if (values(tg, 'proxy-authorization').length !== 0) fail("the caller's Proxy-Authorization");
   // The caller's hop-by-hop fields and those it named in Connection never reach the upstream
   // (Connection and Transfer-Encoding there are tokengate's own, for its hop).
   const named = namedInConnection(r.headers);
@@ -499,16 +520,30 @@ describe('differential: tokengate and nginx as reverse proxies of one upstream',
   before(async () => {
     upstream = await startRecordingUpstream();
     nginx = await startNginx(upstream.port);
-    oidc = await startOidcProvider([
-      { client_id: 'differential', client_secret: CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_basic' },
-    ]);
+    oidc = await startOidcProvider(
+      [
+        { client_id: 'differential', client_secret: CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_basic' },
+        {
+          client_id: 'differential-dpop',
+          client_secret: CLIENT_SECRET,
+          token_endpoint_auth_method: 'client_secret_basic',
+          dpop_bound_access_tokens: true,
+        },
+      ],
+      { features: { dPoP: { enabled: true } } },
+    );
     gateway = await startGateway(`
 listen: { host: 127.0.0.1 }
 logging: { accessLog: off }
 secrets: { client: { value: ${CLIENT_SECRET} } }
 connections:
   idp: { clientId: differential, tokenUrl: ${oidc.tokenUrl}, clientSecret: { secret: client } }
+  bound: { clientId: differential-dpop, tokenUrl: ${oidc.tokenUrl}, clientSecret: { secret: client }, dpop: {} }
 routes:
+  - name: with-dpop
+    match: { pathPrefix: /, host: ${DPOP_HOST} }
+    upstream: ${upstream.url}
+    auth: { connection: bound }
   - name: with-token
     match: { pathPrefix: /, host: ${TOKEN_HOST} }
     upstream: ${upstream.url}
@@ -540,10 +575,17 @@ routes:
 
   it('forwards 300 generated requests as nginx does, but for the documented differences', { timeout: 240_000 }, async () => {
     upstream.script = OK;
-    let count = 0;
+    /** What the run covered: every method and body shape must have come up (a generator change cannot quietly drop one). */
+    const seen = new Set<string>();
     await fc.assert(
       fc.asyncProperty(request, async (r) => {
-        count++;
+        seen.add(r.method);
+        seen.add(r.body.shape);
+        if (r.body.shape !== 'absent' && r.body.shape !== 'zero' && r.body.bytes === MIB) seen.add('1 MiB');
+        if (r.body.shape === 'length' && r.body.expectContinue) seen.add('100-continue');
+        if (r.body.shape === 'chunked' && r.body.trailers.length > 0) seen.add('trailers');
+        if (r.headers.some(([, v]) => /[\x80-\xff]/.test(v))) seen.add('obs-text');
+        if (r.headers.filter(([n]) => lower(n) === 'cookie').length > 1) seen.add('cookies');
         const sent = encode(r);
         const tg = await through(viaTokengate, 'tokengate', r.method, sent);
         const ng = await through(viaNginx, 'nginx', r.method, sent);
@@ -568,15 +610,27 @@ routes:
       }),
       { numRuns: 300, seed: SEED, includeErrorInReport: true },
     );
-    assert.equal(count >= 300, true);
+    for (const wanted of [...METHODS, 'absent', 'zero', 'length', 'chunked', '1 MiB', '100-continue', 'trailers', 'obs-text', 'cookies'])
+      assert.ok(seen.has(wanted), `no generated request had ${wanted}`);
   });
 
   it(
     'passes 100 generated upstream answers to the caller as nginx does, but for the documented differences',
     { timeout: 240_000 },
     async () => {
+      const seen = new Set<string>();
       await fc.assert(
         fc.asyncProperty(answer, async (a) => {
+          seen
+            .add(a.method)
+            .add(a.framing)
+            .add(bodiless(a) ? `no body` : 'body');
+          if (a.status === 204 || a.status === 304) seen.add(String(a.status));
+          if (a.status >= 200 && a.status < 600) seen.add(`${String(a.status).charAt(0)}xx`);
+          if (a.earlyHints) seen.add('103');
+          if (a.slow.length > 0 && !bodiless(a)) seen.add('slow');
+          if (a.framing === 'chunked' && a.trailers.length > 0 && !bodiless(a)) seen.add('trailers');
+          if (a.headers.filter(([n]) => lower(n) === 'set-cookie').length > 1) seen.add('Set-Cookie lines');
           const sent = encode({ method: a.method, target: '/answers', host: 'plain.test', headers: [], body: { shape: 'absent' } });
           upstream.script = () => script(a, a.earlyHints);
           const tg = await through(viaTokengate, 'tokengate', a.method, sent);
@@ -608,6 +662,26 @@ routes:
         }),
         { numRuns: 100, seed: SEED, includeErrorInReport: true },
       );
+      const wanted = [
+        'GET',
+        'HEAD',
+        'length',
+        'chunked',
+        'close',
+        'body',
+        'no body',
+        '204',
+        '304',
+        '2xx',
+        '3xx',
+        '4xx',
+        '5xx',
+        '103',
+        'slow',
+        'trailers',
+        'Set-Cookie lines',
+      ];
+      for (const kind of wanted) assert.ok(seen.has(kind), `no generated answer had ${kind}`);
     },
   );
 
