@@ -403,7 +403,8 @@ interface GeneratedAnswer {
   trailers: HeaderLine[];
   /** Body pieces and the pause before each (ms); [] writes the body at once. */
   slow: number[];
-  earlyHints: boolean;
+  /** An interim answer before the final one. */
+  interim: 'none' | '102' | '103';
 }
 
 const STATUSES = [200, 201, 202, 203, 204, 206, 301, 302, 304, 307, 400, 403, 404, 409, 410, 418, 422, 429, 500, 502, 503, 504];
@@ -442,7 +443,7 @@ const answer: fc.Arbitrary<GeneratedAnswer> = fc
       { weight: 3, arbitrary: fc.constant([]) },
       { weight: 1, arbitrary: fc.array(fc.integer({ min: 1, max: 15 }), { minLength: 1, maxLength: 3 }) },
     ),
-    earlyHints: fc.boolean(),
+    interim: fc.constantFrom('none' as const, 'none' as const, '102' as const, '103' as const),
   })
   .map((a) => ({
     ...a,
@@ -459,7 +460,7 @@ const EARLY_HINTS_LINK = '</style.css>; rel=preload; as=style';
 const bodiless = (a: GeneratedAnswer) => a.method === 'HEAD' || a.status === 204 || a.status === 304;
 
 /** The upstream's bytes for an answer; the body cut into the slow pieces with their pauses. */
-function script(a: GeneratedAnswer, withEarlyHints: boolean): Reply {
+function script(a: GeneratedAnswer, withInterim: boolean): Reply {
   const head = [`HTTP/1.1 ${a.status} ${a.reason}`, ...a.headers.map(([n, v]) => `${n}: ${v}`)];
   const declaredLength = a.method === 'HEAD' ? 1234 : a.body.length;
   if (a.framing === 'length' && a.status !== 204) head.push(`Content-Length: ${a.status === 304 ? 0 : declaredLength}`);
@@ -467,7 +468,8 @@ function script(a: GeneratedAnswer, withEarlyHints: boolean): Reply {
     head.push('Transfer-Encoding: chunked', ...(a.trailers.length > 0 ? [`Trailer: ${a.trailers.map(([n]) => n).join(', ')}`] : []));
   if (a.framing === 'close' && !bodiless(a)) head.push('Connection: close');
   const pieces: Reply['pieces'] = [];
-  if (withEarlyHints) pieces.push(`HTTP/1.1 103 Early Hints\r\nLink: ${EARLY_HINTS_LINK}\r\n\r\n`);
+  if (withInterim && a.interim === '103') pieces.push(`HTTP/1.1 103 Early Hints\r\nLink: ${EARLY_HINTS_LINK}\r\n\r\n`);
+  if (withInterim && a.interim === '102') pieces.push('HTTP/1.1 102 Processing\r\n\r\n');
   pieces.push(Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'));
   if (!bodiless(a)) {
     const parts: Buffer[] = [];
@@ -627,22 +629,22 @@ routes:
             .add(bodiless(a) ? `no body` : 'body');
           if (a.status === 204 || a.status === 304) seen.add(String(a.status));
           if (a.status >= 200 && a.status < 600) seen.add(`${String(a.status).charAt(0)}xx`);
-          if (a.earlyHints) seen.add('103');
+          seen.add(a.interim);
           if (a.slow.length > 0 && !bodiless(a)) seen.add('slow');
           if (a.framing === 'chunked' && a.trailers.length > 0 && !bodiless(a)) seen.add('trailers');
           if (a.headers.filter(([n]) => lower(n) === 'set-cookie').length > 1) seen.add('Set-Cookie lines');
           const sent = encode({ method: a.method, target: '/answers', host: 'plain.test', headers: [], body: { shape: 'absent' } });
-          upstream.script = () => script(a, a.earlyHints);
+          upstream.script = () => script(a, true);
           const tg = await through(viaTokengate, 'tokengate', a.method, sent);
-          // nginx 1.22 passes a 103 on as if it were the final answer (docs/http-semantics.md): it gets the answer without it.
+          // nginx 1.22 passes a 102 or 103 on as if it were the final answer (docs/http-semantics.md): it gets the answer without it.
           upstream.script = () => script(a, false);
           const ng = await through(viaNginx, 'nginx', a.method, sent);
-          const answers = { nginx: ng.answer, tokengate: tg.answer, upstreamSent: script(a, a.earlyHints) };
+          const answers = { nginx: ng.answer, tokengate: tg.answer, upstreamSent: script(a, true) };
           const fail = (what: string): never => assert.fail(report(what, sent, answers));
           if (tg.answer.status !== ng.answer.status) fail('status');
           if (tg.answer.reason !== ng.answer.reason) fail('reason phrase');
-          // The 103 reaches the caller through tokengate (nginx 1.22 cannot pass one on: see above).
-          const hints = a.earlyHints ? [{ status: 103, headers: [['Link', EARLY_HINTS_LINK]] }] : [];
+          // A 103 reaches the caller through tokengate, a 102 does not (nginx 1.22 cannot pass either on: see above).
+          const hints = a.interim === '103' ? [{ status: 103, headers: [['Link', EARLY_HINTS_LINK]] }] : [];
           if (JSON.stringify(tg.answer.interim) !== JSON.stringify(hints)) fail('interim answers');
           if (ng.answer.interim.length !== 0) fail('interim answers through nginx');
           // nginx drops an upstream's trailer fields (docs/http-semantics.md); tokengate passes them on.
