@@ -370,7 +370,9 @@ export class ProxyHandler {
       if (reason !== '') res.statusMessage = reason;
       res.writeHead(status, status === 204 ? withoutContentLength(list) : list);
     } catch (error) {
-      // An answer Node refuses to pass on: the upstream is broken, not the gateway.
+      // An answer Node refuses to pass on: the upstream is broken, not the gateway. Our 502 goes out
+      // with its own reason phrase, not the upstream's.
+      res.statusMessage = '';
       exchange.proxyReq?.cancel();
       this.#upstreamFailed(exchange, error as Error);
       return false;
