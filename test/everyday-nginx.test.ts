@@ -196,7 +196,7 @@ function chunked(bytes: Buffer, cuts: number[], trailers: HeaderLine[]): Buffer 
 /** The request's bytes on the wire: head, and the body sent after it (after a 100 when it expects one). */
 function encode(r: GeneratedRequest): { head: Buffer; body: Buffer; expectContinue: boolean } {
   const lines = [`${r.method} ${r.target} HTTP/1.1`, `Host: ${r.host}`, ...r.headers.map(([n, v]) => `${n}: ${v}`)];
-  let payload = Buffer.alloc(0);
+  let payload: Buffer = Buffer.alloc(0);
   let expectContinue = false;
   if (r.body.shape === 'zero') lines.push('Content-Length: 0');
   if (r.body.shape === 'length') {
@@ -443,7 +443,7 @@ const answer: fc.Arbitrary<GeneratedAnswer> = fc
     body: fc.uint8Array({ maxLength: 4000 }).map((bytes) => Buffer.from(bytes)),
     trailers: trailerLines,
     slow: fc.oneof(
-      { weight: 3, arbitrary: fc.constant([]) },
+      { weight: 3, arbitrary: fc.constant<number[]>([]) },
       { weight: 1, arbitrary: fc.array(fc.integer({ min: 1, max: 15 }), { minLength: 1, maxLength: 3 }) },
     ),
     interim: fc.constantFrom('none' as const, 'none' as const, '102' as const, '103' as const),

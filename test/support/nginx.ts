@@ -4,7 +4,7 @@
  * and configured as a plain reverse proxy in front of one upstream, as an operator would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ export interface Nginx {
   dir: string;
   /** nginx's error log so far (for a failing case's report). */
   errorLog(): string;
+  /** Stops nginx and removes its folder. */
   stop(): Promise<void>;
 }
 
@@ -120,6 +121,7 @@ export async function startNginx(upstreamPort: number): Promise<Nginx> {
       // SIGTERM: nginx's fast shutdown; the master waits for its worker before it exits.
       if (running) child.kill('SIGTERM');
       await exited;
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
