@@ -421,6 +421,16 @@ const repeatableFields = fc.array(
       fieldName.filter((name) => !/^(content-type|referer|user-agent)$/i.test(name)),
       fieldValue,
     ),
+    // Lines for the upstream's own hop, and its own request id (each covered by a normalisation below).
+    fc.constantFrom<HeaderLine>(
+      ['Connection', 'X-Private'],
+      ['X-Private', 'for the gateway only'],
+      ['Keep-Alive', 'timeout=9'],
+      ['Proxy-Authenticate', 'Basic realm="up"'],
+      ['Proxy-Connection', 'keep-alive'],
+      ['Upgrade', 'h2c'],
+      ['X-Request-Id', 'the-upstream-id'],
+    ),
   ),
   { maxLength: 6 },
 );
@@ -500,8 +510,20 @@ function byName(lines: HeaderLine[]): HeaderLine[] {
     .map(({ line }) => line);
 }
 
-function answerComparable(a: Answer): HeaderLine[] {
-  return byName(a.headers.filter((line) => !ANSWER_OWNED.has(lower(line[0])) && !nginxDropsEmptyContentType(line)));
+/**
+ * Fields for the hop between upstream and proxy: `Proxy-Authenticate` asks the proxy for its
+ * credentials (RFC 9110 §11.7.1: it applies to the next outbound client only), and the fields the
+ * upstream names in its Connection (RFC 9110 §7.6.1). nginx passes them on; tokengate removes them.
+ */
+function upstreamHopOnly(sentByUpstream: readonly HeaderLine[]): Set<string> {
+  return new Set(['proxy-authenticate', ...namedInConnection(sentByUpstream)]);
+}
+
+function answerComparable(a: Answer, sentByUpstream: readonly HeaderLine[]): HeaderLine[] {
+  const hopOnly = upstreamHopOnly(sentByUpstream);
+  return byName(
+    a.headers.filter((line) => !ANSWER_OWNED.has(lower(line[0])) && !hopOnly.has(lower(line[0])) && !nginxDropsEmptyContentType(line)),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -648,7 +670,18 @@ routes:
           if (JSON.stringify(tg.answer.body.trailers) !== JSON.stringify(trailersSent)) fail('trailers as the upstream sent them');
           if (!tg.answer.body.bytes.equals(ng.answer.body.bytes)) fail('body bytes');
           if (!tg.answer.body.bytes.equals(a.body)) fail('body bytes as the upstream sent them');
-          assert.deepEqual(answerComparable(tg.answer), answerComparable(ng.answer), report('headers', sent, answers));
+          assert.deepEqual(
+            answerComparable(tg.answer, a.headers),
+            answerComparable(ng.answer, a.headers),
+            report('headers', sent, answers),
+          );
+          // The upstream's hop-only fields and its own request id never reach the caller through tokengate.
+          const hopOnly = upstreamHopOnly(a.headers);
+          for (const [name] of tg.answer.headers) {
+            const n = lower(name);
+            if (hopOnly.has(n) || n === 'upgrade' || n === 'proxy-connection' || n === 'trailer') fail(`the upstream's ${name} passed on`);
+          }
+          if (values(tg.answer.headers, 'x-request-id')[0] === 'the-upstream-id') fail("the upstream's X-Request-Id passed on");
           // HEAD, 204, 304: the length the upstream declared, or none, through both.
           if (
             tg.answer.body.framing === 'none' &&
@@ -778,6 +811,31 @@ routes:
           assert.deepEqual(values(tg.answer.headers, 'date'), ['Tue, 01 Dec 2026 10:00:00 GMT']);
           assert.deepEqual(values(ng.answer.headers, 'server'), ['nginx/1.22.1']);
           assert.notDeepEqual(values(ng.answer.headers, 'date'), ['Tue, 01 Dec 2026 10:00:00 GMT']);
+        },
+      },
+      {
+        row: "the upstream's hop-by-hop fields and the fields it names in Connection are removed",
+        head: 'GET /hop-answer HTTP/1.1\r\nHost: plain.test\r\n\r\n',
+        reply: {
+          pieces: [
+            'HTTP/1.1 200 OK\r\nConnection: X-Private\r\nX-Private: 1\r\nProxy-Authenticate: Basic realm="up"\r\nProxy-Connection: keep-alive\r\nUpgrade: h2c\r\nTE: trailers\r\nContent-Length: 0\r\n\r\n',
+          ],
+          close: false,
+        },
+        check: (tg, ng) => {
+          for (const name of ['x-private', 'proxy-authenticate', 'proxy-connection', 'upgrade', 'te']) {
+            assert.equal(values(ng.answer.headers, name).length, 1, `nginx passes ${name}`);
+            assert.equal(values(tg.answer.headers, name).length, 0, `tokengate removes ${name}`);
+          }
+        },
+      },
+      {
+        row: "the upstream's X-Request-Id is replaced by the request's",
+        head: 'GET /ids HTTP/1.1\r\nHost: plain.test\r\nX-Request-Id: caller-id-7\r\n\r\n',
+        reply: { pieces: ['HTTP/1.1 200 OK\r\nX-Request-Id: upstream-id\r\nContent-Length: 0\r\n\r\n'], close: false },
+        check: (tg, ng) => {
+          assert.deepEqual(values(ng.answer.headers, 'x-request-id'), ['upstream-id']);
+          assert.deepEqual(values(tg.answer.headers, 'x-request-id'), ['caller-id-7']);
         },
       },
       {
