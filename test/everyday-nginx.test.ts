@@ -782,6 +782,25 @@ routes:
         },
       },
       {
+        row: 'a control character in a field value is refused',
+        head: 'GET /ctl HTTP/1.1\r\nHost: plain.test\r\nX-Note: a\u0001b\r\n\r\n',
+        check: (tg, ng) => {
+          assert.deepEqual(values(ng.received[0]!.headers, 'x-note'), ['a\u0001b']);
+          assert.equal(tg.answer.status, 400);
+          assert.equal(tg.received.length, 0);
+        },
+      },
+      {
+        row: 'X-Forwarded-Host of an absolute-form request is its authority',
+        head: 'GET http://other.example/abs HTTP/1.1\r\nHost: plain.test\r\n\r\n',
+        check: (tg, ng) => {
+          assert.equal(tg.received[0]?.target, '/abs');
+          assert.equal(ng.received[0]?.target, '/abs');
+          assert.deepEqual(values(ng.received[0].headers, 'x-forwarded-host'), ['plain.test']);
+          assert.deepEqual(values(tg.received[0].headers, 'x-forwarded-host'), ['other.example']);
+        },
+      },
+      {
         row: 'a list field in several lines is forwarded',
         head: 'GET /etags HTTP/1.1\r\nHost: plain.test\r\nIf-None-Match: "a"\r\nIf-None-Match: "b"\r\n\r\n',
         check: (tg, ng) => {
