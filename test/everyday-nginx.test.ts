@@ -108,10 +108,16 @@ const fieldValue = fc.oneof(
     .map((chars) => chars.join('').trim()),
 );
 const cookie = fc
-  .array(fc.tuple(fc.constantFrom('session', 'theme', 'a', 'B'), fc.string({ unit: fc.constantFrom(...'abcXYZ019-_'), maxLength: 8 })), {
-    minLength: 1,
-    maxLength: 3,
-  })
+  .array(
+    fc.tuple(
+      fc.constantFrom('session', 'theme', 'a', 'B', 'tokengate_session', '__Host-tokengate_session'),
+      fc.string({ unit: fc.constantFrom(...'abcXYZ019-_'), maxLength: 8 }),
+    ),
+    {
+      minLength: 1,
+      maxLength: 3,
+    },
+  )
   .map((pairs): HeaderLine => ['Cookie', pairs.map(([k, v]) => `${k}=${v}`).join('; ')]);
 /** Lines a caller may send that one or both proxies treat specially (each covered by a normalisation below). */
 const special = fc.constantFrom<HeaderLine>(
@@ -244,11 +250,25 @@ function comparable(received: Received, sent: readonly HeaderLine[]): HeaderLine
     'content-length',
     'expect',
   ]);
-  return received.headers.filter(([name]) => {
-    const n = lower(name);
-    if (nginxInvalidName(n)) return false;
-    return !owned.has(n) && !HOP_BY_HOP.has(n) && !named.has(n);
-  });
+  return received.headers
+    .filter(([name]) => {
+      const n = lower(name);
+      if (nginxInvalidName(n)) return false;
+      return !owned.has(n) && !HOP_BY_HOP.has(n) && !named.has(n);
+    })
+    .flatMap(([name, value]): HeaderLine[] => {
+      if (lower(name) !== 'cookie') return [[name, value]];
+      const kept = withoutSessionCookie(value);
+      return kept === '' ? [] : [[name, kept]];
+    });
+}
+
+/** The admin console's session cookies, which tokengate removes from every Cookie line (security.md). */
+const SESSION_COOKIES = new Set(['tokengate_session', '__Host-tokengate_session']);
+
+function withoutSessionCookie(line: string): string {
+  const pairs = line.split(';').map((pair) => pair.trim());
+  return pairs.filter((pair) => pair !== '' && !SESSION_COOKIES.has(pair.split('=')[0]!)).join('; ');
 }
 
 /**
@@ -356,6 +376,8 @@ function checkOwnedFields(
     if (claims.htm !== r.method || claims.htu !== url) fail('DPoP proof claims');
   } else if (injected.length !== 0 || proofs.length !== 0) fail('Authorization or DPoP on a route without a connection');
   if (values(tg, 'proxy-authorization').length !== 0) fail("the caller's Proxy-Authorization");
+  if (values(tg, 'cookie').some((line) => line.split(';').some((pair) => SESSION_COOKIES.has(pair.trim().split('=')[0]!))))
+    fail('the admin session cookie');
   // The caller's hop-by-hop fields and those it named in Connection never reach the upstream
   // (Connection and Transfer-Encoding there are tokengate's own, for its hop).
   const named = namedInConnection(r.headers);
@@ -769,6 +791,14 @@ routes:
           assert.deepEqual(values(ng.received[0]!.headers, 'authorization'), ['Bearer caller']);
           assert.deepEqual(values(tg.received[0]!.headers, 'authorization'), []);
           assert.deepEqual(values(tg.received[0]!.headers, 'dpop'), []);
+        },
+      },
+      {
+        row: "the admin console's session cookie is removed",
+        head: 'GET /cookies HTTP/1.1\r\nHost: plain.test\r\nCookie: a=1; tokengate_session=s3ss10n\r\nCookie: b=2\r\n\r\n',
+        check: (tg, ng) => {
+          assert.deepEqual(values(ng.received[0]!.headers, 'cookie'), ['a=1; tokengate_session=s3ss10n', 'b=2']);
+          assert.deepEqual(values(tg.received[0]!.headers, 'cookie'), ['a=1', 'b=2']);
         },
       },
       {
