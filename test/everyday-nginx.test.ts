@@ -24,6 +24,13 @@ const CLIENT_SECRET = 'differential-secret-0123456789';
 /** The Hosts that select the route with a token and the one with a DPoP-bound token; any other takes the route without one. */
 const TOKEN_HOST = 'token.test';
 const DPOP_HOST = 'dpop.test';
+/**
+ * The access keys every caller presents: the gateway-wide one, and the DPoP route's own (a route
+ * with its own policy). tokengate removes both headers on every route; nginx passes them on.
+ */
+const ACCESS_LINES = ['X-Gateway-Key: gateway-key-0123456789', 'X-Route-Key: route-key-0123456789'];
+/** The request line, then the access keys: a request as a caller of the gateway sends it. */
+const withAccessKeys = (head: string) => head.replace('\r\n', `\r\n${ACCESS_LINES.join('\r\n')}\r\n`);
 /** A proxy that has not answered a case by then has hung on it. */
 const CASE_DEADLINE_MS = 20_000;
 
@@ -193,7 +200,7 @@ function chunked(bytes: Buffer, cuts: number[], trailers: HeaderLine[]): Buffer 
 
 /** The request's bytes on the wire: head, and the body sent after it (after a 100 when it expects one). */
 function encode(r: GeneratedRequest): { head: Buffer; body: Buffer; expectContinue: boolean } {
-  const lines = [`${r.method} ${r.target} HTTP/1.1`, `Host: ${r.host}`, ...r.headers.map(([n, v]) => `${n}: ${v}`)];
+  const lines = [`${r.method} ${r.target} HTTP/1.1`, `Host: ${r.host}`, ...ACCESS_LINES, ...r.headers.map(([n, v]) => `${n}: ${v}`)];
   let payload: Buffer = Buffer.alloc(0);
   let expectContinue = false;
   if (r.body.shape === 'zero') lines.push('Content-Length: 0');
@@ -249,6 +256,8 @@ function comparable(received: Received, sent: readonly HeaderLine[]): HeaderLine
     'proxy-authorization',
     'content-length',
     'expect',
+    'x-gateway-key',
+    'x-route-key',
   ]);
   return received.headers
     .filter(([name]) => {
@@ -376,6 +385,8 @@ function checkOwnedFields(
     if (claims.htm !== r.method || claims.htu !== url) fail('DPoP proof claims');
   } else if (injected.length !== 0 || proofs.length !== 0) fail('Authorization or DPoP on a route without a connection');
   if (values(tg, 'proxy-authorization').length !== 0) fail("the caller's Proxy-Authorization");
+  if (values(tg, 'x-gateway-key').length + values(tg, 'x-route-key').length !== 0) fail('an access key');
+  if (values(ng, 'x-gateway-key').length !== 1) fail('nginx passes the access key on');
   if (values(tg, 'cookie').some((line) => line.split(';').some((pair) => SESSION_COOKIES.has(pair.trim().split('=')[0]!))))
     fail('the admin session cookie');
   // The caller's hop-by-hop fields and those it named in Connection never reach the upstream
@@ -576,7 +587,11 @@ describe('differential: tokengate and nginx as reverse proxies of one upstream',
     gateway = await startGateway(`
 listen: { host: 127.0.0.1 }
 logging: { accessLog: off }
-secrets: { client: { value: ${CLIENT_SECRET} } }
+secrets:
+  client: { value: ${CLIENT_SECRET} }
+  gateway-key: { value: gateway-key-0123456789 }
+  route-key: { value: route-key-0123456789 }
+access: { apiKeys: [{ secret: gateway-key }] }
 connections:
   idp: { clientId: differential, tokenUrl: ${oidc.tokenUrl}, clientSecret: { secret: client } }
   bound: { clientId: differential-dpop, tokenUrl: ${oidc.tokenUrl}, clientSecret: { secret: client }, dpop: {} }
@@ -585,6 +600,7 @@ routes:
     match: { pathPrefix: /, host: ${DPOP_HOST} }
     upstream: ${upstream.url}
     auth: { connection: bound }
+    access: { header: X-Route-Key, apiKeys: [{ secret: route-key }] }
   - name: with-token
     match: { pathPrefix: /, host: ${TOKEN_HOST} }
     upstream: ${upstream.url}
@@ -791,6 +807,8 @@ routes:
           assert.deepEqual(values(ng.received[0]!.headers, 'authorization'), ['Bearer caller']);
           assert.deepEqual(values(tg.received[0]!.headers, 'authorization'), []);
           assert.deepEqual(values(tg.received[0]!.headers, 'dpop'), []);
+          assert.deepEqual(values(ng.received[0]!.headers, 'x-route-key'), ['route-key-0123456789']);
+          assert.deepEqual(values(tg.received[0]!.headers, 'x-route-key'), []);
         },
       },
       {
@@ -926,7 +944,7 @@ routes:
     it(`documented difference: ${difference.row}`, async () => {
       upstream.script = difference.reply === undefined ? OK : () => difference.reply!;
       const sent = {
-        head: Buffer.from(difference.head, 'latin1'),
+        head: Buffer.from(withAccessKeys(difference.head), 'latin1'),
         body: Buffer.from(difference.body ?? '', 'latin1'),
         expectContinue: false,
       };
@@ -942,7 +960,7 @@ routes:
       pieces: [`HTTP/1.1 103 Early Hints\r\nLink: ${EARLY_HINTS_LINK}\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`],
       close: false,
     });
-    const head = Buffer.from('GET /hints HTTP/1.1\r\nHost: plain.test\r\n\r\n');
+    const head = Buffer.from(withAccessKeys('GET /hints HTTP/1.1\r\nHost: plain.test\r\n\r\n'));
     const tg = await through(viaTokengate, 'tokengate', 'GET', { head, body: Buffer.alloc(0), expectContinue: false });
     assert.deepEqual(tg.answer.interim, [{ status: 103, headers: [['Link', EARLY_HINTS_LINK]] }]);
     assert.equal(tg.answer.status, 200);
