@@ -628,6 +628,7 @@ routes:
   async function through(client: WireClient, name: string, method: string, sent: ReturnType<typeof encode>) {
     const before = upstream.received.length;
     const answer = await exchange(client, method, sent, name);
+    assert.deepEqual(upstream.errors, [], `the upstream could not read what ${name} sent`);
     return { answer, received: upstream.received.slice(before) };
   }
 

@@ -30,6 +30,8 @@ export interface RecordingUpstream {
   port: number;
   url: string;
   received: Received[];
+  /** What could not be read as HTTP/1.1 (the connection was then dropped): a proxy's malformed request. */
+  errors: string[];
   /** The answer for each request from now on. */
   script: Script;
   close(): Promise<void>;
@@ -39,7 +41,7 @@ const pause = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 
 export async function startRecordingUpstream(script: Script = OK): Promise<RecordingUpstream> {
   const sockets = new Set<Socket>();
-  const upstream: RecordingUpstream = { port: 0, url: '', received: [], script, close: () => Promise.resolve() };
+  const upstream: RecordingUpstream = { port: 0, url: '', received: [], errors: [], script, close: () => Promise.resolve() };
   const serve = async (socket: Socket) => {
     const reader = new SocketReader(socket);
     for (;;) {
@@ -63,7 +65,10 @@ export async function startRecordingUpstream(script: Script = OK): Promise<Recor
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    serve(socket).catch(() => socket.destroy());
+    serve(socket).catch((error: unknown) => {
+      upstream.errors.push(String(error));
+      socket.destroy();
+    });
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   upstream.port = (server.address() as AddressInfo).port;
