@@ -259,6 +259,19 @@ export class RedisTokenStore implements SharedTokenStore {
     this.#subscriber.disconnect();
   }
 
+  /**
+   * One Lua script on the shared cache's connection, under its time-out; for other documents the
+   * fleet shares (managed signing keys, cache/key-set-store.ts). Keys are given without the prefix.
+   */
+  runScript(script: string, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    return this.#eval(script, keys.length, ...keys.map((key) => `${this.#prefix}${key}`), ...args);
+  }
+
+  /** The full Redis key of `key` (what a value stored under it is bound to). */
+  redisKey(key: string): string {
+    return `${this.#prefix}${key}`;
+  }
+
   /** Longest fetch() waits for other replicas before it loads itself (giveUpAt below). */
   maxWaitMs(connection: Connection): number {
     return 2 * (connection.retry.budgetMs + LEASE_MARGIN_MS);
