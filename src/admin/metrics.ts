@@ -174,7 +174,8 @@ export class Metrics {
   });
   readonly secretFallbacks = this.#counter(
     'tokengate_secret_fallbacks_total',
-    'Token requests sent again with clientSecret.previous after the current secret was refused (invalid_client, unauthorized_client), by connection',
+    'Token requests sent again with clientSecret.previous after the current secret was refused ' +
+      '(invalid_client, unauthorized_client), by connection',
     ['connection'],
   );
   readonly cacheErrors = this.#counter('tokengate_cache_errors_total', 'Shared token cache (Redis) calls that failed, by operation', [

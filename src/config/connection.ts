@@ -84,8 +84,7 @@ export function connectionSettings(
   }
   const secretPaths: Array<[string, PropertyKey[]]> = [];
   if (conn.clientSecret !== undefined) secretPaths.push([conn.clientSecret.secret, [...base, 'clientSecret', 'secret']]);
-  if (conn.clientSecret?.previous !== undefined)
-    secretPaths.push([conn.clientSecret.previous, [...base, 'clientSecret', 'previous']]);
+  if (conn.clientSecret?.previous !== undefined) secretPaths.push([conn.clientSecret.previous, [...base, 'clientSecret', 'previous']]);
   if (conn.privateKeyJwt?.secret !== undefined) {
     secretPaths.push([conn.privateKeyJwt.secret, [...base, 'privateKeyJwt', 'secret']]);
     if (conn.privateKeyJwt.certificate !== undefined)

@@ -84,7 +84,9 @@ export const clientSecretSchema = z.strictObject({
   algorithm: z.enum(['HS256', 'HS384', 'HS512']).optional().describe('client_secret_jwt only; default HS256'),
   previous: secretRef
     .optional()
-    .describe('secret holding the previous client secret: one retry with it when the current one is refused (invalid_client, unauthorized_client)'),
+    .describe(
+      'secret holding the previous client secret: one retry with it when the current one gets invalid_client or unauthorized_client',
+    ),
 });
 
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -95,7 +97,10 @@ export const MANAGED_KEY_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS25
 const duration = z.string().regex(DURATION_PATTERN, 'must be a number and a unit: s, m or h (20s, 15m, 720h)');
 
 export const managedKeysSchema = z.strictObject({
-  algorithm: z.enum(MANAGED_KEY_ALGORITHMS).default('ES256'),
+  algorithm: z
+    .enum(MANAGED_KEY_ALGORITHMS)
+    .default('ES256')
+    .describe('of the generated keys: EC P-256 / P-384, Ed25519, RSA 2048 (privateKeyJwt.algorithm is not used)'),
   rotateEvery: duration.default('720h').describe('how long each key signs (at least 10s)'),
   overlap: duration
     .default('24h')
@@ -175,7 +180,7 @@ export const connectionSchema = z.strictObject({
   clientSecret: clientSecretSchema.optional(),
   privateKeyJwt: privateKeyJwtSchema.optional(),
   tlsClientAuth: tlsClientAuthSchema.optional().describe('mutual-TLS client authentication (RFC 8705)'),
-  clientAssertion: clientAssertionSchema.optional().describe('client authentication with a JWT another issuer made (workload identity federation)'),
+  clientAssertion: clientAssertionSchema.optional().describe('client authentication with a JWT another issuer made (workload identity)'),
   tls: tlsVerifySchema.optional().describe("verification of the token endpoint's certificate"),
   params: paramsSchema.optional(),
   dpop: dpopSchema.optional().describe('RFC 9449: bind tokens to a key and prove possession of it on every request'),

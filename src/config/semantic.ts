@@ -223,7 +223,8 @@ function managedKeyChecks(key: string, cache: ValidatedConfig['raw']['cache'], r
   if (cache.store === 'redis' && cache.encryptionKey === undefined) {
     report(
       ['connections', key, 'privateKeyJwt', 'managed'],
-      'with cache.store: redis the managed keys are shared through Redis, encrypted: set cache.encryptionKey (allowPlaintext does not cover private keys)',
+      'with cache.store: redis the managed keys are shared through Redis, encrypted: ' +
+        'set cache.encryptionKey (allowPlaintext does not cover private keys)',
     );
   }
   if (cache.store === 'memory') {

@@ -71,7 +71,12 @@ export interface AssertionKey {
  * A fresh assertion for every attempt, retries included: new `jti`, new `iat`/`exp`. `signingKey`
  * is asked each time, so a managed connection signs with the key that signs now.
  */
-function jwtAssertion(method: string, clientId: string, audience: AudienceMode, signingKey: () => AssertionKey | Promise<AssertionKey>): ClientAuth {
+function jwtAssertion(
+  method: string,
+  clientId: string,
+  audience: AudienceMode,
+  signingKey: () => AssertionKey | Promise<AssertionKey>,
+): ClientAuth {
   return {
     method,
     async apply(body, _headers, context) {

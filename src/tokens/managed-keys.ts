@@ -239,7 +239,7 @@ class KeyRing {
   #document(epoch: number, keys: Map<number, RingKey>): string {
     const document: KeySetDocument = {
       epoch,
-      keys: [...keys.values()].map((key) => ({ n: key.n, createdAt: key.createdAt, jwk: key.privateKey.export({ format: 'jwk' }) as JWK })),
+      keys: [...keys.values()].map((key) => ({ n: key.n, createdAt: key.createdAt, jwk: key.privateKey.export({ format: 'jwk' }) })),
     };
     return JSON.stringify(document);
   }
