@@ -14,6 +14,7 @@ import { ConfigError } from '../src/config/errors.js';
 import { createLogger } from '../src/log.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import { Gateway } from '../src/server.js';
+import { launchChromium, requireChromium } from './support/browser.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { honourJwksMaxAge, recordGrants, type Grants } from './support/secretless.js';
 import { freePort, startEchoUpstream, type TestServer } from './support/servers.js';
@@ -189,6 +190,19 @@ routes:
     assert.equal(managed.managedKeys.jwksPath, '/jwks/managed.json');
     assert.ok(managed.managedKeys.keys.some((key) => key.state === 'signing'));
     for (const key of managed.managedKeys.keys) assert.ok(key.ageSeconds >= 0);
+  });
+
+  it('shows the JWKS URL to give to the partner and the keys ages in the console', requireChromium(), async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(8_000);
+      await page.goto(running.gateway.adminUrl);
+      await page.locator('code', { hasText: jwksUrl }).waitFor();
+      await page.getByText(/ signing, \d+ (s|min) old/).waitFor();
+    } finally {
+      await browser.close();
+    }
   });
 });
 
