@@ -144,6 +144,32 @@ describe('two replicas sharing managed keys through Redis', requireProgram('redi
     assert.ok(published(a) >= 2 && published(b) >= 2);
   });
 
+  it('converges again after Redis was away across a key step: one key set, both replicas sign what A publishes', async () => {
+    const marks = [a.logs.length, b.logs.length];
+    await redis.stop();
+    await Promise.all([a, b].map((replica, i) => replica.waitForLog((line) => line.event === 'managed_keys_unshared', marks[i])));
+    // Each replica makes the next key alone meanwhile.
+    const stepped = [signingKids(a).length, signingKids(b).length];
+    await until(() => signingKids(a).length > stepped[0]! && signingKids(b).length > stepped[1]!, 'a key step during the outage');
+    await redis.start();
+    await Promise.all([a, b].map((replica, i) => replica.waitForLog((line) => line.event === 'managed_keys_shared', marks[i])));
+    const converged = async () => JSON.stringify(await jwks(a)) === JSON.stringify(await jwks(b));
+    for (const deadline = Date.now() + 10_000; !(await converged());) {
+      if (Date.now() > deadline) throw new Error('the replicas did not converge on one key set');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const tested = await Promise.all(
+      [b, a].map(
+        async (replica) =>
+          (await fetch(`${replica.admin}/connections/managed/test`, { method: 'POST' })).json() as Promise<{ ok: boolean }>,
+      ),
+    );
+    assert.deepEqual(
+      tested.map((summary) => summary.ok),
+      [true, true],
+    );
+  });
+
   it('keeps the key set in Redis encrypted, with a version for compare-and-set', async () => {
     const client = new Redis(redis.url);
     try {

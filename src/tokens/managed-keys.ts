@@ -84,6 +84,8 @@ class KeyRing {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #sharedDown = false;
+  /** Keys were made while the shared store was away: the fleet has not seen them. */
+  #madeAlone = false;
   /** What was published and which key signed at the last sync, for the log lines. */
   #published = new Set<string>();
   #signing: string | undefined;
@@ -188,12 +190,15 @@ class KeyRing {
       this.#epoch ??= now;
       const wanted = this.#wanted(now);
       const missing = wanted.filter((n) => !this.#keys.has(n));
-      if (missing.length === 0 && !(sharing && stored === undefined)) break;
+      // Keys made while Redis was away go to the fleet when it is back, unless the fleet moved on meanwhile (adopted above).
+      const unpublished = sharing && (stored === undefined || this.#madeAlone);
+      if (missing.length === 0 && !unpublished) break;
       const keys = new Map([...this.#keys].filter(([n]) => n >= wanted[0]!));
       for (const n of missing) keys.set(n, await newKey(n, this.#settings.algorithm, now));
       const written = sharing ? await this.#writeShared(this.#document(this.#epoch, keys)) : 'unshared';
       if (written !== 'conflict') {
         this.#keys = keys;
+        this.#madeAlone = this.#shared !== undefined && written === 'unshared';
         break;
       }
       // Another replica wrote first: the next round reads its keys and adopts them.
@@ -272,6 +277,7 @@ class KeyRing {
     this.#epoch = document.epoch;
     this.#keys = keys;
     this.#version = version;
+    this.#madeAlone = false;
   }
 
   /** Log lines for keys that entered or left the JWKS, and for the key that now signs. */
