@@ -6,11 +6,11 @@
  * rotation needs no reload. An assertion past its `exp` is never sent. Its text is a credential:
  * it never reaches a log line, a detail or a metric; only the file's name does.
  */
-import { stat } from 'node:fs/promises';
 import { decodeJwt } from 'jose';
 import type { ClientAuth } from '../config/types.js';
 import { TokenError } from '../errors.js';
 import { readRegularFile } from '../config/read.js';
+import { identityOf } from '../config/watched-file.js';
 
 export interface ClientAssertionOptions {
   clientId: string;
@@ -29,16 +29,10 @@ function unavailable(detail: string): TokenError {
   return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'credentials_unavailable', { detail, retryAfter: 1 });
 }
 
-async function identityOf(path: string): Promise<string | undefined> {
-  try {
-    const info = await stat(path);
-    return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The file's content, read again only when the file changed since the last read. */
+/**
+ * The file's content, read again only when its identity (config/watched-file.ts) changed since the
+ * last read. No watch: the file is only needed when a token is, and one stat then is enough.
+ */
 class AssertionFile {
   #identity: string | undefined;
   #text: string | undefined;
