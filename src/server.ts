@@ -124,7 +124,7 @@ export class Gateway {
       });
       this.provider.setShared(this.#store);
       // The config refuses managed keys on Redis without an encryption key: private keys never rest in plaintext.
-      if (compiled.encryptionKey !== undefined) managedKeys.setShared(redisKeySets(this.#store, compiled.encryptionKey));
+      if (compiled.encryptionKey !== undefined) managedKeys.setShared(redisKeySets(this.#store));
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
     this.metrics.setTokenFetchSource(() => this.provider.fetchesInFlight());

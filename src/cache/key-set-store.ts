@@ -19,22 +19,30 @@ return 1`;
 
 const READ_SCRIPT = `return redis.call('GET', KEYS[1])`;
 
-export function redisKeySets(store: RedisTokenStore, encryptionKey: Buffer): SharedKeySets {
+/**
+ * The shared key sets under the store's current cache.encryptionKey. A set sealed under another key
+ * (the key was rotated on reload) reads as unreadable, with its version, so that a replica re-seals
+ * the keys it holds under its own key instead of forking the set.
+ */
+export function redisKeySets(store: RedisTokenStore): SharedKeySets {
   const name = (set: string) => `keys:${set}`;
+  const key = (): Buffer => {
+    const current = store.encryptionKey;
+    // The config refuses managed keys on Redis without cache.encryptionKey.
+    if (current === undefined) throw new Error('managed keys in Redis need cache.encryptionKey');
+    return current;
+  };
   return {
     async read(set) {
       const value = await store.runScript(READ_SCRIPT, [name(set)], []);
       if (value === null) return undefined;
       const match = typeof value === 'string' ? /^(\d+):(.*)$/s.exec(value) : null;
       if (match === null) throw new Error('the shared key set is not a versioned value');
-      // Sealed under another key (cache.encryptionKey rotated): a set this replica cannot use.
-      const text = openText(encryptionKey, match[2]!, store.redisKey(name(set)));
-      if (text === undefined) throw new Error('the shared key set is encrypted with another cache.encryptionKey');
-      return { version: Number(match[1]), text };
+      return { version: Number(match[1]), text: openText(key(), match[2]!, store.redisKey(name(set))) };
     },
     async write(set, expected, text, ttlMs) {
       const next = (expected ?? 0) + 1;
-      const value = `${next}:${sealText(encryptionKey, text, store.redisKey(name(set)))}`;
+      const value = `${next}:${sealText(key(), text, store.redisKey(name(set)))}`;
       const reply = await store.runScript(
         WRITE_SCRIPT,
         [name(set)],

@@ -179,6 +179,11 @@ export class RedisTokenStore implements SharedTokenStore {
     this.#codec = encryptedCodec(key, this.#onCorrupt);
   }
 
+  /** The cache.encryptionKey in use (it may rotate on reload); undefined with allowPlaintext. */
+  get encryptionKey(): Buffer | undefined {
+    return this.#key;
+  }
+
   /** Resolves true once both connections are up and subscribed, false after `timeoutMs` or an error. */
   async whenConnected(timeoutMs = REDIS_STARTUP_WAIT_MS): Promise<boolean> {
     const signal = AbortSignal.timeout(timeoutMs);

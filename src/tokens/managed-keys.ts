@@ -29,8 +29,11 @@ const RETRY_SYNC_MS = 1_000;
 
 /** The fleet's copy of key sets: a document per name, with a version for compare-and-set. */
 export interface SharedKeySets {
-  /** The document and its version, undefined when there is none; throws when the store cannot answer. */
-  read(name: string): Promise<{ version: number; text: string } | undefined>;
+  /**
+   * The document and its version, undefined when there is none; `text` undefined when it is sealed
+   * under another key (a rotated cache.encryptionKey). Throws when the store cannot answer.
+   */
+  read(name: string): Promise<{ version: number; text: string | undefined } | undefined>;
   /** Writes version `expected + 1` (1 when `expected` is undefined) only if the stored one is still `expected`. */
   write(name: string, expected: number | undefined, text: string, ttlMs: number): Promise<boolean>;
 }
@@ -184,7 +187,8 @@ class KeyRing {
       const now = Date.now();
       const stored = await this.#readShared();
       const sharing = this.#shared !== undefined && !this.#sharedDown;
-      if (stored !== undefined) await this.#adopt(stored.text, stored.version);
+      if (stored?.text !== undefined) await this.#adopt(stored.text, stored.version);
+      else if (stored !== undefined) this.#resealing(stored.version);
       // None stored (the first replica, or Redis restarted empty): this replica's set becomes the fleet's.
       else if (sharing) this.#version = undefined;
       this.#epoch ??= now;
@@ -206,7 +210,21 @@ class KeyRing {
     this.#report(Date.now());
   }
 
-  async #readShared(): Promise<{ version: number; text: string } | undefined> {
+  /**
+   * The fleet's set is sealed under another cache.encryptionKey: this replica writes the keys it
+   * holds (adopted from that very set before the key rotated) under its own key, over that version.
+   */
+  #resealing(version: number): void {
+    if (this.#version !== version)
+      this.#log.warn(
+        { event: 'managed_keys_resealed', connection: this.#connection },
+        `the shared managed keys of ${this.#connection} are sealed under another cache.encryptionKey; writing them under this one`,
+      );
+    this.#version = version;
+    this.#madeAlone = true;
+  }
+
+  async #readShared(): Promise<{ version: number; text: string | undefined } | undefined> {
     if (this.#shared === undefined) return undefined;
     try {
       const stored = await this.#shared.read(this.#name);
