@@ -343,7 +343,9 @@ class KeyRing {
       this.#epoch + (this.#signingIndex(now) + 1) * r,
       this.#retireAt(wanted[0]!),
     );
-    const delay = this.#sharedDown ? RETRY_SYNC_MS : Math.min(MAX_TIMER_STEP_MS, Math.max(1, next - now));
+    // A key that came due while a sync was under way (its timer found that sync and was spent on it) is made now.
+    const due = wanted.some((n) => !this.#keys.has(n));
+    const delay = this.#sharedDown ? RETRY_SYNC_MS : due ? 1 : Math.min(MAX_TIMER_STEP_MS, Math.max(1, next - now));
     this.#timer = setTimeout(() => void this.sync().catch((error: unknown) => this.#failed(error)), delay);
     this.#timer.unref();
   }
