@@ -192,7 +192,8 @@ export class ConnectionClient {
    * One token request with the given effective params; a fresh client assertion every call. Over
    * after `timeoutMs` (discovery included), or earlier when `signal` aborts. On a DPoP connection the
    * endpoint may demand a nonce first: the request is then sent twice, and `onNonceChallenge` hears
-   * of the first (it reached the endpoint, and took `seconds`) before the second is sent.
+   * of the first (it reached the endpoint, and took `seconds`) before the second is sent. So it does
+   * of a request refused with the current secret and sent again with `clientSecret.previous`.
    */
   async requestToken(
     params: Readonly<Record<string, string>>,
@@ -229,6 +230,7 @@ export class ConnectionClient {
     };
     const send = async (): Promise<TokenResponse> => {
       const { auth } = this.connection;
+      const started = performance.now();
       try {
         const response = await sendWith(auth);
         this.#secretInUse = 'current';
@@ -236,6 +238,7 @@ export class ConnectionClient {
       } catch (error) {
         // clientSecret.previous: the server may not know the new secret yet (a rotation in progress).
         if (auth.previous === undefined || !(error instanceof TokenError) || !REFUSED_CREDENTIALS.has(error.oauthError ?? '')) throw error;
+        onNonceChallenge?.((performance.now() - started) / 1000);
         this.#observer?.secretFallback?.(this.connection.key);
         const response = await sendWith(auth.previous);
         this.#secretInUse = 'previous';
