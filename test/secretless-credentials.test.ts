@@ -14,7 +14,7 @@ import { parseConfig } from '../src/pipeline/build.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { acceptReusedAssertions } from './support/secretless.js';
-import { startEchoUpstream, type TestServer } from './support/servers.js';
+import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
 
 const OLD_SECRET = 'old-secret-0123456789abcdef';
 const NEW_SECRET = 'new-secret-fedcba9876543210';
@@ -143,6 +143,40 @@ routes:
     for (const assertion of assertions) {
       assert.ok(!gw.logText().includes(assertion), 'not in the logs');
       assert.ok(!usage.includes(assertion) && !connections.includes(assertion), 'not in /usage or /connections');
+    }
+  });
+});
+
+describe('a token endpoint that quotes the client assertion in its error', () => {
+  it('never lets the assertion reach the caller, the logs or /usage', async () => {
+    const issuer = await testIssuer();
+    const endpoint = await startTokenEndpoint((_req, res, body) => {
+      const sent = new URLSearchParams(body.toString('utf8')).get('client_assertion') ?? '';
+      json(res, 400, { error: 'invalid_client', error_description: `assertion ${sent} is not trusted` });
+    });
+    const upstream = await startEchoUpstream();
+    const assertion = await issuer.mint('quoted', endpoint.url, 600);
+    const gw = await startGateway(
+      `
+listen: { host: 127.0.0.1, port: 0 }
+connections:
+  federated: { clientId: federated, tokenUrl: "${endpoint.url}/token", clientAssertion: { file: token.jwt } }
+routes:
+  - { name: federated, match: { pathPrefix: /f }, upstream: "${upstream.url}", auth: { connection: federated } }
+`,
+      { files: { 'token.jwt': assertion } },
+    );
+    try {
+      const response = await fetch(`${gw.url}/f/x`);
+      const answer = await response.text();
+      assert.equal(response.status, 502);
+      assert.match(answer, /assertion \[redacted\] is not trusted/);
+      const usage = await (await fetch(`${gw.admin}/usage`)).text();
+      for (const text of [answer, usage, gw.logText()]) assert.ok(!text.includes(assertion));
+    } finally {
+      await gw.stop();
+      await upstream.close();
+      await endpoint.close();
     }
   });
 });
