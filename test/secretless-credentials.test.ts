@@ -15,6 +15,7 @@ import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { acceptReusedAssertions } from './support/secretless.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
+import { waitFor } from './support/wait.js';
 
 const OLD_SECRET = 'old-secret-0123456789abcdef';
 const NEW_SECRET = 'new-secret-fedcba9876543210';
@@ -37,14 +38,6 @@ async function testIssuer() {
         .sign(privateKey);
     },
   };
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 describe('a federated client assertion file', () => {
@@ -103,13 +96,13 @@ routes:
     };
     const callers = [caller(), caller()];
     try {
-      await until(() => jtis.includes('first'), 'a token request with the first assertion');
+      await waitFor(() => jtis.includes('first'), 'a token request with the first assertion');
       // As the kubelet does it: the new token written aside, then swapped in with one rename.
       const replacement = await issuer.mint('second', oidc.tokenUrl, 600);
       assertions.push(replacement);
       writeFileSync(join(gw.dir, 'partner.jwt.tmp'), replacement);
       renameSync(join(gw.dir, 'partner.jwt.tmp'), join(gw.dir, 'partner.jwt'));
-      await until(() => jtis.includes('second'), 'a token request with the replacement');
+      await waitFor(() => jtis.includes('second'), 'a token request with the replacement');
     } finally {
       stop = true;
       await Promise.all(callers);

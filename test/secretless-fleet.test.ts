@@ -16,6 +16,7 @@ import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 import { honourJwksMaxAge, recordGrants, type Grants } from './support/secretless.js';
 import { freePort, startEchoUpstream, type TestServer } from './support/servers.js';
+import { waitFor } from './support/wait.js';
 
 const ROTATE_EVERY_S = 10;
 const OVERLAP_S = 4;
@@ -114,7 +115,7 @@ describe('two replicas sharing managed keys through Redis', requireProgram('redi
     const before = oidc.tokenRequests;
     let tested: Array<{ ok: boolean }>;
     try {
-      await until(() => signingKids(a).length >= 2 && signingKids(b).length >= 2, 'the rotation on both replicas');
+      await waitFor(() => signingKids(a).length >= 2 && signingKids(b).length >= 2, 'the rotation on both replicas');
       assert.equal(signingKids(a)[1], signingKids(b)[1], 'both replicas sign with the same rotated key');
       assert.deepEqual(await jwks(a), await jwks(b));
       // A token request straight from each replica (the admin test button): signed with its key of the moment.
@@ -150,14 +151,11 @@ describe('two replicas sharing managed keys through Redis', requireProgram('redi
     await Promise.all([a, b].map((replica, i) => replica.waitForLog((line) => line.event === 'managed_keys_unshared', marks[i])));
     // Each replica makes the next key alone meanwhile.
     const stepped = [signingKids(a).length, signingKids(b).length];
-    await until(() => signingKids(a).length > stepped[0]! && signingKids(b).length > stepped[1]!, 'a key step during the outage');
+    await waitFor(() => signingKids(a).length > stepped[0]! && signingKids(b).length > stepped[1]!, 'a key step during the outage');
     await redis.start();
     await Promise.all([a, b].map((replica, i) => replica.waitForLog((line) => line.event === 'managed_keys_shared', marks[i])));
     const converged = async () => JSON.stringify(await jwks(a)) === JSON.stringify(await jwks(b));
-    for (const deadline = Date.now() + 10_000; !(await converged());) {
-      if (Date.now() > deadline) throw new Error('the replicas did not converge on one key set');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(converged, 'the replicas converging on one key set', 10_000);
     const tested = await Promise.all(
       [b, a].map(
         async (replica) =>
@@ -183,11 +181,3 @@ describe('two replicas sharing managed keys through Redis', requireProgram('redi
     }
   });
 });
-
-async function until(condition: () => boolean, what: string, timeoutMs = 40_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

@@ -4,76 +4,26 @@
  * caller sees an error across two rotations; the JWKS itself; the config checks.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { ConfigError } from '../src/config/errors.js';
-import { createLogger } from '../src/log.js';
 import { parseConfig } from '../src/pipeline/build.js';
-import { Gateway } from '../src/server.js';
 import { launchChromium, requireChromium } from './support/browser.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { honourJwksMaxAge, recordGrants, type Grants } from './support/secretless.js';
 import { freePort, startEchoUpstream, type TestServer } from './support/servers.js';
+import { waitFor } from './support/wait.js';
 
 const ROTATE_EVERY_S = 10;
 const OVERLAP_S = 4;
 /** Short tokens, so that token requests (and so signatures) keep coming under traffic. */
 const TOKEN_TTL_S = 3;
 
-interface Running {
-  gateway: Gateway;
-  logs: Record<string, unknown>[];
-  text: () => string;
-}
-
-async function startWithAdminPort(yaml: string, adminPort: number): Promise<Running> {
-  const dir = mkdtempSync(join(tmpdir(), 'tokengate-managed-'));
-  const configFile = join(dir, 'gateway.yaml');
-  writeFileSync(configFile, yaml);
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(
-        ...chunk
-          .toString('utf8')
-          .split('\n')
-          .filter((line) => line !== ''),
-      );
-      done();
-    },
-  });
-  const gateway = await Gateway.start({
-    configFile,
-    logger: createLogger({ level: 'debug', destination, pretty: false }),
-    listenPort: 0,
-    adminPort,
-  });
-  return {
-    gateway,
-    get logs() {
-      return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    },
-    text: () => lines.join('\n'),
-  };
-}
-
-/** Resolves once `condition` holds; checked every 50 ms (log lines and counters the test watches). */
-async function until(condition: () => boolean, what: string | (() => string), timeoutMs = 40_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe('managed keys rotating under traffic, against oidc-provider', () => {
   let oidc: OidcServer;
   let upstream: TestServer;
-  let running: Running;
+  let running: TestGateway;
   let grants: Grants;
   let jwksUrl: string;
 
@@ -87,7 +37,7 @@ describe('managed keys rotating under traffic, against oidc-provider', () => {
     grants = recordGrants(oidc);
     await honourJwksMaxAge(oidc, 'managed-client', Math.floor(OVERLAP_S / 2));
     upstream = await startEchoUpstream();
-    running = await startWithAdminPort(
+    running = await startGateway(
       `
 listen: { host: 127.0.0.1, port: 0 }
 logging: { accessLog: off }
@@ -103,12 +53,12 @@ routes:
     upstream: ${upstream.url}
     auth: { connection: managed }
 `,
-      adminPort,
+      { adminPort },
     );
   });
 
   after(async () => {
-    await running?.gateway.stop(1_000);
+    await running?.stop();
     await upstream?.close();
     await oidc?.close();
   });
@@ -147,13 +97,9 @@ routes:
     const requestsBefore = oidc.tokenRequests;
     try {
       // Two rotations: the third key signs, and the server has issued a token for an assertion it signed.
-      await until(() => signing().length >= 3, 'two rotations (managed_key_signing)');
+      await waitFor(() => signing().length >= 3, 'two rotations (managed_key_signing)', 40_000);
       const third = signing()[2]!;
-      await until(
-        () => grants.kids.includes(third),
-        () =>
-          `a token for an assertion signed by the third key: ${JSON.stringify({ statuses: [...statuses], grants, signing: signing() })}`,
-      );
+      await waitFor(() => grants.kids.includes(third), 'a token for an assertion signed by the third key', 40_000);
     } finally {
       stop = true;
       await Promise.all(callers);
@@ -178,7 +124,7 @@ routes:
     }
     assert.equal(failures, 0, `caller-visible failures: ${JSON.stringify([...statuses])}`);
     assert.deepEqual(grants.errors, [], 'the server refused no assertion');
-    assert.ok(!running.text().includes('"d":"'), 'no private key in the logs');
+    assert.ok(!running.logText().includes('"d":"'), 'no private key in the logs');
   });
 
   it('shows the JWKS path and the keys ages in /connections', async () => {
