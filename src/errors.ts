@@ -62,7 +62,8 @@ export type TokenFailureReason =
   | 'timeout'
   | 'network'
   | 'invalid_response'
-  | 'circuit_open';
+  | 'circuit_open'
+  | 'credentials_unavailable';
 
 const KNOWN_OAUTH_ERRORS = new Set<string>([
   'invalid_client',

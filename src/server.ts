@@ -10,6 +10,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
 import { Usage } from './admin/usage.js';
+import { redisKeySets } from './cache/key-set-store.js';
 import { RedisTokenStore } from './cache/redis-store.js';
 import { ConfigError, formatProblem } from './config/errors.js';
 import type { Config } from './config/types.js';
@@ -24,6 +25,7 @@ import { ProxyHandler } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
 import { destroyPool, type UpstreamPool } from './proxy/upstream-pool.js';
 import { Telemetry } from './telemetry.js';
+import { ManagedKeys } from './tokens/managed-keys.js';
 import { TokenProvider } from './tokens/provider.js';
 import { resolveTracing, type ResolvedTracing } from './tracing/settings.js';
 import { SecretFileWatch } from './secret-files.js';
@@ -80,6 +82,8 @@ export class Gateway {
   /** OpenTelemetry tracing, when on; its settings apply at start only. */
   readonly #tracing: Tracing | undefined;
   readonly #tracingWarnings: readonly string[];
+  /** privateKeyJwt.managed: the keys made, published and rotated here (shared through Redis in a fleet). */
+  readonly #managedKeys: ManagedKeys;
   #draining = false;
   #watcher: FSWatcher | undefined;
   #watchCheck: NodeJS.Timeout | undefined;
@@ -94,8 +98,10 @@ export class Gateway {
     log: Logger,
     tracing: ResolvedTracing,
     tracingModule: TracingModule | undefined,
+    managedKeys: ManagedKeys,
   ) {
     const { config } = compiled;
+    this.#managedKeys = managedKeys;
     redactAlso([...configuredAccessHeaders(config)]);
     this.#options = options;
     this.log = log;
@@ -117,6 +123,8 @@ export class Gateway {
         forgetLocal,
       });
       this.provider.setShared(this.#store);
+      // The config refuses managed keys on Redis without an encryption key: private keys never rest in plaintext.
+      if (compiled.encryptionKey !== undefined) managedKeys.setShared(redisKeySets(this.#store));
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
     this.metrics.setTokenFetchSource(() => this.provider.fetchesInFlight());
@@ -157,6 +165,7 @@ export class Gateway {
         configFile: options.configFile,
         env: options.env ?? process.env,
         reload: () => this.reload(),
+        managedKeys,
       }),
     );
   }
@@ -168,16 +177,19 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     keepTickShape();
     const log = options.logger ?? createLogger();
-    const compiled = await buildConfig(options.configFile, { env: options.env });
+    const managedKeys = new ManagedKeys({ log });
+    const compiled = await buildConfig(options.configFile, { env: options.env, managedKeys });
     const { config } = compiled;
     const tracing = resolveTracing(config.tracing, options.env ?? process.env);
     // The SDK is loaded only when tracing is on: a gateway without it carries none of its code.
     const tracingModule = tracing.settings === undefined ? undefined : await import('./tracing/tracing.js');
-    const gateway = new Gateway(compiled, options, log, tracing, tracingModule);
+    const gateway = new Gateway(compiled, options, log, tracing, tracingModule, managedKeys);
     gateway.#warn(config);
     // Serving before Redis answers would only cost this replica its own token requests; wait a little.
     if (gateway.#store !== undefined && !(await gateway.#store.whenConnected()))
       log.warn({ event: 'cache_not_connected' }, 'starting without the shared token cache; it is used once Redis answers');
+    // The JWKS serves the first keys before the first token request signs with them.
+    await managedKeys.update(config.connections.values());
     const listening = await Promise.allSettled([
       listen(gateway.#proxyServer, config.listen.host, options.listenPort ?? config.listen.port),
       listen(gateway.#adminServer, config.admin.host, options.adminPort ?? config.admin.port),
@@ -188,6 +200,7 @@ export class Gateway {
       gateway.#proxyServer.close();
       gateway.#adminServer.close();
       gateway.provider.close();
+      managedKeys.close();
       await gateway.#store?.close();
       await gateway.#tracing?.shutdown();
       throw failed.reason;
@@ -256,7 +269,11 @@ export class Gateway {
   async #reloadOnce(): Promise<ReloadResult> {
     let compiled: Compiled;
     try {
-      compiled = await buildConfig(this.#options.configFile, { env: this.#options.env, pools: this.#pools });
+      compiled = await buildConfig(this.#options.configFile, {
+        env: this.#options.env,
+        pools: this.#pools,
+        managedKeys: this.#managedKeys,
+      });
     } catch (error) {
       // buildConfig throws ConfigError only (pipeline/build.ts turns every other error into one).
       if (error instanceof ConfigError) return this.#refused(error);
@@ -311,6 +328,8 @@ export class Gateway {
     this.provider.update(config.connections.values());
     this.#store?.setEncryptionKey(compiled.encryptionKey);
     void this.#secretFiles?.update(config.secretFiles);
+    // New rings exist once this returns (their first keys follow; a signer waits for them).
+    void this.#managedKeys.update(config.connections.values());
     this.usage.setConnections(config.connections.values());
     this.metrics.declareSeries(config);
     this.#handler.setRuntime(bindRuntime(config, compiled.routes, this.metrics, this.usage, this.log));
@@ -367,6 +386,7 @@ export class Gateway {
     this.#adminServer.closeAllConnections();
     await new Promise<void>((done) => this.#adminServer.close(() => done()));
     this.provider.close();
+    this.#managedKeys.close();
     await this.#store?.close();
     // After the drain: the last requests' spans are in the final export.
     await this.#tracing?.shutdown();

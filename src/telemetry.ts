@@ -34,6 +34,14 @@ export class Telemetry implements TokenObserver {
     );
   }
 
+  secretFallback(connection: string): void {
+    this.metrics.secretFallbacks.inc({ connection });
+    this.log.warn(
+      { event: 'secret_fallback', connection },
+      `the current client secret of ${connection} was refused; sent the token request again with clientSecret.previous`,
+    );
+  }
+
   dpopNonceRetry(connection: string, server: 'token_endpoint' | 'upstream'): void {
     this.metrics.dpopNonceRetries.inc({ connection, server });
   }

@@ -29,6 +29,7 @@ const TOKEN_FAILURE_REASONS = [
   'network',
   'invalid_response',
   'circuit_open',
+  'credentials_unavailable',
 ];
 const SPEC_COUNTERS = [
   'tokengate_token_requests_total',

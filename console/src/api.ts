@@ -46,6 +46,10 @@ export interface ConnectionSummary {
   clientAuth: string;
   tokenCached: boolean;
   expiresInSeconds: number | null;
+  /** clientSecret connections: which secret the last token request used (clientSecret.previous). */
+  secretInUse: 'current' | 'previous' | null;
+  /** privateKeyJwt.managed: the JWKS path to give to the partner and the published keys. */
+  managedKeys: { jwksPath: string; keys: Array<{ kid: string; state: 'next' | 'signing' | 'previous'; ageSeconds: number }> } | null;
 }
 
 export interface RouteSummary {

@@ -78,7 +78,9 @@ function bodyOf(model: Model, original: Json): Json {
   delete body.clientSecret;
   delete body.privateKeyJwt;
   delete body.tlsClientAuth;
-  if (model.kind === 'clientSecret') {
+  if (model.kind === 'clientSecret' && original.clientAssertion !== undefined && model.secret === '') {
+    // A clientAssertion connection (no form fields of its own) keeps its block as it is.
+  } else if (model.kind === 'clientSecret') {
     const block: Json = { ...before, secret: model.secret, method: model.method };
     if (model.method === 'client_secret_jwt' && model.algorithm !== '') block.algorithm = model.algorithm;
     else delete block.algorithm;
@@ -86,6 +88,8 @@ function bodyOf(model: Model, original: Json): Json {
   } else if (model.kind === 'privateKeyJwt') {
     const block: Json = { ...before, secret: model.secret };
     for (const [name, value] of [
+      // privateKeyJwt.managed has no secret: an empty field leaves it out.
+      ['secret', model.secret],
       ['keyId', model.keyId],
       ['format', model.format],
       ['algorithm', model.algorithm],

@@ -15,6 +15,33 @@ function tokenStatus(c: ConnectionSummary): string {
   return 'No token cached';
 }
 
+/** "42 s", "5 min", "3 h", "2 d": a key's age at a glance. */
+function age(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86400)} d`;
+}
+
+/** Client authentication, with the secret in use (clientSecret.previous) or the managed keys' JWKS URL and ages. */
+function clientAuthCell(c: ConnectionSummary) {
+  const keys = c.managedKeys;
+  return html`${c.clientAuth}
+  ${
+    c.secretInUse === null
+      ? null
+      : html` <span class=${c.secretInUse === 'previous' ? 'badge bad' : 'badge'}>${c.secretInUse} secret</span>`
+  }
+  ${
+    keys === null
+      ? null
+      : html`<div>JWKS URL for the partner: <code>${`${window.location.origin}${keys.jwksPath}`}</code></div>
+          <ul class="keys">
+            ${keys.keys.map((k) => html`<li key=${k.kid}><code>${k.kid.slice(0, 12)}…</code> ${k.state}, ${age(k.ageSeconds)} old</li>`)}
+          </ul>`
+  }`;
+}
+
 export function Connections(props: { state: ConsoleState; editable: boolean; refreshState: () => Promise<void> }) {
   const [list, setList] = useState<ConnectionSummary[] | undefined>(undefined);
   const [query, setQuery] = useState('');
@@ -134,7 +161,7 @@ export function Connections(props: { state: ConsoleState; editable: boolean; ref
                     html`<tr key=${c.connection}>
                       <th scope="row">${c.connection}</th>
                       <td>${c.displayName}</td>
-                      <td>${c.clientAuth}</td>
+                      <td>${clientAuthCell(c)}</td>
                       <td><span class=${c.tokenCached ? 'badge ok' : 'badge'}>${tokenStatus(c)}</span></td>
                       <td class="buttons">
                         <button

@@ -6,6 +6,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../log.js';
+import type { ManagedKeys } from '../tokens/managed-keys.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import { testToken } from '../tokens/summary.js';
 import { AdminAuth } from './admin-auth.js';
@@ -31,6 +32,8 @@ export interface AdminState {
   env: NodeJS.ProcessEnv;
   /** The gateway's reload: a console edit takes effect through it before the answer returns. */
   reload: () => Promise<{ ok: boolean; error?: ConfigError }>;
+  /** privateKeyJwt.managed: the public keys served at /jwks/KEY.json. */
+  managedKeys: ManagedKeys;
 }
 
 export function createAdminApp(state: AdminState): Express {
@@ -71,6 +74,18 @@ export function createAdminApp(state: AdminState): Express {
   app.get('/usage/history', (_req, res) => {
     res.json(state.usage.history.snapshot());
   });
+  // Open, as /healthz is: authorization servers fetch it (Okta, Keycloak, Entra ID, oidc-provider: the client's jwks_uri).
+  app.get('/jwks/:file', (req, res) => {
+    const key = /^(.+)\.json$/.exec(req.params.file)?.[1];
+    const jwks = key === undefined ? undefined : state.managedKeys.jwks(key);
+    if (jwks === undefined) {
+      sendProblem(res, new AdminError('NOT_FOUND', 'no connection with managed keys (privateKeyJwt.managed) under this name'));
+      return;
+    }
+    // Shorter than the overlap: a server that honours it sees each new key before it signs.
+    res.setHeader('cache-control', `public, max-age=${jwks.maxAgeSeconds}`);
+    res.type('application/jwk-set+json').send(JSON.stringify({ keys: jwks.keys }));
+  });
   app.get('/connections', (_req, res) => {
     const expiries = state.provider.expiries();
     res.json({
@@ -85,6 +100,13 @@ export function createAdminApp(state: AdminState): Express {
           clientAuth: c.auth.method,
           // RFC 9449: the public side only (the thumbprint is the tokens' cnf.jkt), never the key.
           dpop: c.dpopSigner === undefined ? null : { algorithm: c.dpopSigner.algorithm, thumbprint: c.dpopSigner.thumbprint },
+          // clientSecret.previous: which secret the last token request used (null without a client secret).
+          secretInUse: state.provider.secretInUse(c.key) ?? null,
+          // privateKeyJwt.managed: where the partner fetches the public keys, and the keys' ages (public facts only).
+          managedKeys:
+            c.credentials.kind === 'managedKeyJwt'
+              ? { jwksPath: `/jwks/${c.key}.json`, keys: state.managedKeys.summary(c.key) ?? [] }
+              : null,
           tokenCached: expiresIn !== undefined && expiresIn > 0,
           expiresInSeconds: expiresIn === undefined ? null : Math.max(0, Math.floor(expiresIn)),
         };

@@ -23,6 +23,7 @@ const TOKEN_FAILURE_REASONS = Object.keys({
   network: true,
   invalid_response: true,
   circuit_open: true,
+  credentials_unavailable: true,
 } satisfies Record<TokenFailureReason, true>);
 const UPSTREAM_ERROR_REASONS = ['unavailable', 'timeout', 'reset'];
 const ACCESS_DENIED_REASONS = Object.keys({ missing_key: true, wrong_key: true, address: true } satisfies Record<AccessDenial, true>);
@@ -171,6 +172,12 @@ export class Metrics {
       for (const [connection, count] of fetches) gauge.set({ connection }, count);
     },
   });
+  readonly secretFallbacks = this.#counter(
+    'tokengate_secret_fallbacks_total',
+    'Token requests sent again with clientSecret.previous after the current secret was refused ' +
+      '(invalid_client, unauthorized_client), by connection',
+    ['connection'],
+  );
   readonly cacheErrors = this.#counter('tokengate_cache_errors_total', 'Shared token cache (Redis) calls that failed, by operation', [
     'operation',
   ]);
@@ -195,6 +202,7 @@ export class Metrics {
       for (const result of ['hit', 'miss']) this.cacheLookups.inc({ connection, result }, 0);
     }
     for (const connection of config.connections.values()) {
+      if (connection.auth.previous !== undefined) this.secretFallbacks.inc({ connection: connection.key }, 0);
       if (connection.dpop === undefined) continue;
       for (const server of ['token_endpoint', 'upstream']) this.dpopNonceRetries.inc({ connection: connection.key, server }, 0);
       this.dpopProofFailures.inc({ connection: connection.key }, 0);

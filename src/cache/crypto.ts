@@ -91,34 +91,61 @@ function deserialize(text: string): CachedToken | undefined {
   });
 }
 
+/** Why a sealed value names this key but does not open: damaged, or sealed under another `aad`. */
+export class SealBroken extends Error {}
+
 /**
- * `v1.<key id>.<iv>.<ciphertext>.<tag>` (base64url). The Redis key is the additional authenticated
- * data, so an entry copied under another key (another connection or scope) does not decrypt.
+ * `v1.<key id>.<iv>.<ciphertext>.<tag>` (base64url), AES-256-GCM with `aad` as additional
+ * authenticated data: the Redis key the value is stored under, so a value copied under another key
+ * (another connection or scope) does not open. Shared by token entries and managed key sets.
  */
+export function sealText(key: Buffer, text: string, aad: string): string {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const ciphertext = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+  return [
+    ENCRYPTED,
+    keyIdOf(key),
+    iv.toString('base64url'),
+    ciphertext.toString('base64url'),
+    cipher.getAuthTag().toString('base64url'),
+  ].join('.');
+}
+
+/**
+ * The text of a sealText value; undefined when it was sealed under another key (a rotation in
+ * progress) or not sealed at all; a SealBroken when it names this key but does not open.
+ */
+export function openText(key: Buffer, value: string, aad: string): string | undefined {
+  const [version, id, iv, ciphertext, tag, extra] = value.split('.');
+  if (version !== ENCRYPTED || id !== keyIdOf(key)) return undefined;
+  try {
+    if (iv === undefined || ciphertext === undefined || tag === undefined || extra !== undefined) throw new Error('malformed');
+    const tagBytes = Buffer.from(tag, 'base64url');
+    if (tagBytes.length !== TAG_BYTES) throw new Error('malformed');
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: TAG_BYTES });
+    decipher.setAAD(Buffer.from(aad));
+    decipher.setAuthTag(tagBytes);
+    return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+  } catch (error) {
+    throw new SealBroken('the value does not decrypt', { cause: error });
+  }
+}
+
+function keyIdOf(key: Buffer): string {
+  return createHash('sha256').update(key).digest().subarray(0, KEY_ID_BYTES).toString('hex');
+}
+
+/** Token entries sealed with sealText; the Redis key is the additional authenticated data. */
 export function encryptedCodec(key: Buffer, onCorrupt: CorruptValueListener): TokenCodec {
-  const keyId = createHash('sha256').update(key).digest().subarray(0, KEY_ID_BYTES).toString('hex');
   return {
-    encode(token, redisKey) {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      cipher.setAAD(Buffer.from(redisKey));
-      const ciphertext = Buffer.concat([cipher.update(serialize(token), 'utf8'), cipher.final()]);
-      return [ENCRYPTED, keyId, iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join(
-        '.',
-      );
-    },
+    encode: (token, redisKey) => sealText(key, serialize(token), redisKey),
     decode(value, redisKey) {
-      const [version, id, iv, ciphertext, tag, extra] = value.split('.');
-      // Another key (a rotation in progress) or a plaintext entry: a miss, not a fault.
-      if (version !== ENCRYPTED || id !== keyId) return undefined;
       try {
-        if (iv === undefined || ciphertext === undefined || tag === undefined || extra !== undefined) throw new Error('malformed');
-        const tagBytes = Buffer.from(tag, 'base64url');
-        if (tagBytes.length !== TAG_BYTES) throw new Error('malformed');
-        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: TAG_BYTES });
-        decipher.setAAD(Buffer.from(redisKey));
-        decipher.setAuthTag(tagBytes);
-        const text = Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+        // Another key (a rotation in progress) or a plaintext entry: a miss, not a fault.
+        const text = openText(key, value, redisKey);
+        if (text === undefined) return undefined;
         const token = deserialize(text);
         if (token === undefined) throw new Error('malformed');
         return token;

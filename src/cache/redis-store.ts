@@ -179,6 +179,11 @@ export class RedisTokenStore implements SharedTokenStore {
     this.#codec = encryptedCodec(key, this.#onCorrupt);
   }
 
+  /** The cache.encryptionKey in use (it may rotate on reload); undefined with allowPlaintext. */
+  get encryptionKey(): Buffer | undefined {
+    return this.#key;
+  }
+
   /** Resolves true once both connections are up and subscribed, false after `timeoutMs` or an error. */
   async whenConnected(timeoutMs = REDIS_STARTUP_WAIT_MS): Promise<boolean> {
     const signal = AbortSignal.timeout(timeoutMs);
@@ -257,6 +262,19 @@ export class RedisTokenStore implements SharedTokenStore {
     for (const waiters of this.#waiters.values()) for (const wake of [...waiters]) wake();
     this.#client.disconnect();
     this.#subscriber.disconnect();
+  }
+
+  /**
+   * One Lua script on the shared cache's connection, under its time-out; for other documents the
+   * fleet shares (managed signing keys, cache/key-set-store.ts). Keys are given without the prefix.
+   */
+  runScript(script: string, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    return this.#eval(script, keys.length, ...keys.map((key) => `${this.#prefix}${key}`), ...args);
+  }
+
+  /** The full Redis key of `key` (what a value stored under it is bound to). */
+  redisKey(key: string): string {
+    return `${this.#prefix}${key}`;
   }
 
   /** Longest fetch() waits for other replicas before it loads itself (giveUpAt below). */

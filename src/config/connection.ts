@@ -3,12 +3,19 @@
  * authenticate, its secrets resolved. The strategy itself is built by the compile stage.
  */
 import { createHash } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
 import { isLoopbackHost } from './checks.js';
+import { parseDuration } from './duration.js';
 import type { Report } from './report.js';
 import type { RawConnection, RawTlsVerify } from './schema.js';
 import type { Secret } from './secret.js';
 import type { TlsVerify } from './tls.js';
-import type { ClientCredentials, ConnectionSettings } from './types.js';
+import type { ClientCredentials, ConnectionSettings, ManagedKeySettings } from './types.js';
+
+/** The shortest `privateKeyJwt.managed.rotateEvery` (tests rotate this fast; production uses days). */
+export const MIN_ROTATE_EVERY_MS = 10_000;
+/** The shortest `overlap`: an authorization server needs some time to fetch the JWKS. */
+export const MIN_OVERLAP_MS = 1_000;
 
 export type SecretRef = (name: string, keyPath: PropertyKey[]) => Secret | undefined;
 export type TlsVerifyRef = (settings: RawTlsVerify | undefined, keyPath: PropertyKey[]) => TlsVerify | undefined;
@@ -25,6 +32,7 @@ export function connectionSettings(
   secretRef: SecretRef,
   verify: TlsVerifyRef,
   report: Report,
+  configFile = '.',
 ): ConnectionSettings | undefined {
   const base: PropertyKey[] = ['connections', key];
   let problemCount = 0;
@@ -48,9 +56,13 @@ export function connectionSettings(
       );
     }
   }
-  if ([conn.clientSecret, conn.privateKeyJwt, conn.tlsClientAuth].filter((method) => method !== undefined).length !== 1) {
-    counted(base, 'set exactly one of clientSecret, privateKeyJwt and tlsClientAuth');
+  const others = (['clientSecret', 'privateKeyJwt', 'tlsClientAuth'] as const).filter((method) => conn[method] !== undefined);
+  if (conn.clientAssertion !== undefined && others.length > 0) {
+    counted([...base, 'clientAssertion'], `cannot be combined with ${others.join(' and ')}: a connection authenticates in exactly one way`);
+  } else if (conn.clientAssertion === undefined && others.length !== 1) {
+    counted(base, 'set exactly one of clientSecret, privateKeyJwt, tlsClientAuth and clientAssertion');
   }
+  const managed = managedSettings(conn, base, counted);
   const target = conn.tokenUrl ?? conn.issuer;
   if (target !== undefined && new URL(target).protocol !== 'https:') {
     if (conn.tls !== undefined) counted([...base, 'tls'], 'applies to an https: tokenUrl or issuer only');
@@ -72,7 +84,8 @@ export function connectionSettings(
   }
   const secretPaths: Array<[string, PropertyKey[]]> = [];
   if (conn.clientSecret !== undefined) secretPaths.push([conn.clientSecret.secret, [...base, 'clientSecret', 'secret']]);
-  if (conn.privateKeyJwt !== undefined) {
+  if (conn.clientSecret?.previous !== undefined) secretPaths.push([conn.clientSecret.previous, [...base, 'clientSecret', 'previous']]);
+  if (conn.privateKeyJwt?.secret !== undefined) {
     secretPaths.push([conn.privateKeyJwt.secret, [...base, 'privateKeyJwt', 'secret']]);
     if (conn.privateKeyJwt.certificate !== undefined)
       secretPaths.push([conn.privateKeyJwt.certificate, [...base, 'privateKeyJwt', 'certificate']]);
@@ -93,7 +106,13 @@ export function connectionSettings(
       method: conn.clientSecret.method,
       secret: resolved[0] as Secret,
       algorithm: conn.clientSecret.algorithm ?? 'HS256',
+      previous: resolved[1],
     };
+  } else if (conn.clientAssertion !== undefined) {
+    const { file, type } = conn.clientAssertion;
+    credentials = { kind: 'clientAssertion', file: resolve(dirname(resolve(configFile)), file), configured: file, type };
+  } else if (managed !== undefined) {
+    credentials = { kind: 'managedKeyJwt', managed: Object.freeze(managed), audience: conn.privateKeyJwt!.audience };
   } else if (conn.tlsClientAuth !== undefined) {
     credentials = {
       kind: 'tlsClientAuth',
@@ -124,4 +143,36 @@ export function connectionSettings(
     ),
     identity: hash(JSON.stringify([conn.tokenUrl ?? conn.issuer, conn.clientId])),
   });
+}
+
+/**
+ * `privateKeyJwt.managed` checked and in milliseconds; undefined without it (or after reporting a
+ * problem). A managed connection names its keys itself, so the fields of a configured key are refused.
+ */
+function managedSettings(conn: RawConnection, base: PropertyKey[], report: Report): ManagedKeySettings | undefined {
+  const pkj = conn.privateKeyJwt;
+  if (pkj === undefined) return undefined;
+  const path = [...base, 'privateKeyJwt'];
+  if ((pkj.secret === undefined) === (pkj.managed === undefined)) {
+    report(path, 'set exactly one of secret (a key you made) and managed (keys tokengate makes and rotates)');
+    return undefined;
+  }
+  if (pkj.managed === undefined) return undefined;
+  let problems = 0;
+  for (const field of ['format', 'keyId', 'certificate'] as const) {
+    if (pkj[field] === undefined) continue;
+    problems++;
+    report([...path, field], 'not used with managed: tokengate names its keys by their RFC 7638 thumbprint and publishes them as a JWKS');
+  }
+  const rotateEveryMs = parseDuration(pkj.managed.rotateEvery)!;
+  const overlapMs = parseDuration(pkj.managed.overlap)!;
+  if (rotateEveryMs < MIN_ROTATE_EVERY_MS) {
+    problems++;
+    report([...path, 'managed', 'rotateEvery'], 'must be at least 10s');
+  }
+  if (overlapMs < MIN_OVERLAP_MS) {
+    problems++;
+    report([...path, 'managed', 'overlap'], 'must be at least 1s (the authorization server needs time to fetch the new key)');
+  }
+  return problems > 0 ? undefined : { algorithm: pkj.managed.algorithm, rotateEveryMs, overlapMs };
 }

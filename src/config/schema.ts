@@ -3,6 +3,7 @@
  * and config/tokengate.schema.json is generated from it (npm run schema).
  */
 import { z } from 'zod';
+import { DURATION_PATTERN } from './duration.js';
 
 export const DEFAULT_LISTEN_HOST = '0.0.0.0';
 export const DEFAULT_LISTEN_PORT = 8080;
@@ -81,18 +82,51 @@ export const clientSecretSchema = z.strictObject({
   secret: secretRef,
   method: z.enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']).default('client_secret_basic'),
   algorithm: z.enum(['HS256', 'HS384', 'HS512']).optional().describe('client_secret_jwt only; default HS256'),
+  previous: secretRef
+    .optional()
+    .describe(
+      'secret holding the previous client secret: one retry with it when the current one gets invalid_client or unauthorized_client',
+    ),
 });
 
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
+/** The algorithms of keys tokengate generates itself (`privateKeyJwt.managed`). */
+export const MANAGED_KEY_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS256'] as const;
+/** A duration string: a whole number and s, m or h (src/config/duration.ts). */
+const duration = z.string().regex(DURATION_PATTERN, 'must be a number and a unit: s, m or h (20s, 15m, 720h)');
+
+export const managedKeysSchema = z.strictObject({
+  algorithm: z
+    .enum(MANAGED_KEY_ALGORITHMS)
+    .default('ES256')
+    .describe('of the generated keys: EC P-256 / P-384, Ed25519, RSA 2048 (privateKeyJwt.algorithm is not used)'),
+  rotateEvery: duration.default('720h').describe('how long each key signs (at least 10s)'),
+  overlap: duration
+    .default('24h')
+    .describe('a new key is in the JWKS this long before it signs, an old one this long after it stopped; at least 1s'),
+});
+
 export const privateKeyJwtSchema = z.strictObject({
-  secret: secretRef.describe('secret holding the private key: PEM (PKCS#8, PKCS#1 RSA, SEC1 EC) or a JWK'),
+  secret: secretRef
+    .optional()
+    .describe('secret holding the private key: PEM (PKCS#8, PKCS#1 RSA, SEC1 EC) or a JWK; or set managed instead'),
+  managed: managedKeysSchema
+    .optional()
+    .describe('tokengate generates, publishes (GET /jwks/KEY.json on the admin listener) and rotates its own keys'),
   format: z.enum(['pem', 'jwk']).optional().describe('detected when absent'),
   keyId: z.string().min(1).optional().describe('JWS "kid" header'),
   algorithm: z.enum(ASYMMETRIC_ALGORITHMS).default('RS256'),
   audience: z.string().min(1).default('token-endpoint').describe('token-endpoint (default) | issuer | any literal string'),
   certificate: secretRef.optional().describe('secret holding the PEM X.509 certificate of the key; adds x5t#S256'),
   thumbprint: z.enum(['sha256', 'sha1']).default('sha256').describe('sha1 also adds the x5t header (Entra ID)'),
+});
+
+export const clientAssertionSchema = z.strictObject({
+  file: name.describe(
+    'file holding a JWT another issuer made (a projected service-account token, ...), relative to the config file; re-read when it changes',
+  ),
+  type: z.string().min(1).default('urn:ietf:params:oauth:client-assertion-type:jwt-bearer').describe('client_assertion_type sent with it'),
 });
 
 export const TLS_CLIENT_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth'] as const;
@@ -146,6 +180,7 @@ export const connectionSchema = z.strictObject({
   clientSecret: clientSecretSchema.optional(),
   privateKeyJwt: privateKeyJwtSchema.optional(),
   tlsClientAuth: tlsClientAuthSchema.optional().describe('mutual-TLS client authentication (RFC 8705)'),
+  clientAssertion: clientAssertionSchema.optional().describe('client authentication with a JWT another issuer made (workload identity)'),
   tls: tlsVerifySchema.optional().describe("verification of the token endpoint's certificate"),
   params: paramsSchema.optional(),
   dpop: dpopSchema.optional().describe('RFC 9449: bind tokens to a key and prove possession of it on every request'),

@@ -93,7 +93,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
 
   const connections = new Map<string, ConnectionSettings>();
   for (const [key, conn] of Object.entries(raw.connections)) {
-    const built = connectionSettings(key, conn, secretRef, verify, report);
+    const built = connectionSettings(key, conn, secretRef, verify, report, problems.file);
     if (built !== undefined) connections.set(key, built);
     // Replicas share tokens through Redis, and a token only works with the key it is bound to (RFC 9449 §6).
     if (conn.dpop !== undefined && conn.dpop.key === undefined && raw.cache.store === 'redis') {
@@ -102,6 +102,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
         'required with cache.store: redis (replicas sharing tokens must share the key they are bound to)',
       );
     }
+    if (conn.privateKeyJwt?.managed !== undefined) managedKeyChecks(key, raw.cache, report, warnings);
   }
 
   const routes: Route[] = [];
@@ -212,6 +213,26 @@ function secretFiles(secrets: RawConfig['secrets'], file: string): ReadonlyMap<s
   const out = new Map<string, string>();
   for (const [name, def] of Object.entries(secrets)) if ('file' in def) out.set(name, resolve(dir, def.file));
   return out;
+}
+
+/**
+ * Managed signing keys are shared by a fleet through Redis, encrypted: private keys never rest in
+ * Redis in plaintext. With the memory store each process has its own keys, right for one process.
+ */
+function managedKeyChecks(key: string, cache: ValidatedConfig['raw']['cache'], report: Report, warnings: string[]): void {
+  if (cache.store === 'redis' && cache.encryptionKey === undefined) {
+    report(
+      ['connections', key, 'privateKeyJwt', 'managed'],
+      'with cache.store: redis the managed keys are shared through Redis, encrypted: ' +
+        'set cache.encryptionKey (allowPlaintext does not cover private keys)',
+    );
+  }
+  if (cache.store === 'memory') {
+    warnings.push(
+      `connections.${key}.privateKeyJwt.managed: with cache.store: memory each process makes its own keys; ` +
+        'replicas behind one JWKS URL need cache.store: redis to sign with keys the JWKS publishes',
+    );
+  }
 }
 
 function deepFreeze<T>(value: T): T {

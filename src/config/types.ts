@@ -28,6 +28,11 @@ export interface ClientAuth {
   readonly method: string;
   /** The certificate and key the connection presents in the TLS handshake (mutual TLS only). */
   readonly tlsCredentials?: TlsKeyPair;
+  /**
+   * The same method with the previous client secret (`clientSecret.previous`): tried once when the
+   * current one is refused with invalid_client or unauthorized_client.
+   */
+  readonly previous?: ClientAuth;
   /** Adds the client's credentials to a token request's form body and headers. */
   apply(body: URLSearchParams, headers: Record<string, string>, context: ClientAuthContext): void | Promise<void>;
 }
@@ -39,6 +44,8 @@ export type ClientCredentials =
       readonly method: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt';
       readonly secret: Secret;
       readonly algorithm: 'HS256' | 'HS384' | 'HS512';
+      /** `clientSecret.previous`: the secret being rotated out. */
+      readonly previous: Secret | undefined;
     }
   | {
       readonly kind: 'privateKeyJwt';
@@ -47,10 +54,30 @@ export type ClientCredentials =
       readonly settings: NonNullable<RawConnection['privateKeyJwt']>;
     }
   | {
+      readonly kind: 'managedKeyJwt';
+      readonly managed: ManagedKeySettings;
+      readonly audience: NonNullable<RawConnection['privateKeyJwt']>['audience'];
+    }
+  | {
+      readonly kind: 'clientAssertion';
+      /** Absolute path of the assertion file. */
+      readonly file: string;
+      /** The file as the config names it (what details and logs show). */
+      readonly configured: string;
+      readonly type: string;
+    }
+  | {
       readonly kind: 'tlsClientAuth';
       readonly method: NonNullable<RawConnection['tlsClientAuth']>['method'];
       readonly credentials: TlsKeyPair;
     };
+
+/** `privateKeyJwt.managed` with its durations in milliseconds. */
+export interface ManagedKeySettings {
+  readonly algorithm: NonNullable<NonNullable<RawConnection['privateKeyJwt']>['managed']>['algorithm'];
+  readonly rotateEveryMs: number;
+  readonly overlapMs: number;
+}
 
 /** A connection's `dpop` block with its key secret resolved (RFC 9449); the key is read by the compile stage. */
 export interface DpopSettings {

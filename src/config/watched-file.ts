@@ -152,7 +152,7 @@ export class WatchedFile {
 }
 
 /** What changes when a file is replaced or written: undefined when it cannot be stat'ed. */
-async function identityOf(path: string): Promise<string | undefined> {
+export async function identityOf(path: string): Promise<string | undefined> {
   try {
     const info = await stat(path);
     return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;

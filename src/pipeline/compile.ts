@@ -9,14 +9,20 @@ import { clientTlsOptions, serverTlsOptions } from '../config/tls.js';
 import type { ClientAuth, Config, Connection, ConnectionSettings, DpopProofSigner } from '../config/types.js';
 import { compileRoutes, type CompiledRoutes } from '../proxy/compile.js';
 import type { UpstreamPool } from '../proxy/upstream-pool.js';
+import { clientAssertionFile } from '../tokens/assertion-file.js';
 import {
   clientSecretBasic,
   clientSecretJwt,
   clientSecretPost,
   CredentialProblem,
+  managedKeyJwt,
   privateKeyJwt,
   tlsClientAuth,
+  withPrevious,
 } from '../tokens/client-auth.js';
+import type { ManagedKeys } from '../tokens/managed-keys.js';
+import { TokenError } from '../errors.js';
+import type { Secret } from '../config/secret.js';
 import { DpopKeyProblem, loadDpopKey } from '../tokens/dpop/key.js';
 import { DpopSigner } from '../tokens/dpop/proof.js';
 
@@ -33,13 +39,15 @@ export interface Compiled {
 export interface CompileOptions {
   /** The socket pools of the running config, reused where a route's upstream and TLS did not change. */
   readonly pools?: ReadonlyMap<string, UpstreamPool>;
+  /** The running gateway's managed signing keys (privateKeyJwt.managed); without them such a connection cannot sign. */
+  readonly managedKeys?: ManagedKeys;
 }
 
 export function compile({ config: checked, problems }: Checked, options: CompileOptions = {}): Compiled {
   const report = problems.report;
   const connections = new Map<string, Connection>();
   for (const settings of checked.connections.values()) {
-    const auth = clientAuth(settings, report);
+    const auth = clientAuth(settings, report, options.managedKeys);
     const dpopSigner = dpop(settings, report);
     if (auth === undefined || dpopSigner === null) continue;
     try {
@@ -102,16 +110,35 @@ function dpop(
 function clientAuth(
   settings: ConnectionSettings,
   report: (keyPath: readonly PropertyKey[], message: string) => void,
+  managedKeys: ManagedKeys | undefined,
 ): ClientAuth | undefined {
   const { clientId, credentials } = settings;
   try {
     switch (credentials.kind) {
-      case 'clientSecret':
-        return credentials.method === 'client_secret_basic'
-          ? clientSecretBasic(clientId, credentials.secret)
-          : credentials.method === 'client_secret_post'
-            ? clientSecretPost(clientId, credentials.secret)
-            : clientSecretJwt(clientId, credentials.secret, credentials.algorithm, 'token-endpoint');
+      case 'clientSecret': {
+        const { method, algorithm, previous } = credentials;
+        const build = (secret: Secret) =>
+          method === 'client_secret_basic'
+            ? clientSecretBasic(clientId, secret)
+            : method === 'client_secret_post'
+              ? clientSecretPost(clientId, secret)
+              : clientSecretJwt(clientId, secret, algorithm, 'token-endpoint');
+        const current = build(credentials.secret);
+        return previous === undefined ? current : withPrevious(current, () => build(previous));
+      }
+      case 'clientAssertion':
+        return clientAssertionFile({ clientId, file: credentials.file, configured: credentials.configured, type: credentials.type });
+      case 'managedKeyJwt':
+        return managedKeyJwt(clientId, credentials.audience, () =>
+          managedKeys === undefined
+            ? Promise.reject(
+                new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'credentials_unavailable', {
+                  detail: 'managed keys are made and published by a running gateway (tokengate serve)',
+                  retryAfter: 1,
+                }),
+              )
+            : managedKeys.signingKey(settings.key),
+        );
       case 'tlsClientAuth':
         return tlsClientAuth({ clientId, method: credentials.method, credentials: credentials.credentials });
       case 'privateKeyJwt': {
@@ -130,7 +157,8 @@ function clientAuth(
     }
   } catch (error) {
     if (!(error instanceof CredentialProblem)) throw error;
-    report(['connections', settings.key, credentials.kind, error.field], error.message);
+    const block = credentials.kind === 'managedKeyJwt' ? 'privateKeyJwt' : credentials.kind;
+    report(['connections', settings.key, block, error.field], error.message);
     return undefined;
   }
 }

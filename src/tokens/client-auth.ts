@@ -17,7 +17,7 @@ export const ASSERTION_LIFETIME_S = 60;
 export type { ClientAuth, ClientAuthContext } from '../config/types.js';
 
 /** Which field of a `clientSecret` / `privateKeyJwt` / `tlsClientAuth` block a credential problem is about. */
-export type CredentialField = 'secret' | 'algorithm' | 'certificate' | 'key';
+export type CredentialField = 'secret' | 'algorithm' | 'certificate' | 'key' | 'previous';
 
 /**
  * A problem with the credentials found while building a strategy, so at config load and never as
@@ -60,20 +60,27 @@ export function clientSecretPost(clientId: string, secret: Secret): ClientAuth {
 /** `token-endpoint`, `issuer` (draft-ietf-oauth-rfc7523bis), or any other string taken literally. */
 export type AudienceMode = 'token-endpoint' | 'issuer' | (string & {});
 
-interface AssertionOptions {
-  clientId: string;
+/** What an assertion is signed with: a configured key, a client secret, or a managed key of the moment. */
+export interface AssertionKey {
   key: KeyObject | Uint8Array;
   algorithm: string;
-  audience: AudienceMode;
   header: Record<string, string>;
 }
 
-/** A fresh assertion for every attempt, retries included: new `jti`, new `iat`/`exp`. */
-function jwtAssertion(method: string, options: AssertionOptions): ClientAuth {
-  const { clientId, key, algorithm, audience, header } = options;
+/**
+ * A fresh assertion for every attempt, retries included: new `jti`, new `iat`/`exp`. `signingKey`
+ * is asked each time, so a managed connection signs with the key that signs now.
+ */
+function jwtAssertion(
+  method: string,
+  clientId: string,
+  audience: AudienceMode,
+  signingKey: () => AssertionKey | Promise<AssertionKey>,
+): ClientAuth {
   return {
     method,
     async apply(body, _headers, context) {
+      const { key, algorithm, header } = await signingKey();
       // The loader only accepts `audience: issuer` on a connection with an issuer, so it is known here.
       const aud = audience === 'token-endpoint' ? context.tokenEndpoint : audience === 'issuer' ? context.issuer! : audience;
       const now = Math.floor(Date.now() / 1000);
@@ -90,6 +97,14 @@ function jwtAssertion(method: string, options: AssertionOptions): ClientAuth {
       body.set('client_assertion', assertion);
     },
   };
+}
+
+/**
+ * `privateKeyJwt.managed`: signed with whichever generated key signs at this moment
+ * (src/tokens/managed-keys.ts); `kid` is the key's RFC 7638 thumbprint, as its JWKS names it.
+ */
+export function managedKeyJwt(clientId: string, audience: AudienceMode, signingKey: () => Promise<AssertionKey>): ClientAuth {
+  return jwtAssertion('private_key_jwt', clientId, audience, signingKey);
 }
 
 /** HMAC keys shorter than the hash output are weak (RFC 7518 §3.2); jose enforces nothing here. */
@@ -109,7 +124,8 @@ export function clientSecretJwt(
       `${algorithm} needs a client secret of at least ${min} bytes (RFC 7518 §3.2); this one has ${key.byteLength}`,
     );
   }
-  return jwtAssertion('client_secret_jwt', { clientId, key, algorithm, audience, header: {} });
+  const signing = { key, algorithm, header: {} };
+  return jwtAssertion('client_secret_jwt', clientId, audience, () => signing);
 }
 
 /** RFC 7518 §3.4: each ECDSA algorithm has exactly one curve (node's names → JOSE's). */
@@ -231,13 +247,8 @@ export function privateKeyJwt(options: PrivateKeyJwtOptions): ClientAuth {
     header['x5t#S256'] = createHash('sha256').update(cert.raw).digest('base64url');
     if (options.thumbprint === 'sha1') header.x5t = createHash('sha1').update(cert.raw).digest('base64url');
   }
-  return jwtAssertion('private_key_jwt', {
-    clientId: options.clientId,
-    key,
-    algorithm: options.algorithm,
-    audience: options.audience,
-    header,
-  });
+  const signing = { key, algorithm: options.algorithm, header };
+  return jwtAssertion('private_key_jwt', options.clientId, options.audience, () => signing);
 }
 
 export interface TlsClientAuthOptions {
@@ -261,4 +272,19 @@ export function tlsClientAuth(options: TlsClientAuthOptions): ClientAuth {
       body.set('client_id', clientId);
     },
   };
+}
+
+/**
+ * `clientSecret.previous`: `auth` with the previous secret attached, built by the same method. A
+ * previous secret the method refuses (too short for client_secret_jwt) is a problem at `previous`.
+ */
+export function withPrevious(auth: ClientAuth, build: () => ClientAuth): ClientAuth {
+  let previous: ClientAuth;
+  try {
+    previous = build();
+  } catch (error) {
+    if (error instanceof CredentialProblem) throw new CredentialProblem('previous', error.message);
+    throw error;
+  }
+  return { ...auth, method: auth.method, apply: auth.apply.bind(auth), previous };
 }

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { Connection } from '../config/load.js';
+import type { ClientAuth } from '../config/types.js';
 import { outboundAgent } from '../config/tls.js';
 import { sanitizeText, TokenError } from '../errors.js';
 import { withDeadline } from './deadline.js';
@@ -12,7 +13,18 @@ import { callAuthServer, requestToken, TimeoutSignal, transportError, type AuthS
 /** Told about DPoP events worth a metric (the provider's observer). */
 export interface DpopObserver {
   dpopNonceRetry?(connection: string, server: 'token_endpoint' | 'upstream'): void;
+  /** A token request was sent again with `clientSecret.previous` (the current secret was refused). */
+  secretFallback?(connection: string): void;
 }
+
+/** Which client secret the last successful token request used (`clientSecret.previous`). */
+export type SecretInUse = 'current' | 'previous';
+
+/**
+ * RFC 6749 §5.2: the answers that say the client's credentials were refused. Only these send the
+ * request again with the previous secret; any other error would be the same with either.
+ */
+const REFUSED_CREDENTIALS = new Set(['invalid_client', 'unauthorized_client']);
 
 export interface AuthServerMetadata {
   /** The issuer identifier; undefined for a connection configured with tokenUrl. */
@@ -49,6 +61,7 @@ export class ConnectionClient {
   readonly #transport: AuthServerTransport;
 
   readonly #observer: DpopObserver | undefined;
+  #secretInUse: SecretInUse = 'current';
 
   constructor(connection: Connection, transport: AuthServerTransport = callAuthServer, observer?: DpopObserver) {
     this.connection = connection;
@@ -101,6 +114,14 @@ export class ConnectionClient {
       },
     );
     return this.#metadata;
+  }
+
+  /**
+   * The secret the last successful token request used. Every token request tries the current one
+   * first, so `previous` is retired by the first request the server accepts the current one for.
+   */
+  get secretInUse(): SecretInUse {
+    return this.#secretInUse;
   }
 
   /** The token endpoint: configured, or the one discovery last found (undefined until it has run). */
@@ -171,7 +192,8 @@ export class ConnectionClient {
    * One token request with the given effective params; a fresh client assertion every call. Over
    * after `timeoutMs` (discovery included), or earlier when `signal` aborts. On a DPoP connection the
    * endpoint may demand a nonce first: the request is then sent twice, and `onNonceChallenge` hears
-   * of the first (it reached the endpoint, and took `seconds`) before the second is sent.
+   * of the first (it reached the endpoint, and took `seconds`) before the second is sent. So it does
+   * of a request refused with the current secret and sent again with `clientSecret.previous`.
    */
   async requestToken(
     params: Readonly<Record<string, string>>,
@@ -183,11 +205,11 @@ export class ConnectionClient {
     const metadata = await this.metadata(timeoutMs);
     const url = new URL(metadata.tokenEndpoint);
     const dpop = this.connection.dpopSigner;
-    const send = async (): Promise<TokenResponse> => {
+    const sendWith = async (auth: ClientAuth): Promise<TokenResponse> => {
       const body = new URLSearchParams({ grant_type: 'client_credentials' });
       for (const [name, value] of Object.entries(params)) body.set(name, value);
       const headers: Record<string, string> = {};
-      await this.connection.auth.apply(body, headers, metadata);
+      await auth.apply(body, headers, metadata);
       if (dpop !== undefined) headers.dpop = dpop.proof('POST', url.origin, url.pathname);
       // Discovery (and signing) came out of the same time-out: the token request gets what is left.
       const remainingMs = Math.max(1, deadline - Date.now());
@@ -205,6 +227,23 @@ export class ConnectionClient {
       return dpop === undefined
         ? requestToken(options, transport, undefined, key)
         : requestToken(options, transport, { onAnswer: (answer) => dpop.nonces.remember(url.origin, answer['dpop-nonce']) }, key);
+    };
+    const send = async (): Promise<TokenResponse> => {
+      const { auth } = this.connection;
+      const started = performance.now();
+      try {
+        const response = await sendWith(auth);
+        this.#secretInUse = 'current';
+        return response;
+      } catch (error) {
+        // clientSecret.previous: the server may not know the new secret yet (a rotation in progress).
+        if (auth.previous === undefined || !(error instanceof TokenError) || !REFUSED_CREDENTIALS.has(error.oauthError ?? '')) throw error;
+        onNonceChallenge?.((performance.now() - started) / 1000);
+        this.#observer?.secretFallback?.(this.connection.key);
+        const response = await sendWith(auth.previous);
+        this.#secretInUse = 'previous';
+        return response;
+      }
     };
     try {
       if (dpop === undefined) return await send();

@@ -13,7 +13,7 @@ import type { Connection } from '../config/load.js';
 import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors.js';
 import { LocalTokenCache } from './cache.js';
 import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
-import { ConnectionClient, type DpopObserver } from './connection-client.js';
+import { ConnectionClient, type DpopObserver, type SecretInUse } from './connection-client.js';
 import { sleepUntil, withDeadline } from './deadline.js';
 import type { AuthServerTransport, TokenResponse } from './endpoint.js';
 import { describeCauseShort, withCheck } from './failure-cause.js';
@@ -216,6 +216,12 @@ export class TokenProvider {
   /** A connection's token endpoint, configured or discovered; undefined before discovery has run. */
   tokenEndpoint(connection: string): string | undefined {
     return this.#clients.get(connection)?.tokenEndpoint;
+  }
+
+  /** Which client secret a connection's last token request used; undefined for a connection without a client secret. */
+  secretInUse(connection: string): SecretInUse | undefined {
+    const client = this.#clients.get(connection);
+    return client?.connection.credentials.kind === 'clientSecret' ? client.secretInUse : undefined;
   }
 
   /** Drops every cached token of a connection (its config changed). */

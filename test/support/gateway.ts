@@ -35,6 +35,8 @@ export async function startGateway(
     watch?: boolean;
     /** Lays out more of the config folder (symlinks, sub-folders) before the gateway starts. */
     prepare?: (dir: string) => void;
+    /** The admin listener's port (default 0: any free one), for a URL a peer must know before the start. */
+    adminPort?: number;
   } = {},
 ): Promise<TestGateway> {
   const { dir, configFile } = writeConfig(yaml, options.files);
@@ -57,7 +59,7 @@ export async function startGateway(
     logger,
     env: options.env ?? process.env,
     listenPort: 0,
-    adminPort: 0,
+    adminPort: options.adminPort ?? 0,
     watch: options.watch ?? false,
   });
   return {

@@ -84,7 +84,14 @@ export const INTROSPECTOR = { client_id: 'resource-server', client_secret: 'reso
 
 export async function startOidcProvider(
   clients: OidcClient[],
-  options: { ttlSeconds?: number; features?: Record<string, unknown>; tls?: OidcTls; discovery?: Record<string, unknown> } = {},
+  options: {
+    ttlSeconds?: number;
+    features?: Record<string, unknown>;
+    tls?: OidcTls;
+    discovery?: Record<string, unknown>;
+    /** Fetch a client's jwks_uri on loopback (oidc-provider refuses special-use addresses by default). */
+    loopbackJwksUri?: boolean;
+  } = {},
 ): Promise<OidcServer> {
   const { tls } = options;
   // requestCert without rejectUnauthorized: the provider, not the handshake, judges the certificate.
@@ -115,6 +122,13 @@ export async function startOidcProvider(
     },
     ttl: { ClientCredentials: options.ttlSeconds ?? 600 },
     ...(options.discovery === undefined ? {} : { discovery: options.discovery }),
+    // Its SSRF guard (a dispatcher that drops connections to special-use addresses) would refuse the gateway on 127.0.0.1.
+    ...(options.loopbackJwksUri === true
+      ? {
+          fetch: (url: URL | string, init: RequestInit & { dispatcher?: unknown }) =>
+            fetch(url, { ...init, dispatcher: undefined } as RequestInit),
+        }
+      : {}),
     // DPoP proofs (RFC 9449) in every algorithm tokengate signs them with; the default is ES256 and EdDSA only.
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS, dPoPSigningAlgValues: DPOP_PROOF_ALGORITHMS },
     clientAuthMethods: [
