@@ -4,13 +4,13 @@
 # "Docker image". scripts/check-image.ts runs these steps outside Docker (.ci/run calls it).
 
 # Production dependencies only.
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
 # Build: all dependencies, compile TypeScript to dist/ and bundle the console into dist/console.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -21,7 +21,7 @@ COPY scripts/build-console.ts ./scripts/
 RUN npm run build
 
 # Runtime: no compiler, no dev dependencies, no npm cache; files owned by root, run as node.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     TOKENGATE_CONFIG=/etc/tokengate/gateway.yaml \
     TOKENGATE_ADMIN_PORT=9090
