@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # tokengate image. Mount the config at /etc/tokengate/gateway.yaml; give secrets as environment
-# variables ({ env: NAME }) or mounted files ({ file: /run/secrets/name }). See README
-# "Docker image". scripts/check-image.ts runs these steps outside Docker (.ci/run calls it).
+# variables ({ env: NAME }) or mounted files ({ file: /run/secrets/name }).
+# See docs/operations.md "Docker image"; deploy/docker/gateway.yaml is a config for it.
+# scripts/check-image.ts runs these steps outside Docker (.ci/run calls it).
 
 # Production dependencies only.
 FROM node:24-bookworm-slim AS deps

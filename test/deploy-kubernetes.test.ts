@@ -14,7 +14,18 @@ import { parse } from 'yaml';
 import * as k8s from 'kubernetes-models';
 import * as promOperator from '@kubernetes-models/prometheus-operator';
 import { findProgram } from './support/programs.js';
-import { at, isObj, type Json, type Obj, parseStream, renderKustomization, ROOT, secretFiles, validateContainerConfig } from './support/deploy.js';
+import {
+  at,
+  isObj,
+  type Json,
+  type Obj,
+  parseStream,
+  renderKustomization,
+  ROOT,
+  secretFiles,
+  str,
+  validateContainerConfig,
+} from './support/deploy.js';
 
 const KUBE = join(ROOT, 'deploy', 'kubernetes');
 const BASE = join(KUBE, 'base');
@@ -45,7 +56,7 @@ function kubectlRender(folder: string): Obj[] | undefined {
   return parseStream(run.stdout);
 }
 
-const byKey = (objects: Obj[]) => new Map(objects.map((o) => [`${String(o.kind)}/${String(at(o, 'metadata', 'name'))}`, o]));
+const byKey = (objects: Obj[]) => new Map(objects.map((o) => [`${str(o.kind)}/${str(at(o, 'metadata', 'name'))}`, o]));
 
 function find(objects: Obj[], kind: string, name: string): Obj {
   const found = objects.find((o) => o.kind === kind && at(o, 'metadata', 'name') === name);
@@ -69,7 +80,7 @@ describe('deploy/kubernetes: kustomize', () => {
       const k = parse(readFileSync(join(folder, 'kustomization.yaml'), 'utf8')) as Obj;
       const paths = [
         ...(k.resources as string[]),
-        ...((k.patches as Obj[] | undefined) ?? []).map((p) => String(p.path)),
+        ...((k.patches as Obj[] | undefined) ?? []).map((p) => str(p.path)),
         ...((k.configMapGenerator as Obj[] | undefined) ?? []).flatMap((g) => g.files as string[]),
       ];
       for (const path of paths) assert.ok(existsSync(join(folder, path)), `${folder}: ${path} exists`);
@@ -91,9 +102,9 @@ describe('deploy/kubernetes: kustomize', () => {
   });
 
   it('the fleet overlay puts everything in its namespace and pins the image', () => {
-    for (const o of rendered.fleet) if (o.kind !== 'Namespace') assert.equal(at(o, 'metadata', 'namespace'), 'tokengate', String(o.kind));
+    for (const o of rendered.fleet) if (o.kind !== 'Namespace') assert.equal(at(o, 'metadata', 'namespace'), 'tokengate', str(o.kind));
     const image = at(find(rendered.fleet, 'Deployment', 'tokengate'), 'spec', 'template', 'spec', 'containers', 0, 'image');
-    assert.match(String(image), /:\d+\.\d+\.\d+$/);
+    assert.match(str(image), /:\d+\.\d+\.\d+$/);
   });
 });
 
@@ -102,10 +113,10 @@ describe('deploy/kubernetes: API schemas', () => {
     it(`every object of ${name} is valid against its API schema`, () => {
       const kinds = new Set<string>();
       for (const o of objects) {
-        const Model = modelFor(String(o.apiVersion), String(o.kind));
-        assert.ok(Model, `a schema for ${String(o.apiVersion)} ${String(o.kind)}`);
-        assert.doesNotThrow(() => new Model(o).validate(), `${String(o.kind)}/${String(at(o, 'metadata', 'name'))}`);
-        kinds.add(String(o.kind));
+        const Model = modelFor(str(o.apiVersion), str(o.kind));
+        assert.ok(Model, `a schema for ${str(o.apiVersion)} ${str(o.kind)}`);
+        assert.doesNotThrow(() => new Model(o).validate(), `${str(o.kind)}/${str(at(o, 'metadata', 'name'))}`);
+        kinds.add(str(o.kind));
       }
       for (const kind of ['ConfigMap', 'Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'NetworkPolicy'])
         assert.ok(kinds.has(kind), `${name} has a ${kind}`);
@@ -128,9 +139,9 @@ describe('deploy/kubernetes: the gateway Deployment fits its config', () => {
   const pod = at(deployment, 'spec', 'template') as Obj;
   const container = at(pod, 'spec', 'containers', 0) as Obj;
   const configMap = find(objects, 'ConfigMap', 'tokengate-config');
-  const configText = String(at(configMap, 'data', 'gateway.yaml'));
+  const configText = str(at(configMap, 'data', 'gateway.yaml'));
   const config = parse(configText) as Obj;
-  const env = new Map(((container.env as Obj[] | undefined) ?? []).map((e) => [String(e.name), String(e.value)]));
+  const env = new Map(((container.env as Obj[] | undefined) ?? []).map((e) => [str(e.name), str(e.value)]));
   const portNumber = (name: Json | undefined) =>
     typeof name === 'number' ? name : ((container.ports as Obj[]).find((p) => p.name === name)?.containerPort as number | undefined);
 
@@ -186,7 +197,7 @@ describe('deploy/kubernetes: the gateway Deployment fits its config', () => {
     const volume = (at(pod, 'spec', 'volumes') as Obj[]).find((v) => v.name === mount.name);
     assert.equal(at(volume, 'configMap', 'name'), 'tokengate-config');
     assert.equal(posix.basename(file), 'gateway.yaml');
-    assert.equal(env.get('TOKENGATE_ADMIN_PORT'), String(at(config, 'admin', 'port')));
+    assert.equal(env.get('TOKENGATE_ADMIN_PORT'), str(at(config, 'admin', 'port')));
   });
 
   it("takes every secret from a file in the mounted Secret, which the docs' kubectl create secret makes", () => {
@@ -195,18 +206,21 @@ describe('deploy/kubernetes: the gateway Deployment fits its config', () => {
     const mount = (container.volumeMounts as Obj[]).find((m) => files.every((f) => posix.dirname(f) === m.mountPath));
     assert.ok(mount, 'one mount holds every secret file');
     const volume = (at(pod, 'spec', 'volumes') as Obj[]).find((v) => v.name === mount.name);
-    const secretName = String(at(volume, 'secret', 'secretName'));
+    const secretName = str(at(volume, 'secret', 'secretName'));
     const docs = readFileSync(join(ROOT, 'docs', 'operations.md'), 'utf8');
-    const create = docs.split('\n').findIndex((line) => line.includes(`kubectl create secret generic ${secretName}`));
+    const create = docs.split('\n').findIndex((line) => new RegExp(`kubectl (-n \\S+ )?create secret generic ${secretName} `).test(line));
     assert.ok(create >= 0, `docs/operations.md creates the Secret ${secretName}`);
-    const command = docs.split('\n').slice(create, create + 8).join('\n');
+    const command = docs
+      .split('\n')
+      .slice(create, create + 8)
+      .join('\n');
     for (const f of files) assert.match(command, new RegExp(`--from-file=${posix.basename(f)}=`), f);
     for (const key of ['cache', 'admin', 'access']) assert.ok(JSON.stringify(config[key]).includes('secret'), key);
   });
 
   it('shares its token cache through the Redis Service the base deploys', () => {
     assert.equal(at(config, 'cache', 'store'), 'redis');
-    const url = new URL(String(at(config, 'cache', 'redis', 'url')));
+    const url = new URL(str(at(config, 'cache', 'redis', 'url')));
     const service = find(objects, 'Service', url.hostname);
     assert.equal(at(service, 'spec', 'ports', 0, 'port'), Number(url.port));
     const redis = find(objects, 'Deployment', url.hostname);
@@ -224,7 +238,7 @@ describe('deploy/kubernetes: the gateway Deployment fits its config', () => {
     assert.ok(!matches(at(monitor, 'spec', 'selector', 'matchLabels'), at(proxy, 'metadata', 'labels')), 'only the admin Service');
     assert.equal(at(monitor, 'spec', 'endpoints', 0, 'port'), 'admin');
     assert.equal(at(monitor, 'spec', 'endpoints', 0, 'path'), '/metrics');
-    assert.equal(at(pod, 'metadata', 'annotations', 'prometheus.io/port'), String(at(config, 'admin', 'port')));
+    assert.equal(at(pod, 'metadata', 'annotations', 'prometheus.io/port'), str(at(config, 'admin', 'port')));
     assert.equal(at(pod, 'metadata', 'annotations', 'prometheus.io/path'), '/metrics');
   });
 

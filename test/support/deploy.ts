@@ -41,6 +41,11 @@ export function at(value: Json | undefined, ...path: (string | number)[]): Json 
   return current;
 }
 
+/** A value as text: strings and numbers as they are, anything else as JSON. */
+export function str(value: Json | undefined): string {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? `${value}` : JSON.stringify(value ?? null);
+}
+
 function merge(base: Json, patch: Json): Json {
   if (!isObj(base) || !isObj(patch)) return patch;
   const out: Obj = { ...base };
@@ -60,8 +65,19 @@ function strings(value: Json | undefined): string[] {
  */
 export function renderKustomization(folder: string): Obj[] {
   const k = parse(readFileSync(join(folder, 'kustomization.yaml'), 'utf8')) as Obj;
-  const known = new Set(['apiVersion', 'kind', 'resources', 'configMapGenerator', 'generatorOptions', 'labels', 'namespace', 'images', 'patches']);
-  for (const key of Object.keys(k)) if (!known.has(key)) throw new Error(`${folder}: kustomization key ${key} is not supported by this resolver`);
+  const known = new Set([
+    'apiVersion',
+    'kind',
+    'resources',
+    'configMapGenerator',
+    'generatorOptions',
+    'labels',
+    'namespace',
+    'images',
+    'patches',
+  ]);
+  for (const key of Object.keys(k))
+    if (!known.has(key)) throw new Error(`${folder}: kustomization key ${key} is not supported by this resolver`);
   let objects: Obj[] = [];
   for (const resource of strings(k.resources)) {
     const path = join(folder, resource);
@@ -69,7 +85,8 @@ export function renderKustomization(folder: string): Obj[] {
   }
   const generated: Obj[] = [];
   for (const gen of Array.isArray(k.configMapGenerator) ? k.configMapGenerator : []) {
-    if (at(k, 'generatorOptions', 'disableNameSuffixHash') !== true) throw new Error(`${folder}: only disableNameSuffixHash generators are supported`);
+    if (at(k, 'generatorOptions', 'disableNameSuffixHash') !== true)
+      throw new Error(`${folder}: only disableNameSuffixHash generators are supported`);
     const data: Obj = {};
     for (const file of strings(at(gen, 'files'))) data[basename(file)] = readFileSync(join(folder, file), 'utf8');
     generated.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: at(gen, 'name') ?? null }, data });
@@ -99,7 +116,7 @@ export function renderKustomization(folder: string): Obj[] {
         if (!isObj(c) || typeof c.image !== 'string') continue;
         const [name, tag] = c.image.split(':');
         if (name !== at(image, 'name')) continue;
-        c.image = `${String(at(image, 'newName') ?? name)}:${String(at(image, 'newTag') ?? tag)}`;
+        c.image = `${str(at(image, 'newName') ?? name ?? null)}:${str(at(image, 'newTag') ?? tag ?? null)}`;
       }
     }
   }
