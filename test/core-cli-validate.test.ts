@@ -15,7 +15,7 @@ function validate(yaml: string, ...flags: string[]) {
   const { configFile } = writeConfig(yaml);
   const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'validate', '--config', configFile, ...flags], {
     cwd: ROOT,
-    env: { ...process.env, TG_VALIDATE_SECRET: 'validate-secret-0123456789' },
+    env: { ...process.env, TG_VALIDATE_SECRET: 'validate-secret-0123456789', TG_VALIDATE_GATE: 'validate-gate-0123456789' },
     encoding: 'utf8',
   });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
@@ -23,7 +23,7 @@ function validate(yaml: string, ...flags: string[]) {
 
 const config = (host: string, access = '') => `
 listen: { host: ${host} }
-secrets: { s: { env: TG_VALIDATE_SECRET }${access === '' ? '' : ', gate: { env: TG_VALIDATE_SECRET }'} }
+secrets: { s: { env: TG_VALIDATE_SECRET }${access === '' ? '' : ', gate: { env: TG_VALIDATE_GATE }'} }
 ${access}
 connections:
   c: { clientId: gw, tokenUrl: https://auth.example/token, clientSecret: { secret: s } }
