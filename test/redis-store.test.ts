@@ -218,7 +218,7 @@ describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-
     const log = createLogger({ level: 'silent' });
     const replica = () =>
       new RedisTokenStore({
-        url: redis.url,
+        topology: { kind: 'server', url: redis.url },
         keyPrefix: prefix,
         encryptionKey: undefined,
         metrics: new Metrics(),
