@@ -20,11 +20,15 @@ function node(text: string): RedisNode {
 export function redisSettings(raw: RawRedis, secretRef: SecretRef, verify: TlsVerifyRef, report: Report): RedisSettings {
   const given = (['url', 'sentinel', 'cluster'] as const).filter((key) => raw[key] !== undefined);
   if (given.length > 1) {
-    report([...KEY, given[1]!], `set only one of cache.redis.url, cache.redis.sentinel and cache.redis.cluster (${given.join(' and ')} are set)`);
+    report(
+      [...KEY, given[1]!],
+      `set only one of cache.redis.url, cache.redis.sentinel and cache.redis.cluster (${given.join(' and ')} are set)`,
+    );
   }
   for (const [index, text] of [...(raw.sentinel?.nodes ?? []), ...(raw.cluster?.nodes ?? [])].entries()) {
     const port = Number(text.slice(text.lastIndexOf(':') + 1));
-    if (port < 1 || port > 65535) report([...KEY, raw.sentinel === undefined ? 'cluster' : 'sentinel', 'nodes', index], 'port must be 1 to 65535');
+    if (port < 1 || port > 65535)
+      report([...KEY, raw.sentinel === undefined ? 'cluster' : 'sentinel', 'nodes', index], 'port must be 1 to 65535');
   }
   // The entry and its lease share a slot through a {…} hash tag after the prefix: a brace in the
   // prefix would become the tag instead and scatter them.

@@ -160,13 +160,13 @@ const redisNode = z
   .describe('host:port');
 const redisSecret = z.strictObject({ secret: secretRef });
 /** TLS to Redis nodes (and Sentinels): on when present; verification as for a token endpoint. */
-const redisTlsSchema = tlsVerifySchema.describe('connect with TLS; verification of the servers\' certificates');
+const redisTlsSchema = tlsVerifySchema.describe("connect with TLS; verification of the servers' certificates");
 
 export const redisSentinelSchema = z.strictObject({
   name: name.describe('the master name the Sentinels monitor (sentinel monitor NAME ...)'),
   nodes: z.array(redisNode).min(1).describe('Sentinels to ask for the master, host:port each'),
   username: z.string().min(1).optional().describe('ACL user of the Redis servers (AUTH username)'),
-  password: redisSecret.optional().describe('password of the Redis servers (requirepass or the ACL user\'s)'),
+  password: redisSecret.optional().describe("password of the Redis servers (requirepass or the ACL user's)"),
   sentinelUsername: z.string().min(1).optional().describe('ACL user of the Sentinels, when they require one'),
   sentinelPassword: redisSecret.optional().describe('password of the Sentinels (sentinel requirepass), when they require one'),
   tls: redisTlsSchema.optional(),
@@ -175,7 +175,7 @@ export const redisSentinelSchema = z.strictObject({
 export const redisClusterSchema = z.strictObject({
   nodes: z.array(redisNode).min(1).describe('some nodes of the cluster, host:port each; the rest are discovered'),
   username: z.string().min(1).optional().describe('ACL user of the cluster nodes (AUTH username)'),
-  password: redisSecret.optional().describe('password of the cluster nodes (requirepass or the ACL user\'s)'),
+  password: redisSecret.optional().describe("password of the cluster nodes (requirepass or the ACL user's)"),
   tls: redisTlsSchema.optional(),
 });
 
@@ -358,9 +358,20 @@ export const configSchema = z.strictObject({
       store: z.enum(['memory', 'redis']).default('memory'),
       redis: z
         .strictObject({
-          url: z.string().min(1).optional().describe(`a single Redis server, redis://host:port or rediss:// for TLS (default ${DEFAULT_REDIS_URL} when neither sentinel nor cluster is set)`),
-          sentinel: redisSentinelSchema.optional().describe('a master found through Redis Sentinel, followed across failovers ([fleets](fleets.md))'),
-          cluster: redisClusterSchema.optional().describe('a Redis Cluster; MOVED/ASK redirections and slot migrations are followed ([fleets](fleets.md))'),
+          url: z
+            .string()
+            .min(1)
+            .optional()
+            .describe(
+              `a single Redis server, redis://host:port or rediss:// for TLS ` +
+                `(default ${DEFAULT_REDIS_URL} when neither sentinel nor cluster is set)`,
+            ),
+          sentinel: redisSentinelSchema
+            .optional()
+            .describe('a master found through Redis Sentinel, followed across failovers ([fleets](fleets.md))'),
+          cluster: redisClusterSchema
+            .optional()
+            .describe('a Redis Cluster; MOVED/ASK redirections and slot migrations are followed ([fleets](fleets.md))'),
           keyPrefix: z.string().default(DEFAULT_REDIS_KEY_PREFIX),
         })
         .prefault({}),

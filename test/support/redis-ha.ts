@@ -20,7 +20,7 @@ export const SENTINEL_MASTER_NAME = 'mymaster';
 /** Sentinel calls a master down after this long without an answer (production: 30 s and more). */
 export const SENTINEL_DOWN_AFTER_MS = 1_000;
 /** How long one failover attempt may take before Sentinel tries another. */
-export const SENTINEL_FAILOVER_TIMEOUT_MS = 3_000;
+export const SENTINEL_FAILOVER_TIMEOUT_MS = 1_500;
 
 /** Polls `condition` every 50 ms until it holds; throws naming `what` after `timeoutMs`. */
 export async function until(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
@@ -87,7 +87,9 @@ export async function startSentinelSet(): Promise<SentinelSet> {
   const nodes = new Map([master, replica].map((node) => [node.port, node]));
   const sentinels: Node[] = [];
   try {
-    await until('the replica to be in sync', async () => /master_link_status:up/.test(String(await command(replica.port, 'INFO', 'replication'))));
+    await until('the replica to be in sync', async () =>
+      /master_link_status:up/.test(String(await command(replica.port, 'INFO', 'replication'))),
+    );
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
       // Sentinel rewrites its config file: each gets its own, in the temporary folder.
