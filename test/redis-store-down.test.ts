@@ -4,7 +4,14 @@
  * while /readyz stays ready, and share tokens again once Redis is back (cache_store_up, gauge 1).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Metrics } from '../src/admin/metrics.js';
+import { RedisTokenStore } from '../src/cache/redis-store.js';
+import { createLogger } from '../src/log.js';
+import { parseConfig } from '../src/pipeline/build.js';
+import type { AuthServerTransport } from '../src/tokens/endpoint.js';
+import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
 import { FLEET_SIZE, startHaFleet, steadyTraffic, storeUp, type HaFleet } from './support/ha-fleet.js';
 import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
@@ -69,5 +76,69 @@ describe('a fleet whose Redis is gone', requireProgram('redis-server', 'redis-se
       `all Redis gone: ${stats.served + during.length + back.length} callers served, ${stats.errors} errors, ` +
         `token requests ${JSON.stringify(Object.fromEntries([...WARM, DURING, BACK].map((c) => [c, fleet.tokenRequests(c)])))}`,
     );
+  });
+});
+
+describe('refresh ahead while the store is down', requireProgram('redis-server', 'redis-server'), () => {
+  it('two replicas do not refresh alone during the outage; once the store is back the fleet refreshes with one request', async () => {
+    const redis = await startRedis();
+    let requests = 0;
+    const transport: AuthServerTransport = () => {
+      requests++;
+      const body = { access_token: `tok-${requests}`, token_type: 'Bearer', expires_in: 300 };
+      return Promise.resolve({ status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(body)) });
+    };
+    const config = await parseConfig(
+      `
+secrets: { s: { value: down-secret } }
+connections:
+  c: { clientId: gw, tokenUrl: "http://127.0.0.1:1/token", clientSecret: { secret: s } }
+`,
+      'down.yaml',
+    );
+    const keyPrefix = `down-${randomBytes(4).toString('hex')}:`;
+    const replica = () => {
+      const store = new RedisTokenStore({
+        topology: { kind: 'server', url: redis.url },
+        keyPrefix,
+        encryptionKey: undefined,
+        metrics: new Metrics(),
+        log: createLogger({ level: 'silent' }),
+        forgetLocal: () => undefined,
+      });
+      const observer = { tokenRequest: () => undefined, tokenFailure: () => undefined };
+      return { store, provider: new TokenProvider(config.connections.values(), observer, store, { transport }) };
+    };
+    const replicas = [replica(), replica()];
+    try {
+      for (const { store } of replicas) assert.ok(await store.whenConnected());
+      const key = tokenKey('c', {});
+      const first = await replicas[0]!.provider.get(key);
+      assert.equal((await replicas[1]!.provider.get(key)).accessToken, first.accessToken);
+      assert.equal(requests, 1);
+
+      // Past the refresh point, still usable (a replica's copy is re-based on Redis's TTL: a few ms apart).
+      const later = first.refreshAt + 1_000;
+      assert.ok(later < first.usableUntil);
+      await redis.stop();
+      await until('both stores to see the connection closed', () => replicas.every(({ store }) => !store.answers()));
+      // Each replica serves the token it has and starts no refresh of its own.
+      for (const { provider } of replicas) assert.equal(provider.peek(key, later)?.accessToken, first.accessToken);
+
+      await redis.start();
+      await until('both stores to answer again', () => replicas.every(({ store }) => store.answers()));
+      for (const { provider } of replicas) provider.peek(key, later);
+      await until('both replicas to have the refreshed token', () =>
+        replicas.every(({ provider }) => provider.peek(key)?.accessToken !== first.accessToken),
+      );
+      // Without the deferral each replica would have refreshed alone during the outage (3 requests or more).
+      assert.equal(requests, 2);
+    } finally {
+      for (const { store, provider } of replicas) {
+        provider.close();
+        await store.close();
+      }
+      await redis.stop();
+    }
   });
 });

@@ -132,6 +132,8 @@ export class RedisTokenStore implements SharedTokenStore {
   readonly #localIds = new Map<string, Set<string>>();
   /** Whether the last call (or connection event) says the store answers; tokengate_cache_store_up. */
   #up = false;
+  /** Between the client's 'ready' and its next 'close'. */
+  #connected = false;
 
   constructor(options: RedisTokenStoreOptions) {
     this.#metrics = options.metrics;
@@ -152,8 +154,12 @@ export class RedisTokenStore implements SharedTokenStore {
       each.on('error', (error: Error) => this.#failed('connect', error));
     }
     // A crashed or killed Redis closes the connection before any call fails: say so at once.
-    client.on('close', () => this.#down('connect', 'connection to the shared cache closed'));
+    client.on('close', () => {
+      this.#connected = false;
+      this.#down('connect', 'connection to the shared cache closed');
+    });
     client.on('ready', () => {
+      this.#connected = true;
       this.#log.info({ event: 'cache_connected' }, 'shared token cache (Redis) connected');
       this.#answered();
     });
@@ -276,6 +282,14 @@ export class RedisTokenStore implements SharedTokenStore {
   /** The full Redis key of `key` (what a value stored under it is bound to). */
   redisKey(key: string): string {
     return `${this.#prefix}${key}`;
+  }
+
+  /**
+   * Whether the connection to the store is up (a closed one reconnects, following a Sentinel
+   * failover). A slow answer does not count: the connection is there and coordination still works.
+   */
+  answers(): boolean {
+    return this.#connected;
   }
 
   /** Longest fetch() waits for other replicas before it loads itself (giveUpAt below). */
