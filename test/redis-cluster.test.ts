@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { FLEET_SIZE, startHaFleet, steadyTraffic, storeUp, type HaFleet } from './support/ha-fleet.js';
+import { FLEET_SIZE, startHaFleet, steadyTraffic, storeUp, waitForEvent, type HaFleet } from './support/ha-fleet.js';
 import { requireProgram } from './support/programs.js';
 import { command, startRedisCluster, type RedisCluster } from './support/redis-ha.js';
 
@@ -32,7 +32,7 @@ describe(
       cluster = await startRedisCluster();
       const nodes = cluster.nodes.map((node) => `"${node}"`).join(', ');
       fleet = await startHaFleet(`cluster: { nodes: [ ${nodes} ] }`, [COLD, MOVING, ...BACKGROUND]);
-      await Promise.all(fleet.replicas.map((replica) => replica.waitForLog((line) => line.event === 'cache_store_up')));
+      await Promise.all(fleet.replicas.map((replica) => waitForEvent(replica, 'cache_store_up')));
     });
 
     after(async () => {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { FLEET_SIZE, startHaFleet, steadyTraffic, storeUp, type HaFleet } from './support/ha-fleet.js';
+import { FLEET_SIZE, startHaFleet, steadyTraffic, storeUp, waitForEvent, type HaFleet } from './support/ha-fleet.js';
 import { requireProgram } from './support/programs.js';
 import { SENTINEL_MASTER_NAME, startSentinelSet, until, type SentinelSet } from './support/redis-ha.js';
 
@@ -25,7 +25,7 @@ describe(
       sentinel = await startSentinelSet();
       const nodes = sentinel.sentinels.map((node) => `"${node}"`).join(', ');
       fleet = await startHaFleet(`sentinel: { name: ${SENTINEL_MASTER_NAME}, nodes: [ ${nodes} ] }`, [...WARM, AFTER]);
-      await Promise.all(fleet.replicas.map((replica) => replica.waitForLog((line) => line.event === 'cache_store_up')));
+      await Promise.all(fleet.replicas.map((replica) => waitForEvent(replica, 'cache_store_up')));
     });
 
     after(async () => {
@@ -53,8 +53,8 @@ describe(
       const followedMs: number[] = [];
       await Promise.all(
         fleet.replicas.map(async (replica, i) => {
-          await replica.waitForLog((line) => line.event === 'cache_store_down', marks[i]);
-          await replica.waitForLog((line) => line.event === 'cache_store_up', marks[i]);
+          // Down at the kill (the closed connection), up once it follows the promoted replica.
+          await waitForEvent(replica, 'cache_store_up', marks[i]);
           followedMs.push(Date.now() - killedAt);
         }),
       );

@@ -12,7 +12,7 @@ import { createLogger } from '../src/log.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import type { AuthServerTransport } from '../src/tokens/endpoint.js';
 import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
-import { FLEET_SIZE, startHaFleet, steadyTraffic, storeUp, type HaFleet } from './support/ha-fleet.js';
+import { FLEET_SIZE, startHaFleet, steadyTraffic, storeUp, waitForEvent, type HaFleet } from './support/ha-fleet.js';
 import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 import { until } from './support/redis-ha.js';
@@ -28,7 +28,7 @@ describe('a fleet whose Redis is gone', requireProgram('redis-server', 'redis-se
   before(async () => {
     redis = await startRedis();
     fleet = await startHaFleet(`url: "${redis.url}"`, [...WARM, DURING, BACK]);
-    await Promise.all(fleet.replicas.map((replica) => replica.waitForLog((line) => line.event === 'cache_store_up')));
+    await Promise.all(fleet.replicas.map((replica) => waitForEvent(replica, 'cache_store_up')));
   });
 
   after(async () => {
@@ -41,7 +41,7 @@ describe('a fleet whose Redis is gone', requireProgram('redis-server', 'redis-se
     const traffic = steadyTraffic(fleet, WARM);
     const marks = fleet.replicas.map((replica) => replica.logs.length);
     await redis.stop();
-    await Promise.all(fleet.replicas.map((replica, i) => replica.waitForLog((line) => line.event === 'cache_store_down', marks[i])));
+    await Promise.all(fleet.replicas.map((replica, i) => waitForEvent(replica, 'cache_store_down', marks[i])));
     for (let i = 0; i < FLEET_SIZE; i++) {
       assert.equal(storeUp(await fleet.metrics(i)), 0);
       assert.equal((await fetch(`${fleet.replicas[i]!.admin}/readyz`)).status, 200, '/readyz does not depend on Redis');
@@ -56,7 +56,7 @@ describe('a fleet whose Redis is gone', requireProgram('redis-server', 'redis-se
 
     const restarted = fleet.replicas.map((replica) => replica.logs.length);
     await redis.start();
-    await Promise.all(fleet.replicas.map((replica, i) => replica.waitForLog((line) => line.event === 'cache_store_up', restarted[i])));
+    await Promise.all(fleet.replicas.map((replica, i) => waitForEvent(replica, 'cache_store_up', restarted[i])));
     for (let i = 0; i < FLEET_SIZE; i++) await until('the gauge at 1', async () => storeUp(await fleet.metrics(i)) === 1);
     const back = await Promise.all(Array.from({ length: 60 }, (_, i) => fleet.get(i % FLEET_SIZE, BACK)));
     const stats = await traffic.stop();

@@ -116,6 +116,19 @@ routes:${connections
   };
 }
 
+/** A replica's first `event` log line from index `from` on; fails (never hangs) after `timeoutMs`. */
+export async function waitForEvent(replica: Replica, event: string, from = 0, timeoutMs = 60_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${event} log line within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([replica.waitForLog((line) => line.event === event, from), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** `tokengate_cache_store_up` as a replica's /metrics shows it, or undefined when absent. */
 export function storeUp(metricsText: string): number | undefined {
   const line = /^tokengate_cache_store_up (\S+)$/m.exec(metricsText);
