@@ -120,7 +120,10 @@ routes:${connections
 export async function waitForEvent(replica: Replica, event: string, from = 0, timeoutMs = 60_000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${event} log line within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => {
+      const seen = replica.logs.slice(from).filter((line) => typeof line.event === 'string' && line.event.startsWith('cache'));
+      reject(new Error(`no ${event} log line within ${timeoutMs} ms; cache lines since: ${JSON.stringify(seen).slice(-3000)}`));
+    }, timeoutMs);
   });
   try {
     await Promise.race([replica.waitForLog((line) => line.event === event, from), expired]);
