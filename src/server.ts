@@ -112,10 +112,10 @@ export class Gateway {
     this.usage.setConnections(config.connections.values());
     this.provider = new TokenProvider(config.connections.values(), new Telemetry(this.metrics, this.usage, log));
     if (config.cache.store === 'redis') {
-      const { url, keyPrefix } = config.cache.redis;
+      const { topology, keyPrefix } = config.cache.redis;
       const forgetLocal = (id: string) => this.provider.forgetLocal(id);
       this.#store = new RedisTokenStore({
-        url,
+        topology,
         keyPrefix,
         encryptionKey: config.cache.encryptionKey,
         metrics: this.metrics,
@@ -487,7 +487,7 @@ function startOnlySettings({ listen, admin, cache, tracing }: Config): Record<st
     'admin.host': admin.host,
     'admin.port': admin.port,
     'cache.store': cache.store,
-    'cache.redis.url': cache.redis.url,
+    'cache.redis': JSON.stringify(cache.redis.topology),
     'cache.redis.keyPrefix': cache.redis.keyPrefix,
     tracing: JSON.stringify(tracing ?? {}),
   };

@@ -218,7 +218,7 @@ describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-
     const log = createLogger({ level: 'silent' });
     const replica = () =>
       new RedisTokenStore({
-        url: redis.url,
+        topology: { kind: 'server', url: redis.url },
         keyPrefix: prefix,
         encryptionKey: undefined,
         metrics: new Metrics(),
@@ -290,5 +290,46 @@ cache: { store: redis, redis: { url: "${url}" }, encryptionKey: { secret: cache-
 
   it('refuses a URL that is not redis: or rediss:', async () => {
     assert.deepEqual(await problems(base(KEY_1, 'http://127.0.0.1:6379')), ['cache.redis.url']);
+  });
+
+  const ha = (redis: string) => `
+secrets: { cache-key: { value: "${KEY_1}" }, redis-pw: { value: pw } }
+cache: { store: redis, redis: ${redis}, encryptionKey: { secret: cache-key } }
+`;
+
+  it('accepts a Sentinel set or a Cluster, passwords as secrets, TLS as for token endpoints', async () => {
+    const sentinel = await parseConfig(
+      ha('{ sentinel: { name: mymaster, nodes: ["10.0.0.1:26379", "[::1]:26380"], password: { secret: redis-pw }, tls: {} } }'),
+      'gateway.yaml',
+    );
+    const topology = sentinel.cache.redis.topology;
+    assert.equal(topology.kind, 'sentinel');
+    assert.ok(topology.kind === 'sentinel');
+    assert.deepEqual(topology.nodes, [
+      { host: '10.0.0.1', port: 26379 },
+      { host: '::1', port: 26380 },
+    ]);
+    assert.equal(topology.password?.reveal(), 'pw');
+    assert.ok(topology.tls !== undefined);
+    const cluster = await parseConfig(ha('{ cluster: { nodes: ["10.0.1.1:7000"], username: gw } }'), 'gateway.yaml');
+    assert.equal(cluster.cache.redis.topology.kind, 'cluster');
+    const plain = await parseConfig(ha('{}'), 'gateway.yaml');
+    assert.deepEqual(plain.cache.redis.topology, { kind: 'server', url: 'redis://127.0.0.1:6379' });
+  });
+
+  it('refuses two of url, sentinel and cluster at once, naming the key path', async () => {
+    assert.deepEqual(await problems(ha('{ url: "redis://a:6379", cluster: { nodes: ["a:7000"] } }')), ['cache.redis.cluster']);
+    assert.deepEqual(await problems(ha('{ sentinel: { name: m, nodes: ["a:26379"] }, cluster: { nodes: ["a:7000"] } }')), [
+      'cache.redis.cluster',
+    ]);
+  });
+
+  it('refuses a node that is not host:port, an unknown password secret, and a brace in a cluster key prefix', async () => {
+    assert.deepEqual(await problems(ha('{ sentinel: { name: m, nodes: ["a"] } }')), ['cache.redis.sentinel.nodes[0]']);
+    assert.deepEqual(await problems(ha('{ cluster: { nodes: ["a:70000"] } }')), ['cache.redis.cluster.nodes[0]']);
+    assert.deepEqual(await problems(ha('{ cluster: { nodes: ["a:7000"], password: { secret: nope } } }')), [
+      'cache.redis.cluster.password.secret',
+    ]);
+    assert.deepEqual(await problems(ha('{ cluster: { nodes: ["a:7000"] }, keyPrefix: "tg{x}:" }')), ['cache.redis.keyPrefix']);
   });
 });

@@ -56,6 +56,7 @@ export interface InFlightCount {
 export class Metrics {
   readonly registry = new Registry();
   #expirySource: () => Map<string, number> = () => new Map();
+  #storeUpSource: (() => boolean) | undefined;
   /** The metrics with a route or connection label: forget() drops their series. */
   readonly #perRouteOrConnection: Array<Counter<string> | Histogram<string>> = [];
   /** The routes and connections of the config being served (declareSeries): their gauges show 0 too. */
@@ -181,6 +182,17 @@ export class Metrics {
   readonly cacheErrors = this.#counter('tokengate_cache_errors_total', 'Shared token cache (Redis) calls that failed, by operation', [
     'operation',
   ]);
+  /** Absent without a shared store (cache.store: memory): a 0 there would read as an outage. */
+  readonly cacheStoreUp = new Gauge({
+    name: 'tokengate_cache_store_up',
+    help: 'Whether the shared token cache (Redis) answers: 1 yes, 0 no (each replica then fetches its own tokens)',
+    registers: [this.registry],
+    collect: () => {
+      this.cacheStoreUp.reset();
+      const up = this.#storeUpSource?.();
+      if (up !== undefined) this.cacheStoreUp.set(up ? 1 : 0);
+    },
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tokengate_' });
@@ -270,5 +282,10 @@ export class Metrics {
   /** Where the expiry gauge reads from at scrape time (no per-request cost). */
   setExpirySource(source: () => Map<string, number>): void {
     this.#expirySource = source;
+  }
+
+  /** The shared token cache's state, read at each scrape (cache.store: redis). */
+  setStoreUpSource(source: () => boolean): void {
+    this.#storeUpSource = source;
   }
 }

@@ -8,27 +8,25 @@
  */
 import { randomUUID, createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { Redis } from 'ioredis';
 import type { CacheOperation, Metrics } from '../admin/metrics.js';
 import type { Connection } from '../config/load.js';
+import type { RedisTopology } from '../config/types.js';
 import type { Secret } from '../config/secret.js';
 import type { Logger } from '../log.js';
 import { withDeadline } from '../tokens/deadline.js';
 import { plausibleTimes } from '../tokens/lifetime.js';
 import type { CachedToken, SharedTokenStore, TokenKey } from '../tokens/provider.js';
+import { redisClients, type RedisClient } from './redis-clients.js';
 import { decodeEncryptionKey, encryptedCodec, plaintextCodec, tokenFingerprint, type TokenCodec } from './crypto.js';
 
 /** Longest a Redis call may take before the replica stops waiting and goes on without it. */
 export const REDIS_COMMAND_TIMEOUT_MS = 250;
 /**
- * ioredis keeps commandTimeout itself; the caller's own deadline, this much later, holds even if a
- * connection in a strange state (a peer speaking garbage) never lets ioredis settle a command.
+ * The caller's own deadline (REDIS_COMMAND_TIMEOUT_MS) ends the wait and says so with a typed
+ * error; ioredis's commandTimeout, this much later, only drops the command from its queue (a
+ * frozen Redis would otherwise hold every command sent to it until the connection closes).
  */
 export const REDIS_DEADLINE_SLACK_MS = 50;
-export const REDIS_CONNECT_TIMEOUT_MS = 1_000;
-/** Reconnect back-off grows by this per attempt, up to REDIS_RECONNECT_MAX_MS. */
-export const REDIS_RECONNECT_STEP_MS = 100;
-export const REDIS_RECONNECT_MAX_MS = 1_000;
 /** Gateway start waits this long for Redis, then serves without it until it comes. */
 export const REDIS_STARTUP_WAIT_MS = 2_000;
 /** The lease outlives the holder's retry budget by this, so a live holder never loses it mid-fetch. */
@@ -39,7 +37,8 @@ export const LEASE_POLL_MS = 250;
 export const REFRESH_RECHECK_MS = 1_000;
 
 export interface RedisTokenStoreOptions {
-  readonly url: string;
+  /** `cache.redis`: one server, a Sentinel-managed master or a Cluster. */
+  readonly topology: RedisTopology;
   readonly keyPrefix: string;
   /** Undefined only with allowPlaintext (the config loader enforces that). */
   readonly encryptionKey: Secret | undefined;
@@ -83,9 +82,14 @@ if (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
-/** ioredis rejects a command that outlived commandTimeout with this message (and so does our own deadline). */
-const TIMED_OUT = 'Command timed out';
-const timedOut = (error: unknown): boolean => error instanceof Error && error.message === TIMED_OUT;
+/** A Redis call outlived REDIS_COMMAND_TIMEOUT_MS: Redis is slow rather than away. */
+class StoreTimeout extends Error {
+  readonly code = 'CACHE_STORE_TIMEOUT';
+  constructor() {
+    super(`the shared cache did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`);
+  }
+}
+const timedOut = (error: unknown): boolean => error instanceof StoreTimeout;
 
 /**
  * Late answers (time-outs) one fetch tolerates before it fetches alone. Redis that is away fails
@@ -110,8 +114,8 @@ return 1`;
 const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
 
 export class RedisTokenStore implements SharedTokenStore {
-  readonly #client: Redis;
-  readonly #subscriber: Redis;
+  readonly #client: RedisClient;
+  readonly #subscriber: RedisClient;
   readonly #subscribed: Promise<boolean>;
   #codec: TokenCodec;
   #key: Buffer | undefined;
@@ -126,7 +130,10 @@ export class RedisTokenStore implements SharedTokenStore {
   readonly #waiters = new Map<string, Set<() => void>>();
   /** Which local cache ids each entry serves (bounded by the routes of the config). */
   readonly #localIds = new Map<string, Set<string>>();
-  #available = true;
+  /** Whether the last call (or connection event) says the store answers; tokengate_cache_store_up. */
+  #up = false;
+  /** Between the client's 'ready' and its next 'close'. */
+  #connected = false;
 
   constructor(options: RedisTokenStoreOptions) {
     this.#metrics = options.metrics;
@@ -139,25 +146,24 @@ export class RedisTokenStore implements SharedTokenStore {
     this.#key = options.encryptionKey === undefined ? undefined : decodeEncryptionKey(options.encryptionKey.reveal());
     this.#codec = this.#key === undefined ? plaintextCodec(this.#onCorrupt) : encryptedCodec(this.#key, this.#onCorrupt);
 
-    this.#client = new Redis(options.url, {
-      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
-      connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-      // A request never queues behind a dead connection: while Redis is away, calls fail at once
-      // and the replica fetches on its own.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (attempt) => Math.min(attempt * REDIS_RECONNECT_STEP_MS, REDIS_RECONNECT_MAX_MS),
-    });
-    // Subscriptions are not on any request's path: they may queue, and ioredis renews them on reconnect.
-    this.#subscriber = this.#client.duplicate({ commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null });
-    for (const client of [this.#client, this.#subscriber]) {
+    const { client, subscriber } = redisClients(options.topology, REDIS_COMMAND_TIMEOUT_MS + REDIS_DEADLINE_SLACK_MS);
+    this.#client = client;
+    this.#subscriber = subscriber;
+    for (const each of [client, subscriber]) {
       // Without an 'error' listener, ioredis's connection errors would be unhandled and end the process.
-      client.on('error', (error: Error) => this.#failed('connect', error));
+      each.on('error', (error: Error) => this.#failed('connect', error));
     }
-    this.#client.on('ready', () => {
-      this.#available = true;
-      this.#log.info({ event: 'cache_connected' }, 'shared token cache (Redis) connected');
+    // A crashed or killed Redis closes the connection before any call fails: say so at once.
+    client.on('close', () => {
+      this.#connected = false;
+      this.#down('connect', 'connection to the shared cache closed');
     });
+    client.on('ready', () => {
+      this.#connected = true;
+      this.#log.info({ event: 'cache_connected' }, 'shared token cache (Redis) connected');
+      this.#answered();
+    });
+    this.#metrics.setStoreUpSource(() => this.#up);
     this.#subscriber.on('message', this.#onMessage);
     this.#subscribed = this.#subscriber.subscribe(this.#channel).then(
       () => true,
@@ -260,6 +266,7 @@ export class RedisTokenStore implements SharedTokenStore {
 
   async close(): Promise<void> {
     for (const waiters of this.#waiters.values()) for (const wake of [...waiters]) wake();
+    this.#up = false; // a shutdown is no outage: no cache_store_down
     this.#client.disconnect();
     this.#subscriber.disconnect();
   }
@@ -277,6 +284,14 @@ export class RedisTokenStore implements SharedTokenStore {
     return `${this.#prefix}${key}`;
   }
 
+  /**
+   * Whether the connection to the store is up (a closed one reconnects, following a Sentinel
+   * failover). A slow answer does not count: the connection is there and coordination still works.
+   */
+  answers(): boolean {
+    return this.#connected;
+  }
+
   /** Longest fetch() waits for other replicas before it loads itself (giveUpAt below). */
   maxWaitMs(connection: Connection): number {
     return 2 * (connection.retry.budgetMs + LEASE_MARGIN_MS);
@@ -285,15 +300,16 @@ export class RedisTokenStore implements SharedTokenStore {
   /** One script call under the caller's own deadline. */
   #eval(script: string, keys: number, ...args: Array<string | number>): Promise<unknown> {
     return withDeadline(
-      REDIS_COMMAND_TIMEOUT_MS + REDIS_DEADLINE_SLACK_MS,
+      REDIS_COMMAND_TIMEOUT_MS,
       () => this.#client.eval(script, keys, ...args),
-      () => new Error(TIMED_OUT),
+      () => new StoreTimeout(),
     );
   }
 
   #names(key: TokenKey, connection: Connection): Names {
     // key.id carries a DPoP key's thumbprint (tokenKey): replicas with another key never share the entry.
-    const suffix = `${connection.identity}:${hash(key.id)}`;
+    // The {…} hash tag puts an entry and its lease in one Cluster slot: the scripts touch both.
+    const suffix = `{${connection.identity}:${hash(key.id)}}`;
     const entry = `${this.#prefix}token:${suffix}`;
     let ids = this.#localIds.get(entry);
     if (ids === undefined) this.#localIds.set(entry, (ids = new Set()));
@@ -315,7 +331,7 @@ export class RedisTokenStore implements SharedTokenStore {
       this.#failed('read', error);
       throw error;
     }
-    this.#available = true;
+    this.#answered();
     // A peer that is not Redis (or a broken one) may answer anything: only a value and a TTL are a read.
     const [value, ttl] = Array.isArray(reply) ? reply : [];
     if ((value !== null && typeof value !== 'string') || typeof ttl !== 'number') {
@@ -430,6 +446,13 @@ export class RedisTokenStore implements SharedTokenStore {
     for (const wake of [...(this.#waiters.get(event.k) ?? [])]) wake();
   };
 
+  /** The store answered: the first answer after an outage (or at start) says so once. */
+  #answered(): void {
+    if (this.#up) return;
+    this.#up = true;
+    this.#log.info({ event: 'cache_store_up' }, 'shared token cache (Redis) answers: the fleet shares tokens again');
+  }
+
   #event(t: EventType, k: string): string {
     return JSON.stringify({ t, k, from: this.#instance } satisfies CacheEvent);
   }
@@ -443,14 +466,19 @@ export class RedisTokenStore implements SharedTokenStore {
     const message = error instanceof Error ? error.message : String(error);
     if (operation === 'decode') {
       this.#log.warn({ event: 'cache_entry_unreadable' }, message);
-    } else if (this.#available) {
-      this.#available = false;
-      this.#log.warn(
-        { event: 'cache_unavailable', operation, error: message },
-        'shared token cache (Redis) unavailable: each replica fetches its own tokens until it is back',
-      );
-    } else {
+    } else if (!this.#down(operation, message)) {
       this.#log.debug({ event: 'cache_error', operation, error: message }, `shared token cache ${operation} failed`);
     }
+  }
+
+  /** The store stopped answering: the first sign of an outage says so once; true if this was it. */
+  #down(operation: CacheOperation, message: string): boolean {
+    if (!this.#up) return false;
+    this.#up = false;
+    this.#log.warn(
+      { event: 'cache_store_down', operation, error: message },
+      'shared token cache (Redis) unavailable: each replica fetches its own tokens until it is back',
+    );
+    return true;
   }
 }

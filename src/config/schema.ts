@@ -21,6 +21,7 @@ export const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS = 30_000;
 export const DEFAULT_REPLAY_BODY_LIMIT = 64 * 1024;
 export const DEFAULT_ACCESS_HEADER = 'X-Gateway-Key';
 export const DEFAULT_REDIS_KEY_PREFIX = 'tokengate:';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
@@ -150,6 +151,32 @@ export const tlsVerifySchema = z.strictObject({
 export const routeTlsSchema = tlsVerifySchema.extend({
   certificate: secretRef.optional().describe('secret holding a PEM client certificate to present to the upstream'),
   key: secretRef.optional().describe("secret holding that certificate's PEM private key"),
+});
+
+/** `host:port` of a Sentinel or a Cluster node: a hostname, an IPv4 address or a bracketed IPv6 address. */
+const redisNode = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (an IPv6 address in brackets)')
+  .describe('host:port');
+const redisSecret = z.strictObject({ secret: secretRef });
+/** TLS to Redis nodes (and Sentinels): on when present; verification as for a token endpoint. */
+const redisTlsSchema = tlsVerifySchema.describe("connect with TLS; verification of the servers' certificates");
+
+export const redisSentinelSchema = z.strictObject({
+  name: name.describe('the master name the Sentinels monitor (sentinel monitor NAME ...)'),
+  nodes: z.array(redisNode).min(1).describe('Sentinels to ask for the master, host:port each'),
+  username: z.string().min(1).optional().describe('ACL user of the Redis servers (AUTH username)'),
+  password: redisSecret.optional().describe("password of the Redis servers (requirepass or the ACL user's)"),
+  sentinelUsername: z.string().min(1).optional().describe('ACL user of the Sentinels, when they require one'),
+  sentinelPassword: redisSecret.optional().describe('password of the Sentinels (sentinel requirepass), when they require one'),
+  tls: redisTlsSchema.optional(),
+});
+
+export const redisClusterSchema = z.strictObject({
+  nodes: z.array(redisNode).min(1).describe('some nodes of the cluster, host:port each; the rest are discovered'),
+  username: z.string().min(1).optional().describe('ACL user of the cluster nodes (AUTH username)'),
+  password: redisSecret.optional().describe("password of the cluster nodes (requirepass or the ACL user's)"),
+  tls: redisTlsSchema.optional(),
 });
 
 export const listenTlsSchema = z.strictObject({
@@ -331,7 +358,20 @@ export const configSchema = z.strictObject({
       store: z.enum(['memory', 'redis']).default('memory'),
       redis: z
         .strictObject({
-          url: z.string().min(1).default('redis://127.0.0.1:6379'),
+          url: z
+            .string()
+            .min(1)
+            .optional()
+            .describe(
+              `a single Redis server, redis://host:port or rediss:// for TLS ` +
+                `(default ${DEFAULT_REDIS_URL} when neither sentinel nor cluster is set)`,
+            ),
+          sentinel: redisSentinelSchema
+            .optional()
+            .describe('a master found through Redis Sentinel, followed across failovers ([fleets](fleets.md))'),
+          cluster: redisClusterSchema
+            .optional()
+            .describe('a Redis Cluster; MOVED/ASK redirections and slot migrations are followed ([fleets](fleets.md))'),
           keyPrefix: z.string().default(DEFAULT_REDIS_KEY_PREFIX),
         })
         .prefault({}),

@@ -8,6 +8,7 @@ import { normalizePath } from '../routing/path.js';
 import { allowList, headerNameProblem, normaliseHost, ValueProblem } from './checks.js';
 import { formatPath } from './errors.js';
 import { connectionSettings, stringParams, type SecretRef, type TlsVerifyRef } from './connection.js';
+import { redisSettings } from './redis-topology.js';
 import type { Problems, Report } from './report.js';
 import { checkSecretRoles } from './secret-roles.js';
 import type { RawAccess, RawConfig } from './schema.js';
@@ -170,10 +171,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
   if (raw.cache.encryptionKey !== undefined) {
     encryptionKey = secretRef(raw.cache.encryptionKey.secret, ['cache', 'encryptionKey', 'secret']);
   }
-  // Checked here, not by ioredis at start: its "Invalid URL" names no key, and the URL often holds a password.
-  if (!/^rediss?:\/\//.test(raw.cache.redis.url) || !URL.canParse(raw.cache.redis.url)) {
-    report(['cache', 'redis', 'url'], 'must be a valid redis:// or rediss:// URL');
-  }
+  const redis = redisSettings(raw.cache.redis, secretRef, verify, report);
   if (raw.cache.store === 'redis' && raw.cache.encryptionKey === undefined && !raw.cache.allowPlaintext) {
     problems.reportAt(
       ['cache', 'encryptionKey'],
@@ -197,7 +195,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
       auth: adminKeys === undefined ? undefined : Object.freeze({ apiKeys: Object.freeze(adminKeys.filter((k) => k !== undefined)) }),
     }),
     logging: Object.freeze(raw.logging),
-    cache: Object.freeze({ ...raw.cache, redis: Object.freeze(raw.cache.redis), encryptionKey }),
+    cache: Object.freeze({ ...raw.cache, redis, encryptionKey }),
     access: topAccess,
     connections,
     routes: Object.freeze(routes),

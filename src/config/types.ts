@@ -151,6 +151,37 @@ export interface Route extends Omit<RawRoute, 'access' | 'tls'> {
   readonly tlsCredentials: TlsKeyPair | undefined;
 }
 
+/** A Sentinel or Cluster node. */
+export interface RedisNode {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Credentials and TLS of Redis nodes, resolved from secrets. */
+export interface RedisAuth {
+  readonly username: string | undefined;
+  readonly password: Secret | undefined;
+  /** TLS on when defined. */
+  readonly tls: TlsVerify | undefined;
+}
+
+/** Where the shared token cache lives: exactly one of `cache.redis.url`, `.sentinel`, `.cluster`. */
+export type RedisTopology =
+  | { readonly kind: 'server'; readonly url: string }
+  | (RedisAuth & {
+      readonly kind: 'sentinel';
+      readonly name: string;
+      readonly nodes: readonly RedisNode[];
+      readonly sentinelUsername: string | undefined;
+      readonly sentinelPassword: Secret | undefined;
+    })
+  | (RedisAuth & { readonly kind: 'cluster'; readonly nodes: readonly RedisNode[] });
+
+export interface RedisSettings {
+  readonly keyPrefix: string;
+  readonly topology: RedisTopology;
+}
+
 /** A config that passed every check of the config layer; `C` is what its connections are. */
 export interface ConfigOf<C extends ConnectionSettings> {
   readonly file: string;
@@ -160,7 +191,10 @@ export interface ConfigOf<C extends ConnectionSettings> {
     readonly auth: { readonly apiKeys: readonly Secret[] } | undefined;
   };
   readonly logging: RawConfig['logging'];
-  readonly cache: Omit<RawConfig['cache'], 'encryptionKey'> & { readonly encryptionKey: Secret | undefined };
+  readonly cache: Omit<RawConfig['cache'], 'encryptionKey' | 'redis'> & {
+    readonly encryptionKey: Secret | undefined;
+    readonly redis: RedisSettings;
+  };
   readonly access: AccessPolicy | undefined;
   readonly connections: ReadonlyMap<string, C>;
   readonly routes: readonly Route[];

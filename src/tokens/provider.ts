@@ -81,6 +81,8 @@ export interface SharedTokenStore {
   close(): Promise<void>;
   /** Longest `fetch` may wait for another replica before it loads itself; added to the caller's budget. */
   maxWaitMs?(connection: Connection): number;
+  /** False while the store does not answer (an outage, a failover): the fleet cannot share a refresh then. */
+  answers?(): boolean;
 }
 
 /** Knobs for tests and tuning; the defaults are the constants above. */
@@ -294,6 +296,10 @@ export class TokenProvider {
   #refreshInBackground(key: TokenKey, now: number): void {
     const notBefore = this.#refreshBackoff.get(key.id);
     if (notBefore !== undefined && now < notBefore) return;
+    // While the shared store is down (a failover), every replica would refresh on its own: the
+    // still-usable token serves instead, and once the store answers the fleet refreshes it with one
+    // request. A token that stops being usable meanwhile is fetched by get(), store or not.
+    if (this.#shared?.answers?.() === false) return;
     this.#load(key, {}).catch(() => {
       // Failures are already counted and logged; the cached token serves until it is unusable.
       this.#refreshBackoff.set(key.id, Date.now() + BACKOFF_CAP_MS);

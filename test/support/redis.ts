@@ -21,26 +21,39 @@ export interface RedisServer {
 
 const READY = 'Ready to accept connections';
 
+/** The options every test Redis runs with: loopback only, no persistence, in the foreground. */
+export const redisArgs = (port: number): string[] => [
+  '--port',
+  String(port),
+  '--bind',
+  '127.0.0.1',
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--daemonize',
+  'no',
+];
+
 function launch(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  return launchRedis('redis-server', redisArgs(port));
+}
+
+/** Spawns `program` (redis-server or redis-sentinel) and resolves once its log shows `ready`. */
+export function launchRedis(program: string, args: string[], ready = READY): Promise<ChildProcess> {
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let output = '';
     const onData = (chunk: Buffer) => {
       output += chunk.toString('utf8');
-      if (output.includes(READY)) {
+      if (output.includes(ready)) {
         child.stdout.off('data', onData);
         child.off('exit', onExit);
         child.stdout.resume();
         resolve(child);
       }
     };
-    const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output.slice(-2000)}`));
+    const onExit = (code: number | null) => reject(new Error(`${program} exited (${code}) before it was ready:\n${output.slice(-2000)}`));
     child.stdout.on('data', onData);
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     child.once('exit', onExit);
