@@ -278,7 +278,7 @@ ${connection}
         '    tokenUrl: https://as.example/token\n    clientSecret: { secret: secret }\n    tlsClientAuth: { certificate: cert, key: key }',
       ),
     );
-    assert.deepEqual(found, ['connections.c: set exactly one of clientSecret, privateKeyJwt and tlsClientAuth']);
+    assert.deepEqual(found, ['connections.c: set exactly one of clientSecret, privateKeyJwt, tlsClientAuth and clientAssertion']);
   });
 
   it('sends only client_id in the form: the certificate is the credential', async () => {

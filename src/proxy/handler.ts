@@ -378,8 +378,11 @@ export class ProxyHandler {
       return false;
     }
     // A 204 or 304 ends at its head (RFC 9110 §15.3.5, §15.4.5), and so it does for undici's parser:
-    // bytes an upstream sends after it are garbage on that socket, never part of this answer.
+    // bytes an upstream sends after it are garbage on that socket, never part of this answer. So does
+    // an answer to HEAD (§9.3.2). The caller gets it now, whole: undici may yet fail the exchange (a 204
+    // whose Content-Length promised bytes), and a failure after this point cuts nothing short.
     exchange.upstreamStatus = status;
+    if (status === 204 || status === 304 || exchange.method === 'HEAD') res.end();
     return true;
   }
 
