@@ -28,6 +28,7 @@ import { measurePeek, type PeekResult } from './peek.js';
 import {
   burst,
   CONNECTIONS,
+  eventStreams,
   forkPeer,
   getJson,
   load,
@@ -38,8 +39,10 @@ import {
   rssBytes,
   ROOT,
   spawnGateway,
+  webSocketEcho,
   type LoadResult,
   type Peer,
+  type StreamResult,
 } from './support.js';
 
 const quick = process.argv.includes('--quick');
@@ -69,6 +72,10 @@ const COLD_START_TOKEN_DELAY_MS = 200;
 const MEMORY_SETTLE_MS = 2_000;
 const RSS_SAMPLE_MS = 250;
 const MIB = 1024 * 1024;
+/** The streaming rows: WebSocket echo and Server-Sent Events, direct and through the gateway in turn. */
+const STREAMING = quick
+  ? { rounds: 1, webSocket: { connections: 5, messages: 50, size: 64 }, sse: { streams: 5, events: 50 } }
+  : { rounds: 5, webSocket: { connections: 50, messages: 400, size: 64 }, sse: { streams: 50, events: 400 } };
 
 const PEERS = join(ROOT, 'bench', 'peers');
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -161,6 +168,43 @@ function summarize(target: Target, rounds: LoadResult[]): TargetSummary {
     rssMiB: rssBytes(target.peer.child.pid!) / MIB,
     rounds,
   };
+}
+
+interface StreamingRow {
+  readonly direct: StreamResult;
+  readonly gateway: StreamResult;
+  readonly errors: number;
+}
+
+/**
+ * A streaming row: `run` against the upstream and against the gateway, alternating which goes
+ * first, `STREAMING.rounds` times; the medians of each target's rate and CPU per item.
+ */
+async function streamingRow(run: (origin: string, pid: number | undefined) => Promise<StreamResult>, upstream: Peer, gateway: Peer) {
+  const results = { direct: [] as StreamResult[], gateway: [] as StreamResult[] };
+  for (let round = 0; round < STREAMING.rounds; round++) {
+    const pair = [
+      ['direct', upstream.url, upstream.child.pid],
+      ['gateway', `${gateway.url}/api`, gateway.child.pid],
+    ] as const;
+    for (const [key, origin, pid] of round % 2 === 0 ? pair : [...pair].reverse()) results[key].push(await run(origin, pid));
+  }
+  const summary = (list: StreamResult[]): StreamResult => ({
+    perSecond: median(list.map((r) => r.perSecond)),
+    count: list.reduce((sum, r) => sum + r.count, 0),
+    errors: list.reduce((sum, r) => sum + r.errors, 0),
+    cpuMicrosPer: median(list.map((r) => r.cpuMicrosPer)),
+  });
+  const row = { direct: summary(results.direct), gateway: summary(results.gateway) };
+  return { ...row, errors: row.direct.errors + row.gateway.errors } satisfies StreamingRow;
+}
+
+function streamingLine(what: string, unit: string, row: StreamingRow): string {
+  const side = (r: StreamResult) => `${fmt(r.perSecond, 0)} ${unit}/s, ${fmt(r.cpuMicrosPer, 1)} µs CPU per ${unit}`;
+  return (
+    `${what}: direct ${side(row.direct)}; tokengate ${side(row.gateway)} ` +
+    `(${fmt(row.gateway.perSecond / row.direct.perSecond)} of direct's ${unit}/s; ${row.errors} errors)`
+  );
 }
 
 interface MemoryRun {
@@ -374,6 +418,16 @@ async function main(): Promise<number> {
       if (errors > 0) failures.push(`fixed rate: ${errors} failed requests`);
     }
 
+    const { webSocket: ws, sse } = STREAMING;
+    const webSocket = await streamingRow(
+      (origin, pid) => webSocketEcho({ url: `${origin.replace(/^http/, 'ws')}/echo`, ...ws, pid }),
+      upstream,
+      gateway,
+    );
+    const events = await streamingRow((origin, pid) => eventStreams({ url: `${origin}/events`, ...sse, pid }), upstream, gateway);
+    if (webSocket.errors > 0) failures.push(`websocket echo: ${webSocket.errors} messages lost`);
+    if (events.errors > 0) failures.push(`server-sent events: ${events.errors} events lost`);
+
     let memory: MemoryRun | undefined;
     if (PLAN.memoryRequests > 0) {
       memory = await memoryRun(gateway, `${gateway.url}/api${PATH}`, PLAN.memoryRequests);
@@ -467,6 +521,20 @@ async function main(): Promise<number> {
           `added ${fmt(fixedRate.addedP99Ms)} ms (target ≤ 0.5 ms; middle half of the ${FIXED_RATE_ROUNDS} pairs of ${FIXED_RATE_S} s: ${fmt(fixedRate.addedP99MsRange[0])}–${fmt(fixedRate.addedP99MsRange[1])})`,
       );
     }
+    log(
+      streamingLine(
+        `websocket echo (${ws.connections} connections × ${ws.messages} messages of ${ws.size} B, medians of ${STREAMING.rounds} rounds)`,
+        'msg',
+        webSocket,
+      ),
+    );
+    log(
+      streamingLine(
+        `server-sent events (${sse.streams} streams × ${sse.events} events, medians of ${STREAMING.rounds} rounds)`,
+        'event',
+        events,
+      ),
+    );
     if (memory !== undefined) {
       log(
         `tokengate RSS over ${memory.requests} requests: ${fmt(memory.beforeMiB, 1)} MiB before; median ${fmt(memory.firstQuarterMiB, 1)} MiB in the first quarter, ${fmt(memory.lastQuarterMiB, 1)} MiB in the last: growth ${fmt(memory.growthMiB, 1)} MiB (target ≤ 10); peak ${fmt(memory.peakMiB, 1)} MiB, ${fmt(memory.afterMiB, 1)} MiB after (steady target < 120)`,
@@ -513,6 +581,7 @@ async function main(): Promise<number> {
         tokenRequests: tokens,
         coldStart,
         fixedRate,
+        streaming: { plan: STREAMING, webSocket, events },
         memory,
         peek,
         fleet,

@@ -7,6 +7,7 @@ import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import { WebSocket } from 'ws';
 import type { Announcement } from './peers/announce.js';
 
 export const CONNECTIONS = 50;
@@ -304,4 +305,113 @@ export function burst(url: string, count: number): Promise<number[]> {
         .once('error', () => done(0));
     });
   return Promise.all(Array.from({ length: count }, one));
+}
+
+/** Messages (WebSocket) or events (SSE) through one target: their rate and the CPU each cost the server. */
+export interface StreamResult {
+  readonly perSecond: number;
+  readonly count: number;
+  readonly errors: number;
+  /** CPU time of the serving process per message or event, in microseconds. */
+  readonly cpuMicrosPer: number;
+}
+
+function streamResult(count: number, errors: number, started: number, cpuBefore: number, pid: number | undefined): StreamResult {
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = pid === undefined ? Number.NaN : cpuSeconds(pid) - cpuBefore;
+  return { perSecond: count / seconds, count, errors, cpuMicrosPer: (cpu * 1e6) / count };
+}
+
+/**
+ * WebSocket echo: `connections` callers each send a message of `size` bytes and wait for its echo,
+ * then send the next, `messages` times. Connecting is not measured: the rate is of messages.
+ */
+export async function webSocketEcho(options: {
+  url: string;
+  connections: number;
+  messages: number;
+  size: number;
+  pid?: number;
+}): Promise<StreamResult> {
+  const payload = Buffer.alloc(options.size, 'm');
+  const sockets = await Promise.all(
+    Array.from(
+      { length: options.connections },
+      () =>
+        new Promise<WebSocket>((done, fail) => {
+          const ws = new WebSocket(options.url);
+          ws.once('open', () => done(ws));
+          ws.once('error', fail);
+        }),
+    ),
+  );
+  let count = 0;
+  let errors = 0;
+  const cpuBefore = options.pid === undefined ? Number.NaN : cpuSeconds(options.pid);
+  const started = performance.now();
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise<void>((done) => {
+          let left = options.messages;
+          ws.on('message', (data: Buffer) => {
+            if (data.length === payload.length) count++;
+            else errors++;
+            if (--left === 0) return done();
+            ws.send(payload);
+          });
+          ws.once('close', () => {
+            errors += left;
+            done();
+          });
+          ws.send(payload);
+        }),
+    ),
+  );
+  const result = streamResult(count, errors, started, cpuBefore, options.pid);
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise((done) => {
+          ws.once('close', done);
+          ws.close();
+        }),
+    ),
+  );
+  return result;
+}
+
+/** Server-Sent Events: `streams` callers at once each read a stream of `events` events (`url` + `?count=`). */
+export async function eventStreams(options: { url: string; streams: number; events: number; pid?: number }): Promise<StreamResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+  let count = 0;
+  let errors = 0;
+  const cpuBefore = options.pid === undefined ? Number.NaN : cpuSeconds(options.pid);
+  const started = performance.now();
+  const one = () =>
+    new Promise<void>((done) => {
+      http
+        .get(`${options.url}?count=${options.events}`, { agent }, (res) => {
+          let seen = 0;
+          let tail = '';
+          res.setEncoding('utf8');
+          res.on('data', (text: string) => {
+            const parts = (tail + text).split('\n\n');
+            tail = parts.pop()!;
+            seen += parts.length;
+          });
+          res.once('end', () => {
+            count += seen;
+            errors += options.events - seen;
+            done();
+          });
+        })
+        .once('error', () => {
+          errors += options.events;
+          done();
+        });
+    });
+  await Promise.all(Array.from({ length: options.streams }, one));
+  agent.destroy();
+  return streamResult(count, errors, started, cpuBefore, options.pid);
 }

@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
@@ -23,6 +24,7 @@ import { configuredAccessHeaders } from './proxy/access.js';
 import { bindRuntime } from './proxy/compile.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { answerClientError } from './proxy/problem.js';
+import { isWebSocketUpgrade, serveAsOrdinary } from './proxy/upgrade.js';
 import { destroyPool, type UpstreamPool } from './proxy/upstream-pool.js';
 import { Telemetry } from './telemetry.js';
 import { ManagedKeys } from './tokens/managed-keys.js';
@@ -128,6 +130,7 @@ export class Gateway {
     }
     this.metrics.setExpirySource(() => this.provider.expiries());
     this.metrics.setTokenFetchSource(() => this.provider.fetchesInFlight());
+    this.metrics.setWebSocketSource(() => this.#handler.openWebSockets());
     this.#tracingWarnings = tracing.warnings;
     this.#tracing =
       tracing.settings === undefined || tracingModule === undefined
@@ -154,6 +157,11 @@ export class Gateway {
         ? http.createServer(serverOptions, this.#handler.handle)
         : https.createServer({ ...serverOptions, ...compiled.listenerTls }, this.#handler.handle);
     this.#proxyServer.on('clientError', answerClientError);
+    const proxyServer = this.#proxyServer;
+    proxyServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (isWebSocketUpgrade(req)) this.#handler.upgrade(req, socket, head);
+      else serveAsOrdinary(proxyServer, req, socket, head);
+    });
     this.#adminServer = http.createServer(
       createAdminApp({
         metrics: this.metrics,
@@ -378,7 +386,11 @@ export class Gateway {
     this.log.info({ event: 'draining', deadlineMs }, 'draining: finishing in-flight requests');
     const closed = new Promise<void>((done) => this.#proxyServer.close(() => done()));
     this.#proxyServer.closeIdleConnections();
-    const deadline = setTimeout(() => this.#proxyServer.closeAllConnections(), deadlineMs);
+    // Upgraded connections have no end of their own, and the server no longer counts them as its own.
+    const deadline = setTimeout(() => {
+      this.#proxyServer.closeAllConnections();
+      this.#handler.closeUpgrades();
+    }, deadlineMs);
     const idle = setInterval(() => this.#proxyServer.closeIdleConnections(), 100);
     await closed;
     clearTimeout(deadline);

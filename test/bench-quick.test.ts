@@ -33,5 +33,7 @@ test('bench --quick: every request through the gateway and the baseline succeeds
   assert.equal(code, 0, `bench --quick failed:\n${stdout}\n${stderr}`);
   assert.match(stdout, /cold start: 500\/500 answered 200 .* with 1 token request/);
   assert.match(stdout, /token requests made by tokengate: 1 /);
+  assert.match(stdout, /^websocket echo .*; 0 errors\)$/m);
+  assert.match(stdout, /^server-sent events .*; 0 errors\)$/m);
   assert.doesNotMatch(stderr, /FAIL/);
 });

@@ -179,6 +179,22 @@ export class Metrics {
       '(invalid_client, unauthorized_client), by connection',
     ['connection'],
   );
+  /**
+   * Read at scrape time, as the expiry gauge is: the series are exactly the routes that accept
+   * WebSocket now (at 0 when none is open) and any route, removed by a reload, whose connections
+   * are still open. Nothing to forget on a reload, nothing that a late close could count below 0.
+   */
+  readonly websocketConnections = new Gauge({
+    name: 'tokengate_websocket_connections',
+    help: 'WebSocket connections open through the gateway, by route',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.websocketConnections.reset();
+      for (const [route, open] of this.#webSocketSource()) this.websocketConnections.set({ route }, open);
+    },
+  });
+  #webSocketSource: () => ReadonlyMap<string, number> = () => new Map();
   readonly cacheErrors = this.#counter('tokengate_cache_errors_total', 'Shared token cache (Redis) calls that failed, by operation', [
     'operation',
   ]);
@@ -277,6 +293,11 @@ export class Metrics {
   /** Where the token fetch gauge reads from at scrape time: fetches under way by connection. */
   setTokenFetchSource(source: () => Map<string, number>): void {
     this.#tokenFetchSource = source;
+  }
+
+  /** Where tokengate_websocket_connections reads from at scrape time: open connections by route. */
+  setWebSocketSource(source: () => ReadonlyMap<string, number>): void {
+    this.#webSocketSource = source;
   }
 
   /** Where the expiry gauge reads from at scrape time (no per-request cost). */

@@ -287,6 +287,10 @@ export const routeSchema = z.strictObject({
     .default('invalid_token')
     .describe('refetch the token and replay once when the upstream answers 401'),
   replayBodyLimit: z.number().int().min(0).default(DEFAULT_REPLAY_BODY_LIMIT).describe('bytes buffered for a replay'),
+  websocket: z
+    .boolean()
+    .default(true)
+    .describe('forward WebSocket upgrades (RFC 6455) with the injected token; false answers them 400 BAD_REQUEST'),
   access: accessSchema.optional(),
 });
 

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../admin/metrics.js';
 import type { Route } from '../config/types.js';
@@ -25,6 +26,7 @@ export type { Runtime } from './compile.js';
 import { acceptRequestId, callerResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { writeProblem } from './problem.js';
 import { HEAD_TIMEOUT_CODE, UNUSABLE_ANSWER_CODE, UpstreamCall, type UpstreamCallEvents } from './upstream-call.js';
+import { responseOnSocket, switchingProtocolsHead, Upgrades } from './upgrade.js';
 
 const UNMATCHED = 'unmatched';
 /** The status counted and logged for a request whose caller hung up before any answer (nginx's). */
@@ -59,6 +61,8 @@ interface Exchange {
   readonly trace: RequestTrace | undefined;
   /** The DPoP nonce the last upstream proof carried (a use_dpop_nonce 401 is replayed only for a newer one). */
   dpopNonce: string | undefined;
+  /** A WebSocket handshake's socket: the request is forwarded as an upgrade, and a 101 makes it a tunnel. */
+  readonly upgrade: Duplex | undefined;
 }
 
 const EXCHANGE = Symbol('tokengate.exchange');
@@ -122,6 +126,7 @@ export class ProxyHandler {
   readonly #unmatchedLog: AccessLog;
   readonly #proto: 'http' | 'https';
   readonly #tracing: Tracing | undefined;
+  readonly #upgrades = new Upgrades();
 
   constructor(
     runtime: Runtime,
@@ -150,11 +155,39 @@ export class ProxyHandler {
     return this.#runtime;
   }
 
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+  /**
+   * The proxy listener's WebSocket handshakes (server.ts passes on no other upgrade): the same
+   * pipeline as any request, on a response object of the handshake's own socket.
+   */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    this.#upgrades.track(socket);
+    // Bytes the caller sent past the head wait on the socket until the tunnel pipes them upstream.
+    if (head.length > 0) socket.unshift(head);
+    this.handle(req, responseOnSocket(req, socket), socket);
+  };
+
+  /** Ends the upgraded connections still open: the drain's deadline has passed. */
+  closeUpgrades(): void {
+    this.#upgrades.closeAll();
+  }
+
+  /**
+   * Open WebSocket connections by route: every route that accepts them now (0 when none is open),
+   * and routes a reload removed whose connections are still open.
+   */
+  openWebSockets(): Map<string, number> {
+    const open = new Map<string, number>();
+    for (const route of this.#runtime.config.routes) if (route.websocket) open.set(route.name, 0);
+    for (const [route, count] of this.#upgrades.open) open.set(route, count);
+    return open;
+  }
+
+  /** `upgrade` is set for a WebSocket handshake (see upgrade above); Node calls a request listener without it. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse, upgrade?: Duplex): void => {
     // A request pipelined behind one refused as malformed is read by the same parser that could not
     // make sense of the one before: never forwarded, never answered; the connection closes after
     // the refusal's answer (Connection: close).
-    if (REFUSED_CONNECTIONS.has(req.socket)) return;
+    if (REFUSED_CONNECTIONS.has(req.socket)) return void upgrade?.destroy();
     const started = performance.now();
     const runtime = this.#runtime;
     // Every answer carries it: the upstream's through callerResponseHeaders, ours through writeProblem.
@@ -211,11 +244,16 @@ export class ProxyHandler {
       upstreamStatus: undefined,
       trace,
       dpopNonce: undefined,
+      upgrade,
     };
     (res as TrackedResponse)[EXCHANGE] = exchange;
     res.once('finish', ProxyHandler.#onFinish);
 
     if (route.access !== undefined && this.#denied(req, res, route.access, route.name, requestId)) return;
+    if (upgrade !== undefined && !route.route.websocket) {
+      const refusal = new GatewayError('BAD_REQUEST', { detail: 'this route does not accept WebSocket upgrades' });
+      return writeProblem(res, refusal, requestId, { route: route.name });
+    }
     req.url = upstreamPath(route.route, route.basePath, path) + query;
     res.on('close', ProxyHandler.#onClose);
 
@@ -316,6 +354,7 @@ export class ProxyHandler {
       headers,
       body,
       headersTimeoutMs: route.route.timeouts.responseMs,
+      upgrade: exchange.upgrade === undefined ? undefined : req.headers.upgrade,
     });
   }
 
@@ -338,7 +377,33 @@ export class ProxyHandler {
     settled: (exchange) => {
       exchange.route.upstreamInFlight.value--;
     },
+    upgraded: (exchange, call, rawHeaders, headers, socket) => {
+      if (exchange.proxyReq === call) exchange.handler.#upgraded(exchange, rawHeaders, headers, socket);
+      else socket.destroy();
+    },
   };
+
+  /**
+   * The upstream switched protocols: the caller gets the 101 and the two sockets become a tunnel
+   * (RFC 6455 §4.2.2). The handshake is counted and logged now, with status 101; the tunnel's
+   * open count is tokengate_websocket_connections.
+   */
+  #upgraded(exchange: Exchange, rawHeaders: string[], headers: IncomingHttpHeaders, upstream: Duplex): void {
+    const { res, route } = exchange;
+    const caller = exchange.upgrade!;
+    exchange.trace?.upstreamResponse(101);
+    route.dpop?.signer.nonces.remember(route.dpop.origin, headers['dpop-nonce']);
+    // The caller left while the upstream answered: #onClose has counted it.
+    if (res.destroyed || caller.destroyed) return void upstream.destroy();
+    exchange.proxyReq = undefined;
+    exchange.upstreamStatus = 101;
+    // From here on the socket is the tunnel's: the response object neither writes nor closes it.
+    res.off('close', ProxyHandler.#onClose);
+    res.detachSocket(caller as Socket);
+    caller.write(switchingProtocolsHead(rawHeaders, exchange.requestId), 'latin1');
+    ProxyHandler.#record(exchange, 101);
+    this.#upgrades.tunnel(caller, upstream, route.name);
+  }
 
   /**
    * The upstream's final head (UpstreamCall has refused a status outside 100..599 and passed over

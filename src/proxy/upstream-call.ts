@@ -5,6 +5,7 @@
  * response is full and goes on at its 'drain'.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { callerTrailers } from './headers.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -23,6 +24,11 @@ export interface UpstreamCallEvents<C> {
    * it failed. Until then the call holds its caller's response, even after the caller has gone.
    */
   settled(context: C, call: UpstreamCall<C>): void;
+  /**
+   * The upstream switched protocols (101) on an upgrade request: `socket` is its connection, out
+   * of the pool, with any bytes that came after the head still to be read. The owner now has it.
+   */
+  upgraded(context: C, call: UpstreamCall<C>, rawHeaders: string[], headers: IncomingHttpHeaders, socket: Duplex): void;
 }
 
 export interface UpstreamRequest {
@@ -34,6 +40,8 @@ export interface UpstreamRequest {
   readonly body: IncomingMessage | Buffer | null;
   /** The wait for the response head once the request is sent; a body may then take its time (it streams). */
   readonly headersTimeoutMs: number;
+  /** The protocol an upgrade request asks for (the caller's Upgrade); undici then sends Connection: upgrade. */
+  readonly upgrade?: string | undefined;
 }
 
 const CALLER_LEFT = 'the caller went away';
@@ -70,6 +78,14 @@ function relayEarlyHints(res: ServerResponse, raw: readonly Buffer[]): void {
   } catch {
     // a Link value Node will not write: this 103 is passed over
   }
+}
+
+/** The upstream's header lines as undici read them: raw, in order, each with its case. */
+function rawList(controller: Dispatcher.DispatchController): string[] {
+  const raw = controller.rawHeaders as Buffer[];
+  const list: string[] = new Array<string>(raw.length);
+  for (let i = 0; i < raw.length; i++) list[i] = raw[i]!.toString('latin1');
+  return list;
 }
 
 export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
@@ -109,6 +125,7 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
         // a second, and a deadline should not be a second late. A body may stream slowly, both ways.
         headersTimeout: 0,
         bodyTimeout: 0,
+        upgrade: request.upgrade,
       },
       this,
     );
@@ -169,14 +186,20 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
       return;
     }
     this.#settle();
-    const raw = controller.rawHeaders as Buffer[];
-    const list: string[] = new Array<string>(raw.length);
-    for (let i = 0; i < raw.length; i++) list[i] = raw[i]!.toString('latin1');
-    if (!this.#events.headers(this.#context, this, status, reason, list, headers)) this.#dropped = true;
+    if (!this.#events.headers(this.#context, this, status, reason, rawList(controller), headers)) this.#dropped = true;
     // Node sends a response head with the first body bytes. Those of this answer, if any came with
     // its head, are passed on before the next tick; an answer still without a body then has its head
     // sent alone, so that a long poll or a quiet upstream does not keep the status from the caller.
     else process.nextTick(flushHeadIfIdle, this);
+  }
+
+  /** Only an upgrade request gets here; undici fails any other that meets a 101 ("bad upgrade"). */
+  onRequestUpgrade(controller: Dispatcher.DispatchController, _status: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+    this.#settle();
+    // undici is done with the request: from here on the socket is a tunnel's, not an upstream request.
+    if (this.#cancelled) socket.destroy();
+    else this.#events.upgraded(this.#context, this, rawList(controller), headers, socket);
+    this.#end();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

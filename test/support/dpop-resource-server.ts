@@ -6,8 +6,10 @@
  * (read from the authorization server's introspection, RFC 7662 + RFC 9449 §6.2).
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
+import { WebSocketServer } from 'ws';
 import { DPOP_PROOF_ALGORITHMS } from './oidc.js';
 import { startServer, type TestServer } from './servers.js';
 
@@ -49,6 +51,8 @@ export interface DpopResourceServerOptions {
   /** RFC 7662 introspection at the authorization server: must return `cnf.jkt` for a bound token. */
   introspect(token: string): Promise<Record<string, unknown>>;
   requireNonce?: boolean;
+  /** Accept WebSocket handshakes that pass the same checks (the accepted connection echoes). */
+  websocket?: boolean;
 }
 
 export async function startDpopResourceServer(options: DpopResourceServerOptions): Promise<DpopResourceServer> {
@@ -121,37 +125,55 @@ export async function startDpopResourceServer(options: DpopResourceServerOptions
     return { token, proof };
   };
 
+  /** The answer to a request: every verdict is recorded in `checks`. */
+  const judge = async (req: IncomingMessage): Promise<{ status: number; headers: Record<string, string>; body: string }> => {
+    let verdict: Verdict;
+    try {
+      verdict = await verify(req);
+    } catch (error) {
+      // Introspection failed: the server's own fault, said as such (a test then fails on the 500).
+      return { status: 500, headers: { 'content-type': 'text/plain' }, body: String(error) };
+    }
+    checks.push({
+      ok: verdict.error === undefined,
+      reason: verdict.reason,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      proof: verdict.proof,
+      token: verdict.token,
+      alg: verdict.alg,
+      nonce: verdict.nonce,
+    });
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (state.requireNonce || state.announceNonce) headers['dpop-nonce'] = nonce;
+    if (verdict.error !== undefined) {
+      headers['www-authenticate'] = `DPoP error="${verdict.error}", algs="${DPOP_PROOF_ALGORITHMS.join(' ')}"`;
+      return { status: 401, headers, body: JSON.stringify({ error: verdict.error, reason: verdict.reason }) };
+    }
+    return { status: 200, headers, body: JSON.stringify({ ok: true, method: req.method, url: req.url }) };
+  };
+
   const server = await startServer((req: IncomingMessage, res: ServerResponse) => {
-    void verify(req).then(
-      (verdict) => {
-        checks.push({
-          ok: verdict.error === undefined,
-          reason: verdict.reason,
-          method: req.method ?? '',
-          url: req.url ?? '',
-          proof: verdict.proof,
-          token: verdict.token,
-          alg: verdict.alg,
-          nonce: verdict.nonce,
-        });
-        const headers: Record<string, string> = { 'content-type': 'application/json' };
-        if (state.requireNonce || state.announceNonce) headers['dpop-nonce'] = nonce;
-        if (verdict.error !== undefined) {
-          headers['www-authenticate'] = `DPoP error="${verdict.error}", algs="${DPOP_PROOF_ALGORITHMS.join(' ')}"`;
-          res.writeHead(401, headers);
-          res.end(JSON.stringify({ error: verdict.error, reason: verdict.reason }));
+    void judge(req).then(({ status, headers, body }) => {
+      res.writeHead(status, headers);
+      res.end(body);
+    });
+  });
+  // WebSocket handshakes (RFC 6455 §4) are checked like any request; an accepted one echoes messages.
+  const sockets = options.websocket === true ? new WebSocketServer({ noServer: true }) : undefined;
+  if (sockets !== undefined) {
+    server.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      void judge(req).then(({ status, headers, body }) => {
+        if (status !== 200) {
+          const lines = Object.entries({ ...headers, 'content-length': String(Buffer.byteLength(body)), connection: 'close' });
+          socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n${body}`);
           return;
         }
-        res.writeHead(200, headers);
-        res.end(JSON.stringify({ ok: true, method: req.method, url: req.url }));
-      },
-      (error: unknown) => {
-        // Introspection failed: the server's own fault, said as such (a test then fails on the 500).
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(String(error));
-      },
-    );
-  });
+        sockets.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+      });
+    });
+  }
   origin = server.url;
   return {
     url: server.url,
@@ -177,6 +199,10 @@ export async function startDpopResourceServer(options: DpopResourceServerOptions
       return nonce;
     },
     revoke: (token) => void revoked.add(token),
-    close: () => server.close(),
+    close: () => {
+      // Upgraded sockets are no longer the HTTP server's to close.
+      for (const client of sockets?.clients ?? []) client.terminate();
+      return server.close();
+    },
   };
 }
