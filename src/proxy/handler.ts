@@ -254,6 +254,14 @@ export class ProxyHandler {
       const refusal = new GatewayError('BAD_REQUEST', { detail: 'this route does not accept WebSocket upgrades' });
       return writeProblem(res, refusal, requestId, { route: route.name });
     }
+    // RFC 9110 §9.3.8: a client must not send credentials in a TRACE request, whose final recipient
+    // echoes the request back. On a route that injects a token, the echo would hand the caller the token.
+    if (method === 'TRACE' && route.key !== undefined) {
+      const refusal = new GatewayError('BAD_REQUEST', {
+        detail: 'TRACE is not sent on a route that injects credentials (RFC 9110 §9.3.8)',
+      });
+      return writeProblem(res, refusal, requestId, { route: route.name });
+    }
     req.url = upstreamPath(route.route, route.basePath, path) + query;
     res.on('close', ProxyHandler.#onClose);
 
