@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { basename, dirname, resolve } from 'node:path';
 import { createAdminApp } from './admin/app.js';
 import { Metrics } from './admin/metrics.js';
+import { createSessionStore, type SessionStore } from './admin/session-store.js';
 import { Usage } from './admin/usage.js';
 import { redisKeySets } from './cache/key-set-store.js';
 import { RedisTokenStore } from './cache/redis-store.js';
@@ -81,6 +82,8 @@ export class Gateway {
   readonly #options: GatewayOptions;
   /** The fleet's shared token cache (cache.store: redis); cache settings apply at start only. */
   readonly #store: RedisTokenStore | undefined;
+  /** Console sessions (admin.sessions.store); the store applies at start only. */
+  readonly #sessions: SessionStore;
   /** OpenTelemetry tracing, when on; its settings apply at start only. */
   readonly #tracing: Tracing | undefined;
   readonly #tracingWarnings: readonly string[];
@@ -162,6 +165,7 @@ export class Gateway {
       if (isWebSocketUpgrade(req)) this.#handler.upgrade(req, socket, head);
       else serveAsOrdinary(proxyServer, req, socket, head);
     });
+    this.#sessions = createSessionStore(config, log);
     this.#adminServer = http.createServer(
       createAdminApp({
         metrics: this.metrics,
@@ -174,6 +178,7 @@ export class Gateway {
         env: options.env ?? process.env,
         reload: () => this.reload(),
         managedKeys,
+        sessions: this.#sessions,
       }),
     );
   }
@@ -210,6 +215,7 @@ export class Gateway {
       gateway.provider.close();
       managedKeys.close();
       await gateway.#store?.close();
+      await gateway.#sessions.close();
       await gateway.#tracing?.shutdown();
       throw failed.reason;
     }
@@ -335,6 +341,7 @@ export class Gateway {
       this.#proxyServer.setSecureContext(compiled.listenerTls);
     this.provider.update(config.connections.values());
     this.#store?.setEncryptionKey(compiled.encryptionKey);
+    this.#sessions.setEncryptionKey(compiled.encryptionKey);
     void this.#secretFiles?.update(config.secretFiles);
     // New rings exist once this returns (their first keys follow; a signer waits for them).
     void this.#managedKeys.update(config.connections.values());
@@ -400,6 +407,7 @@ export class Gateway {
     this.provider.close();
     this.#managedKeys.close();
     await this.#store?.close();
+    await this.#sessions.close();
     // After the drain: the last requests' spans are in the final export.
     await this.#tracing?.shutdown();
     await Promise.all([...this.#pools.values(), ...this.#retired].map(destroyPool));
@@ -498,6 +506,7 @@ function startOnlySettings({ listen, admin, cache, tracing }: Config): Record<st
     'listen.tls': listen.tls === undefined ? 'off' : 'on',
     'admin.host': admin.host,
     'admin.port': admin.port,
+    'admin.sessions.store': admin.sessions.store,
     'cache.store': cache.store,
     'cache.redis': JSON.stringify(cache.redis.topology),
     'cache.redis.keyPrefix': cache.redis.keyPrefix,

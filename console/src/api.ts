@@ -36,6 +36,10 @@ export interface ConsoleState {
   readOnly: boolean;
   version: string;
   secrets: string[];
+  /** How the sign-in page may sign in: an admin key field, a single sign-on button, or both. */
+  signInWith?: { key: boolean; sso: boolean };
+  /** Who is signed in, and their role (a viewer is shown no edit controls). */
+  user?: { name: string; role: 'editor' | 'viewer'; method: 'key' | 'oidc' } | null;
 }
 
 export interface ConnectionSummary {

@@ -42,7 +42,7 @@ function clientAuthCell(c: ConnectionSummary) {
   }`;
 }
 
-export function Connections(props: { state: ConsoleState; editable: boolean; refreshState: () => Promise<void> }) {
+export function Connections(props: { state: ConsoleState; editable: boolean; viewer: boolean; refreshState: () => Promise<void> }) {
   const [list, setList] = useState<ConnectionSummary[] | undefined>(undefined);
   const [query, setQuery] = useState('');
   const [editing, setEditing] = useState<Editing | undefined>(undefined);
@@ -139,7 +139,7 @@ export function Connections(props: { state: ConsoleState; editable: boolean; ref
         value=${query}
         onInput=${(e: Event) => setQuery((e.target as HTMLInputElement).value)}
       />
-      <button type="button" disabled=${!props.editable} onClick=${() => void edit(undefined)}>Add connection</button>
+      ${props.viewer ? null : html`<button type="button" disabled=${!props.editable} onClick=${() => void edit(undefined)}>Add connection</button>`}
     </div>
     <p role="status" class=${message?.failed === true ? 'notice failed' : 'notice'}>${message?.text ?? ''}</p>
     ${
@@ -164,17 +164,26 @@ export function Connections(props: { state: ConsoleState; editable: boolean; ref
                       <td>${clientAuthCell(c)}</td>
                       <td><span class=${c.tokenCached ? 'badge ok' : 'badge'}>${tokenStatus(c)}</span></td>
                       <td class="buttons">
-                        <button
-                          type="button"
-                          class="secondary"
-                          aria-describedby=${`name-${c.connection}`}
-                          onClick=${() => void edit(c.connection)}
-                        >
-                          Edit
-                        </button>
-                        <button type="button" class="secondary" disabled=${!props.editable} onClick=${() => void remove(c.connection)}>
-                          Delete
-                        </button>
+                        ${
+                          props.viewer
+                            ? null
+                            : html`<button
+                                  type="button"
+                                  class="secondary"
+                                  aria-describedby=${`name-${c.connection}`}
+                                  onClick=${() => void edit(c.connection)}
+                                >
+                                  Edit
+                                </button>
+                                <button
+                                  type="button"
+                                  class="secondary"
+                                  disabled=${!props.editable}
+                                  onClick=${() => void remove(c.connection)}
+                                >
+                                  Delete
+                                </button>`
+                        }
                         <button
                           type="button"
                           disabled=${props.state.authRequired && !props.state.signedIn}

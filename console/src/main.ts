@@ -21,7 +21,7 @@ const VIEWS: [View, string][] = [
 
 const viewOf = (hash: string): View => VIEWS.find(([view]) => hash === `#/${view}`)?.[0] ?? 'connections';
 
-function SignIn(props: { onSignedIn: () => void }) {
+function SignIn(props: { state: ConsoleState; onSignedIn: () => void }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<string | undefined>(undefined);
   const submit = async (event: Event) => {
@@ -31,26 +31,48 @@ function SignIn(props: { onSignedIn: () => void }) {
     if (answer.ok) props.onSignedIn();
     else setError(answer.body.detail ?? 'Sign-in failed.');
   };
+  // Before sign-in the gateway says only how one may sign in; an older gateway says nothing: the key field.
+  const { key: withKey, sso } = props.state.signInWith ?? { key: true, sso: false };
   return html`<main class="signin">
-    <form class="panel" onSubmit=${submit} aria-labelledby="signin-title">
+    <section class="panel" aria-labelledby="signin-title">
       <h1 id="signin-title">Sign in to tokengate</h1>
-      <p class="hint">Use one of the admin keys named under <code>admin.auth.apiKeys</code>.</p>
-      <div class="field">
-        <label for="admin-key">Admin key</label>
-        <input
-          id="admin-key"
-          type="password"
-          autocomplete="current-password"
-          value=${key}
-          aria-invalid=${error === undefined ? undefined : 'true'}
-          aria-describedby=${error === undefined ? undefined : 'admin-key-error'}
-          onInput=${(e: Event) => setKey((e.target as HTMLInputElement).value)}
-        />
-        ${error === undefined ? null : html`<p class="error" id="admin-key-error">${error}</p>`}
-      </div>
-      <div class="actions"><button type="submit">Sign in</button></div>
-    </form>
+      ${
+        sso
+          ? html`<div class="actions sso">
+              <button type="button" onClick=${() => location.assign('/auth/login')}>Sign in with single sign-on</button>
+            </div>`
+          : null
+      }
+      ${withKey ? html`<${KeySignIn} value=${key} setKey=${setKey} error=${error} submit=${submit} sso=${sso} />` : null}
+    </section>
   </main>`;
+}
+
+function KeySignIn(props: {
+  value: string;
+  setKey: (key: string) => void;
+  error: string | undefined;
+  submit: (event: Event) => Promise<void>;
+  sso: boolean;
+}) {
+  const { value: key, setKey, error, submit } = props;
+  return html`<form onSubmit=${submit}>
+    <p class="hint">${props.sso ? 'Or use' : 'Use'} one of the admin keys named under <code>admin.auth.apiKeys</code>.</p>
+    <div class="field">
+      <label for="admin-key">Admin key</label>
+      <input
+        id="admin-key"
+        type="password"
+        autocomplete="current-password"
+        value=${key}
+        aria-invalid=${error === undefined ? undefined : 'true'}
+        aria-describedby=${error === undefined ? undefined : 'admin-key-error'}
+        onInput=${(e: Event) => setKey((e.target as HTMLInputElement).value)}
+      />
+      ${error === undefined ? null : html`<p class="error" id="admin-key-error">${error}</p>`}
+    </div>
+    <div class="actions"><button type="submit">Sign in</button></div>
+  </form>`;
 }
 
 function App() {
@@ -74,8 +96,10 @@ function App() {
     firstView.current = false;
   }, [view]);
   if (state === undefined) return html`<p class="loading">Loading…</p>`;
-  if (state.authRequired && !state.signedIn) return html`<${SignIn} onSignedIn=${() => void refreshState()} />`;
-  const editable = state.edit && !state.readOnly && state.signedIn;
+  if (state.authRequired && !state.signedIn) return html`<${SignIn} state=${state} onSignedIn=${() => void refreshState()} />`;
+  // A viewer is shown no edit controls at all; the server refuses their changes all the same.
+  const viewer = state.user?.role === 'viewer';
+  const editable = state.edit && !state.readOnly && state.signedIn && !viewer;
   const signOut = async () => {
     await call('DELETE', '/session');
     await refreshState();
@@ -86,6 +110,14 @@ function App() {
       <nav aria-label="Console">
         ${VIEWS.map(([v, label]) => html`<a href=${`#/${v}`} aria-current=${v === view ? 'page' : undefined}>${label}</a>`)}
       </nav>
+      ${
+        state.user === null || state.user === undefined
+          ? null
+          : html`<p class="who">
+              <span class="visually-hidden">Signed in as </span><span class="user-name">${state.user.name}</span>
+              <span class="role">${state.user.role}</span>
+            </p>`
+      }
       ${state.authRequired ? html`<button type="button" class="secondary" onClick=${() => void signOut()}>Sign out</button>` : null}
     </header>
     ${
@@ -93,15 +125,23 @@ function App() {
         ? null
         : html`<p class="banner" role="note">
             Editing is off:
-            ${state.readOnly ? 'the config file is read-only.' : !state.edit ? 'set admin.console.edit: true in the config to change connections and routes here.' : 'sign in to make changes.'}
+            ${
+              viewer
+                ? 'you are signed in as a viewer: you can read the config and usage data and test connections.'
+                : state.readOnly
+                  ? 'the config file is read-only.'
+                  : !state.edit
+                    ? 'set admin.console.edit: true in the config to change connections and routes here.'
+                    : 'sign in to make changes.'
+            }
           </p>`
     }
     <main>
       ${
         view === 'connections'
-          ? html`<${Connections} state=${state} editable=${editable} refreshState=${refreshState} />`
+          ? html`<${Connections} state=${state} editable=${editable} viewer=${viewer} refreshState=${refreshState} />`
           : view === 'routes'
-            ? html`<${Routes} editable=${editable} />`
+            ? html`<${Routes} editable=${editable} viewer=${viewer} />`
             : html`<${UsageData} />`
       }
     </main>

@@ -109,7 +109,7 @@ function RouteForm(props: {
   </form>`;
 }
 
-export function Routes(props: { editable: boolean }) {
+export function Routes(props: { editable: boolean; viewer: boolean }) {
   const [data, setData] = useState<{ routes: RouteSummary[]; version: string } | undefined>(undefined);
   const [connections, setConnections] = useState<ConnectionSummary[]>([]);
   const [editing, setEditing] = useState<number | undefined>(undefined);
@@ -166,16 +166,20 @@ export function Routes(props: { editable: boolean }) {
                     <td><code>${r.upstream}</code></td>
                     <td>${authText(r.auth)}</td>
                     <td class="buttons">
-                      <button
-                        type="button"
-                        class="secondary"
-                        onClick=${() => {
-                          setMessage('');
-                          setEditing(i);
-                        }}
-                      >
-                        Edit
-                      </button>
+                      ${
+                        props.viewer
+                          ? null
+                          : html`<button
+                              type="button"
+                              class="secondary"
+                              onClick=${() => {
+                                setMessage('');
+                                setEditing(i);
+                              }}
+                            >
+                              Edit
+                            </button>`
+                      }
                     </td>
                   </tr>`,
               )}

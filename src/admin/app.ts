@@ -16,6 +16,8 @@ import { consoleAssets } from './console-assets.js';
 import { hostCheck } from './host-check.js';
 import { maskUrl } from './mask.js';
 import type { Metrics } from './metrics.js';
+import { MemorySessionStore, type SessionStore } from './session-store.js';
+import { createSsoRouter } from './sso.js';
 import { AdminError, sendProblem } from './problem.js';
 import { readGuard } from './read-guard.js';
 import type { Usage } from './usage.js';
@@ -34,19 +36,24 @@ export interface AdminState {
   reload: () => Promise<{ ok: boolean; error?: ConfigError }>;
   /** privateKeyJwt.managed: the public keys served at /jwks/KEY.json. */
   managedKeys: ManagedKeys;
+  /** Console sessions (admin.sessions.store); a process-local store when not given. */
+  sessions?: SessionStore;
 }
 
 export function createAdminApp(state: AdminState): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const auth = new AdminAuth(state.config);
+  const sessions = state.sessions ?? new MemorySessionStore();
+  const auth = new AdminAuth(state.config, sessions, state.log);
   const editor = new ConfigEditor({ file: state.configFile, env: state.env, reload: state.reload, log: state.log });
   // DNS rebinding: a foreign Host is refused before anything else runs.
   app.use(hostCheck(() => state.config().admin.allowedHosts));
   app.use(consoleAssets());
+  app.use(auth.identify);
   app.use(readGuard(auth));
-  app.use(createConfigApi({ auth, editor, config: state.config }));
+  app.use(createSsoRouter({ auth, config: state.config, store: sessions, log: state.log }));
+  app.use(createConfigApi({ auth, editor, config: state.config, log: state.log }));
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', state.metrics.registry.contentType);
@@ -116,7 +123,7 @@ export function createAdminApp(state: AdminState): Express {
   app.post('/connections/:key/test', async (req, res) => {
     // A test spends a token request: with admin.auth set it needs a key or a session too.
     try {
-      auth.require(req, { openWithoutAuth: true });
+      auth.require(req, { openWithoutAuth: true, role: 'viewer' });
     } catch (error) {
       if (error instanceof AdminError) return sendProblem(res, error);
       throw error;

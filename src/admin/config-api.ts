@@ -8,8 +8,10 @@ import { formatPath } from '../config/errors.js';
 import { PROTOTYPE_KEY_MESSAGE, PROTOTYPE_KEYS } from '../config/prototype-keys.js';
 import { connectionSchema } from '../config/schema.js';
 import type { Config } from '../config/load.js';
+import type { Logger } from '../log.js';
 import { crossSite, type AdminAuth } from './admin-auth.js';
-import { mergeInto, variableProblems, type ConfigEditor } from './config-edit.js';
+import { audit } from './audit.js';
+import { mergeInto, variableProblems, type ConfigEditor, type EditRecord } from './config-edit.js';
 import { adminJson, MAX_BODY_BYTES } from './json-body.js';
 import { maskTree, restoreMasked } from './mask.js';
 import { AdminError, sendProblem } from './problem.js';
@@ -18,6 +20,7 @@ export interface ConfigApiState {
   auth: AdminAuth;
   editor: ConfigEditor;
   config: () => Config;
+  log: Logger;
 }
 
 type Json = Record<string, unknown>;
@@ -36,18 +39,32 @@ export function createConfigApi(state: ConfigApiState): Router {
       throw new AdminError('ADMIN_FORBIDDEN', 'editing is off: set admin.console.edit: true in the config to allow changes');
   };
 
+  /** An edit through the editor, audited with who made it once it is accepted. */
+  const edit = async (req: Request, version: unknown, change: Parameters<ConfigEditor['edit']>[1]): Promise<{ version: string }> => {
+    let record: EditRecord | undefined;
+    const result = await editor.edit(version, (doc, data) => (record = change(doc, data)));
+    if (record !== undefined) audit(state.log, { action: record.action, who: auth.identity(req), target: targetOf(record) });
+    return result;
+  };
+
   api.get('/console/state', async (req, res) => {
     res.setHeader('cache-control', 'no-store');
-    // Before sign-in the console needs to know only that it must ask for it: nothing else is said.
+    const config = state.config();
+    // How the sign-in page may sign in: an admin key field, a single sign-on button, or both.
+    const signInWith = { key: (config.admin.auth?.apiKeys.length ?? 0) > 0, sso: config.admin.auth?.oidc !== undefined };
+    // Before sign-in the console needs to know only that it must ask for it, and how: nothing else is said.
     if (auth.configured && !auth.authenticated(req)) {
-      res.json({ authRequired: true, signedIn: false });
+      res.json({ authRequired: true, signedIn: false, signInWith });
       return;
     }
     const file = await editor.read();
-    const config = state.config();
+    const who = auth.identity(req);
     res.json({
       authRequired: auth.configured,
       signedIn: auth.authenticated(req),
+      signInWith,
+      // Who is signed in (name and role, never a key or session id).
+      user: who === undefined ? null : { name: who.name, role: who.role, method: who.method },
       edit: config.admin.console.edit,
       readOnly: file.readOnly,
       version: file.version,
@@ -56,15 +73,22 @@ export function createConfigApi(state: ConfigApiState): Router {
     });
   });
 
-  api.post('/session', json, (req, res) => {
+  api.get('/session', (req, res) => {
+    const who = auth.identity(req);
+    if (who === undefined) throw new AdminError('ADMIN_AUTH_REQUIRED', 'not signed in');
+    res.setHeader('cache-control', 'no-store');
+    res.json({ name: who.name, role: who.role, method: who.method, key: who.key, sub: who.sub, email: who.email });
+  });
+
+  api.post('/session', json, async (req, res) => {
     refuseCrossSite(req);
-    auth.signIn(req, res, isObject(req.body) ? req.body.key : undefined);
+    await auth.signIn(req, res, isObject(req.body) ? req.body.key : undefined);
     res.status(204).end();
   });
 
-  api.delete('/session', (req, res) => {
+  api.delete('/session', async (req, res) => {
     refuseCrossSite(req);
-    auth.signOut(req, res);
+    await auth.signOut(req, res);
     res.status(204).end();
   });
 
@@ -125,7 +149,7 @@ export function createConfigApi(state: ConfigApiState): Router {
     refusePrototypeKey(key);
     const body: unknown = req.body;
     const { version, ...sent } = isObject(body) ? body : { version: undefined };
-    const result = await editor.edit(version, (doc, data) => {
+    const result = await edit(req, version, (doc, data) => {
       if (!isObject(body))
         throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
           problems: [{ path: `connections.${key}`, message: 'send the connection as a JSON object' }],
@@ -144,7 +168,7 @@ export function createConfigApi(state: ConfigApiState): Router {
     const key = req.params.key;
     refusePrototypeKey(key);
     const version = typeof req.query.version === 'string' ? req.query.version : isObject(req.body) ? req.body.version : undefined;
-    const result = await editor.edit(version, (doc, data) => {
+    const result = await edit(req, version, (doc, data) => {
       if (!Object.hasOwn(connectionsOf(data), key))
         throw new AdminError('NOT_FOUND', `no connection ${key.slice(0, 100)} in the config file`);
       const users = routesOf(data)
@@ -165,7 +189,7 @@ export function createConfigApi(state: ConfigApiState): Router {
     const name = req.params.name;
     const body: unknown = req.body;
     const { version, ...sent } = isObject(body) ? body : { version: undefined };
-    const result = await editor.edit(version, (doc: Document, data) => {
+    const result = await edit(req, version, (doc: Document, data) => {
       const index = routesOf(data).findIndex((route) => route.name === name);
       if (index < 0) throw new AdminError('NOT_FOUND', `no route ${name.slice(0, 100)} in the config file`);
       const path = `routes[${index}].auth`;
@@ -220,6 +244,11 @@ function refusePrototypeKey(key: string): void {
     throw new AdminError('CONFIG_INVALID', 'the change was not applied', {
       problems: [{ path: `connections.${key}`, message: PROTOTYPE_KEY_MESSAGE }],
     });
+}
+
+/** What an edit changed, as the audit line names it. */
+function targetOf(record: EditRecord): string {
+  return record.connection !== undefined ? `connections.${record.connection}` : `routes.${record.route ?? ''}.auth`;
 }
 
 function connectionsOf(data: Json): Json {

@@ -14,7 +14,8 @@ export type AdminErrorCode =
   | 'CONNECTION_IN_USE'
   | 'NOT_FOUND'
   | 'BAD_REQUEST'
-  | 'BODY_TOO_LARGE';
+  | 'BODY_TOO_LARGE'
+  | 'ADMIN_SSO_UNAVAILABLE';
 
 const STATUS: Record<AdminErrorCode, number> = {
   ADMIN_AUTH_REQUIRED: 401,
@@ -26,6 +27,7 @@ const STATUS: Record<AdminErrorCode, number> = {
   NOT_FOUND: 404,
   BAD_REQUEST: 400,
   BODY_TOO_LARGE: 413,
+  ADMIN_SSO_UNAVAILABLE: 503,
 };
 
 const TITLE: Record<AdminErrorCode, string> = {
@@ -38,6 +40,7 @@ const TITLE: Record<AdminErrorCode, string> = {
   NOT_FOUND: 'Not found',
   BAD_REQUEST: 'Bad request',
   BODY_TOO_LARGE: 'The body is too large',
+  ADMIN_SSO_UNAVAILABLE: 'The single sign-on provider cannot be reached',
 };
 
 export interface AdminProblemExtras {

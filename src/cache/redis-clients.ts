@@ -29,7 +29,8 @@ export function redisClients(topology: RedisTopology, commandTimeoutMs: number):
   };
 }
 
-function redisClient(topology: RedisTopology, request: RedisOptions): RedisClient {
+/** One client of the topology with the request options given (the admin session store uses its own). */
+export function redisClient(topology: RedisTopology, request: RedisOptions): RedisClient {
   const common: RedisOptions = { ...request, connectTimeout: REDIS_CONNECT_TIMEOUT_MS, retryStrategy: reconnect };
   switch (topology.kind) {
     case 'server':

@@ -294,9 +294,39 @@ export const routeSchema = z.strictObject({
   access: accessSchema.optional(),
 });
 
-/** Admin keys: scripts send `Authorization: Bearer <key>`, the console signs in with one. */
+export const DEFAULT_ADMIN_OIDC_SCOPES = ['openid', 'profile', 'email'];
+export const DEFAULT_ADMIN_SESSION_TTL = '8h';
+
+/** Single sign-on for people (OpenID Connect authorization code flow with PKCE); src/admin/sso.ts. */
+export const adminOidcSchema = z.strictObject({
+  issuer: httpUrl.describe('the OpenID provider: its discovery document is read from here'),
+  clientId: z.string().min(1).describe("the console's client_id at the provider"),
+  clientSecret: clientSecretSchema.optional().describe('client authentication with a shared secret, as for connections'),
+  privateKeyJwt: privateKeyJwtSchema.optional().describe('client authentication with a signed JWT, as for connections'),
+  redirectUrl: httpUrl.optional().describe('registered at the provider; default: the admin origin + /auth/callback'),
+  scopes: z.array(z.string().min(1)).min(1).default(DEFAULT_ADMIN_OIDC_SCOPES).describe('must include openid'),
+  roles: z
+    .strictObject({
+      claim: z.string().min(1).describe('claim of the ID token (or userinfo) holding the groups: a string or an array of strings'),
+      editors: z.array(z.string().min(1)).default([]).describe('claim values whose holders may change connections and route auth'),
+      viewers: z.array(z.string().min(1)).default([]).describe('claim values whose holders may read config and usage data and press Test'),
+    })
+    .describe('which values of a claim make an editor or a viewer; a user with neither gets no session'),
+});
+
+/** Admin keys for scripts (`Authorization: Bearer <key>`, role editor) and single sign-on for people. */
 export const adminAuthSchema = z.strictObject({
-  apiKeys: z.array(z.strictObject({ secret: secretRef })).min(1),
+  apiKeys: z
+    .array(z.strictObject({ secret: secretRef }))
+    .min(1)
+    .optional()
+    .describe('keys for scripts (Authorization: Bearer <key>, role editor); the console can sign in with one too'),
+  oidc: adminOidcSchema.optional().describe('people sign in with the company OpenID provider; roles from a claim'),
+});
+
+export const adminSessionsSchema = z.strictObject({
+  store: z.enum(['memory', 'redis']).default('memory').describe('memory: this process; redis: shared by the fleet (uses cache.redis)'),
+  ttl: duration.default(DEFAULT_ADMIN_SESSION_TTL).describe('how long a console session lasts from sign-in (1m to 168h)'),
 });
 
 export const TRACING_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
@@ -340,6 +370,7 @@ export const configSchema = z.strictObject({
         .array(z.string().min(1))
         .default([])
         .describe('host names the admin listener answers to (Host header), besides localhost and any IP literal; others get 403'),
+      sessions: adminSessionsSchema.prefault({}).describe('where console sessions are kept and how long they last'),
       console: z
         .strictObject({
           edit: z.boolean().default(false).describe('true: connections and route auth may be changed from the console'),
@@ -348,7 +379,7 @@ export const configSchema = z.strictObject({
     })
     .refine((admin) => !admin.console.edit || admin.auth !== undefined, {
       path: ['console', 'edit'],
-      message: 'edit: true needs admin.auth (apiKeys) so that only signed-in operators can change the config',
+      message: 'edit: true needs admin.auth (apiKeys or oidc) so that only signed-in operators can change the config',
     })
     .prefault({}),
   logging: z
@@ -395,3 +426,4 @@ export type RawRoute = z.output<typeof routeSchema>;
 export type RawAccess = z.output<typeof accessSchema>;
 export type RawTlsVerify = z.output<typeof tlsVerifySchema>;
 export type RawTracing = z.output<typeof tracingSchema>;
+export type RawAdminOidc = z.output<typeof adminOidcSchema>;

@@ -14,6 +14,12 @@ import type { Secret } from './secret.js';
 function gatekeeperSecrets(raw: RawConfig): Array<{ name: string; role: string }> {
   const found: Array<{ name: string; role: string }> = [];
   (raw.admin.auth?.apiKeys ?? []).forEach((key, i) => found.push({ name: key.secret, role: `admin.auth.apiKeys[${i}]` }));
+  // The single sign-on client's credentials: sent to a token URL an editor owns, they would let
+  // that editor act as the console at the company's provider.
+  const oidc = raw.admin.auth?.oidc;
+  if (oidc?.clientSecret !== undefined) found.push({ name: oidc.clientSecret.secret, role: 'admin.auth.oidc.clientSecret' });
+  if (oidc?.clientSecret?.previous !== undefined) found.push({ name: oidc.clientSecret.previous, role: 'admin.auth.oidc.clientSecret' });
+  if (oidc?.privateKeyJwt?.secret !== undefined) found.push({ name: oidc.privateKeyJwt.secret, role: 'admin.auth.oidc.privateKeyJwt' });
   (raw.access?.apiKeys ?? []).forEach((key, i) => found.push({ name: key.secret, role: `access.apiKeys[${i}]` }));
   raw.routes.forEach((route, r) =>
     (route.access?.apiKeys ?? []).forEach((key, i) => found.push({ name: key.secret, role: `routes[${r}].access.apiKeys[${i}]` })),

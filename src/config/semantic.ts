@@ -5,6 +5,7 @@
  */
 import { dirname, resolve } from 'node:path';
 import { normalizePath } from '../routing/path.js';
+import { adminSettings } from './admin.js';
 import { allowList, headerNameProblem, normaliseHost, ValueProblem } from './checks.js';
 import { formatPath } from './errors.js';
 import { connectionSettings, stringParams, type SecretRef, type TlsVerifyRef } from './connection.js';
@@ -165,7 +166,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     if (normalised instanceof ValueProblem) report(['admin', 'allowedHosts', i], normalised.message);
   });
   checkSecretRoles(raw, secrets, report);
-  const adminKeys = raw.admin.auth?.apiKeys.map((k, i) => secretRef(k.secret, ['admin', 'auth', 'apiKeys', i, 'secret']));
+  const admin = adminSettings(raw, secretRef, report);
 
   let encryptionKey: Secret | undefined;
   if (raw.cache.encryptionKey !== undefined) {
@@ -190,10 +191,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
   return Object.freeze({
     file: problems.file,
     listen: Object.freeze({ ...listen, tls: listenTls }),
-    admin: Object.freeze({
-      ...raw.admin,
-      auth: adminKeys === undefined ? undefined : Object.freeze({ apiKeys: Object.freeze(adminKeys.filter((k) => k !== undefined)) }),
-    }),
+    admin,
     logging: Object.freeze(raw.logging),
     cache: Object.freeze({ ...raw.cache, redis, encryptionKey }),
     access: topAccess,

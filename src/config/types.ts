@@ -182,13 +182,28 @@ export interface RedisSettings {
   readonly topology: RedisTopology;
 }
 
+/** `admin.auth.oidc`: single sign-on for the console (src/admin/sso.ts), its secrets resolved. */
+export interface AdminOidc {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly credentials: Extract<ClientCredentials, { kind: 'clientSecret' | 'privateKeyJwt' }>;
+  /** Built by the compile stage from `credentials` (undefined before it), as a connection's is. */
+  readonly clientAuth?: ClientAuth;
+  readonly redirectUrl: string | undefined;
+  readonly scopes: readonly string[];
+  readonly roles: { readonly claim: string; readonly editors: readonly string[]; readonly viewers: readonly string[] };
+  /** Changes whenever the provider, the client or its credentials change: the discovered client is rebuilt. */
+  readonly fingerprint: string;
+}
+
 /** A config that passed every check of the config layer; `C` is what its connections are. */
 export interface ConfigOf<C extends ConnectionSettings> {
   readonly file: string;
   readonly listen: Omit<RawConfig['listen'], 'tls'> & { readonly tls: TlsKeyPair | undefined };
-  readonly admin: Omit<RawConfig['admin'], 'auth'> & {
+  readonly admin: Omit<RawConfig['admin'], 'auth' | 'sessions'> & {
     /** The admin keys, resolved; undefined when admin.auth is not set (nothing may change the config). */
-    readonly auth: { readonly apiKeys: readonly Secret[] } | undefined;
+    readonly auth: { readonly apiKeys: readonly Secret[]; readonly oidc: AdminOidc | undefined } | undefined;
+    readonly sessions: { readonly store: RawConfig['admin']['sessions']['store']; readonly ttlMs: number };
   };
   readonly logging: RawConfig['logging'];
   readonly cache: Omit<RawConfig['cache'], 'encryptionKey' | 'redis'> & {

@@ -58,7 +58,7 @@ export function compile({ config: checked, problems }: Checked, options: Compile
     }
     connections.set(settings.key, Object.freeze({ ...settings, auth, dpopSigner }));
   }
-  const config: Config = Object.freeze({ ...checked, connections });
+  const config: Config = Object.freeze({ ...checked, connections, admin: compileAdmin(checked.admin, report) });
 
   let encryptionKey: Buffer | undefined;
   const secret = config.cache.encryptionKey;
@@ -106,11 +106,29 @@ function dpop(
   }
 }
 
-/** The connection's client-authentication strategy; a credential the strategy refuses is reported at its field. */
+type Report = (keyPath: readonly PropertyKey[], message: string) => void;
+
+/** The single sign-on client authenticates to its provider exactly as a connection does (same strategies, same checks). */
+function compileAdmin(admin: Config['admin'], report: Report): Config['admin'] {
+  const oidc = admin.auth?.oidc;
+  if (admin.auth === undefined || oidc === undefined) return admin;
+  const auth = clientAuth({ key: '', clientId: oidc.clientId, credentials: oidc.credentials }, report, undefined, [
+    'admin',
+    'auth',
+    'oidc',
+  ]);
+  return Object.freeze({ ...admin, auth: Object.freeze({ ...admin.auth, oidc: Object.freeze({ ...oidc, clientAuth: auth }) }) });
+}
+
+/**
+ * The client-authentication strategy of a connection (or of the single sign-on client, whose
+ * problems are reported under `keyPath`); a credential the strategy refuses is reported at its field.
+ */
 function clientAuth(
-  settings: ConnectionSettings,
-  report: (keyPath: readonly PropertyKey[], message: string) => void,
+  settings: Pick<ConnectionSettings, 'key' | 'clientId' | 'credentials'>,
+  report: Report,
   managedKeys: ManagedKeys | undefined,
+  keyPath: readonly PropertyKey[] = ['connections', settings.key],
 ): ClientAuth | undefined {
   const { clientId, credentials } = settings;
   try {
@@ -158,7 +176,7 @@ function clientAuth(
   } catch (error) {
     if (!(error instanceof CredentialProblem)) throw error;
     const block = credentials.kind === 'managedKeyJwt' ? 'privateKeyJwt' : credentials.kind;
-    report(['connections', settings.key, block, error.field], error.message);
+    report([...keyPath, block, error.field], error.message);
     return undefined;
   }
 }
