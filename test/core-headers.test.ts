@@ -107,6 +107,14 @@ routes:
     assert.ok(!seen.rawHeaders.some((value) => value.includes('s3ss10n-id') || value.includes('h0st-id')));
   });
 
+  it("removes the single sign-on's sign-in cookie, both names, as it does the session cookie", async () => {
+    const response = await send('GET /cookies HTTP/1.1\r\nCookie: a=1; tokengate_login=l0g1n-id; __Host-tokengate_login=h0st-l0g1n; b=2');
+    assert.equal(response.status, 200);
+    const seen = upstream.received.at(-1)!;
+    assert.deepEqual(rawValues(seen, 'cookie'), ['a=1; b=2']);
+    assert.ok(!seen.rawHeaders.some((value) => value.includes('l0g1n')));
+  });
+
   it('sends no Cookie at all when the session cookie was the only one, and an untouched one when it was absent', async () => {
     await send('GET /cookies HTTP/1.1\r\nCookie: tokengate_session=s3ss10n-id');
     assert.deepEqual(rawValues(upstream.received.at(-1)!, 'cookie'), []);

@@ -188,7 +188,8 @@ describe('admin plane: reads need a session or a key when admin.auth is set', ()
   it('keeps /metrics, /healthz, /readyz and the console page open; /console/state says only that sign-in is needed', async () => {
     for (const path of ['/metrics', '/healthz', '/readyz', '/']) assert.equal((await request(gw.admin, 'GET', path)).status, 200, path);
     const state = await request(gw.admin, 'GET', '/console/state');
-    assert.deepEqual(state.json, { authRequired: true, signedIn: false });
+    // Only that sign-in is needed, and how (a key field, a single sign-on button): nothing of the config.
+    assert.deepEqual(state.json, { authRequired: true, signedIn: false, signInWith: { key: true, sso: false } });
     assert.ok((await request(gw.admin, 'GET', '/console/state', bearer)).json.version !== undefined);
     for (const path of ['/routes', '/connections/orders', '/usage'])
       assert.equal((await request(gw.admin, 'GET', path, bearer)).status, 200, path);

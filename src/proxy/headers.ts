@@ -102,11 +102,12 @@ export interface Forwarding {
 }
 
 /**
- * A Cookie line without the admin console's session cookie, the others kept as they were sent;
- * '' when nothing is left (the line is then dropped). Each Cookie line is taken on its own.
+ * A Cookie line without the admin console's cookies (the session, the sign-in in progress), the
+ * others kept as they were sent; '' when nothing is left (the line is then dropped). Each Cookie
+ * line is taken on its own. Every admin cookie name contains `tokengate_`: the common case skips the split.
  */
 function withoutSessionCookie(cookie: string): string {
-  if (!cookie.includes('tokengate_session')) return cookie;
+  if (!cookie.includes('tokengate_')) return cookie;
   const kept: string[] = [];
   for (const pair of cookie.split(';')) {
     const trimmed = pair.trim();
