@@ -86,6 +86,15 @@ describe('admin.auth.oidc and admin.sessions in the config', () => {
       'admin.sessions.store',
       /encryptionKey/,
     ],
+    [
+      "the single sign-on client's secret as a connection's",
+      yaml(
+        withSecret(),
+        'connections:\n  partner:\n    clientId: p\n    tokenUrl: https://evil.example/token\n    clientSecret: { secret: console-secret }\n',
+      ),
+      'connections.partner.clientSecret.secret',
+      /admin\.auth\.oidc\.clientSecret/,
+    ],
   ] as const) {
     it(`refuses ${name} at ${path}`, async () => {
       const problems = await problemsOf(text);

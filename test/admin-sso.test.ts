@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startHostileProvider, type HostileProvider } from './support/hostile-oidc.js';
@@ -253,6 +253,21 @@ describe('single sign-on with oidc-provider', () => {
     assert.equal(wrong.status, 401);
     assert.ok(audits(gw).some((line) => line.action === 'sign_in' && line.key === 'admin-key' && line.role === 'editor'));
     assert.ok(audits(gw).some((line) => line.action === 'sign_in_refused' && line.method === 'key'));
+  });
+
+  it('ends the sessions a group gave once the group leaves the roles (the role is worked out on every request)', async () => {
+    const { session } = await signIn(gw, 'vi.ewer');
+    assert.equal((await call(gw, 'GET', '/session', session)).json.role, 'viewer');
+    const text = readFileSync(gw.configFile, 'utf8');
+    writeFileSync(gw.configFile, text.replace('viewers: [ platform-team ]', 'viewers: [ someone-else ]'));
+    try {
+      assert.equal((await gw.gateway.reload()).ok, true);
+      assert.equal((await call(gw, 'GET', '/session', session)).status, 401);
+      assert.equal((await call(gw, 'GET', '/routes', session)).status, 401);
+    } finally {
+      writeFileSync(gw.configFile, text);
+      assert.equal((await gw.gateway.reload()).ok, true);
+    }
   });
 
   describe('attacks', () => {
