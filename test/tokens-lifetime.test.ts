@@ -180,6 +180,13 @@ describe('plausibleTimes: what is believed from the shared cache', () => {
     assert.equal(plausibleTimes(token({ ...long, expiresAt: now + MAX_TOKEN_LIFETIME_MS + 1 }), now), false);
   });
 
+  it('refuses a lifetime longer than the gateway grants even when the expiry is within reach of now', () => {
+    const early = now - 10_000;
+    const fields = { obtainedAt: early, usableUntil: early + 1_000 };
+    assert.equal(plausibleTimes(token({ ...fields, expiresAt: early + MAX_TOKEN_LIFETIME_MS }), now), true);
+    assert.equal(plausibleTimes(token({ ...fields, expiresAt: early + MAX_TOKEN_LIFETIME_MS + 1 }), now), false);
+  });
+
   it('refuses an expiry further ahead of now than the longest lifetime, even with a late obtainedAt', () => {
     const late = now + 10_000;
     const fields = { obtainedAt: late, usableUntil: late + 1_000 };
