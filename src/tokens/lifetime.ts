@@ -83,6 +83,8 @@ export function toCachedToken(policy: LifetimePolicy, response: IssuedToken, sen
  */
 export function plausibleTimes(token: CachedToken, now = Date.now()): boolean {
   const { obtainedAt, expiresAt, usableUntil, refreshAt } = token;
+  // NaN and ±Infinity also fail the order and lifetime checks below, so mutating this guard is equivalent.
+  // Stryker disable next-line ConditionalExpression,MethodExpression,ArrayDeclaration: equivalent (above)
   if (![obtainedAt, expiresAt, usableUntil].every(Number.isFinite)) return false;
   if (typeof refreshAt !== 'number' || Number.isNaN(refreshAt) || refreshAt === Number.NEGATIVE_INFINITY) return false;
   if (!(obtainedAt <= usableUntil && usableUntil <= expiresAt)) return false;
