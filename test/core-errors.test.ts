@@ -217,9 +217,17 @@ ${faultNames.map((name) => route(name, name)).join('')}
   // Regression: the caller got the first half and then waited forever. (A body that merely
   // stalls is left alone: responseMs bounds the wait for the headers, and streams may be slow.)
   it('cuts the answer short when the upstream closes the connection mid-body', { timeout: 10_000 }, async () => {
+    // Either way the caller learns the answer is broken and stops waiting: on Node 20 the head has
+    // gone out and the body is cut short; on Node 24 the head, the first bytes and the close reach
+    // undici in one read, it fails the exchange before the head is passed on, and the caller gets 502.
     const response = await get('/upstream-slow/midway/close');
-    assert.equal(response.status, 200);
-    await assert.rejects(response.text());
+    if (response.status === 502) {
+      const body = (await response.json()) as { code: string };
+      assert.equal(body.code, 'UPSTREAM_UNAVAILABLE');
+    } else {
+      assert.equal(response.status, 200);
+      await assert.rejects(response.text());
+    }
   });
 
   for (const [what, request, status] of [
