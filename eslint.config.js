@@ -6,6 +6,33 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layers of src/, bottom first (docs/decisions/0007-layers.md): a folder may import its own
+ * and those below it, never one above. `import type` counts too: a type is a dependency.
+ */
+const LAYERS = [
+  ['src/errors.ts'],
+  ['src/routing'],
+  ['src/config'],
+  ['src/tokens'],
+  ['src/tracing'],
+  ['src/observability'],
+  ['src/cache'],
+  ['src/proxy'],
+  ['src/pipeline'],
+  ['src/admin'],
+  ['src/server.ts', 'src/cli.ts'],
+];
+const layerZones = LAYERS.flatMap((layer, level) =>
+  layer.map((target) => ({
+    target: `./${target}`,
+    from: LAYERS.slice(level + 1)
+      .flat()
+      .map((above) => `./${above}`),
+    message: `${target} is on layer ${level} and may not import from a layer above it (docs/decisions/0007-layers.md).`,
+  })),
+).filter((zone) => zone.from.length > 0);
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'bench/results/', 'test/artifacts/', '.tmp/', 'deploy/', 'reports/'] },
   js.configs.recommended,
@@ -21,6 +48,8 @@ export default tseslint.config(
       // Value-import cycles. import-x skips `import type` edges by design (no option turns that off), so
       // `npm run lint` also runs dpdm over src/, which follows type imports too.
       'import-x/no-cycle': ['error', { maxDepth: '∞' }],
+      // The layers of src/ (LAYERS above).
+      'import-x/no-restricted-paths': ['error', { zones: layerZones }],
       // node:test's describe/it return promises the runner itself awaits; every other promise must be handled.
       '@typescript-eslint/no-floating-promises': [
         'error',

@@ -4,14 +4,14 @@
  * operation, 2 bad command-line usage.
  */
 import { parseArgs } from 'node:util';
-import { Metrics } from './admin/metrics.js';
-import { Usage } from './admin/usage.js';
+import { Metrics } from './observability/metrics.js';
+import { Usage } from './observability/usage.js';
 import { ConfigError, formatProblem } from './config/errors.js';
-import { createLogger } from './log.js';
+import { createLogger } from './observability/log.js';
 import { buildConfig } from './pipeline/build.js';
 import { configWarnings } from './pipeline/warnings.js';
 import { Gateway } from './server.js';
-import { Telemetry } from './telemetry.js';
+import { Telemetry } from './observability/token-observer.js';
 import { TokenProvider } from './tokens/provider.js';
 import { testToken } from './tokens/summary.js';
 import { resolveTracing } from './tracing/settings.js';

@@ -2,7 +2,19 @@
  * The gateway's own errors. Callers branch on `code`, never on message text; the problem+json
  * writer (proxy/problem.ts) is the only place that turns one into an HTTP answer.
  */
-import type { FailureCause } from './tokens/failure-cause.js';
+
+/**
+ * Why an authorization server could not be used (tokens/failure-cause.ts works it out): fixed text
+ * and codes only, never anything a server sent.
+ */
+export interface FailureCause {
+  /** What went wrong: "DNS lookup failed", "connection refused", "HTTP 503". */
+  readonly text: string;
+  /** The error code, when there is one: ENOTFOUND, ECONNREFUSED, ERR_TLS_CERT_ALTNAME_INVALID. */
+  readonly code?: string | undefined;
+  /** Set when a config change is the likely fix: what to check ("check tokenUrl"). */
+  readonly check?: string | undefined;
+}
 
 export type GatewayErrorCode =
   | 'ROUTE_NOT_FOUND'

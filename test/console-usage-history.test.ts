@@ -1,7 +1,7 @@
 /** The per-minute history behind the Usage Data chart: an hour, per configured connection, in fixed memory. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HISTORY_MINUTES, UsageHistory } from '../src/admin/usage-history.js';
+import { HISTORY_MINUTES, UsageHistory } from '../src/observability/usage-history.js';
 
 const MINUTE = 60_000;
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, type ConfigProblem } from '../src/config/errors.js';
 import { loadConfig, parseConfig } from '../src/pipeline/build.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/observability/log.js';
 import { Gateway } from '../src/server.js';
 import { writeConfig } from './support/gateway.js';
 

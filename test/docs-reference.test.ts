@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { CONFIG_DOC_FILE, renderConfigDoc } from '../scripts/config-doc.js';
-import { Metrics } from '../src/admin/metrics.js';
+import { Metrics } from '../src/observability/metrics.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import { GatewayError, type GatewayErrorCode } from '../src/errors.js';
 

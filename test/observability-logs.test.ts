@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { AccessLog, createLogger } from '../src/log.js';
+import { AccessLog, createLogger } from '../src/observability/log.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { Metrics } from '../src/admin/metrics.js';
+import { Metrics } from '../src/observability/metrics.js';
 import { loadConfig } from '../src/pipeline/build.js';
 import { metricValue } from './support/faults.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';

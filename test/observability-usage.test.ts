@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DESCRIPTION_MAX, RECENT_FAILURES, Usage } from '../src/admin/usage.js';
+import { DESCRIPTION_MAX, RECENT_FAILURES, Usage } from '../src/observability/usage.js';
 import { TokenError } from '../src/errors.js';
 import { driveTraffic, REQUEST_IDS, startScenario, type Scenario } from './support/observability.js';
 

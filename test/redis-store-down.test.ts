@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Metrics } from '../src/admin/metrics.js';
+import { Metrics } from '../src/observability/metrics.js';
 import { RedisTokenStore } from '../src/cache/redis-store.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/observability/log.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import type { AuthServerTransport } from '../src/tokens/endpoint.js';
 import { tokenKey, TokenProvider } from '../src/tokens/provider.js';

@@ -1,7 +1,7 @@
 /** Peers run as forked children: each tells the parent its port once it listens. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { keepTickShape } from '../../src/tick-shape.js';
+import { keepTickShape } from '../../src/proxy/tick-shape.js';
 
 export interface Announcement {
   readonly port: number;

@@ -9,7 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../config/load.js';
 import type { Secret } from '../config/secret.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 import { audit, type AdminIdentity, type AdminRole } from './audit.js';
 import { AdminError } from './problem.js';
 import { readSessionCookie, sessionCookie } from './session-cookie.js';

@@ -5,7 +5,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/load.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 import type { ManagedKeys } from '../tokens/managed-keys.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import { testToken } from '../tokens/summary.js';
@@ -15,12 +15,12 @@ import { ConfigEditor } from './config-edit.js';
 import { consoleAssets } from './console-assets.js';
 import { hostCheck } from './host-check.js';
 import { maskUrl } from './mask.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 import { createSsoRouter } from './sso.js';
 import { AdminError, sendProblem } from './problem.js';
 import { readGuard } from './read-guard.js';
-import type { Usage } from './usage.js';
+import type { Usage } from '../observability/usage.js';
 
 export interface AdminState {
   metrics: Metrics;

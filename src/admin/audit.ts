@@ -4,7 +4,7 @@
  * `email`), with which role, did what to which target. Never a key, a secret, a token or a
  * session id: only names and the claims that identify a person.
  */
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 
 export type AdminRole = 'editor' | 'viewer';
 

@@ -8,7 +8,7 @@ import { formatPath } from '../config/errors.js';
 import { PROTOTYPE_KEY_MESSAGE, PROTOTYPE_KEYS } from '../config/prototype-keys.js';
 import { connectionSchema } from '../config/schema.js';
 import type { Config } from '../config/load.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 import { crossSite, type AdminAuth } from './admin-auth.js';
 import { audit } from './audit.js';
 import { mergeInto, variableProblems, type ConfigEditor, type EditRecord } from './config-edit.js';

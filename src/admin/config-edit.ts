@@ -13,7 +13,7 @@ import { isCollection, isMap, isScalar, parseDocument, visit, type Document } fr
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import { FileReadProblem, readRegularFile } from '../config/read.js';
 import type { Config } from '../config/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 import { buildConfigText } from '../pipeline/build.js';
 import { AdminError } from './problem.js';
 

@@ -8,7 +8,7 @@
  * Over HTTPS only the prefixed names are read.
  */
 import type { Request } from 'express';
-import { HOST_LOGIN_COOKIE, HOST_SESSION_COOKIE, LOGIN_COOKIE, SESSION_COOKIE } from '../session-cookie.js';
+import { HOST_LOGIN_COOKIE, HOST_SESSION_COOKIE, LOGIN_COOKIE, SESSION_COOKIE } from '../config/admin-cookies.js';
 
 const overHttps = (req: Request): boolean => (req.socket as { encrypted?: boolean }).encrypted === true;
 

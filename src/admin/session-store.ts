@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { decodeEncryptionKey, openText, sealText } from '../cache/crypto.js';
 import { redisClient, type RedisClient } from '../cache/redis-clients.js';
 import type { Config, RedisTopology } from '../config/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 
 /** Sessions (`session`) and sign-ins waiting for the provider's answer (`login`) live apart. */
 export type EntryKind = 'session' | 'login';

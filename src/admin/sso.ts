@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import * as oidcClient from 'openid-client';
 import type { AdminOidc, ClientAuth, Config } from '../config/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 import { roleFor, type AdminAuth, type AdminIdentity } from './admin-auth.js';
 import { audit } from './audit.js';
 import { AdminError, sendProblem } from './problem.js';

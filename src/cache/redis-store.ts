@@ -8,11 +8,11 @@
  */
 import { randomUUID, createHash } from 'node:crypto';
 import { once } from 'node:events';
-import type { CacheOperation, Metrics } from '../admin/metrics.js';
+import type { CacheOperation, Metrics } from '../observability/metrics.js';
 import type { Connection } from '../config/load.js';
 import type { RedisTopology } from '../config/types.js';
 import type { Secret } from '../config/secret.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../observability/log.js';
 import { withDeadline } from '../tokens/deadline.js';
 import { plausibleTimes } from '../tokens/lifetime.js';
 import type { CachedToken, SharedTokenStore, TokenKey } from '../tokens/provider.js';

@@ -217,7 +217,7 @@ export interface ConfigOf<C extends ConnectionSettings> {
   readonly tracing: RawConfig['tracing'];
   /** Things worth a warning at start-up and on reload (inline secrets, ...). */
   readonly warnings: readonly string[];
-  /** Each `{ file: }` secret's absolute path, by secret name: followed while serving (src/secret-files.ts). */
+  /** Each `{ file: }` secret's absolute path, by secret name: followed while serving (src/config/secret-files.ts). */
   readonly secretFiles: ReadonlyMap<string, string>;
 }
 

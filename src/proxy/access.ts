@@ -6,8 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIPv4, type BlockList } from 'node:net';
 import { allowList } from '../config/checks.js';
 import type { AccessPolicy, Config } from '../config/types.js';
-
-export type AccessDenial = 'missing_key' | 'wrong_key' | 'address';
+import type { AccessDenial } from '../observability/metrics.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 

@@ -5,12 +5,12 @@
  * counters and access loggers: it cannot fail, and runs only when a config is committed.
  */
 import type { Counter, Histogram } from 'prom-client';
-import type { InFlightCount, Metrics } from '../admin/metrics.js';
-import type { ConnectionStats, Usage } from '../admin/usage.js';
+import type { InFlightCount, Metrics } from '../observability/metrics.js';
+import type { ConnectionStats, Usage } from '../observability/usage.js';
 import { ValueProblem } from '../config/checks.js';
 import type { Report } from '../config/report.js';
 import type { Config, Route } from '../config/types.js';
-import { AccessLog, type Logger } from '../log.js';
+import { AccessLog, type Logger } from '../observability/log.js';
 import { Router } from '../routing/router.js';
 import type { DpopProofSigner } from '../config/types.js';
 import { tokenKey, type TokenKey } from '../tokens/provider.js';
@@ -71,7 +71,7 @@ export interface CompiledRoutes {
 /** A compiled config: routes with everything resolved, ready for requests. */
 export interface Runtime {
   readonly config: Config;
-  readonly router: Router<RouteRuntime>;
+  readonly router: Router<RouteRuntime, Route>;
   /** The top-level access policy: it also guards requests that no route matches. */
   readonly access: AccessChecker | undefined;
   /** Every configured access header (configuredAccessHeaders): none is forwarded on any route. */
@@ -133,7 +133,7 @@ export function compileRoutes(config: Config, running: ReadonlyMap<string, Upstr
 
 /** Attaches this process's telemetry to compiled routes. Cannot fail: it runs inside a commit. */
 export function bindRuntime(config: Config, compiled: CompiledRoutes, metrics: Metrics, usage: Usage, log: Logger): Runtime {
-  const router = new Router<RouteRuntime>(config.routes, (route) => {
+  const router = new Router<RouteRuntime, Route>(config.routes, (route) => {
     const base = compiled.routes[config.routes.indexOf(route)]!;
     const connection = base.key?.connection;
     return {

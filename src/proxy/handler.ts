@@ -8,10 +8,10 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Counter, Histogram } from 'prom-client';
-import type { Metrics } from '../admin/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Route } from '../config/types.js';
 import { GatewayError, TokenError } from '../errors.js';
-import { AccessLog, type Logger } from '../log.js';
+import { AccessLog, type Logger } from '../observability/log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, upstreamPath } from '../routing/router.js';
 import { dpopChallengeError } from '../tokens/dpop/nonces.js';

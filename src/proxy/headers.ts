@@ -3,7 +3,7 @@
  * sender names in `Connection`, are for this hop only and must not be forwarded.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { SESSION_COOKIES } from '../session-cookie.js';
+import { SESSION_COOKIES } from '../config/admin-cookies.js';
 
 const HOP_BY_HOP = new Set([
   'connection',

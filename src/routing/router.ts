@@ -4,15 +4,27 @@
  * few routes that can match a path, and the lowest-ordered of those that do is the answer. A match
  * costs the same with 10,000 routes as with 10.
  */
-import type { Route } from '../config/types.js';
 
-export interface CompiledMatch<T> {
-  readonly route: Route;
+/**
+ * What routing reads of a route (config/types.ts's Route is one): routing sits below the config,
+ * so it names only the fields it uses.
+ */
+export interface RoutePattern {
+  readonly match: {
+    readonly pathPrefix: string;
+    readonly host?: string | undefined;
+    readonly methods?: readonly string[] | undefined;
+  };
+  readonly stripPrefix: boolean;
+}
+
+export interface CompiledMatch<T, R extends RoutePattern = RoutePattern> {
+  readonly route: R;
   /** Whatever the caller attached at compile time (forwarding target, metric children, ...). */
   readonly data: T;
 }
 
-interface Entry<T> extends CompiledMatch<T> {
+interface Entry<T, R extends RoutePattern> extends CompiledMatch<T, R> {
   /** The route's position in the config: the lower wins. */
   readonly order: number;
   readonly prefix: string;
@@ -25,12 +37,12 @@ interface Entry<T> extends CompiledMatch<T> {
  * segments joined by `/`, so the prefixes a path can match are the path cut at each `/` (and the
  * whole path): one map look-up per segment of the path, never one per route.
  */
-class PrefixIndex<T> {
-  readonly #byPrefix = new Map<string, Entry<T>[]>();
+class PrefixIndex<T, R extends RoutePattern> {
+  readonly #byPrefix = new Map<string, Entry<T, R>[]>();
   /** Matching never looks deeper than the longest prefix: a long path costs no more than that. */
   #maxLength = 0;
 
-  add(entry: Entry<T>): void {
+  add(entry: Entry<T, R>): void {
     let list = this.#byPrefix.get(entry.prefix);
     if (list === undefined) this.#byPrefix.set(entry.prefix, (list = []));
     // A route behind others with the same prefix and host that accept all of its methods can never
@@ -41,7 +53,7 @@ class PrefixIndex<T> {
   }
 
   /** The lowest-ordered entry whose prefix matches `path` and that accepts `method`, below `best`. */
-  match(method: string, path: string, best: Entry<T> | undefined): Entry<T> | undefined {
+  match(method: string, path: string, best: Entry<T, R> | undefined): Entry<T, R> | undefined {
     best = firstAccepting(this.#byPrefix.get('/'), method, best);
     if (path.charCodeAt(0) !== 47 /* / */) return best;
     const end = Math.min(path.length, this.#maxLength);
@@ -54,7 +66,7 @@ class PrefixIndex<T> {
   }
 }
 
-function shadowed<T>(list: readonly Entry<T>[], methods: ReadonlySet<string> | undefined): boolean {
+function shadowed<T, R extends RoutePattern>(list: readonly Entry<T, R>[], methods: ReadonlySet<string> | undefined): boolean {
   const covered = new Set<string>();
   for (const earlier of list) {
     if (earlier.methods === undefined) return true;
@@ -66,7 +78,11 @@ function shadowed<T>(list: readonly Entry<T>[], methods: ReadonlySet<string> | u
 }
 
 /** The first entry of `list` (config order) that accepts `method`, if it comes before `best`. */
-function firstAccepting<T>(list: readonly Entry<T>[] | undefined, method: string, best: Entry<T> | undefined): Entry<T> | undefined {
+function firstAccepting<T, R extends RoutePattern>(
+  list: readonly Entry<T, R>[] | undefined,
+  method: string,
+  best: Entry<T, R> | undefined,
+): Entry<T, R> | undefined {
   if (list === undefined) return best;
   for (const entry of list) {
     if (best !== undefined && entry.order >= best.order) return best;
@@ -88,14 +104,14 @@ export function prefixMatches(prefix: string, path: string): boolean {
   return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47); /* / */
 }
 
-export class Router<T> {
-  readonly #entries: readonly Entry<T>[];
+export class Router<T, R extends RoutePattern = RoutePattern> {
+  readonly #entries: readonly Entry<T, R>[];
   /** Routes without a host filter. */
-  readonly #anyHost = new PrefixIndex<T>();
+  readonly #anyHost = new PrefixIndex<T, R>();
   /** Routes with one, by that host (lower case). */
-  readonly #byHost = new Map<string, PrefixIndex<T>>();
+  readonly #byHost = new Map<string, PrefixIndex<T, R>>();
 
-  constructor(routes: readonly Route[], attach: (route: Route) => T) {
+  constructor(routes: readonly R[], attach: (route: R) => T) {
     this.#entries = routes.map((route, order) => ({
       route,
       data: attach(route),
@@ -107,7 +123,7 @@ export class Router<T> {
     for (const entry of this.#entries) {
       let index = this.#anyHost;
       if (entry.host !== undefined) {
-        index = this.#byHost.get(entry.host) ?? new PrefixIndex<T>();
+        index = this.#byHost.get(entry.host) ?? new PrefixIndex<T, R>();
         this.#byHost.set(entry.host, index);
       }
       index.add(entry);
@@ -115,19 +131,19 @@ export class Router<T> {
   }
 
   /** `path` must already be normalised (routing/path.ts); `host` as from hostName(). */
-  match(method: string, host: string | undefined, path: string): CompiledMatch<T> | undefined {
+  match(method: string, host: string | undefined, path: string): CompiledMatch<T, R> | undefined {
     const best = this.#anyHost.match(method, path, undefined);
     const byHost = host === undefined ? undefined : this.#byHost.get(host);
     return byHost === undefined ? best : byHost.match(method, path, best);
   }
 
-  get routes(): readonly CompiledMatch<T>[] {
+  get routes(): readonly CompiledMatch<T, R>[] {
     return this.#entries;
   }
 }
 
 /** The path sent upstream: prefix stripped when asked, appended to the upstream's base path. */
-export function upstreamPath(route: Route, basePath: string, path: string): string {
+export function upstreamPath(route: RoutePattern, basePath: string, path: string): string {
   const rest = route.stripPrefix && route.match.pathPrefix !== '/' ? path.slice(route.match.pathPrefix.length) : path;
   const joined = basePath + rest;
   return joined === '' ? '/' : joined;

@@ -5,10 +5,10 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { armConnectTimeout } from '../connect-timeout.js';
-import { reasonForOAuthError, sanitizeText, TokenError } from '../errors.js';
+import { armConnectTimeout } from './connect-timeout.js';
+import { reasonForOAuthError, sanitizeText, TokenError, type FailureCause } from '../errors.js';
 import { scrubSpellings, spellingsOf } from './credential-spellings.js';
-import { describeCause, transportCause, withCheck, type EndpointKey, type FailureCause } from './failure-cause.js';
+import { describeCause, transportCause, withCheck, type EndpointKey } from './failure-cause.js';
 import { MAX_TOKEN_LIFETIME_S } from './lifetime.js';
 
 /** Token responses are small; anything bigger is not a token response (or is an attack). */

@@ -5,15 +5,7 @@
  * unknown CA: "check tokenUrl") rather than an outage. It goes into problem details, the Test
  * result, the circuit's refusal and the logs, so it never carries anything but codes and fixed text.
  */
-
-export interface FailureCause {
-  /** What went wrong: "DNS lookup failed", "connection refused", "HTTP 503". */
-  readonly text: string;
-  /** The error code, when there is one: ENOTFOUND, ECONNREFUSED, ERR_TLS_CERT_ALTNAME_INVALID. */
-  readonly code?: string | undefined;
-  /** Set when a config change is the likely fix: what to check ("check tokenUrl"). */
-  readonly check?: string | undefined;
-}
+import type { FailureCause } from '../errors.js';
 
 /** The config key that names the server: where to look when the cause is config-shaped. */
 export type EndpointKey = 'tokenUrl' | 'issuer';

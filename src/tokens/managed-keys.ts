@@ -19,7 +19,7 @@ import { createHash, createPrivateKey, KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, generateKeyPair, type JWK } from 'jose';
 import type { Connection, ManagedKeySettings } from '../config/types.js';
 import { TokenError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from 'pino';
 import type { AssertionKey } from './client-auth.js';
 
 /** The longest timer used: a schedule of months is followed in steps of at most this. */

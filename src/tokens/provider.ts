@@ -21,7 +21,7 @@ import { toCachedToken, type CachedToken } from './lifetime.js';
 import { REJECTION_MEMORY_MS, Rejections } from './rejections.js';
 import { BACKOFF_CAP_MS, nextAttemptAt } from './retry.js';
 import { SingleFlight } from './single-flight.js';
-import type { TokenTracer } from '../tracing/token-tracer.js';
+import type { TokenTracer } from './tracer.js';
 
 export { CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
 export { REJECTION_MEMORY_MS } from './rejections.js';

@@ -8,7 +8,7 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Counter } from 'prom-client';
 import { sanitizeText } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from 'pino';
 
 export class WatchedExporter implements SpanExporter {
   readonly #inner: SpanExporter;

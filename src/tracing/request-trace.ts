@@ -36,7 +36,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import { TokenError } from '../errors.js';
 import { redactAbsoluteUrl, redactQuery, redactUrl } from './redact.js';
-import type { TokenAttemptSpan, TokenTracer } from './token-tracer.js';
+import type { TokenAttemptSpan, TokenTracer } from '../tokens/tracer.js';
 
 export const ATTR_TOKENGATE_ROUTE = 'tokengate.route';
 export const ATTR_TOKENGATE_TOKEN_CACHE = 'tokengate.token.cache';

@@ -15,7 +15,7 @@ import { defaultResource, resourceFromAttributes } from '@opentelemetry/resource
 import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Counter } from 'prom-client';
-import type { Logger } from '../log.js';
+import type { Logger } from 'pino';
 import { WatchedExporter } from './export-watch.js';
 import { redactAbsoluteUrl } from './redact.js';
 import { RequestTrace } from './request-trace.js';

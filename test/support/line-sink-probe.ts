@@ -6,7 +6,7 @@
  *                on stderr how many were dropped, then, once the parent reads, writes one more line
  *   orphan       writes lines after the parent closed its end of the pipe, then reports on stderr
  */
-import { LineSink } from '../../src/log-sink.js';
+import { LineSink } from '../../src/observability/log-sink.js';
 
 const [mode, count] = [process.argv[2], Number(process.argv[3] ?? 0)];
 const sink = new LineSink({ fd: 1, flushIntervalMs: 100, maxBufferedBytes: 1024 * 1024, dropNotice: (dropped) => `dropped ${dropped}\n` });

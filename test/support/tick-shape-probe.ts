@@ -3,7 +3,7 @@
  * keeps the TickObject shape, lets full collections run while no tick is queued, and prints as
  * JSON whether a TickObject made afterwards still has the kept object's map.
  */
-import { freshTickObject, keepTickShape } from '../../src/tick-shape.js';
+import { freshTickObject, keepTickShape } from '../../src/proxy/tick-shape.js';
 
 // eslint-disable-next-line @typescript-eslint/no-implied-eval -- V8's %HaveSameMap is only reachable from source compiled at run time
 const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;

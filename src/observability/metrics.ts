@@ -4,7 +4,6 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/load.js';
-import type { AccessDenial } from '../proxy/access.js';
 import type { TokenFailureReason } from '../errors.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -26,7 +25,9 @@ const TOKEN_FAILURE_REASONS = Object.keys({
   credentials_unavailable: true,
 } satisfies Record<TokenFailureReason, true>);
 const UPSTREAM_ERROR_REASONS = ['unavailable', 'timeout', 'reset'];
-const ACCESS_DENIED_REASONS = Object.keys({ missing_key: true, wrong_key: true, address: true } satisfies Record<AccessDenial, true>);
+/** Why the access policy refused a caller: the `reason` label of tokengate_access_denied_total. */
+export const ACCESS_DENIALS = ['missing_key', 'wrong_key', 'address'] as const;
+export type AccessDenial = (typeof ACCESS_DENIALS)[number];
 /** The `operation` label of tokengate_cache_errors_total (declared here, not in the cache, so neither imports the other). */
 export type CacheOperation = 'connect' | 'subscribe' | 'read' | 'lease' | 'write' | 'invalidate' | 'decode';
 const CACHE_OPERATIONS = Object.keys({
@@ -238,7 +239,7 @@ export class Metrics {
     for (const route of config.routes) {
       for (const reason of UPSTREAM_ERROR_REASONS) this.upstreamErrors.inc({ route: route.name, reason }, 0);
       const guarded = route.access !== undefined || config.access !== undefined;
-      if (guarded) for (const reason of ACCESS_DENIED_REASONS) this.accessDenied.inc({ route: route.name, reason }, 0);
+      if (guarded) for (const reason of ACCESS_DENIALS) this.accessDenied.inc({ route: route.name, reason }, 0);
     }
     if (config.cache.store === 'redis') for (const operation of CACHE_OPERATIONS) this.cacheErrors.inc({ operation }, 0);
   }

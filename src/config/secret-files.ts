@@ -4,8 +4,8 @@
  * checked and used, then logs `secret_reloaded` naming the secret, never its value. Several
  * secrets changed together (a Kubernetes Secret swaps all its keys at once) make one reload.
  */
-import type { Logger } from './log.js';
-import { WatchedFile, type WatchedFileOptions } from './config/watched-file.js';
+import type { Logger } from 'pino';
+import { WatchedFile, type WatchedFileOptions } from './watched-file.js';
 
 /** Secrets that changed within this long of each other are applied by one reload. */
 const GATHER_MS = 50;

@@ -2,11 +2,11 @@
  * Fans the token provider's events out to metrics, usage data and the failure log line, so all
  * three always agree on what happened.
  */
-import type { Metrics } from './admin/metrics.js';
-import type { Usage } from './admin/usage.js';
-import type { TokenError } from './errors.js';
+import type { Metrics } from './metrics.js';
+import type { Usage } from './usage.js';
+import type { TokenError } from '../errors.js';
 import type { Logger } from './log.js';
-import type { AttemptNumber, TokenObserver, TokenRequestContext } from './tokens/provider.js';
+import type { AttemptNumber, TokenObserver, TokenRequestContext } from '../tokens/provider.js';
 
 export class Telemetry implements TokenObserver {
   constructor(
