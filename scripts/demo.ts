@@ -121,7 +121,7 @@ for await (const line of createInterface({ input: gateway.stdout })) {
   say(`  curl -s ${proxy}/echo/orders/42`);
   say();
   say('More:');
-  say(`  curl -s ${admin}/connections`);
+  say(`  curl -s -H 'Authorization: Bearer ${adminKey}' ${admin}/connections`);
   say(`  node dist/cli.js token demo --config ${configFile}`);
   say();
   say('Ctrl-C stops everything.');

@@ -12,6 +12,8 @@ import { ROOT } from './support/processes.js';
 const CURL = /^\s*curl -s (http:\/\/\S+\/echo\/\S*)$/;
 const CONFIG = /^\s*config\s+(\S+)$/;
 const ADDRESS = /(http:\/\/127\.0\.0\.1:\d+)/g;
+/** The "More:" line that lists the connections through the admin API, with the printed admin key. */
+const ADMIN_CURL = /curl -s -H 'Authorization: Bearer (\S+)' (http:\/\/\S+\/connections)$/m;
 
 interface Demo {
   child: ChildProcessWithoutNullStreams;
@@ -23,7 +25,7 @@ interface Demo {
   output: string[];
 }
 
-/** Starts the demo in a process group of its own (as a terminal would) and waits for its curl line. */
+/** Starts the demo in a process group of its own (as a terminal would) and waits for the lines it prints once running. */
 async function startDemo(): Promise<Demo> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], { cwd: ROOT, detached: true, stdio: 'pipe' });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
@@ -32,13 +34,15 @@ async function startDemo(): Promise<Demo> {
   const output: string[] = [];
   child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
   let configFile = '';
+  let url: string | undefined;
   const addresses = new Set<string>();
   for await (const line of createInterface({ input: child.stdout })) {
     output.push(line);
     for (const [address] of line.matchAll(ADDRESS)) addresses.add(address);
     configFile = CONFIG.exec(line)?.[1] ?? configFile;
-    const url = CURL.exec(line)?.[1];
-    if (url !== undefined) {
+    url = CURL.exec(line)?.[1] ?? url;
+    // The last line of the block the demo prints once everything runs.
+    if (url !== undefined && line.includes('Ctrl-C stops everything')) {
       // Keep draining stdout so the demo never blocks on a full pipe.
       child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
       return { child, exited, url, configFile, addresses: [...addresses], output };
@@ -89,6 +93,16 @@ describe('npm run demo', { timeout: 60_000 }, () => {
         assert.equal(echoed.url, '/orders/42');
         assert.match(String(echoed.authorization), /^Bearer [A-Za-z0-9_-]{20,}$/);
         assert.equal(demo.addresses.length, 4, demo.output.join('\n'));
+        // The admin API line works as printed too: the key it carries is the one the demo made.
+        const more = ADMIN_CURL.exec(demo.output.join('\n'));
+        assert.ok(more !== null, demo.output.join('\n'));
+        const connections = await fetch(more[2]!, { headers: { authorization: `Bearer ${more[1]}` } });
+        assert.equal(connections.status, 200, await connections.clone().text());
+        const listed = (await connections.json()) as { connections: { connection: string }[] };
+        assert.deepEqual(
+          listed.connections.map((c) => c.connection),
+          ['demo'],
+        );
         const children = childrenOf(demo.child.pid!);
         assert.equal(children.length, 1, 'the gateway child');
 
