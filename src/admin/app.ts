@@ -10,6 +10,7 @@ import type { ManagedKeys } from '../tokens/managed-keys.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import { testToken } from '../tokens/summary.js';
 import { AdminAuth } from './admin-auth.js';
+import type { ConnectionList, UsageAnswer, UsageHistoryAnswer } from './api-types.js';
 import { createConfigApi } from './config-api.js';
 import { ConfigEditor } from './config-edit.js';
 import { consoleAssets } from './console-assets.js';
@@ -76,10 +77,10 @@ export function createAdminApp(state: AdminState): Express {
       res.status(404).json({ error: `unknown connection ${only.slice(0, 100)}` });
       return;
     }
-    res.json(state.usage.snapshot(state.provider.expiries(), only));
+    res.json(state.usage.snapshot(state.provider.expiries(), only) satisfies UsageAnswer);
   });
   app.get('/usage/history', (_req, res) => {
-    res.json(state.usage.history.snapshot());
+    res.json(state.usage.history.snapshot() satisfies UsageHistoryAnswer);
   });
   // Open, as /healthz is: authorization servers fetch it (Okta, Keycloak, Entra ID, oidc-provider: the client's jwks_uri).
   app.get('/jwks/:file', (req, res) => {
@@ -118,7 +119,7 @@ export function createAdminApp(state: AdminState): Express {
           expiresInSeconds: expiresIn === undefined ? null : Math.max(0, Math.floor(expiresIn)),
         };
       }),
-    });
+    } satisfies ConnectionList);
   });
   app.post('/connections/:key/test', async (req, res) => {
     // A test spends a token request: with admin.auth set it needs a key or a session too.

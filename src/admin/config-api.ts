@@ -12,6 +12,7 @@ import type { Logger } from '../observability/log.js';
 import { crossSite, type AdminAuth } from './admin-auth.js';
 import { audit } from './audit.js';
 import { mergeInto, variableProblems, type ConfigEditor, type EditRecord } from './config-edit.js';
+import type { ConnectionAnswer, ConsoleState, EditAnswer, RoutesAnswer, RouteSummary, SignInNeeded } from './api-types.js';
 import { adminJson, MAX_BODY_BYTES } from './json-body.js';
 import { maskTree, restoreMasked } from './mask.js';
 import { AdminError, sendProblem } from './problem.js';
@@ -54,7 +55,7 @@ export function createConfigApi(state: ConfigApiState): Router {
     const signInWith = { key: (config.admin.auth?.apiKeys.length ?? 0) > 0, sso: config.admin.auth?.oidc !== undefined };
     // Before sign-in the console needs to know only that it must ask for it, and how: nothing else is said.
     if (auth.configured && !auth.authenticated(req)) {
-      res.json({ authRequired: true, signedIn: false, signInWith });
+      res.json({ authRequired: true, signedIn: false, signInWith } satisfies SignInNeeded);
       return;
     }
     const file = await editor.read();
@@ -70,7 +71,7 @@ export function createConfigApi(state: ConfigApiState): Router {
       version: file.version,
       // Names only: the form offers them, their values never leave the process.
       secrets: Object.keys(isObject(file.data.secrets) ? file.data.secrets : {}),
-    });
+    } satisfies ConsoleState);
   });
 
   api.get('/session', (req, res) => {
@@ -101,6 +102,7 @@ export function createConfigApi(state: ConfigApiState): Router {
       version: file.version,
       routes: routes.map((route) => {
         const routeAuth = isObject(route.auth) ? route.auth : {};
+        // The file as written: a route the schema accepted has this shape (a hand edit not yet loaded may not).
         return maskTree(
           {
             name: route.name,
@@ -109,9 +111,9 @@ export function createConfigApi(state: ConfigApiState): Router {
             auth: { type: routeAuth.type ?? 'client-connection', connection: routeAuth.connection ?? null, params: routeAuth.params ?? {} },
           },
           names,
-        );
+        ) as RouteSummary;
       }),
-    });
+    } satisfies RoutesAnswer);
   });
 
   api.get('/connections/:key', async (req, res) => {
@@ -140,7 +142,11 @@ export function createConfigApi(state: ConfigApiState): Router {
         },
       );
     res.setHeader('cache-control', 'no-store');
-    res.json({ key: req.params.key, connection: maskTree(connection, secretNames(file.data)), version: file.version });
+    res.json({
+      key: req.params.key,
+      connection: maskTree(connection, secretNames(file.data)) as Json,
+      version: file.version,
+    } satisfies ConnectionAnswer);
   });
 
   api.put('/connections/:key', json, async (req, res) => {
@@ -160,7 +166,7 @@ export function createConfigApi(state: ConfigApiState): Router {
       mergeInto(doc, ['connections', key], connection);
       return { action: Object.hasOwn(connectionsOf(data), key) ? 'connection_replace' : 'connection_create', connection: key };
     });
-    res.json({ ok: true, key, version: result.version });
+    res.json({ ok: true, key, version: result.version } satisfies EditAnswer);
   });
 
   api.delete('/connections/:key', json, async (req, res) => {
@@ -181,7 +187,7 @@ export function createConfigApi(state: ConfigApiState): Router {
       doc.deleteIn(['connections', key]);
       return { action: 'connection_delete', connection: key };
     });
-    res.json({ ok: true, key, version: result.version });
+    res.json({ ok: true, key, version: result.version } satisfies EditAnswer);
   });
 
   api.put('/routes/:name/auth', json, async (req, res) => {
@@ -203,7 +209,7 @@ export function createConfigApi(state: ConfigApiState): Router {
       mergeInto(doc, ['routes', index, 'auth'], routeAuth);
       return { action: 'route_auth_replace', route: name };
     });
-    res.json({ ok: true, route: name, version: result.version });
+    res.json({ ok: true, route: name, version: result.version } satisfies EditAnswer);
   });
 
   api.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {

@@ -111,16 +111,15 @@ export class Usage {
   }
 
   /** The /usage document, newest failures first; `only` narrows it to one connection. */
-  snapshot(expiries: Map<string, number>, only?: string, now = Date.now()): Record<string, unknown> {
-    const connections: Record<string, unknown>[] = [];
-    for (const [key, displayName] of this.#displayNames) {
-      if (only !== undefined && key !== only) continue;
+  snapshot(expiries: Map<string, number>, only?: string, now = Date.now()) {
+    const shown = [...this.#displayNames].filter(([key]) => only === undefined || key === only);
+    const connections = shown.map(([key, displayName]) => {
       const stats = this.stats(key);
       const lookups = stats.cacheHits + stats.cacheMisses;
       // Whatever a cache holds, /usage answers: a value that is no finite time is no expiry.
       const seconds = expiries.get(key);
       const expiresIn = seconds !== undefined && Number.isFinite(seconds) ? seconds : undefined;
-      connections.push({
+      return {
         connection: key,
         displayName,
         tokenRequests: stats.tokenRequests,
@@ -134,8 +133,8 @@ export class Usage {
         tokenExpiresAt: expiresIn === undefined ? null : isoTime(now + expiresIn * 1000),
         lastSuccessAt: stats.lastSuccessAt ?? null,
         lastFailureAt: stats.lastFailureAt ?? null,
-      });
-    }
+      };
+    });
     const ordered = [...this.#recent.slice(this.#next), ...this.#recent.slice(0, this.#next)].reverse();
     return {
       connections,
