@@ -69,9 +69,20 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-unsafe-member-access': 'off' },
   },
   {
-    // The console's browser code has its own TypeScript project (DOM types, bundler resolution).
-    files: ['console/**/*.ts'],
+    // The console's browser code has its own TypeScript project (DOM types, bundler resolution, Preact JSX).
+    files: ['console/**/*.ts', 'console/**/*.tsx'],
     languageOptions: { parserOptions: { project: './console/tsconfig.json', tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      // From the server the console takes types only (src/admin/api-types.ts): none of its code may reach the bundle.
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/src/**'], allowTypeImports: true, message: 'The console shares only types with the server: use import type.' },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

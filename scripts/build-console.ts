@@ -1,5 +1,5 @@
 /**
- * npm run build: bundles the console (console/src, Preact + htm + uPlot) into dist/console, so
+ * npm run build: bundles the console (console/src, Preact TSX + uPlot) into dist/console, so
  * the admin listener serves every asset itself and the page needs no CDN. The bundles also get a
  * gzip copy that the listener sends to browsers that accept it.
  */
@@ -12,8 +12,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const out = `${root}dist/console`;
 mkdirSync(out, { recursive: true });
 await build({
-  entryPoints: { main: `${root}console/src/main.ts` },
+  entryPoints: { main: `${root}console/src/main.tsx` },
   bundle: true,
+  // The same JSX transform console/tsconfig.json type-checks with: Preact's automatic runtime.
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
   minify: true,
   format: 'esm',
   target: 'es2022',

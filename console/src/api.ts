@@ -1,19 +1,15 @@
-/** Calls to the admin API (same origin, session cookie sent by the browser). */
+/**
+ * Calls to the admin API (same origin, session cookie sent by the browser). The answers' types are
+ * the server's own (src/admin/api-types.ts): imported as types only, so none of it is bundled.
+ */
+import type { ConsoleStateAnswer, ProblemAnswer, SignInNeeded } from '../../src/admin/api-types.js';
 
-export interface Problem {
-  code?: string;
-  detail?: string;
-  problems?: { path: string; message: string }[];
-  routes?: string[];
-}
+export type * from '../../src/admin/api-types.js';
 
-export interface Answer<T> {
-  ok: boolean;
-  status: number;
-  body: T & Problem;
-}
+/** What an answer holds: `T` when the call succeeded, `F` (a problem, unless the path says otherwise) when not. */
+export type Answer<T, F = ProblemAnswer> = { ok: true; status: number; body: T } | { ok: false; status: number; body: F };
 
-export async function call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
+export async function call<T = unknown, F = ProblemAnswer>(method: string, path: string, body?: unknown): Promise<Answer<T, F>> {
   const response = await fetch(path, {
     method,
     credentials: 'same-origin',
@@ -26,45 +22,17 @@ export async function call<T = Record<string, unknown>>(method: string, path: st
   } catch {
     // An empty answer (204) or one that is not JSON.
   }
-  return { ok: response.ok, status: response.status, body: (data ?? {}) as T & Problem };
+  // The one unchecked step: the JSON is taken to be what the server's types say it sends.
+  return response.ok
+    ? { ok: true, status: response.status, body: (data ?? {}) as T }
+    : { ok: false, status: response.status, body: (data ?? {}) as F };
 }
 
-export interface ConsoleState {
-  authRequired: boolean;
-  signedIn: boolean;
-  edit: boolean;
-  readOnly: boolean;
-  version: string;
-  secrets: string[];
-  /** How the sign-in page may sign in: an admin key field, a single sign-on button, or both. */
-  signInWith?: { key: boolean; sso: boolean };
-  /** Who is signed in, and their role (a viewer is shown no edit controls). */
-  user?: { name: string; role: 'editor' | 'viewer'; method: 'key' | 'oidc' } | null;
-}
-
-export interface ConnectionSummary {
-  connection: string;
-  displayName: string;
-  tokenEndpoint: string | null;
-  issuer: string | null;
-  clientAuth: string;
-  tokenCached: boolean;
-  expiresInSeconds: number | null;
-  /** clientSecret connections: which secret the last token request used (clientSecret.previous). */
-  secretInUse: 'current' | 'previous' | null;
-  /** privateKeyJwt.managed: the JWKS path to give to the partner and the published keys. */
-  managedKeys: { jwksPath: string; keys: Array<{ kid: string; state: 'next' | 'signing' | 'previous'; ageSeconds: number }> } | null;
-}
-
-export interface RouteSummary {
-  name: string;
-  match: { pathPrefix?: string; methods?: string[]; host?: string };
-  upstream: string;
-  auth: { type: string; connection: string | null; params: Record<string, unknown> };
-}
+/** Whether the console must show the sign-in page (admin.auth is set and no one is signed in). */
+export const mustSignIn = (state: ConsoleStateAnswer): state is SignInNeeded => state.authRequired && !state.signedIn;
 
 /** What the server refused, by key path, for the field that path belongs to. */
-export function problemsOf(answer: Answer<unknown>): { path: string; message: string }[] {
+export function problemsOf(answer: { status: number; body: ProblemAnswer }): readonly { path: string; message: string }[] {
   if (answer.body.problems !== undefined) return answer.body.problems;
   return [{ path: '', message: answer.body.detail ?? `the gateway answered ${answer.status}` }];
 }

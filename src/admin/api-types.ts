@@ -113,17 +113,31 @@ export interface ProblemAnswer {
   version?: string;
 }
 
-/** POST /connections/KEY/test: the outcome of one token request, as the `token` command prints it. */
-export interface TokenTestAnswer {
-  ok: boolean;
-  connection?: string;
-  expiresIn?: number | null;
+/** POST /connections/KEY/test, 200: a token was issued (shown masked), as the `token` command prints it. */
+export interface TokenTestSuccess {
+  ok: true;
+  connection: string;
+  tokenType: string;
+  scope: string | null;
+  expiresIn: number | null;
+  expiresAt: string | null;
+  accessToken: string;
   tookMs: number;
-  code?: string;
+}
+
+/** POST /connections/KEY/test, 502: the token request failed, with the gateway's reason. */
+export interface TokenTestFailure {
+  ok: false;
+  connection: string;
+  code: string;
   reason?: string;
   oauthError?: string;
-  detail?: string;
+  detail: string;
+  httpStatus?: number;
+  tookMs: number;
 }
+
+export type TokenTestAnswer = TokenTestSuccess | TokenTestFailure;
 
 export interface UsageConnection {
   connection: string;

@@ -1,5 +1,4 @@
 /** Name/Value rows (additional parameters, parameter overrides) and their conversion to a params object. */
-import { html } from 'htm/preact';
 
 export interface Row {
   id: number;
@@ -34,45 +33,44 @@ export function ParamRows(props: {
   const names = rows.map((row) => row.name.trim()).filter((name) => name !== '');
   const duplicate = names.find((name, i) => names.indexOf(name) !== i);
   const error = props.error ?? (duplicate === undefined ? undefined : `${duplicate} is given twice`);
-  return html`<fieldset class="rows" aria-invalid=${error === undefined ? undefined : 'true'}>
-    <legend>${props.legend}</legend>
-    ${rows.length === 0 ? html`<p class="hint">None.</p>` : null}
-    ${rows.map(
-      (row) =>
-        html`<div class="row" key=${row.id}>
-          <label
-            >Name
-            <input
-              value=${row.name}
-              disabled=${props.disabled}
-              onInput=${(e: Event) => update(row.id, 'name', (e.target as HTMLInputElement).value)}
-          /></label>
-          <label
-            >Value
-            <input
-              value=${row.value}
-              disabled=${props.disabled}
-              onInput=${(e: Event) => update(row.id, 'value', (e.target as HTMLInputElement).value)}
-          /></label>
+  return (
+    <fieldset class="rows" aria-invalid={error === undefined ? undefined : 'true'}>
+      <legend>{props.legend}</legend>
+      {rows.length === 0 ? <p class="hint">None.</p> : null}
+      {rows.map((row) => (
+        <div class="row" key={row.id}>
+          <label>
+            Name
+            <input value={row.name} disabled={props.disabled} onInput={(e) => update(row.id, 'name', e.currentTarget.value)} />
+          </label>
+          <label>
+            Value
+            <input value={row.value} disabled={props.disabled} onInput={(e) => update(row.id, 'value', e.currentTarget.value)} />
+          </label>
           <button
             type="button"
             class="secondary"
-            disabled=${props.disabled}
-            onClick=${() => onChange(rows.filter((r) => r.id !== row.id))}
-            aria-label=${`Remove ${row.name || 'row'}`}
+            disabled={props.disabled}
+            onClick={() => onChange(rows.filter((r) => r.id !== row.id))}
+            aria-label={`Remove ${row.name || 'row'}`}
           >
             Remove
           </button>
-        </div>`,
-    )}
-    <button
-      type="button"
-      class="secondary"
-      disabled=${props.disabled}
-      onClick=${() => onChange([...rows, { id: nextId++, name: '', value: '' }])}
-    >
-      ${props.addLabel}
-    </button>
-    ${error === undefined ? null : html`<p class="error" role="alert">${error}</p>`}
-  </fieldset>`;
+        </div>
+      ))}
+      <button
+        type="button"
+        class="secondary"
+        disabled={props.disabled}
+        onClick={() => onChange([...rows, { id: nextId++, name: '', value: '' }])}
+      >
+        {props.addLabel}
+      </button>
+      {error === undefined ? null : (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </fieldset>
+  );
 }

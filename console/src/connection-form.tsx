@@ -2,10 +2,9 @@
  * The connection form: the fields of a connection in the YAML file, checked as you type where
  * that can be known in the browser, and the server's verdict shown at the field it concerns.
  */
-import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
-import { call, problemsOf, type ConsoleState } from './api.js';
-import { Field } from './field.js';
+import { call, problemsOf, type ConsoleState, type EditAnswer } from './api.js';
+import { Field, type FieldProps } from './field.js';
 import { ParamRows, paramsOf, rowsOf, type Row } from './rows.js';
 
 type Kind = 'clientSecret' | 'privateKeyJwt' | 'tlsClientAuth';
@@ -177,7 +176,7 @@ export function ConnectionForm(props: {
     setTouched((t) => new Set(t).add('submit'));
     if (Object.keys(typed).length > 0) return;
     setSaving(true);
-    const answer = await call('PUT', `/connections/${encodeURIComponent(model.key)}`, {
+    const answer = await call<EditAnswer>('PUT', `/connections/${encodeURIComponent(model.key)}`, {
       ...bodyOf(model, props.original),
       version: props.version,
     });
@@ -204,45 +203,51 @@ export function ConnectionForm(props: {
   const secrets: [string, string][] = [['', 'Choose a secret…'], ...props.state.secrets.map((name): [string, string] => [name, name])];
   const disabled = !props.editable || saving;
   const algorithms = model.kind === 'privateKeyJwt' ? ASYMMETRIC : HMAC;
-  const field = (name: Exclude<keyof Model, 'params'>, label: string, extra: Record<string, unknown> = {}) =>
-    html`<${Field}
-      id=${`connection-${name}`}
-      label=${label}
-      value=${model[name]}
-      error=${errorOf(name)}
-      disabled=${disabled}
-      onInput=${(value: string) => change(name, value as never)}
-      ...${extra}
-    />`;
+  /** A field of the model; `extra` sets what differs from one field to the next (hint, options, type). */
+  const field = (name: Exclude<keyof Model, 'params'>, label: string, extra: Omit<Partial<FieldProps>, 'value' | 'onInput'> = {}) => (
+    <Field
+      id={`connection-${name}`}
+      label={label}
+      value={model[name]}
+      error={errorOf(name)}
+      disabled={disabled}
+      onInput={(value) => change(name, value)}
+      {...extra}
+    />
+  );
 
-  return html`<form class="panel" onSubmit=${save} novalidate aria-labelledby="connection-form-title">
-    <h2 id="connection-form-title">${isNew ? 'Add connection' : `Edit connection ${props.connectionKey ?? ''}`}</h2>
-    <div class="grid">
-      ${field('key', 'Key', { disabled: disabled || !isNew, hint: 'Unique identifier; used in routes and metrics.', required: true })}
-      ${field('displayName', 'Display name')} ${field('clientId', 'Client ID', { required: true })}
-      ${field('tokenUrl', 'Access token URL', { type: 'url', hint: 'The token endpoint.' })}
-      ${field('issuer', 'Issuer', { type: 'url', hint: 'Instead of the Access token URL: discover it.' })}
-      ${field('kind', 'Secret configuration', {
-        options: [
-          ['clientSecret', 'Client secret'],
-          ['privateKeyJwt', 'Private key JWT'],
-          ['tlsClientAuth', 'Mutual TLS'],
-        ],
-      })}
-      ${field('secret', 'Secret', {
-        options: secrets,
-        hint:
-          model.kind === 'clientSecret'
-            ? 'Holds the client secret.'
-            : model.kind === 'privateKeyJwt'
-              ? 'Holds the private key (PEM or JWK).'
-              : "Holds the client certificate's private key.",
-      })}
-      ${model.kind === 'tlsClientAuth' ? field('certificate', 'Client certificate', { options: secrets, hint: 'Holds the PEM client certificate.' }) : null}
-      ${model.kind === 'privateKeyJwt' ? null : field('method', 'Client authentication method', { options: model.kind === 'clientSecret' ? SECRET_METHODS : TLS_METHODS })}
-      ${model.kind === 'privateKeyJwt' ? field('keyId', 'Key ID', { hint: 'The JWS "kid" header; optional.' }) : null}
-      ${
-        model.kind === 'privateKeyJwt'
+  return (
+    <form class="panel" onSubmit={(event) => void save(event)} noValidate aria-labelledby="connection-form-title">
+      <h2 id="connection-form-title">{isNew ? 'Add connection' : `Edit connection ${props.connectionKey ?? ''}`}</h2>
+      <div class="grid">
+        {field('key', 'Key', { disabled: disabled || !isNew, hint: 'Unique identifier; used in routes and metrics.', required: true })}
+        {field('displayName', 'Display name')} {field('clientId', 'Client ID', { required: true })}
+        {field('tokenUrl', 'Access token URL', { type: 'url', hint: 'The token endpoint.' })}
+        {field('issuer', 'Issuer', { type: 'url', hint: 'Instead of the Access token URL: discover it.' })}
+        {field('kind', 'Secret configuration', {
+          options: [
+            ['clientSecret', 'Client secret'],
+            ['privateKeyJwt', 'Private key JWT'],
+            ['tlsClientAuth', 'Mutual TLS'],
+          ],
+        })}
+        {field('secret', 'Secret', {
+          options: secrets,
+          hint:
+            model.kind === 'clientSecret'
+              ? 'Holds the client secret.'
+              : model.kind === 'privateKeyJwt'
+                ? 'Holds the private key (PEM or JWK).'
+                : "Holds the client certificate's private key.",
+        })}
+        {model.kind === 'tlsClientAuth'
+          ? field('certificate', 'Client certificate', { options: secrets, hint: 'Holds the PEM client certificate.' })
+          : null}
+        {model.kind === 'privateKeyJwt'
+          ? null
+          : field('method', 'Client authentication method', { options: model.kind === 'clientSecret' ? SECRET_METHODS : TLS_METHODS })}
+        {model.kind === 'privateKeyJwt' ? field('keyId', 'Key ID', { hint: 'The JWS "kid" header; optional.' }) : null}
+        {model.kind === 'privateKeyJwt'
           ? field('format', 'Key format', {
               options: [
                 ['', 'Detect'],
@@ -250,28 +255,34 @@ export function ConnectionForm(props: {
                 ['jwk', 'JWK'],
               ],
             })
-          : null
-      }
-      ${
-        model.kind === 'privateKeyJwt' || (model.kind === 'clientSecret' && model.method === 'client_secret_jwt')
+          : null}
+        {model.kind === 'privateKeyJwt' || (model.kind === 'clientSecret' && model.method === 'client_secret_jwt')
           ? field('algorithm', 'Signing algorithm', {
               options: [['', `Default (${algorithms[0]})`], ...algorithms.map((a): [string, string] => [a, a])],
             })
-          : null
-      }
-    </div>
-    <${ParamRows}
-      legend="Additional parameters"
-      addLabel="Add parameter"
-      rows=${model.params}
-      disabled=${disabled}
-      onChange=${(rows: Row[]) => change('params', rows)}
-      error=${server.params}
-    />
-    ${server.form === undefined ? null : html`<p class="error" role="alert">${server.form}</p>`}
-    <div class="actions">
-      <button type="submit" disabled=${disabled}>Save connection</button>
-      <button type="button" class="secondary" onClick=${props.onCancel}>Cancel</button>
-    </div>
-  </form>`;
+          : null}
+      </div>
+      <ParamRows
+        legend="Additional parameters"
+        addLabel="Add parameter"
+        rows={model.params}
+        disabled={disabled}
+        onChange={(rows) => change('params', rows)}
+        error={server.params}
+      />
+      {server.form === undefined ? null : (
+        <p class="error" role="alert">
+          {server.form}
+        </p>
+      )}
+      <div class="actions">
+        <button type="submit" disabled={disabled}>
+          Save connection
+        </button>
+        <button type="button" class="secondary" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
 }
