@@ -306,6 +306,22 @@ describe('console admin API', () => {
     assert.equal((await send(gw, 'GET', '/routes', undefined, bearer)).json.routes[0].auth.connection, ['orders', 'inventory'][winner]);
   });
 
+  it('refuses a deletion based on a stale version: 409 CONFIG_CHANGED with the current version; the connection stays', async () => {
+    const stale = await version(gw);
+    // Someone else's edit: the route moves to the other connection, so the file does change.
+    const now = (await send(gw, 'GET', '/routes', undefined, bearer)).json.routes[0].auth.connection as string;
+    const other = now === 'orders' ? 'inventory' : 'orders';
+    assert.equal((await send(gw, 'PUT', '/routes/orders-api/auth', { connection: other, version: stale }, bearer)).status, 200);
+    assert.notEqual(await version(gw), stale);
+    const before = readFileSync(gw.configFile, 'utf8');
+    const answer = await send(gw, 'DELETE', `/connections/spare?version=${stale}`, undefined, bearer);
+    assert.equal(answer.status, 409, answer.text);
+    assert.equal(answer.json.code, 'CONFIG_CHANGED');
+    assert.equal(answer.json.version, await version(gw));
+    assert.equal(readFileSync(gw.configFile, 'utf8'), before);
+    assert.ok(before.includes('spare-client'));
+  });
+
   it('deletes a connection no route uses', async () => {
     const answer = await send(gw, 'DELETE', `/connections/spare?version=${await version(gw)}`, undefined, bearer);
     assert.equal(answer.status, 200, answer.text);

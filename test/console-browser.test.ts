@@ -250,6 +250,40 @@ routes:
     await shot('delete-refused');
   });
 
+  it('refuses a deletion after someone else changed the file since the list was read, says so, and deletes once re-read', async () => {
+    const admin = async (method: string, path: string, body?: unknown) => {
+      const answer = await fetch(`${gw.admin}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: answer.status, json: (await answer.json()) as Record<string, any> };
+    };
+    const fileVersion = async () => (await admin('GET', '/console/state')).json.version as string;
+    const spare = { clientId: 'console-client', tokenUrl: oidc.tokenUrl, clientSecret: { secret: 'partner-secret' } };
+    // A connection no route uses, added elsewhere; the list is read with it.
+    assert.equal((await admin('PUT', '/connections/spare', { ...spare, version: await fileVersion() })).status, 200);
+    await nav('Routes');
+    await nav('Connections');
+    await row('spare').waitFor();
+    // Someone else changes the file while the person looks at that list.
+    const renamed = { ...spare, displayName: 'Spare, renamed elsewhere', version: await fileVersion() };
+    assert.equal((await admin('PUT', '/connections/spare', renamed)).status, 200);
+    const before = readFileSync(gw.configFile);
+    page.once('dialog', (dialog) => void dialog.accept());
+    await row('spare').getByRole('button', { name: 'Delete' }).click();
+    await page.getByText(/Did not delete spare: the config file changed since this list was read\./).waitFor();
+    await shot('delete-stale');
+    assert.deepEqual(readFileSync(gw.configFile), before);
+    // The refusal re-read the list with the file's version: what the other person changed shows, and deleting now works.
+    await row('spare').getByRole('cell', { name: 'Spare, renamed elsewhere' }).waitFor();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await row('spare').getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('Deleted connection spare.').waitFor();
+    await row('spare').waitFor({ state: 'detached' });
+    assert.doesNotMatch(readFileSync(gw.configFile, 'utf8'), /spare:/);
+  });
+
   it('is usable by keyboard: Tab reaches the navigation and Enter follows it', async () => {
     await page.locator('body').focus();
     for (let i = 0; i < 10; i++) {
