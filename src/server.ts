@@ -24,7 +24,7 @@ import { keepTickShape } from './proxy/tick-shape.js';
 import { configuredAccessHeaders } from './proxy/access.js';
 import { bindRuntime } from './proxy/compile.js';
 import { ProxyHandler } from './proxy/handler.js';
-import { answerClientError } from './proxy/problem.js';
+import { answerClientError } from './proxy/client-error.js';
 import { isWebSocketUpgrade, serveAsOrdinary } from './proxy/upgrade.js';
 import { destroyPool, type UpstreamPool } from './proxy/upstream-pool.js';
 import { Telemetry } from './observability/token-observer.js';

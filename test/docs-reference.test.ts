@@ -12,7 +12,9 @@ import { parse } from 'yaml';
 import { CONFIG_DOC_FILE, renderConfigDoc } from '../scripts/config-doc.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { parseConfig } from '../src/pipeline/build.js';
-import { GatewayError, type GatewayErrorCode } from '../src/errors.js';
+import { ERRORS, type ErrorCode } from '../src/errors/codes.js';
+import { TokengateError } from '../src/errors/base.js';
+import { ACCESS_DENIALS, TOKEN_FAILURE_REASONS, UPSTREAM_ERROR_REASONS } from '../src/errors/reasons.js';
 
 const docs = (): string[] =>
   readdirSync('docs', { withFileTypes: true })
@@ -59,14 +61,26 @@ describe('configuration reference (docs/configuration.md)', () => {
 describe('errors and metrics in the docs', () => {
   it('lists every error code in docs/errors.md with the status the gateway sends', () => {
     const page = readFileSync('docs/errors.md', 'utf8');
-    const codes = [...readFileSync('src/errors.ts', 'utf8').matchAll(/^ {2}\| '([A-Z_]+)';?$/gm)].map(
-      (match) => match[1] as GatewayErrorCode,
-    );
-    assert.ok(codes.length >= 9);
+    const codes = Object.keys(ERRORS) as ErrorCode[];
+    assert.ok(codes.length >= 19);
     for (const code of codes) {
       const row = new RegExp(`^\\| \`${code}\` \\| (\\d{3})`, 'm').exec(page);
       assert.ok(row !== null, `${code} has no row in docs/errors.md`);
-      assert.equal(Number(row[1]), new GatewayError(code).statusCode, `${code}'s status in docs/errors.md`);
+      assert.equal(Number(row[1]), new TokengateError(code, undefined).statusCode, `${code}'s status in docs/errors.md`);
+    }
+  });
+
+  it('names every value of the fixed reason labels in the row of their metric', () => {
+    const lines = docs().join('\n').split('\n');
+    const reasons: Array<[string, readonly string[]]> = [
+      ['tokengate_token_failures_total', TOKEN_FAILURE_REASONS],
+      ['tokengate_upstream_errors_total', UPSTREAM_ERROR_REASONS],
+      ['tokengate_access_denied_total', ACCESS_DENIALS],
+    ];
+    for (const [metric, values] of reasons) {
+      const row = lines.find((line) => line.startsWith(`| \`${metric}\` |`));
+      assert.ok(row !== undefined, `${metric} has no row in docs/`);
+      for (const value of values) assert.ok(row.includes(`\`${value}\``), `${metric}'s reason ${value} is not in its row`);
     }
   });
 

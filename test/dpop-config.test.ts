@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
 import { ConfigError } from '../src/config/errors.js';
-import type { TokenError } from '../src/errors.js';
+import type { TokenError } from '../src/errors/gateway.js';
 import type { DpopSigner } from '../src/tokens/dpop/proof.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';

@@ -10,7 +10,7 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../src/pipeline/build.js';
-import { GatewayError } from '../src/errors.js';
+import { GatewayError } from '../src/errors/gateway.js';
 import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startHeadServer, type HeadServer } from './support/hostile.js';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/pipeline/build.js';
 import { type Connection } from '../src/config/load.js';
-import { TokenError } from '../src/errors.js';
+import { TokenError } from '../src/errors/gateway.js';
 import { ConnectionClient } from '../src/tokens/connection-client.js';
 import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
 import { startGateway, writeConfig } from './support/gateway.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DESCRIPTION_MAX, RECENT_FAILURES, Usage } from '../src/observability/usage.js';
-import { TokenError } from '../src/errors.js';
+import { TokenError } from '../src/errors/gateway.js';
 import { driveTraffic, REQUEST_IDS, startScenario, type Scenario } from './support/observability.js';
 
 interface UsageDoc {
@@ -123,9 +123,13 @@ describe('usage data and logs after traffic of every kind', () => {
     );
     const unknown = await fetch(`${scenario.gw.admin}/usage?connection=nope`);
     assert.equal(unknown.status, 404);
-    assert.match(((await unknown.json()) as { error: string }).error, /unknown connection nope/);
+    assert.match(unknown.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    const notFound = (await unknown.json()) as { code: string; detail: string };
+    assert.equal(notFound.code, 'NOT_FOUND');
+    assert.match(notFound.detail, /unknown connection nope/);
     const two = await fetch(`${scenario.gw.admin}/usage?connection=good&connection=malformed`);
     assert.equal(two.status, 400);
+    assert.equal(((await two.json()) as { code: string }).code, 'BAD_REQUEST');
   });
 
   it('answers /healthz and /readyz while serving', async () => {

@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseConfig } from '../src/pipeline/build.js';
-import { TokenError } from '../src/errors.js';
+import { TokenError } from '../src/errors/gateway.js';
 import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../src/pipeline/build.js';
-import { TokenError } from '../src/errors.js';
+import { TokenError } from '../src/errors/gateway.js';
 import { Circuits } from '../src/tokens/circuit.js';
 import { withDeadline } from '../src/tokens/deadline.js';
 import type { AuthServerTransport } from '../src/tokens/endpoint.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it, mock } from 'node:test';
 import fc from 'fast-check';
-import { TokenError } from '../src/errors.js';
+import { TokenError } from '../src/errors/gateway.js';
 import {
   MAX_TOKEN_LIFETIME_MS,
   MAX_TOKEN_LIFETIME_S,

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it, mock } from 'node:test';
-import { TokenError } from '../src/errors.js';
+import { TokenError } from '../src/errors/gateway.js';
 import { Circuits } from '../src/tokens/circuit.js';
 import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, nextAttemptAt } from '../src/tokens/retry.js';
 

@@ -11,7 +11,7 @@ import type { Config } from '../config/load.js';
 import type { Secret } from '../config/secret.js';
 import type { Logger } from '../observability/log.js';
 import { audit, type AdminIdentity, type AdminRole } from './audit.js';
-import { AdminError } from './problem.js';
+import { AdminError } from '../errors/admin.js';
 import { readSessionCookie, sessionCookie } from './session-cookie.js';
 import type { SessionStore } from './session-store.js';
 

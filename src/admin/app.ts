@@ -2,7 +2,7 @@
  * The admin listener (loopback by default): metrics, health, readiness, usage data, and the
  * connection list and test button. Never a token: summaries mask it.
  */
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import express, { type Express } from 'express';
 import type { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../observability/log.js';
@@ -12,6 +12,7 @@ import { testToken } from '../tokens/summary.js';
 import { AdminAuth } from './admin-auth.js';
 import type { ConnectionList, UsageAnswer, UsageHistoryAnswer } from './api-types.js';
 import { createConfigApi } from './config-api.js';
+import { answerAdminError } from './error-answer.js';
 import { ConfigEditor } from './config-edit.js';
 import { consoleAssets } from './console-assets.js';
 import { hostCheck } from './host-check.js';
@@ -19,7 +20,8 @@ import { maskUrl } from './mask.js';
 import type { Metrics } from '../observability/metrics.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
 import { createSsoRouter } from './sso.js';
-import { AdminError, sendProblem } from './problem.js';
+import { AdminError } from '../errors/admin.js';
+import { writeProblem } from '../errors/problem.js';
 import { readGuard } from './read-guard.js';
 import type { Usage } from '../observability/usage.js';
 
@@ -70,11 +72,11 @@ export function createAdminApp(state: AdminState): Express {
   app.get('/usage', (req, res) => {
     const only = req.query.connection;
     if (only !== undefined && typeof only !== 'string') {
-      res.status(400).json({ error: 'give at most one connection: /usage?connection=KEY' });
+      writeProblem(res, new AdminError('BAD_REQUEST', 'give at most one connection: /usage?connection=KEY'));
       return;
     }
     if (only !== undefined && !state.config().connections.has(only)) {
-      res.status(404).json({ error: `unknown connection ${only.slice(0, 100)}` });
+      writeProblem(res, new AdminError('NOT_FOUND', `unknown connection ${only.slice(0, 100)}`));
       return;
     }
     res.json(state.usage.snapshot(state.provider.expiries(), only) satisfies UsageAnswer);
@@ -87,7 +89,7 @@ export function createAdminApp(state: AdminState): Express {
     const key = /^(.+)\.json$/.exec(req.params.file)?.[1];
     const jwks = key === undefined ? undefined : state.managedKeys.jwks(key);
     if (jwks === undefined) {
-      sendProblem(res, new AdminError('NOT_FOUND', 'no connection with managed keys (privateKeyJwt.managed) under this name'));
+      writeProblem(res, new AdminError('NOT_FOUND', 'no connection with managed keys (privateKeyJwt.managed) under this name'));
       return;
     }
     // Shorter than the overlap: a server that honours it sees each new key before it signs.
@@ -123,28 +125,16 @@ export function createAdminApp(state: AdminState): Express {
   });
   app.post('/connections/:key/test', async (req, res) => {
     // A test spends a token request: with admin.auth set it needs a key or a session too.
-    try {
-      auth.require(req, { openWithoutAuth: true, role: 'viewer' });
-    } catch (error) {
-      if (error instanceof AdminError) return sendProblem(res, error);
-      throw error;
-    }
+    auth.require(req, { openWithoutAuth: true, role: 'viewer' });
     const connection = state.config().connections.get(req.params.key);
     if (connection === undefined) {
-      res.status(404).json({ ok: false, error: `unknown connection ${req.params.key.slice(0, 100)}` });
+      writeProblem(res, new AdminError('NOT_FOUND', `unknown connection ${req.params.key.slice(0, 100)}`));
       return;
     }
     const { ok, summary } = await testToken(state.provider, connection.key, connection.params);
     res.status(ok ? 200 : 502).json(summary);
   });
-  // Express's own error handler prints the stack into the answer and onto stderr (a malformed
-  // %-escape in /connections/KEY/test is enough): answer JSON, log server faults as JSON lines.
-  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = (error as { status?: unknown }).status;
-    const code = typeof status === 'number' && status >= 400 && status < 500 ? status : 500;
-    if (code === 500) state.log.error({ event: 'admin_error', err: error }, 'admin request failed');
-    res.status(code).json({ error: code === 500 ? 'internal error' : 'bad request' });
-  });
+  app.use(answerAdminError(state.log));
   return app;
 }
 

@@ -2,7 +2,7 @@
  * The admin API behind the console: reads of the file as configured (secret names, never
  * values), sign-in, and the changing calls for connections and route auth.
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Request, type Router } from 'express';
 import type { Document } from 'yaml';
 import { formatPath } from '../config/errors.js';
 import { PROTOTYPE_KEY_MESSAGE, PROTOTYPE_KEYS } from '../config/prototype-keys.js';
@@ -13,9 +13,9 @@ import { crossSite, type AdminAuth } from './admin-auth.js';
 import { audit } from './audit.js';
 import { mergeInto, variableProblems, type ConfigEditor, type EditRecord } from './config-edit.js';
 import type { ConnectionAnswer, ConsoleState, EditAnswer, RoutesAnswer, RouteSummary, SignInNeeded } from './api-types.js';
-import { adminJson, MAX_BODY_BYTES } from './json-body.js';
+import { adminJson } from './json-body.js';
 import { maskTree, restoreMasked } from './mask.js';
-import { AdminError, sendProblem } from './problem.js';
+import { AdminError } from '../errors/admin.js';
 
 export interface ConfigApiState {
   auth: AdminAuth;
@@ -212,15 +212,6 @@ export function createConfigApi(state: ConfigApiState): Router {
     res.json({ ok: true, route: name, version: result.version } satisfies EditAnswer);
   });
 
-  api.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (error instanceof AdminError) return sendProblem(res, error);
-    const status = (error as { status?: unknown }).status;
-    // body-parser's refusals (malformed JSON, too large) and malformed %-escapes in the path.
-    if (status === 413) return sendProblem(res, new AdminError('BODY_TOO_LARGE', `the body is larger than ${MAX_BODY_BYTES} bytes`));
-    if (typeof status === 'number' && status >= 400 && status < 500)
-      return sendProblem(res, new AdminError('BAD_REQUEST', 'the request is malformed'));
-    next(error);
-  });
   return api;
 }
 

@@ -15,7 +15,7 @@ import { FileReadProblem, readRegularFile } from '../config/read.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observability/log.js';
 import { buildConfigText } from '../pipeline/build.js';
-import { AdminError } from './problem.js';
+import { AdminError } from '../errors/admin.js';
 
 export type Validation = { ok: true; config: Config } | { ok: false; problems: readonly ConfigProblem[] };
 

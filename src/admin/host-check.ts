@@ -7,7 +7,8 @@
 import { isIP } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
 import { normaliseHost } from '../config/checks.js';
-import { AdminError, sendProblem } from './problem.js';
+import { AdminError } from '../errors/admin.js';
+import { writeProblem } from '../errors/problem.js';
 
 /**
  * The host name of a `Host` header value without its port, lower case and without one trailing
@@ -33,7 +34,7 @@ export function hostAllowed(header: string | undefined, allowedHosts: readonly s
 export function hostCheck(allowedHosts: () => readonly string[]) {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (hostAllowed(req.headers.host, allowedHosts())) return next();
-    sendProblem(
+    writeProblem(
       res,
       new AdminError('ADMIN_FORBIDDEN', 'the admin listener does not answer to this Host; add the name to admin.allowedHosts'),
     );

@@ -7,7 +7,7 @@
 import express, { type Request } from 'express';
 import { formatPath } from '../config/errors.js';
 import { PROTOTYPE_KEY_MESSAGE, prototypeKeyPaths } from '../config/prototype-keys.js';
-import { AdminError } from './problem.js';
+import { AdminError } from '../errors/admin.js';
 
 /** The shape of express.json(), so that routes keep their typed path parameters. */
 type JsonParser = ReturnType<typeof express.json>;

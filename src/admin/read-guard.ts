@@ -9,7 +9,8 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import type { AdminAuth } from './admin-auth.js';
-import { AdminError, sendProblem } from './problem.js';
+import { AdminError } from '../errors/admin.js';
+import { writeProblem } from '../errors/problem.js';
 
 const OPEN_PATHS = new Set(['/metrics', '/healthz', '/readyz', '/session', '/console/state']);
 const OPEN_PREFIXES = ['/auth/', '/jwks/'];
@@ -22,6 +23,6 @@ export function openPath(path: string): boolean {
 export function readGuard(auth: AdminAuth) {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (!auth.configured || openPath(req.path) || auth.authenticated(req)) return next();
-    sendProblem(res, new AdminError('ADMIN_AUTH_REQUIRED', 'sign in, or send Authorization: Bearer <admin key>'));
+    writeProblem(res, new AdminError('ADMIN_AUTH_REQUIRED', 'sign in, or send Authorization: Bearer <admin key>'));
   };
 }

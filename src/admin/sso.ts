@@ -16,7 +16,8 @@ import type { AdminOidc, ClientAuth, Config } from '../config/types.js';
 import type { Logger } from '../observability/log.js';
 import { roleFor, type AdminAuth, type AdminIdentity } from './admin-auth.js';
 import { audit } from './audit.js';
-import { AdminError, sendProblem } from './problem.js';
+import { AdminError } from '../errors/admin.js';
+import { writeProblem } from '../errors/problem.js';
 import { loginCookie, readLoginCookie } from './session-cookie.js';
 import type { SessionStore } from './session-store.js';
 
@@ -138,7 +139,7 @@ export function createSsoRouter(options: SsoOptions): Router {
     if (!(error instanceof AdminError)) return next(error);
     // A person's browser lands here from the provider: a page, not JSON, tells them what happened.
     if (req.accepts(['application/problem+json', 'text/html']) === 'text/html') return sendProblemPage(res, error);
-    sendProblem(res, error);
+    writeProblem(res, error);
   });
   return router;
 }

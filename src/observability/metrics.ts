@@ -4,41 +4,13 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/load.js';
-import type { TokenFailureReason } from '../errors.js';
+import { ACCESS_DENIALS, TOKEN_FAILURE_REASONS, UPSTREAM_ERROR_REASONS } from '../errors/reasons.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** Every token failure reason; `satisfies` keeps the list complete when the type grows. */
-const TOKEN_FAILURE_REASONS = Object.keys({
-  invalid_client: true,
-  invalid_scope: true,
-  invalid_grant: true,
-  unauthorized_client: true,
-  unsupported_grant_type: true,
-  invalid_request: true,
-  oauth_error: true,
-  http_status: true,
-  timeout: true,
-  network: true,
-  invalid_response: true,
-  circuit_open: true,
-  credentials_unavailable: true,
-} satisfies Record<TokenFailureReason, true>);
-const UPSTREAM_ERROR_REASONS = ['unavailable', 'timeout', 'reset'];
-/** Why the access policy refused a caller: the `reason` label of tokengate_access_denied_total. */
-export const ACCESS_DENIALS = ['missing_key', 'wrong_key', 'address'] as const;
-export type AccessDenial = (typeof ACCESS_DENIALS)[number];
 /** The `operation` label of tokengate_cache_errors_total (declared here, not in the cache, so neither imports the other). */
-export type CacheOperation = 'connect' | 'subscribe' | 'read' | 'lease' | 'write' | 'invalidate' | 'decode';
-const CACHE_OPERATIONS = Object.keys({
-  connect: true,
-  subscribe: true,
-  read: true,
-  lease: true,
-  write: true,
-  invalidate: true,
-  decode: true,
-} satisfies Record<CacheOperation, true>);
+const CACHE_OPERATIONS = ['connect', 'subscribe', 'read', 'lease', 'write', 'invalidate', 'decode'] as const;
+export type CacheOperation = (typeof CACHE_OPERATIONS)[number];
 /**
  * prom-client default metrics that are gauges named `_total`, against the Prometheus naming rules
  * (`promtool check metrics` flags them). Left out so the exposition lints clean;

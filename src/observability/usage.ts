@@ -4,7 +4,8 @@
  * token, secret or assertion: failures carry only sanitised text.
  */
 import type { Connection } from '../config/load.js';
-import { sanitizeText, type TokenError } from '../errors.js';
+import type { TokenError } from '../errors/gateway.js';
+import { sanitizeText } from '../errors/sanitize.js';
 import { UsageHistory } from './usage-history.js';
 
 export const RECENT_FAILURES = 100;

@@ -21,7 +21,7 @@ import {
   withPrevious,
 } from '../tokens/client-auth.js';
 import type { ManagedKeys } from '../tokens/managed-keys.js';
-import { TokenError } from '../errors.js';
+import { TokenError } from '../errors/gateway.js';
 import type { Secret } from '../config/secret.js';
 import { DpopKeyProblem, loadDpopKey } from '../tokens/dpop/key.js';
 import { DpopSigner } from '../tokens/dpop/proof.js';

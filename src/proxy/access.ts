@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIPv4, type BlockList } from 'node:net';
 import { allowList } from '../config/checks.js';
 import type { AccessPolicy, Config } from '../config/types.js';
-import type { AccessDenial } from '../observability/metrics.js';
+import type { AccessDenial } from '../errors/reasons.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 

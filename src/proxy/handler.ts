@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../observability/metrics.js';
 import type { Route } from '../config/types.js';
-import { GatewayError, TokenError } from '../errors.js';
+import { GatewayError, TokenError } from '../errors/gateway.js';
 import { AccessLog, type Logger } from '../observability/log.js';
 import { normalizePath, splitTarget } from '../routing/path.js';
 import { hostName, upstreamPath } from '../routing/router.js';
@@ -24,7 +24,7 @@ import type { RouteDpop, RouteRuntime, Runtime } from './compile.js';
 
 export type { Runtime } from './compile.js';
 import { acceptRequestId, callerResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { writeProblem } from './problem.js';
+import { writeProblem } from '../errors/problem.js';
 import { HEAD_TIMEOUT_CODE, UNUSABLE_ANSWER_CODE, UpstreamCall, type UpstreamCallEvents } from './upstream-call.js';
 import { responseOnSocket, switchingProtocolsHead, Upgrades } from './upgrade.js';
 

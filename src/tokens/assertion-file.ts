@@ -8,7 +8,7 @@
  */
 import { decodeJwt } from 'jose';
 import type { ClientAuth } from '../config/types.js';
-import { TokenError } from '../errors.js';
+import { TokenError } from '../errors/gateway.js';
 import { readRegularFile } from '../config/read.js';
 import { identityOf } from '../config/watched-file.js';
 

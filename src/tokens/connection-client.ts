@@ -6,7 +6,8 @@ import http from 'node:http';
 import type { Connection } from '../config/load.js';
 import type { ClientAuth } from '../config/types.js';
 import { outboundAgent } from '../config/tls.js';
-import { sanitizeText, TokenError } from '../errors.js';
+import { TokenError } from '../errors/gateway.js';
+import { sanitizeText } from '../errors/sanitize.js';
 import { withDeadline } from './deadline.js';
 import { callAuthServer, requestToken, TimeoutSignal, transportError, type AuthServerTransport, type TokenResponse } from './endpoint.js';
 

@@ -6,7 +6,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { armConnectTimeout } from './connect-timeout.js';
-import { reasonForOAuthError, sanitizeText, TokenError, type FailureCause } from '../errors.js';
+import { TokenError, type FailureCause } from '../errors/gateway.js';
+import { reasonForOAuthError } from '../errors/reasons.js';
+import { sanitizeText } from '../errors/sanitize.js';
 import { scrubSpellings, spellingsOf } from './credential-spellings.js';
 import { describeCause, transportCause, withCheck, type EndpointKey } from './failure-cause.js';
 import { MAX_TOKEN_LIFETIME_S } from './lifetime.js';

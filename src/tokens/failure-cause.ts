@@ -5,7 +5,7 @@
  * unknown CA: "check tokenUrl") rather than an outage. It goes into problem details, the Test
  * result, the circuit's refusal and the logs, so it never carries anything but codes and fixed text.
  */
-import type { FailureCause } from '../errors.js';
+import type { FailureCause } from '../errors/gateway.js';
 
 /** The config key that names the server: where to look when the cause is config-shaped. */
 export type EndpointKey = 'tokenUrl' | 'issuer';

@@ -3,7 +3,7 @@
  * ahead, and the longest lifetime the gateway ever grants, which bounds what is believed from
  * the token endpoint, from the config and from the shared cache alike.
  */
-import { TokenError } from '../errors.js';
+import { TokenError } from '../errors/gateway.js';
 
 /**
  * The longest lifetime the gateway ever grants a token: an `expires_in` (or a configured default)

@@ -18,7 +18,7 @@
 import { createHash, createPrivateKey, KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, generateKeyPair, type JWK } from 'jose';
 import type { Connection, ManagedKeySettings } from '../config/types.js';
-import { TokenError } from '../errors.js';
+import { TokenError } from '../errors/gateway.js';
 import type { Logger } from 'pino';
 import type { AssertionKey } from './client-auth.js';
 

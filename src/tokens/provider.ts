@@ -10,7 +10,7 @@
  * cached one keeps being served, and a token is never handed out past its expiry less the skew.
  */
 import type { Connection } from '../config/load.js';
-import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors.js';
+import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors/gateway.js';
 import { LocalTokenCache } from './cache.js';
 import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
 import { ConnectionClient, type DpopObserver, type SecretInUse } from './connection-client.js';

@@ -2,7 +2,7 @@
  * Rejection memory: an OAuth error (RFC 6749 §5.2) is the server's answer, and asking again at once
  * would get the same one. For a short while the next callers get that answer without a request.
  */
-import type { TokenError } from '../errors.js';
+import type { TokenError } from '../errors/gateway.js';
 
 /** How long a rejected token request (4xx OAuth error) is answered from memory. */
 export const REJECTION_MEMORY_MS = 5_000;

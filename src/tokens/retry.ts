@@ -3,7 +3,7 @@
  * full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"), never past the caller's
  * budget, and never before a `Retry-After` the server sent (RFC 9110 §10.2.3).
  */
-import type { TokenError } from '../errors.js';
+import type { TokenError } from '../errors/gateway.js';
 
 export const BACKOFF_BASE_MS = 100;
 export const BACKOFF_CAP_MS = 2_000;

@@ -1,5 +1,5 @@
 /** The JSON summary of one token request, shared by the `token` command and the admin test button. */
-import { GatewayError, TokenError } from '../errors.js';
+import { GatewayError, TokenError } from '../errors/gateway.js';
 import type { TokenResponse } from './endpoint.js';
 import type { TokenProvider } from './provider.js';
 

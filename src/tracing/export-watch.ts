@@ -7,7 +7,7 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Counter } from 'prom-client';
-import { sanitizeText } from '../errors.js';
+import { sanitizeText } from '../errors/sanitize.js';
 import type { Logger } from 'pino';
 
 export class WatchedExporter implements SpanExporter {

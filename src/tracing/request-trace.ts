@@ -34,7 +34,7 @@ import {
   ATTR_URL_QUERY,
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
-import { TokenError } from '../errors.js';
+import { TokenError } from '../errors/gateway.js';
 import { redactAbsoluteUrl, redactQuery, redactUrl } from './redact.js';
 import type { TokenAttemptSpan, TokenTracer } from '../tokens/tracer.js';
 

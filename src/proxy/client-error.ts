@@ -1,51 +1,12 @@
 /**
- * The only place that writes the gateway's own answers: RFC 9457 problem+json. Its text comes from
- * GatewayError, whose detail is already sanitised; nothing raw from a token endpoint or an upstream.
+ * The proxy listener's `clientError` answers: Node's HTTP parser refused a request before there
+ * was a response object, so errors/problem.ts's body is written raw onto the socket.
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DEFAULT_RETRY_AFTER_S, GatewayError } from '../errors.js';
-
-const PROBLEM_TYPE_BASE = 'https://tokengate.dev/problems/';
-
-type Where = { route?: string | undefined; connection?: string | undefined };
-
-function problemJson(error: GatewayError, requestId: string, where: Where): string {
-  const body: Record<string, unknown> = {
-    type: `${PROBLEM_TYPE_BASE}${error.code.toLowerCase().replaceAll('_', '-')}`,
-    title: error.title,
-    status: error.statusCode,
-    detail: error.detail,
-    code: error.code,
-    requestId,
-  };
-  const route = where.route ?? error.route;
-  const connection = where.connection ?? error.connection;
-  if (route !== undefined) body.route = route;
-  if (connection !== undefined) body.connection = connection;
-  if (error.oauthError !== undefined) body.oauthError = error.oauthError;
-  return JSON.stringify(body);
-}
-
-/** Answers a request with `error`; an answer already under way can only be cut short. */
-export function writeProblem(res: ServerResponse, error: GatewayError, requestId: string, where: Where = {}): void {
-  if (res.headersSent) {
-    // The answer already started: all we can still say is that it is incomplete.
-    res.destroy();
-    return;
-  }
-  const payload = problemJson(error, requestId, where);
-  res.statusCode = error.statusCode;
-  res.setHeader('content-type', 'application/problem+json');
-  res.setHeader('content-length', Buffer.byteLength(payload));
-  res.setHeader('cache-control', 'no-store');
-  res.setHeader('x-request-id', requestId);
-  // RFC 9110 §10.2.3: a 503 tells the caller when to come back, also when nobody told us.
-  const retryAfter = error.retryAfter ?? (error.statusCode === 503 ? DEFAULT_RETRY_AFTER_S : undefined);
-  if (retryAfter !== undefined) res.setHeader('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
-  res.end(payload);
-}
+import { GatewayError } from '../errors/gateway.js';
+import { problemJson } from '../errors/problem.js';
 
 /**
  * The statuses Node itself picks for these parser errors when no clientError listener is set;
@@ -95,7 +56,7 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
   const { status, detail } = CLIENT_ERRORS[error.code ?? ''] ?? INVALID_REQUEST;
   const requestId = randomUUID();
   const problem = new GatewayError('BAD_REQUEST', { status, detail });
-  const payload = problemJson(problem, requestId, {});
+  const payload = problemJson(problem, requestId);
   socket.end(
     `HTTP/1.1 ${problem.statusCode} ${STATUS_CODES[problem.statusCode]}\r\n` +
       `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
