@@ -7,6 +7,7 @@
  */
 import type { SharedKeySets } from '../tokens/managed-keys.js';
 import { openText, sealText } from './crypto.js';
+import { CacheStoreError } from './store-errors.js';
 import type { RedisTokenStore } from './redis-store.js';
 
 /** Write `ARGV[2]` as version ARGV[1]+1 only if the stored version is still ARGV[1] ('' for none). */
@@ -37,7 +38,7 @@ export function redisKeySets(store: RedisTokenStore): SharedKeySets {
       const value = await store.runScript(READ_SCRIPT, [name(set)], []);
       if (value === null) return undefined;
       const match = typeof value === 'string' ? /^(\d+):(.*)$/s.exec(value) : null;
-      if (match === null) throw new Error('the shared key set is not a versioned value');
+      if (match === null) throw new CacheStoreError('CACHE_ENTRY_UNREADABLE', 'the shared key set is not a versioned value');
       return { version: Number(match[1]), text: openText(key(), match[2]!, store.redisKey(name(set))) };
     },
     async write(set, expected, text, ttlMs) {

@@ -6,18 +6,22 @@
  * Redis is an optimisation, never a dependency: every call has a short time-out, and any failure
  * falls back to the replica fetching on its own, as it would without Redis.
  */
-import { randomUUID, createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import type { CacheOperation, Metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Connection } from '../config/load.js';
 import type { RedisTopology } from '../config/types.js';
 import type { Secret } from '../config/secret.js';
 import type { Logger } from '../observability/log.js';
 import { withDeadline } from '../tokens/deadline.js';
-import { plausibleTimes } from '../tokens/lifetime.js';
 import type { CachedToken, SharedTokenStore, TokenKey } from '../tokens/provider.js';
+import { CacheEvents } from './cache-events.js';
+import { decodeEncryptionKey, encryptedCodec, plaintextCodec, type TokenCodec } from './crypto.js';
+import { entryNames, entryToken, entryValue, fingerprintPrefix, rebased, type EntryNames } from './entry.js';
 import { redisClients, type RedisClient } from './redis-clients.js';
-import { decodeEncryptionKey, encryptedCodec, plaintextCodec, tokenFingerprint, type TokenCodec } from './crypto.js';
+import { INVALIDATE_SCRIPT, LEASE_SCRIPT, READ_SCRIPT, SETTLE_SCRIPT } from './scripts.js';
+import { StoreHealth } from './store-health.js';
+import { CacheStoreError, timedOut } from './store-errors.js';
 
 /** Longest a Redis call may take before the replica stops waiting and goes on without it. */
 export const REDIS_COMMAND_TIMEOUT_MS = 250;
@@ -48,70 +52,11 @@ export interface RedisTokenStoreOptions {
   readonly forgetLocal: (id: string) => void;
 }
 
-interface Names {
-  readonly entry: string;
-  readonly lease: string;
-}
-
-type EventType = 'stored' | 'released' | 'invalidated';
-
-interface CacheEvent {
-  readonly t: EventType;
-  /** The entry's Redis key. */
-  readonly k: string;
-  /** The publishing replica, so it ignores its own invalidations. */
-  readonly from: string;
-}
-
-/** GET and PTTL in one round trip: the remaining TTL re-bases the entry's times on this replica's clock. */
-const READ_SCRIPT = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`;
-
-/**
- * Take the lease unless another replica holds it. A lease already holding this replica's claim
- * counts as taken: a request whose answer timed out may have been granted after all, and the next
- * attempt (with the same claim) finds out. The entry must still be the value the caller read
- * (ARGV[3], '' for none): read and lease are two calls, and a replica that stored a token and gave
- * its lease back between them would otherwise leave a free lease over a fresh entry, and a second
- * token request. 2 says the entry changed: read it again.
- */
-const LEASE_SCRIPT = `
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then return 1 end
-if holder then return 0 end
-if (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then return 2 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`;
-
-/** A Redis call outlived REDIS_COMMAND_TIMEOUT_MS: Redis is slow rather than away. */
-class StoreTimeout extends Error {
-  readonly code = 'CACHE_STORE_TIMEOUT';
-  constructor() {
-    super(`the shared cache did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`);
-  }
-}
-const timedOut = (error: unknown): boolean => error instanceof StoreTimeout;
-
 /**
  * Late answers (time-outs) one fetch tolerates before it fetches alone. Redis that is away fails
  * at once (no offline queue); a slow Redis still coordinates the fleet once it answers.
  */
 const SLOW_ANSWERS_TOLERATED = 2;
-
-/** The lease holder's last step: store the token (if any), give the lease back if still ours, tell the waiters. */
-const SETTLE_SCRIPT = `
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1`;
-
-/** Delete the entry only if it still holds the revoked token (its fingerprint prefix); tell every replica. */
-const INVALIDATE_SCRIPT = `
-local value = redis.call('GET', KEYS[1])
-if value and string.sub(value, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1`;
-
-const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
 
 export class RedisTokenStore implements SharedTokenStore {
   readonly #client: RedisClient;
@@ -121,28 +66,22 @@ export class RedisTokenStore implements SharedTokenStore {
   #key: Buffer | undefined;
   readonly #onCorrupt: () => void;
   readonly #prefix: string;
-  readonly #channel: string;
-  readonly #instance = randomUUID();
-  readonly #metrics: Metrics;
   readonly #log: Logger;
-  readonly #forgetLocal: (id: string) => void;
-  /** Callbacks of replicas' callers waiting for news about an entry. */
-  readonly #waiters = new Map<string, Set<() => void>>();
-  /** Which local cache ids each entry serves (bounded by the routes of the config). */
-  readonly #localIds = new Map<string, Set<string>>();
-  /** Whether the last call (or connection event) says the store answers; tokengate_cache_store_up. */
-  #up = false;
+  readonly #events: CacheEvents;
+  readonly #health: StoreHealth;
   /** Between the client's 'ready' and its next 'close'. */
   #connected = false;
 
   constructor(options: RedisTokenStoreOptions) {
-    this.#metrics = options.metrics;
     this.#log = options.log;
-    this.#forgetLocal = options.forgetLocal;
+    this.#health = new StoreHealth(options.metrics, options.log);
+    this.#events = new CacheEvents(`${options.keyPrefix}events`, options.forgetLocal);
     this.#prefix = options.keyPrefix;
-    this.#channel = `${options.keyPrefix}events`;
     this.#onCorrupt = () =>
-      this.#failed('decode', new Error('a shared cache entry under this key does not decrypt or parse: read as a miss'));
+      this.#health.failed(
+        'decode',
+        new CacheStoreError('CACHE_ENTRY_UNREADABLE', 'a shared cache entry under this key does not decrypt or parse: read as a miss'),
+      );
     this.#key = options.encryptionKey === undefined ? undefined : decodeEncryptionKey(options.encryptionKey.reveal());
     this.#codec = this.#key === undefined ? plaintextCodec(this.#onCorrupt) : encryptedCodec(this.#key, this.#onCorrupt);
 
@@ -151,24 +90,23 @@ export class RedisTokenStore implements SharedTokenStore {
     this.#subscriber = subscriber;
     for (const each of [client, subscriber]) {
       // Without an 'error' listener, ioredis's connection errors would be unhandled and end the process.
-      each.on('error', (error: Error) => this.#failed('connect', error));
+      each.on('error', (error: Error) => this.#health.failed('connect', error));
     }
     // A crashed or killed Redis closes the connection before any call fails: say so at once.
     client.on('close', () => {
       this.#connected = false;
-      this.#down('connect', 'connection to the shared cache closed');
+      this.#health.down('connect', new CacheStoreError('CACHE_CONNECTION_CLOSED', 'connection to the shared cache closed'));
     });
     client.on('ready', () => {
       this.#connected = true;
       this.#log.info({ event: 'cache_connected' }, 'shared token cache (Redis) connected');
-      this.#answered();
+      this.#health.answered();
     });
-    this.#metrics.setStoreUpSource(() => this.#up);
-    this.#subscriber.on('message', this.#onMessage);
-    this.#subscribed = this.#subscriber.subscribe(this.#channel).then(
+    this.#subscriber.on('message', this.#events.onMessage);
+    this.#subscribed = this.#subscriber.subscribe(this.#events.channel).then(
       () => true,
       (error: unknown) => {
-        this.#failed('subscribe', error);
+        this.#health.failed('subscribe', error);
         return false;
       },
     );
@@ -246,7 +184,7 @@ export class RedisTokenStore implements SharedTokenStore {
         return Object.freeze({ ...entry, refreshAt: Math.min(entry.usableUntil, now + REFRESH_RECHECK_MS) });
       }
       if (now >= giveUpAt) return load();
-      await this.#news(names.entry, Math.min(LEASE_POLL_MS, giveUpAt - now));
+      await this.#events.news(names.entry, Math.min(LEASE_POLL_MS, giveUpAt - now));
     }
   }
 
@@ -258,15 +196,16 @@ export class RedisTokenStore implements SharedTokenStore {
   async invalidate(key: TokenKey, connection: Connection, accessToken: string): Promise<void> {
     const { entry } = this.#names(key, connection);
     try {
-      await this.#eval(INVALIDATE_SCRIPT, 1, entry, `${tokenFingerprint(accessToken)}:`, this.#channel, this.#event('invalidated', entry));
+      const event = this.#events.message('invalidated', entry);
+      await this.#eval(INVALIDATE_SCRIPT, 1, entry, fingerprintPrefix(accessToken), this.#events.channel, event);
     } catch (error) {
-      this.#failed('invalidate', error);
+      this.#health.failed('invalidate', error);
     }
   }
 
   async close(): Promise<void> {
-    for (const waiters of this.#waiters.values()) for (const wake of [...waiters]) wake();
-    this.#up = false; // a shutdown is no outage: no cache_store_down
+    this.#events.wakeAll();
+    this.#health.closed();
     this.#client.disconnect();
     this.#subscriber.disconnect();
   }
@@ -302,19 +241,14 @@ export class RedisTokenStore implements SharedTokenStore {
     return withDeadline(
       REDIS_COMMAND_TIMEOUT_MS,
       () => this.#client.eval(script, keys, ...args),
-      () => new StoreTimeout(),
+      () => new CacheStoreError('CACHE_STORE_TIMEOUT', `the shared cache did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`),
     );
   }
 
-  #names(key: TokenKey, connection: Connection): Names {
-    // key.id carries a DPoP key's thumbprint (tokenKey): replicas with another key never share the entry.
-    // The {…} hash tag puts an entry and its lease in one Cluster slot: the scripts touch both.
-    const suffix = `{${connection.identity}:${hash(key.id)}}`;
-    const entry = `${this.#prefix}token:${suffix}`;
-    let ids = this.#localIds.get(entry);
-    if (ids === undefined) this.#localIds.set(entry, (ids = new Set()));
-    ids.add(key.id);
-    return { entry, lease: `${this.#prefix}lease:${suffix}` };
+  #names(key: TokenKey, connection: Connection): EntryNames {
+    const names = entryNames(this.#prefix, connection.identity, key.id);
+    this.#events.serves(names.entry, key.id);
+    return names;
   }
 
   /** The entry, its times re-based on Redis's remaining TTL; undefined for a miss or an unreadable value. */
@@ -328,15 +262,18 @@ export class RedisTokenStore implements SharedTokenStore {
     try {
       reply = (await this.#eval(READ_SCRIPT, 1, entry)) as [string | null, number];
     } catch (error) {
-      this.#failed('read', error);
+      this.#health.failed('read', error);
       throw error;
     }
-    this.#answered();
+    this.#health.answered();
     // A peer that is not Redis (or a broken one) may answer anything: only a value and a TTL are a read.
     const [value, ttl] = Array.isArray(reply) ? reply : [];
     if ((value !== null && typeof value !== 'string') || typeof ttl !== 'number') {
-      const error = new Error('the shared cache answered a read with something else than a value and a TTL');
-      this.#failed('decode', error);
+      const error = new CacheStoreError(
+        'CACHE_REPLY_INVALID',
+        'the shared cache answered a read with something else than a value and a TTL',
+      );
+      this.#health.failed('decode', error);
       throw error;
     }
     return [value, ttl];
@@ -344,41 +281,31 @@ export class RedisTokenStore implements SharedTokenStore {
 
   #decode(entry: string, [value, ttl]: [string | null, number]): CachedToken | undefined {
     if (value === null) return undefined;
-    const token = this.#codec.decode(value.slice(value.indexOf(':') + 1), entry);
+    const token = entryToken(this.#codec, value, entry);
     if (token === undefined) return undefined;
-    const now = Date.now();
-    // Replicas' clocks differ; Redis's TTL is the one clock they share.
-    const shift = ttl > 0 ? now + ttl - token.usableUntil : 0;
-    const rebased: CachedToken = Object.freeze({
-      ...token,
-      obtainedAt: token.obtainedAt + shift,
-      expiresAt: token.expiresAt + shift,
-      usableUntil: token.usableUntil + shift,
-      refreshAt: token.refreshAt + shift,
-    });
-    // Whoever can write to Redis must not make a replica cache a token for ever, or break a gauge or /usage.
-    if (!plausibleTimes(token, token.obtainedAt) || !plausibleTimes(rebased, now)) {
-      this.#failed('decode', new Error('a shared cache entry under this key has impossible times (tampered?): read as a miss'));
-      return undefined;
+    const times = rebased(token, ttl, Date.now());
+    if (times === undefined) {
+      const error = 'a shared cache entry under this key has impossible times (tampered?): read as a miss';
+      this.#health.failed('decode', new CacheStoreError('CACHE_ENTRY_IMPLAUSIBLE', error));
     }
-    return rebased;
+    return times;
   }
 
   /**
    * LEASE_SCRIPT: `held` when this replica holds the lease under `claim`, `taken` when another
    * replica does, `changed` when the entry is no longer the value `seen` (read it again).
    */
-  async #lease(names: Names, claim: string, leaseMs: number, seen: string): Promise<'held' | 'taken' | 'changed'> {
+  async #lease(names: EntryNames, claim: string, leaseMs: number, seen: string): Promise<'held' | 'taken' | 'changed'> {
     try {
       const reply = await this.#eval(LEASE_SCRIPT, 2, names.lease, names.entry, claim, leaseMs, seen);
       return reply === 1 ? 'held' : reply === 2 ? 'changed' : 'taken';
     } catch (error) {
-      this.#failed('lease', error);
+      this.#health.failed('lease', error);
       throw error;
     }
   }
 
-  async #loadAndShare(names: Names, lease: string, load: () => Promise<CachedToken>): Promise<CachedToken> {
+  async #loadAndShare(names: EntryNames, lease: string, load: () => Promise<CachedToken>): Promise<CachedToken> {
     let token: CachedToken;
     try {
       token = await load();
@@ -391,9 +318,9 @@ export class RedisTokenStore implements SharedTokenStore {
     return token;
   }
 
-  async #settle(names: Names, lease: string, token: CachedToken | undefined): Promise<void> {
+  async #settle(names: EntryNames, lease: string, token: CachedToken | undefined): Promise<void> {
     const ttl = token === undefined ? 0 : Math.floor(token.usableUntil - Date.now());
-    const value = token === undefined || ttl <= 0 ? '' : `${tokenFingerprint(token.accessToken)}:${this.#codec.encode(token, names.entry)}`;
+    const value = token === undefined || ttl <= 0 ? '' : entryValue(this.#codec, token, names.entry);
     try {
       await this.#eval(
         SETTLE_SCRIPT,
@@ -403,82 +330,12 @@ export class RedisTokenStore implements SharedTokenStore {
         value,
         value === '' ? 0 : ttl,
         lease,
-        this.#channel,
-        this.#event(value === '' ? 'released' : 'stored', names.entry),
+        this.#events.channel,
+        this.#events.message(value === '' ? 'released' : 'stored', names.entry),
       );
     } catch (error) {
       // The token still serves this replica; the others fetch their own when their wait ends.
-      this.#failed('write', error);
+      this.#health.failed('write', error);
     }
-  }
-
-  /** Resolves on a message about `entry` or after `ms`, whichever comes first. */
-  #news(entry: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let waiters = this.#waiters.get(entry);
-      if (waiters === undefined) this.#waiters.set(entry, (waiters = new Set()));
-      const set = waiters;
-      const wake = () => {
-        clearTimeout(timer);
-        set.delete(wake);
-        if (set.size === 0 && this.#waiters.get(entry) === set) this.#waiters.delete(entry);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      set.add(wake);
-    });
-  }
-
-  readonly #onMessage = (channel: string, text: string): void => {
-    if (channel !== this.#channel) return;
-    let event: Partial<CacheEvent>;
-    try {
-      event = JSON.parse(text) as Partial<CacheEvent>;
-    } catch {
-      return;
-    }
-    if (typeof event !== 'object' || event === null || typeof event.k !== 'string') return;
-    if (event.t === 'invalidated') {
-      if (event.from === this.#instance) return;
-      for (const id of this.#localIds.get(event.k) ?? []) this.#forgetLocal(id);
-      return;
-    }
-    for (const wake of [...(this.#waiters.get(event.k) ?? [])]) wake();
-  };
-
-  /** The store answered: the first answer after an outage (or at start) says so once. */
-  #answered(): void {
-    if (this.#up) return;
-    this.#up = true;
-    this.#log.info({ event: 'cache_store_up' }, 'shared token cache (Redis) answers: the fleet shares tokens again');
-  }
-
-  #event(t: EventType, k: string): string {
-    return JSON.stringify({ t, k, from: this.#instance } satisfies CacheEvent);
-  }
-
-  /**
-   * Counts a failed call. A damaged entry is always a warning (a bug or tampering); of an outage's
-   * failures only the first is, the rest go to debug.
-   */
-  #failed(operation: CacheOperation, error: unknown): void {
-    this.#metrics.cacheErrors.inc({ operation });
-    const message = error instanceof Error ? error.message : String(error);
-    if (operation === 'decode') {
-      this.#log.warn({ event: 'cache_entry_unreadable' }, message);
-    } else if (!this.#down(operation, message)) {
-      this.#log.debug({ event: 'cache_error', operation, error: message }, `shared token cache ${operation} failed`);
-    }
-  }
-
-  /** The store stopped answering: the first sign of an outage says so once; true if this was it. */
-  #down(operation: CacheOperation, message: string): boolean {
-    if (!this.#up) return false;
-    this.#up = false;
-    this.#log.warn(
-      { event: 'cache_store_down', operation, error: message },
-      'shared token cache (Redis) unavailable: each replica fetches its own tokens until it is back',
-    );
-    return true;
   }
 }
