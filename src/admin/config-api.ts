@@ -6,7 +6,7 @@ import express, { type Request, type Router } from 'express';
 import type { Document } from 'yaml';
 import { formatPath } from '../config/errors.js';
 import { PROTOTYPE_KEY_MESSAGE, PROTOTYPE_KEYS } from '../config/prototype-keys.js';
-import { connectionSchema } from '../config/schema.js';
+import { connectionSchema } from '../config/schema-connection.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../observability/log.js';
 import { crossSite, type AdminAuth } from './admin-auth.js';

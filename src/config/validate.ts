@@ -6,7 +6,10 @@
 import type { z } from 'zod';
 import { PROTOTYPE_KEY_MESSAGE, prototypeKeyPaths } from './prototype-keys.js';
 import type { Problems } from './report.js';
-import { configSchema, connectionSchema, routeSchema, secretSchema, type RawConfig, type RawRoute } from './schema.js';
+import { configSchema, type RawConfig, type RawRoute } from './schema.js';
+import { connectionSchema } from './schema-connection.js';
+import { routeSchema } from './schema-route.js';
+import { secretSchema } from './schema-values.js';
 import { closest, knownKeys } from './suggest.js';
 
 export interface ValidatedConfig {

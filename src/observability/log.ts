@@ -3,7 +3,7 @@
  * token request body or an error object logged by mistake does not carry a credential out.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { DEFAULT_ACCESS_HEADER } from '../config/schema.js';
+import { DEFAULT_ACCESS_HEADER } from '../config/schema-route.js';
 import { LineSink } from './log-sink.js';
 
 export type { Logger };

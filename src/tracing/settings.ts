@@ -3,7 +3,8 @@
  * OpenTelemetry environment variables (OpenTelemetry specification, "Environment Variable
  * Specification" and "OTLP Exporter Configuration"). A key the YAML sets wins over its variable.
  */
-import { TRACING_PROTOCOLS, type RawTracing } from '../config/schema.js';
+import type { RawTracing } from '../config/schema.js';
+import { TRACING_PROTOCOLS } from '../config/schema-admin.js';
 
 export type TracingProtocol = (typeof TRACING_PROTOCOLS)[number];
 

@@ -6,7 +6,7 @@
  */
 import { constants, createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
 import type { Secret } from '../../config/secret.js';
-import type { DPOP_ALGORITHMS } from '../../config/schema.js';
+import type { DPOP_ALGORITHMS } from '../../config/schema-connection.js';
 import { CredentialProblem, describeKey, parsePrivateKey } from '../client-auth.js';
 
 /** RFC 9449 §4.2: asymmetric algorithms only, never `none` or HMAC (the list is the config schema's). */
