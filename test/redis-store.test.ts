@@ -260,6 +260,53 @@ describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-
       await b.close();
     }
   });
+
+  it('names a damaged entry by its code in the log: CACHE_ENTRY_UNREADABLE, CACHE_ENTRY_IMPLAUSIBLE', async () => {
+    const prefix = newPrefix();
+    const connection = (
+      await parseConfig(config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }), 'gateway.yaml', {})
+    ).connections.get('fake')!;
+    const lines: Array<Record<string, unknown>> = [];
+    const store = new RedisTokenStore({
+      topology: { kind: 'server', url: redis.url },
+      keyPrefix: prefix,
+      encryptionKey: undefined,
+      metrics: new Metrics(),
+      log: createLogger({
+        level: 'debug',
+        destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+      }),
+      forgetLocal: () => {},
+    });
+    try {
+      assert.ok(await store.whenConnected());
+      const key = tokenKey('fake', {});
+      const now = Date.now();
+      const token = {
+        accessToken: 'a'.repeat(16),
+        scope: undefined,
+        obtainedAt: now,
+        expiresAt: now + 60_000,
+        usableUntil: now + 60_000,
+        refreshAt: now + 45_000,
+      };
+      await store.fetch(key, connection, async () => token);
+      const [entry] = await entries(prefix);
+      const [fingerprint, stored] = [entry!.value.slice(0, entry!.value.indexOf(':')), entry!.value.slice(entry!.value.indexOf(':') + 1)];
+      const codes = async (value: string): Promise<unknown[]> => {
+        await raw.set(entry!.key, `${fingerprint}:${value}`, 'KEEPTTL');
+        lines.length = 0;
+        assert.equal(await store.get(key, connection), undefined);
+        return lines.filter((line) => line.event === 'cache_entry_unreadable').map((line) => line.errorCode);
+      };
+      assert.deepEqual(await codes('p1.{not json'), ['CACHE_ENTRY_UNREADABLE']);
+      const times = JSON.parse(stored.slice('p1.'.length)) as Record<string, number>;
+      // Obtained after it stops being usable: impossible, whoever wrote it.
+      assert.deepEqual(await codes(`p1.${JSON.stringify({ ...times, o: times.u! + 1_000 })}`), ['CACHE_ENTRY_IMPLAUSIBLE']);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('cache config', () => {
