@@ -376,8 +376,8 @@ export class ProxyHandler {
   }
 
   static readonly #upstreamEvents: UpstreamCallEvents<Exchange> = {
-    headers: (exchange, call, status, reason, rawHeaders, headers) =>
-      exchange.proxyReq === call && exchange.handler.#answer(exchange, status, reason, rawHeaders, headers),
+    headers: (exchange, call, status, reason, rawHeaders) =>
+      exchange.proxyReq === call && exchange.handler.#answer(exchange, call, status, reason, rawHeaders),
     // A request a 401 replay has replaced no longer speaks for the caller.
     failed: (exchange, call, error) => {
       if (exchange.proxyReq === call) exchange.handler.#upstreamFailed(exchange, error);
@@ -385,8 +385,8 @@ export class ProxyHandler {
     settled: (exchange) => {
       exchange.route.upstreamInFlight.value--;
     },
-    upgraded: (exchange, call, rawHeaders, headers, socket) => {
-      if (exchange.proxyReq === call) exchange.handler.#upgraded(exchange, rawHeaders, headers, socket);
+    upgraded: (exchange, call, rawHeaders, socket) => {
+      if (exchange.proxyReq === call) exchange.handler.#upgraded(exchange, rawHeaders, call.headers, socket);
       else socket.destroy();
     },
   };
@@ -417,14 +417,14 @@ export class ProxyHandler {
    * The upstream's final head (UpstreamCall has refused a status outside 100..599 and passed over
    * interim ones): passed on, true, and its body follows; or false, a 401 replayed instead.
    */
-  #answer(exchange: Exchange, status: number, reason: string, rawHeaders: string[], headers: IncomingHttpHeaders): boolean {
+  #answer(exchange: Exchange, call: UpstreamCall<Exchange>, status: number, reason: string, rawHeaders: string[]): boolean {
     const { res, route } = exchange;
     exchange.trace?.upstreamResponse(status);
-    if (route.dpop !== undefined && this.#dpopAnswer(exchange, route.dpop, headers, status)) return false;
+    if (route.dpop !== undefined && this.#dpopAnswer(exchange, route.dpop, call.headers, status)) return false;
     if (status === 401 && route.key !== undefined && exchange.token !== undefined) {
       if (exchange.replayed) {
         this.#metrics.authFailures.inc({ route: route.name, connection: route.key.connection, reason: 'upstream_unauthorized' });
-      } else if (this.#wantsReplay(route.route, headers)) {
+      } else if (this.#wantsReplay(route.route, call.headers)) {
         if (exchange.replayable) {
           this.#replay(exchange);
           return false;

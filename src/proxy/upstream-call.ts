@@ -3,10 +3,15 @@
  * hands over the upstream's header lines as it read them (raw, in order, each with its case), and
  * the caller's socket pushes back on the upstream: the pool stops reading while the caller's
  * response is full and goes on at its 'drain'.
+ *
+ * The call speaks undici's own handler interface (onConnect, onHeaders, onData, onComplete), the one
+ * its client calls: a handler of the newer interface (onRequestStart, onResponseStart, ...) is
+ * wrapped per request in an adapter that also builds a headers object from every answer's lines,
+ * which the gateway needs only for a 401, on a DPoP route or for a 101 (see `headers`).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import { util, type Dispatcher } from 'undici';
 import { callerTrailers } from './headers.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
@@ -16,7 +21,7 @@ export interface UpstreamCallEvents<C> {
    * The upstream's final answer arrived. Returns true to stream its body to the caller (the owner
    * has written the caller's head), false to drop it (the owner replays the request instead).
    */
-  headers(context: C, call: UpstreamCall<C>, status: number, reason: string, rawHeaders: string[], headers: IncomingHttpHeaders): boolean;
+  headers(context: C, call: UpstreamCall<C>, status: number, reason: string, rawHeaders: string[]): boolean;
   /** The call failed: no connection, a time-out, a reset, an answer no HTTP peer may send. */
   failed(context: C, call: UpstreamCall<C>, error: Error): void;
   /**
@@ -28,7 +33,7 @@ export interface UpstreamCallEvents<C> {
    * The upstream switched protocols (101) on an upgrade request: `socket` is its connection, out
    * of the pool, with any bytes that came after the head still to be read. The owner now has it.
    */
-  upgraded(context: C, call: UpstreamCall<C>, rawHeaders: string[], headers: IncomingHttpHeaders, socket: Duplex): void;
+  upgraded(context: C, call: UpstreamCall<C>, rawHeaders: string[], socket: Duplex): void;
 }
 
 export interface UpstreamRequest {
@@ -81,8 +86,7 @@ function relayEarlyHints(res: ServerResponse, raw: readonly Buffer[]): void {
 }
 
 /** The upstream's header lines as undici read them: raw, in order, each with its case. */
-function rawList(controller: Dispatcher.DispatchController): string[] {
-  const raw = controller.rawHeaders as Buffer[];
+function rawList(raw: readonly Buffer[]): string[] {
   const list: string[] = new Array<string>(raw.length);
   for (let i = 0; i < raw.length; i++) list[i] = raw[i]!.toString('latin1');
   return list;
@@ -92,11 +96,14 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #context: C;
   readonly #events: UpstreamCallEvents<C>;
-  #controller: Dispatcher.DispatchController | undefined;
+  /** undici's abort for this request, once it is on a connection. */
+  #abort: ((error: Error) => void) | undefined;
   #cancelled = false;
   /** Set when the owner dropped the answer: its body is read and thrown away, its errors ignored. */
   #dropped = false;
+  /** undici's resume for a paused answer, from its head. */
   #resume: (() => void) | undefined;
+  #onDrain: (() => void) | undefined;
   #request: UpstreamRequest | undefined;
   #deadline: NodeJS.Timeout | undefined;
   /** Until the final head arrives or the call fails: the time a deadline may run in. */
@@ -105,11 +112,22 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
   #bodySent = false;
   /** undici has ended the request (settled has been told). */
   #ended = false;
+  /** The final head's (or the 101's) header lines, as they came. */
+  #rawHeaders: readonly Buffer[] = [];
+  #headers: IncomingHttpHeaders | undefined;
 
   constructor(res: ServerResponse, context: C, events: UpstreamCallEvents<C>) {
     this.#res = res;
     this.#context = context;
     this.#events = events;
+  }
+
+  /**
+   * The answer's head as an object (lower-cased names, repeated lines as arrays), built on first
+   * use: the owner reads it only for the few answers it looks into (a 401, a DPoP nonce, a 101).
+   */
+  get headers(): IncomingHttpHeaders {
+    return (this.#headers ??= util.parseHeaders(this.#rawHeaders as Buffer[]) as IncomingHttpHeaders);
   }
 
   /** Sends `request` through `pool`. A request undici refuses to write fails the call, as does any other error. */
@@ -140,7 +158,7 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
   /** Ends the request with `error` (reported through `failed` unless dropped); no-op once it has ended. */
   abort(error: Error): void {
     this.#settle();
-    this.#controller?.abort(error);
+    if (!this.#ended) this.#abort?.(error);
   }
 
   flushHeadIfIdle(): void {
@@ -165,60 +183,67 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
     clearTimeout(this.#deadline);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#cancelled) return controller.abort(new Error(CALLER_LEFT));
+  onConnect(abort: (error?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#cancelled) return abort(new Error(CALLER_LEFT));
     const body = this.#request!.body;
     if (body === null || Buffer.isBuffer(body) || body.readableEnded) this.#arm();
     else body.once('end', () => this.#arm());
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, reason = ''): void {
+  /** Returns false to pause the answer until `resume` is called (the caller's response is full). */
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, reason = ''): boolean {
     // RFC 9110 §15: a status is 100..599 ("099" parses as 99, "999" as 999); no caller may get another.
-    if (status < 100 || status > 599)
-      return this.abort(Object.assign(new Error(`the upstream answered HTTP ${status}`), { code: UNUSABLE_ANSWER_CODE }));
+    if (status < 100 || status > 599) {
+      this.abort(Object.assign(new Error(`the upstream answered HTTP ${status}`), { code: UNUSABLE_ANSWER_CODE }));
+      return true;
+    }
     // RFC 9110 §15.2: a proxy passes an interim answer on. A 103 Early Hints (RFC 8297) goes to the
     // caller; another (102) is passed over. The final answer follows within the same deadline. An
     // unasked 101 never gets here: undici fails the request and closes the socket ("bad upgrade"),
     // and so it does on an unasked 100 (see test/core-forwarding).
     if (status < 200) {
-      if (status === 103) relayEarlyHints(this.#res, controller.rawHeaders as Buffer[]);
-      return;
+      if (status === 103) relayEarlyHints(this.#res, rawHeaders);
+      return true;
     }
     this.#settle();
-    if (!this.#events.headers(this.#context, this, status, reason, rawList(controller), headers)) this.#dropped = true;
+    this.#resume = resume;
+    this.#rawHeaders = rawHeaders;
+    if (!this.#events.headers(this.#context, this, status, reason, rawList(rawHeaders))) this.#dropped = true;
     // Node sends a response head with the first body bytes. Those of this answer, if any came with
     // its head, are passed on before the next tick; an answer still without a body then has its head
     // sent alone, so that a long poll or a quiet upstream does not keep the status from the caller.
     else process.nextTick(flushHeadIfIdle, this);
+    return true;
   }
 
   /** Only an upgrade request gets here; undici fails any other that meets a 101 ("bad upgrade"). */
-  onRequestUpgrade(controller: Dispatcher.DispatchController, _status: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+  onUpgrade(_status: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
     this.#settle();
+    this.#rawHeaders = (rawHeaders ?? []) as Buffer[];
     // undici is done with the request: from here on the socket is a tunnel's, not an upstream request.
     if (this.#cancelled) socket.destroy();
-    else this.#events.upgraded(this.#context, this, rawList(controller), headers, socket);
+    else this.#events.upgraded(this.#context, this, rawList(this.#rawHeaders), socket);
     this.#end();
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#dropped) return;
+  /** Returns false to pause the answer: the caller's response is full; its 'drain' resumes it. */
+  onData(chunk: Buffer): boolean {
+    if (this.#dropped) return true;
     this.#bodySent = true;
-    if (this.#res.write(chunk)) return;
-    controller.pause();
-    this.#resume ??= () => this.#controller?.resume();
-    this.#res.once('drain', this.#resume);
+    if (this.#res.write(chunk)) return true;
+    this.#onDrain ??= () => this.#resume?.();
+    this.#res.once('drain', this.#onDrain);
+    return false;
   }
 
-  onResponseEnd(controller: Dispatcher.DispatchController): void {
+  onComplete(rawTrailers: string[] | Buffer[] | null): void {
     if (!this.#dropped) {
       // RFC 9110 §6.5: the upstream's trailer fields go on after the body. Node sends them on a chunked
       // answer (on any other they cannot be, and are dropped) and refuses a field it cannot write.
-      const trailers = (controller as { rawTrailers?: Buffer[] }).rawTrailers;
-      if (trailers !== undefined && trailers.length > 0) {
+      if (rawTrailers !== null && rawTrailers.length > 0) {
         try {
-          this.#res.addTrailers(callerTrailers(trailers));
+          this.#res.addTrailers(callerTrailers(rawTrailers as Buffer[]));
         } catch {
           // a field Node will not write (a control character): the answer ends without trailers
         }
@@ -228,7 +253,7 @@ export class UpstreamCall<C> implements Dispatcher.DispatchHandler {
     this.#end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  onError(error: Error): void {
     this.#settle();
     if (!this.#dropped) this.#events.failed(this.#context, this, error);
     this.#end();
