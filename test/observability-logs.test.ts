@@ -166,13 +166,20 @@ describe('access lines', () => {
       ['info', 'GET', 200, 1.234, 'req-1', 200],
       ['debug', 'POST', 502, 0.5, 'quote"and\\slash', undefined],
       ['trace', 'DELETE', 404, 12, 'e3b0c442-98fc-4c1c-a1b2-0123456789ab', 404],
+      // Durations as the gateway rounds them (to the microsecond): no trailing zeros, as JavaScript writes them.
+      ['info', 'GET', 200, 1.2, 'a.b:c@d/e+f=g_h', 200],
+      ['info', 'PUT', 201, 10.05, 'req-2', 201],
+      ['info', 'GET', 200, 0.001, 'req-3', 200],
+      ['info', 'GET', 200, 1234.5, 'req-4', 200],
+      ['info', 'GET', 200, 0, 'req-5', 200],
+      ['info', 'GET', 200, 98765.432, 'caf\u00e9', 200],
     ] as const;
     for (const [level, method, status, durationMs, requestId, upstreamStatus] of cases) {
       access.write(level, method, status, durationMs, requestId, upstreamStatus);
       viaPino[level]({ method, status, durationMs, requestId, upstreamStatus }, 'request');
     }
     const lines = text().trimEnd().split('\n').map(timeless);
-    assert.equal(lines.length, 6);
+    assert.equal(lines.length, cases.length * 2);
     for (let i = 0; i < lines.length; i += 2) assert.equal(lines[i], lines[i + 1]);
     assert.equal(JSON.parse(lines[2]!).requestId, 'quote"and\\slash');
   });
