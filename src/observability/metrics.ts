@@ -26,6 +26,41 @@ export interface InFlightCount {
   value: number;
 }
 
+/** One method and status's answers: counted on the request path, reported up to the last scrape. */
+interface AnswerCount {
+  counted: number;
+  reported: number;
+}
+
+/**
+ * A route's answered requests by method and status, counted as plain numbers on the request path:
+ * a prom-client counter child hashes and checks its labels on every inc(), and picking the child
+ * took a string key built per request. tokengate_requests_total takes what was counted since the
+ * last scrape when it is read. One per route name, kept across reloads, as InFlightCount.
+ */
+export class RequestCounts {
+  readonly #byMethod = new Map<string, Map<number, AnswerCount>>();
+
+  count(method: string, status: number): void {
+    let byStatus = this.#byMethod.get(method);
+    if (byStatus === undefined) this.#byMethod.set(method, (byStatus = new Map<number, AnswerCount>()));
+    const answers = byStatus.get(status);
+    if (answers === undefined) byStatus.set(status, { counted: 1, reported: 0 });
+    else answers.counted++;
+  }
+
+  /** Hands over what was counted since the last call, by method and status. */
+  report(add: (method: string, status: number, count: number) => void): void {
+    for (const [method, byStatus] of this.#byMethod) {
+      for (const [status, answers] of byStatus) {
+        if (answers.counted === answers.reported) continue;
+        add(method, status, answers.counted - answers.reported);
+        answers.reported = answers.counted;
+      }
+    }
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
   #expirySource: () => Map<string, number> = () => new Map();
@@ -36,6 +71,7 @@ export class Metrics {
   #configuredRoutes: readonly string[] = [];
   #configuredConnections: readonly string[] = [];
   readonly #upstreamInFlight = new Map<string, InFlightCount>();
+  readonly #requestCounts = new Map<string, RequestCounts>();
   #tokenFetchSource: () => Map<string, number> = () => new Map();
 
   readonly tokenRequests = this.#counter('tokengate_token_requests_total', 'Requests sent to token endpoints, by outcome', [
@@ -76,6 +112,10 @@ export class Metrics {
     'tokengate_requests_total',
     'Requests answered, by route, method and status sent to the caller (route="unmatched" for 404s)',
     ['route', 'method', 'code'],
+    () => {
+      for (const [route, counts] of this.#requestCounts)
+        counts.report((method, status, count) => this.requests.inc({ route, method, code: String(status) }, count));
+    },
   );
   readonly requestDuration = this.#histogram('tokengate_request_duration_seconds', 'Time from request to response headers sent, by route', [
     'route',
@@ -240,8 +280,8 @@ export class Metrics {
     }
   }
 
-  #counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
-    return this.#track(new Counter({ name, help, labelNames, registers: [this.registry] }), labelNames);
+  #counter<L extends string>(name: string, help: string, labelNames: readonly L[] = [], collect?: () => void): Counter<L> {
+    return this.#track(new Counter({ name, help, labelNames, registers: [this.registry], ...(collect && { collect }) }), labelNames);
   }
 
   #histogram<L extends string>(name: string, help: string, labelNames: readonly L[]): Histogram<L> {
@@ -261,6 +301,16 @@ export class Metrics {
       this.#upstreamInFlight.set(route, count);
     }
     return count;
+  }
+
+  /** A route's answered requests, for the request path to count (tokengate_requests_total). */
+  requestCounts(route: string): RequestCounts {
+    let counts = this.#requestCounts.get(route);
+    if (counts === undefined) {
+      counts = new RequestCounts();
+      this.#requestCounts.set(route, counts);
+    }
+    return counts;
   }
 
   /** Where the token fetch gauge reads from at scrape time: fetches under way by connection. */

@@ -5,7 +5,7 @@
  * counters and access loggers: it cannot fail, and runs only when a config is committed.
  */
 import type { Counter, Histogram } from 'prom-client';
-import type { InFlightCount, Metrics } from '../observability/metrics.js';
+import type { InFlightCount, Metrics, RequestCounts } from '../observability/metrics.js';
 import type { ConnectionStats, Usage } from '../observability/usage.js';
 import { ValueProblem } from '../config/checks.js';
 import type { Report } from '../config/report.js';
@@ -54,7 +54,8 @@ export interface RouteRuntime extends CompiledRoute {
   readonly hits: Counter.Internal | undefined;
   readonly misses: Counter.Internal | undefined;
   readonly stats: ConnectionStats | undefined;
-  readonly codes: Map<string, Counter.Internal>;
+  /** tokengate_requests_total's counts for this route. */
+  readonly codes: RequestCounts;
   /** Writes this route's access lines: `event` and `route` are serialised once, here. */
   readonly accessLog: AccessLog;
 }
@@ -143,7 +144,7 @@ export function bindRuntime(config: Config, compiled: CompiledRoutes, metrics: M
       hits: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'hit' }),
       misses: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'miss' }),
       stats: connection === undefined ? undefined : usage.stats(connection),
-      codes: new Map(),
+      codes: metrics.requestCounts(route.name),
       accessLog: new AccessLog(log, route.name),
     };
   });

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Counter, Histogram } from 'prom-client';
-import type { Metrics } from '../observability/metrics.js';
+import type { Histogram } from 'prom-client';
+import type { Metrics, RequestCounts } from '../observability/metrics.js';
 import type { Route } from '../config/types.js';
 import { GatewayError, TokenError } from '../errors/gateway.js';
 import { AccessLog, type Logger } from '../observability/log.js';
@@ -121,7 +121,7 @@ export class ProxyHandler {
   readonly #provider: TokenProvider;
   readonly #metrics: Metrics;
   readonly #log: Logger;
-  readonly #unmatched = new Map<string, Counter.Internal>();
+  readonly #unmatchedCounts: RequestCounts;
   readonly #unmatchedDuration: Histogram.Internal<'route'>;
   readonly #unmatchedLog: AccessLog;
   readonly #proto: 'http' | 'https';
@@ -143,6 +143,7 @@ export class ProxyHandler {
     this.#log = log;
     this.#proto = proto;
     this.#unmatchedDuration = metrics.requestDuration.labels({ route: UNMATCHED });
+    this.#unmatchedCounts = metrics.requestCounts(UNMATCHED);
     this.#unmatchedLog = new AccessLog(log, UNMATCHED);
   }
 
@@ -586,7 +587,7 @@ export class ProxyHandler {
       trace?.end(res.statusCode);
       const seconds = (performance.now() - started) / 1000;
       this.#unmatchedDuration.observe(seconds);
-      this.#count(this.#unmatched, UNMATCHED, method, res.statusCode);
+      this.#unmatchedCounts.count(method, res.statusCode);
       this.#accessLog(this.#runtime, this.#unmatchedLog, method, res.statusCode, seconds, requestId, undefined);
     });
   }
@@ -613,7 +614,7 @@ export class ProxyHandler {
     const { handler, route } = exchange;
     const seconds = (performance.now() - exchange.started) / 1000;
     route.duration.observe(seconds);
-    handler.#count(route.codes, route.name, exchange.method, status);
+    route.codes.count(exchange.method, status);
     handler.#accessLog(exchange.runtime, route.accessLog, exchange.method, status, seconds, exchange.requestId, exchange.upstreamStatus);
     exchange.trace?.end(status);
   }
@@ -633,15 +634,5 @@ export class ProxyHandler {
   ): void {
     const level = runtime.config.logging.accessLog;
     if (level !== 'off') log.write(level, method, status, Math.round(seconds * 1_000_000) / 1000, requestId, upstreamStatus);
-  }
-
-  #count(children: Map<string, Counter.Internal>, route: string, method: string, status: number): void {
-    const id = `${method} ${status}`;
-    let child = children.get(id);
-    if (child === undefined) {
-      child = this.#metrics.requests.labels({ route, method, code: String(status) });
-      children.set(id, child);
-    }
-    child.inc();
   }
 }
