@@ -283,3 +283,32 @@ routes:
     for (const response of await Promise.all(callers)) assert.equal(response.status, 200);
   });
 });
+
+describe('counts kept as plain numbers on the request path', () => {
+  it('tokengate_requests_total and the cache lookups show the running total at every scrape, never a scrape twice or an increment alone', async () => {
+    const metrics = new Metrics();
+    const requests = metrics.requestCounts('orders');
+    const hits = metrics.cacheLookupCount('crm', 'hit');
+    const read = async () => {
+      const samples = parseExposition(await metrics.registry.metrics());
+      return [
+        samples.get(sampleKey('tokengate_requests_total', { route: 'orders', method: 'GET', code: '200' })),
+        samples.get(sampleKey('tokengate_requests_total', { route: 'orders', method: 'POST', code: '201' })),
+        samples.get(sampleKey('tokengate_token_cache_lookups_total', { connection: 'crm', result: 'hit' })),
+      ];
+    };
+    requests.count('GET', 200);
+    requests.count('GET', 200);
+    hits.inc();
+    assert.deepEqual(await read(), [2, undefined, 1]);
+    assert.deepEqual(await read(), [2, undefined, 1], 'a second scrape adds nothing');
+    requests.count('GET', 200);
+    requests.count('POST', 201);
+    hits.inc();
+    hits.inc();
+    assert.deepEqual(await read(), [3, 1, 3]);
+    // The same route name after a reload gets the same counts: a series never restarts at 0.
+    metrics.requestCounts('orders').count('GET', 200);
+    assert.deepEqual(await read(), [4, 1, 3]);
+  });
+});

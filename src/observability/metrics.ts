@@ -18,6 +18,8 @@ export type CacheOperation = (typeof CACHE_OPERATIONS)[number];
  */
 const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
+export type CacheLookupResult = 'hit' | 'miss';
+
 /**
  * A count of things under way for one route, kept as a plain number so the request path does no
  * label lookup; the gauge reads it at scrape time. One holder per route name, kept across reloads.
@@ -26,36 +28,48 @@ export interface InFlightCount {
   value: number;
 }
 
-/** One method and status's answers: counted on the request path, reported up to the last scrape. */
-interface AnswerCount {
-  counted: number;
-  reported: number;
+/**
+ * A count the request path adds to as a plain number: a prom-client counter child hashes and checks
+ * its labels on every inc(). The counter takes what is new when it is read (its collect), so the
+ * exposition is the same, and the work per request is an addition.
+ */
+export class PlainCounter {
+  #counted = 0;
+  #reported = 0;
+
+  inc(): void {
+    this.#counted++;
+  }
+
+  /** What was counted since the last call. */
+  takeNew(): number {
+    const fresh = this.#counted - this.#reported;
+    this.#reported = this.#counted;
+    return fresh;
+  }
 }
 
 /**
- * A route's answered requests by method and status, counted as plain numbers on the request path:
- * a prom-client counter child hashes and checks its labels on every inc(), and picking the child
- * took a string key built per request. tokengate_requests_total takes what was counted since the
- * last scrape when it is read. One per route name, kept across reloads, as InFlightCount.
+ * A route's answered requests by method and status (tokengate_requests_total), picked without
+ * building a key per request. One per route name, kept across reloads, as InFlightCount.
  */
 export class RequestCounts {
-  readonly #byMethod = new Map<string, Map<number, AnswerCount>>();
+  readonly #byMethod = new Map<string, Map<number, PlainCounter>>();
 
   count(method: string, status: number): void {
     let byStatus = this.#byMethod.get(method);
-    if (byStatus === undefined) this.#byMethod.set(method, (byStatus = new Map<number, AnswerCount>()));
-    const answers = byStatus.get(status);
-    if (answers === undefined) byStatus.set(status, { counted: 1, reported: 0 });
-    else answers.counted++;
+    if (byStatus === undefined) this.#byMethod.set(method, (byStatus = new Map<number, PlainCounter>()));
+    let counter = byStatus.get(status);
+    if (counter === undefined) byStatus.set(status, (counter = new PlainCounter()));
+    counter.inc();
   }
 
   /** Hands over what was counted since the last call, by method and status. */
   report(add: (method: string, status: number, count: number) => void): void {
     for (const [method, byStatus] of this.#byMethod) {
-      for (const [status, answers] of byStatus) {
-        if (answers.counted === answers.reported) continue;
-        add(method, status, answers.counted - answers.reported);
-        answers.reported = answers.counted;
+      for (const [status, counter] of byStatus) {
+        const fresh = counter.takeNew();
+        if (fresh > 0) add(method, status, fresh);
       }
     }
   }
@@ -72,6 +86,8 @@ export class Metrics {
   #configuredConnections: readonly string[] = [];
   readonly #upstreamInFlight = new Map<string, InFlightCount>();
   readonly #requestCounts = new Map<string, RequestCounts>();
+  /** tokengate_token_cache_lookups_total's counts, by connection and result, kept across reloads. */
+  readonly #cacheLookupCounts = new Map<string, { connection: string; result: CacheLookupResult; counter: PlainCounter }>();
   #tokenFetchSource: () => Map<string, number> = () => new Map();
 
   readonly tokenRequests = this.#counter('tokengate_token_requests_total', 'Requests sent to token endpoints, by outcome', [
@@ -86,10 +102,17 @@ export class Metrics {
   readonly tokenDuration = this.#histogram('tokengate_token_request_duration_seconds', 'Duration of token endpoint requests', [
     'connection',
   ]);
-  readonly cacheLookups = this.#counter('tokengate_token_cache_lookups_total', 'Token cache lookups on the request path, by result', [
-    'connection',
-    'result',
-  ]);
+  readonly cacheLookups = this.#counter(
+    'tokengate_token_cache_lookups_total',
+    'Token cache lookups on the request path, by result',
+    ['connection', 'result'],
+    () => {
+      for (const { connection, result, counter } of this.#cacheLookupCounts.values()) {
+        const fresh = counter.takeNew();
+        if (fresh > 0) this.cacheLookups.inc({ connection, result }, fresh);
+      }
+    },
+  );
   readonly tokenExpiresIn = new Gauge({
     name: 'tokengate_token_expires_in_seconds',
     help: "Seconds until the soonest expiry among the connection's cached tokens",
@@ -311,6 +334,17 @@ export class Metrics {
       this.#requestCounts.set(route, counts);
     }
     return counts;
+  }
+
+  /** A connection's token cache hits or misses, for the request path to count (tokengate_token_cache_lookups_total). */
+  cacheLookupCount(connection: string, result: CacheLookupResult): PlainCounter {
+    const key = JSON.stringify([connection, result]);
+    let entry = this.#cacheLookupCounts.get(key);
+    if (entry === undefined) {
+      entry = { connection, result, counter: new PlainCounter() };
+      this.#cacheLookupCounts.set(key, entry);
+    }
+    return entry.counter;
   }
 
   /** Where the token fetch gauge reads from at scrape time: fetches under way by connection. */

@@ -4,8 +4,8 @@
  * `validate` runs it too. bindRuntime() then attaches this process's metric children, usage
  * counters and access loggers: it cannot fail, and runs only when a config is committed.
  */
-import type { Counter, Histogram } from 'prom-client';
-import type { InFlightCount, Metrics, RequestCounts } from '../observability/metrics.js';
+import type { Histogram } from 'prom-client';
+import type { InFlightCount, Metrics, PlainCounter, RequestCounts } from '../observability/metrics.js';
 import type { ConnectionStats, Usage } from '../observability/usage.js';
 import { ValueProblem } from '../config/checks.js';
 import type { Report } from '../config/report.js';
@@ -51,8 +51,8 @@ export interface RouteRuntime extends CompiledRoute {
   readonly duration: Histogram.Internal<'route'>;
   /** tokengate_upstream_requests_in_flight's count for this route. */
   readonly upstreamInFlight: InFlightCount;
-  readonly hits: Counter.Internal | undefined;
-  readonly misses: Counter.Internal | undefined;
+  readonly hits: PlainCounter | undefined;
+  readonly misses: PlainCounter | undefined;
   readonly stats: ConnectionStats | undefined;
   /** tokengate_requests_total's counts for this route. */
   readonly codes: RequestCounts;
@@ -141,8 +141,8 @@ export function bindRuntime(config: Config, compiled: CompiledRoutes, metrics: M
       ...base,
       duration: metrics.requestDuration.labels({ route: route.name }),
       upstreamInFlight: metrics.upstreamInFlight(route.name),
-      hits: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'hit' }),
-      misses: connection === undefined ? undefined : metrics.cacheLookups.labels({ connection, result: 'miss' }),
+      hits: connection === undefined ? undefined : metrics.cacheLookupCount(connection, 'hit'),
+      misses: connection === undefined ? undefined : metrics.cacheLookupCount(connection, 'miss'),
       stats: connection === undefined ? undefined : usage.stats(connection),
       codes: metrics.requestCounts(route.name),
       accessLog: new AccessLog(log, route.name),
