@@ -471,7 +471,13 @@ async function main(): Promise<number> {
     // Medians of the per-round ratios: each compares two runs made seconds apart.
     const pairedRatio = (of: TargetSummary, to: TargetSummary, value: (r: LoadResult) => number) =>
       median(of.rounds.map((r, i) => value(r) / value(to.rounds[i]!)));
-    const ratios = {
+    const ratios: {
+      gatewayToBaseline: number;
+      gatewayToDirect: number;
+      cpuGatewayToBaseline: number;
+      gatewayToNginx?: number;
+      cpuGatewayToNginx?: number;
+    } = {
       gatewayToBaseline: pairedRatio(gw, base, (r) => r.requestsPerSecond),
       gatewayToDirect: gw.requestsPerSecond / direct.requestsPerSecond,
       cpuGatewayToBaseline: pairedRatio(gw, base, (r) => r.cpuMicrosPerRequest),
@@ -491,10 +497,15 @@ async function main(): Promise<number> {
       );
     if (!quick) log(`tokengate / direct:              ${fmt(ratios.gatewayToDirect)} of its req/s`);
     const nginxSummary = summaries.find((s) => s.name === 'nginx');
-    if (nginxSummary !== undefined)
+    if (nginxSummary !== undefined) {
+      // Issue 28's targets: within 0.9 of nginx's req/s at no more than twice its CPU per request.
+      const toNginx = pairedRatio(gw, nginxSummary, (r) => r.requestsPerSecond);
+      const cpuToNginx = pairedRatio(gw, nginxSummary, (r) => r.cpuMicrosPerRequest);
+      Object.assign(ratios, { gatewayToNginx: toNginx, cpuGatewayToNginx: cpuToNginx });
       log(
-        `tokengate / nginx:               ${fmt(pairedRatio(gw, nginxSummary, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(gw, nginxSummary, (r) => r.cpuMicrosPerRequest))} × its CPU per request (medians of the per-round ratios)`,
+        `tokengate / nginx:               ${fmt(toNginx)} of its req/s (target ≥ 0.90), ${fmt(cpuToNginx)} × its CPU per request (target ≤ 2.00; medians of the per-round ratios)`,
       );
+    }
     else if (!quick) log('tokengate / nginx:               - (nginx is not installed)');
     const nodeForwarder = summaries.find((s) => s.name === 'node http forwarder');
     const undiciSummary = summaries.find((s) => s.name === 'undici forwarder');
