@@ -10,7 +10,15 @@
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 // The adapter itself, as undici's Dispatcher#dispatch applies it (not part of undici's public API).
-const UnwrapHandler = require('undici/lib/handler/unwrap-handler.js') as { unwrap(handler: object): Record<string, (...args: unknown[]) => unknown> };
+const UnwrapHandler = require('undici/lib/handler/unwrap-handler.js') as {
+  unwrap(handler: object): Adapted;
+};
+interface Adapted {
+  onConnect(abort: () => void): void;
+  onHeaders(status: number, raw: Buffer[], resume: () => void, reason: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: Buffer[]): void;
+}
 const RAW = ['Content-Type', 'text/plain', 'Content-Length', '1024', 'Date', 'Fri, 04 Dec 2026 17:00:00 GMT', 'Connection', 'keep-alive', 'Keep-Alive', 'timeout=5'].map((s) => Buffer.from(s, 'latin1'));
 const BODY = Buffer.alloc(1024);
 const CALLS = 1_000_000;
