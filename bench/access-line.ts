@@ -26,9 +26,16 @@ function nsPerCall(call: (i: number) => void): number {
   return Math.min(...runs);
 }
 
-const sink = new LineSink({ fd: openSync('/dev/null', 'w'), flushIntervalMs: 100, maxBufferedBytes: 16 * 1024 * 1024, dropNotice: () => '' });
+const sink = new LineSink({
+  fd: openSync('/dev/null', 'w'),
+  flushIntervalMs: 100,
+  maxBufferedBytes: 16 * 1024 * 1024,
+  dropNotice: () => '',
+});
 const access = new AccessLog(createLogger({ level: 'info', destination: sink }), 'bench');
-console.log(`access line (info):      ${nsPerCall((i) => access.write('info', 'GET', 200, 1.234 + (i & 7), REQUEST_ID, 200)).toFixed(0)} ns`);
+console.log(
+  `access line (info):      ${nsPerCall((i) => access.write('info', 'GET', 200, 1.234 + (i & 7), REQUEST_ID, 200)).toFixed(0)} ns`,
+);
 
 const registry = new Registry();
 const duration = new Histogram({

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { forkPeer, freePort, getStatus, load, median, ROOT, type Peer } from './support.js';
 
 const PATH = '/api/items/42?view=full';
-const READY_TIMEOUT_MS = 180_000;
+const READY_TIMEOUT_MS = 600_000;
 
 function option(name: string, fallback: string): string {
   const prefix = `--${name}=`;

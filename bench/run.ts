@@ -505,8 +505,7 @@ async function main(): Promise<number> {
       log(
         `tokengate / nginx:               ${fmt(toNginx)} of its req/s (target ≥ 0.90), ${fmt(cpuToNginx)} × its CPU per request (target ≤ 2.00; medians of the per-round ratios)`,
       );
-    }
-    else if (!quick) log('tokengate / nginx:               - (nginx is not installed)');
+    } else if (!quick) log('tokengate / nginx:               - (nginx is not installed)');
     const nodeForwarder = summaries.find((s) => s.name === 'node http forwarder');
     const undiciSummary = summaries.find((s) => s.name === 'undici forwarder');
     if (nodeForwarder !== undefined && undiciSummary !== undefined)
