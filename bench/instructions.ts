@@ -126,8 +126,9 @@ async function main(): Promise<number> {
     }
     const url = `http://127.0.0.1:${port}${PATH}`;
     const pid = String(gateway.pid);
-    const warmed = await load({ url, amount: warm, connections });
-    if (warmed.errors > 0) throw new Error(`${warmed.errors} failed requests in the warm-up`);
+    // Under valgrind the first requests (cold code, the token fetch) can outlast autocannon's
+    // 10 s time-out on a busy machine: the warm-up only warms, its errors do not count.
+    await load({ url, amount: warm, connections });
     const seen = new Set<string>();
     const figures: number[] = [];
     const mainFigures: number[] = [];
