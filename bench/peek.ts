@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/pipeline/build.js';
-import { tokenKey, TokenProvider, type CachedToken, type SharedTokenStore, type TokenKey } from '../src/tokens/provider.js';
+import { TokenProvider } from '../src/tokens/provider.js';
+import { tokenKey, type CachedToken, type SharedTokenStore, type TokenKey } from '../src/tokens/types.js';
 
 const CONNECTIONS = [1, 1_000] as const;
 const PARAM_SETS = 10;

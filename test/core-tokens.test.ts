@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../src/pipeline/build.js';
-import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
+import { TokenProvider } from '../src/tokens/provider.js';
+import { tokenKey } from '../src/tokens/types.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';

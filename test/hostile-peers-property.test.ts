@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../src/pipeline/build.js';
 import { GatewayError } from '../src/errors/gateway.js';
-import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
+import { TokenProvider } from '../src/tokens/provider.js';
+import { tokenKey } from '../src/tokens/types.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startHeadServer, type HeadServer } from './support/hostile.js';
 

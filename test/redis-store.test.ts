@@ -14,7 +14,7 @@ import { RedisTokenStore } from '../src/cache/redis-store.js';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import { createLogger } from '../src/observability/log.js';
-import { tokenKey, type CachedToken } from '../src/tokens/provider.js';
+import { tokenKey, type CachedToken } from '../src/tokens/types.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { requireProgram } from './support/programs.js';
 import { startRedis, type RedisServer } from './support/redis.js';

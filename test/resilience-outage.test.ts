@@ -9,7 +9,8 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseConfig } from '../src/pipeline/build.js';
 import { TokenError } from '../src/errors/gateway.js';
-import { tokenKey, TokenProvider, type TokenObserver } from '../src/tokens/provider.js';
+import { TokenProvider } from '../src/tokens/provider.js';
+import { tokenKey, type TokenObserver } from '../src/tokens/types.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { json, startEchoUpstream, startTokenEndpoint, type TestServer } from './support/servers.js';
 

@@ -7,11 +7,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../src/pipeline/build.js';
 import { TokenError } from '../src/errors/gateway.js';
+import { TestCooldown } from '../src/admin/test-cooldown.js';
 import { Circuits } from '../src/tokens/circuit.js';
 import { withDeadline } from '../src/tokens/deadline.js';
 import type { AuthServerTransport } from '../src/tokens/endpoint.js';
-import { MAX_TOKEN_LIFETIME_MS, plausibleTimes, type CachedToken } from '../src/tokens/lifetime.js';
-import { tokenKey, TokenProvider } from '../src/tokens/provider.js';
+import { MAX_TOKEN_LIFETIME_MS, plausibleTimes } from '../src/tokens/lifetime.js';
+import { TokenProvider } from '../src/tokens/provider.js';
+import { tokenKey, type CachedToken } from '../src/tokens/types.js';
 import { nextAttemptAt } from '../src/tokens/retry.js';
 import { SingleFlight } from '../src/tokens/single-flight.js';
 
@@ -167,10 +169,47 @@ describe('the provider over a swapped transport', () => {
       return Promise.resolve({ status: 200, headers: {}, body: Buffer.from(JSON.stringify({ access_token: 't', expires_in: 60 })) });
     };
     const provider = new TokenProvider(await connections(), observer, undefined, { transport });
+    const tests = new TestCooldown(provider, () => 'fingerprint');
+    try {
+      await Promise.all(Array.from({ length: 10 }, () => tests.fetchUncached('c', {})));
+      await tests.fetchUncached('c', {});
+      assert.equal(calls, 1);
+    } finally {
+      provider.close();
+    }
+  });
+
+  it('the provider itself shares a test request but replays nothing (the cool-down is the admin’s)', async () => {
+    let calls = 0;
+    const transport: AuthServerTransport = () => {
+      calls++;
+      return Promise.resolve({ status: 200, headers: {}, body: Buffer.from(JSON.stringify({ access_token: 't', expires_in: 60 })) });
+    };
+    const provider = new TokenProvider(await connections(), observer, undefined, { transport });
     try {
       await Promise.all(Array.from({ length: 10 }, () => provider.fetchUncached('c', {})));
-      await provider.fetchUncached('c', {});
       assert.equal(calls, 1);
+      await provider.fetchUncached('c', {});
+      assert.equal(calls, 2);
+    } finally {
+      provider.close();
+    }
+  });
+
+  it('a connection changed by a reload is tested afresh within the cool-down', async () => {
+    let calls = 0;
+    const transport: AuthServerTransport = () => {
+      calls++;
+      return Promise.resolve({ status: 200, headers: {}, body: Buffer.from(JSON.stringify({ access_token: 't', expires_in: 60 })) });
+    };
+    const provider = new TokenProvider(await connections(), observer, undefined, { transport });
+    let fingerprint = 'before';
+    const tests = new TestCooldown(provider, () => fingerprint);
+    try {
+      await tests.fetchUncached('c', {});
+      fingerprint = 'after';
+      await tests.fetchUncached('c', {});
+      assert.equal(calls, 2);
     } finally {
       provider.close();
     }

@@ -9,6 +9,7 @@ import type { Logger } from '../observability/log.js';
 import type { ManagedKeys } from '../tokens/managed-keys.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import { testToken } from '../tokens/summary.js';
+import { TestCooldown } from './test-cooldown.js';
 import { AdminAuth } from './admin-auth.js';
 import type { ConnectionList, UsageAnswer, UsageHistoryAnswer } from './api-types.js';
 import { createConfigApi } from './config-api.js';
@@ -49,6 +50,7 @@ export function createAdminApp(state: AdminState): Express {
   app.set('etag', false);
   const sessions = state.sessions ?? new MemorySessionStore();
   const auth = new AdminAuth(state.config, sessions, state.log);
+  const tests = new TestCooldown(state.provider, (key) => state.config().connections.get(key)?.fingerprint);
   const editor = new ConfigEditor({ file: state.configFile, env: state.env, reload: state.reload, log: state.log });
   // DNS rebinding: a foreign Host is refused before anything else runs.
   app.use(hostCheck(() => state.config().admin.allowedHosts));
@@ -131,7 +133,7 @@ export function createAdminApp(state: AdminState): Express {
       writeProblem(res, new AdminError('NOT_FOUND', `unknown connection ${req.params.key.slice(0, 100)}`));
       return;
     }
-    const { ok, summary } = await testToken(state.provider, connection.key, connection.params);
+    const { ok, summary } = await testToken(tests, connection.key, connection.params);
     res.status(ok ? 200 : 502).json(summary);
   });
   app.use(answerAdminError(state.log));

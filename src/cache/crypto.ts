@@ -5,7 +5,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { isInjectableToken } from '../tokens/endpoint.js';
-import type { CachedToken } from '../tokens/lifetime.js';
+import type { CachedToken } from '../tokens/types.js';
 
 export const ENCRYPTION_KEY_BYTES = 32;
 /** SP 800-38D §8.2: a 96-bit random IV per message. */

@@ -3,7 +3,7 @@
  * INVALIDATE_SCRIPT delete exactly the revoked token; the codec (crypto.ts) seals the rest.
  */
 import { createHash } from 'node:crypto';
-import type { CachedToken } from '../tokens/provider.js';
+import type { CachedToken } from '../tokens/types.js';
 import { plausibleTimes } from '../tokens/lifetime.js';
 import { tokenFingerprint, type TokenCodec } from './crypto.js';
 

@@ -14,7 +14,7 @@ import type { RedisTopology } from '../config/types.js';
 import type { Secret } from '../config/secret.js';
 import type { Logger } from '../observability/log.js';
 import { withDeadline } from '../tokens/deadline.js';
-import type { CachedToken, SharedTokenStore, TokenKey } from '../tokens/provider.js';
+import type { CachedToken, SharedTokenStore, TokenKey } from '../tokens/types.js';
 import { CacheEvents } from './cache-events.js';
 import { decodeEncryptionKey, encryptedCodec, plaintextCodec, type TokenCodec } from './crypto.js';
 import { entryNames, entryToken, entryValue, fingerprintPrefix, rebased, type EntryNames } from './entry.js';

@@ -6,7 +6,7 @@ import type { Metrics } from './metrics.js';
 import type { Usage } from './usage.js';
 import type { TokenError } from '../errors/gateway.js';
 import type { Logger } from './log.js';
-import type { AttemptNumber, TokenObserver, TokenRequestContext } from '../tokens/provider.js';
+import type { AttemptNumber, TokenObserver, TokenRequestContext } from '../tokens/types.js';
 
 export class Telemetry implements TokenObserver {
   constructor(

@@ -13,7 +13,7 @@ import type { Config, Route } from '../config/types.js';
 import { AccessLog, type Logger } from '../observability/log.js';
 import { Router } from '../routing/router.js';
 import type { DpopProofSigner } from '../config/types.js';
-import { tokenKey, type TokenKey } from '../tokens/provider.js';
+import { tokenKey, type TokenKey } from '../tokens/types.js';
 import { AccessChecker, configuredAccessHeaders } from './access.js';
 import { poolId, upstreamPool, type UpstreamPool } from './upstream-pool.js';
 

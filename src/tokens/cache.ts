@@ -3,7 +3,7 @@
  * end (node-cache's TTL), and a token is only ever replaced whole (tokens are frozen values).
  */
 import NodeCache from 'node-cache';
-import type { CachedToken } from './lifetime.js';
+import type { CachedToken } from './types.js';
 
 /** The connection part of a token key id (`connection\0params`). */
 export const connectionOf = (id: string): string => id.slice(0, id.indexOf('\u0000'));

@@ -9,14 +9,8 @@ import { outboundAgent } from '../config/tls.js';
 import { TokenError } from '../errors/gateway.js';
 import { sanitizeText } from '../errors/sanitize.js';
 import { withDeadline } from './deadline.js';
+import type { DpopObserver } from './types.js';
 import { callAuthServer, requestToken, TimeoutSignal, transportError, type AuthServerTransport, type TokenResponse } from './endpoint.js';
-
-/** Told about DPoP events worth a metric (the provider's observer). */
-export interface DpopObserver {
-  dpopNonceRetry?(connection: string, server: 'token_endpoint' | 'upstream'): void;
-  /** A token request was sent again with `clientSecret.previous` (the current secret was refused). */
-  secretFallback?(connection: string): void;
-}
 
 /** Which client secret the last successful token request used (`clientSecret.previous`). */
 export type SecretInUse = 'current' | 'previous';

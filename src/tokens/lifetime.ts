@@ -4,6 +4,7 @@
  * the token endpoint, from the config and from the shared cache alike.
  */
 import { TokenError } from '../errors/gateway.js';
+import type { CachedToken } from './types.js';
 
 /**
  * The longest lifetime the gateway ever grants a token: an `expires_in` (or a configured default)
@@ -19,18 +20,6 @@ export const REFRESH_AT_MAX = 0.9;
 export const REFRESH_LEAD_ROUND_TRIPS = 2;
 /** The skew is at most this share of the lifetime, so short-lived tokens stay usable. */
 export const MAX_SKEW_SHARE = 0.1;
-
-export interface CachedToken {
-  readonly accessToken: string;
-  readonly scope: string | undefined;
-  readonly obtainedAt: number;
-  /** When the server says the token expires (ms since epoch). */
-  readonly expiresAt: number;
-  /** expiresAt less the skew: never injected at or after this. */
-  readonly usableUntil: number;
-  /** From here on a background refresh is started. */
-  readonly refreshAt: number;
-}
 
 /** What a token response says about the token's life (endpoint.ts's TokenResponse has these). */
 export interface IssuedToken {

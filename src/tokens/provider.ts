@@ -13,77 +13,20 @@ import type { Connection } from '../config/load.js';
 import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors/gateway.js';
 import { LocalTokenCache } from './cache.js';
 import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
-import { ConnectionClient, type DpopObserver, type SecretInUse } from './connection-client.js';
+import { ConnectionClient, type SecretInUse } from './connection-client.js';
 import { sleepUntil, withDeadline } from './deadline.js';
 import type { AuthServerTransport, TokenResponse } from './endpoint.js';
 import { describeCauseShort, withCheck } from './failure-cause.js';
-import { toCachedToken, type CachedToken } from './lifetime.js';
+import { toCachedToken } from './lifetime.js';
 import { REJECTION_MEMORY_MS, Rejections } from './rejections.js';
 import { BACKOFF_CAP_MS, nextAttemptAt } from './retry.js';
 import { SingleFlight } from './single-flight.js';
-import type { TokenTracer } from './tracer.js';
+import type { AttemptNumber, CachedToken, SharedTokenStore, TokenKey, TokenObserver, TokenRequestContext } from './types.js';
 
 export { CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
 export { REJECTION_MEMORY_MS } from './rejections.js';
 export { BACKOFF_BASE_MS, BACKOFF_CAP_MS } from './retry.js';
 export { MAX_SKEW_SHARE, MAX_TOKEN_LIFETIME_S, REFRESH_AT_MAX, REFRESH_AT_MIN, REFRESH_LEAD_ROUND_TRIPS } from './lifetime.js';
-export type { CachedToken } from './lifetime.js';
-
-/** How long the admin test button (and the `token` command) replays its last outcome instead of asking again. */
-export const TEST_COOLDOWN_MS = 1_000;
-
-/** A cache key: the connection plus its effective params. Built once per route, not per request. */
-export interface TokenKey {
-  readonly connection: string;
-  readonly params: Readonly<Record<string, string>>;
-  readonly id: string;
-}
-
-/**
- * `boundTo` is the DPoP key's thumbprint (RFC 9449 §6): a token is only ever used with the key it is
- * bound to, here and in the shared cache, whose entry names derive from the id.
- */
-export function tokenKey(connection: string, params: Readonly<Record<string, string>>, boundTo?: string): TokenKey {
-  const sorted = Object.keys(params)
-    .sort()
-    .map((name) => [name, params[name]]);
-  const binding = boundTo === undefined ? '' : `\u0000jkt=${boundTo}`;
-  return Object.freeze({ connection, params, id: `${connection}\u0000${JSON.stringify(sorted)}${binding}` });
-}
-
-export interface TokenRequestContext {
-  route?: string | undefined;
-  requestId?: string | undefined;
-  /** The traced request that started this token request: its attempts become spans of that trace. */
-  trace?: TokenTracer | undefined;
-}
-
-/** Which attempt of a token request failed: `attempt` of at most `maxAttempts` (retry.maxAttempts). */
-export interface AttemptNumber {
-  readonly attempt: number;
-  readonly maxAttempts: number;
-}
-
-/** What the provider tells metrics, usage data and logs. */
-export interface TokenObserver extends DpopObserver {
-  tokenRequest(connection: string, outcome: 'success' | 'failure', seconds: number): void;
-  tokenFailure(connection: string, error: TokenError, context: TokenRequestContext, attempt?: AttemptNumber): void;
-}
-
-/**
- * A second cache level shared by replicas (Redis, see cache/). The provider asks it on a local miss
- * and tells it about new and invalidated tokens; `fetch` wraps the token request so a fleet makes one.
- */
-export interface SharedTokenStore {
-  get(key: TokenKey, connection: Connection): Promise<CachedToken | undefined>;
-  fetch(key: TokenKey, connection: Connection, load: () => Promise<CachedToken>): Promise<CachedToken>;
-  invalidate(key: TokenKey, connection: Connection, accessToken: string): Promise<void>;
-  close(): Promise<void>;
-  /** Longest `fetch` may wait for another replica before it loads itself; added to the caller's budget. */
-  maxWaitMs?(connection: Connection): number;
-  /** False while the store does not answer (an outage, a failover): the fleet cannot share a refresh then. */
-  answers?(): boolean;
-}
 
 /** Knobs for tests and tuning; the defaults are the constants above. */
 export interface TokenProviderOptions {
@@ -130,8 +73,6 @@ export class TokenProvider {
   readonly #cache = new LocalTokenCache();
   readonly #flights = new SingleFlight<CachedToken>();
   readonly #tests = new SingleFlight<TokenResponse>();
-  /** The admin test button's last outcome per connection, replayed for TEST_COOLDOWN_MS. */
-  readonly #lastTests = new Map<string, { at: number; outcome: Promise<TokenResponse> }>();
   readonly #rejections: Rejections;
   readonly #circuits: Circuits;
   /** Each connection's last retryable failure since its last answer: the cause told while its circuit is open. */
@@ -174,7 +115,6 @@ export class TokenProvider {
       if (replacement?.fingerprint === client.connection.fingerprint) continue;
       client.close();
       this.#clients.delete(key);
-      this.#lastTests.delete(key);
       if (replacement?.tokensFingerprint === client.connection.tokensFingerprint) {
         this.#rejections.forgetPrefix(`${key}\u0000`);
         continue;
@@ -240,31 +180,20 @@ export class TokenProvider {
 
   /**
    * A token straight from the token endpoint, bypassing the cache (the `token` command and the admin
-   * test button). It still goes through the circuit and one shared request per connection, and an
-   * outcome is replayed for TEST_COOLDOWN_MS: whoever reaches the admin port cannot hammer the
-   * token endpoint with it.
+   * test button, whose cool-down is admin/test-cooldown.ts). It still goes through the circuit, and
+   * callers that ask at the same time share one request per connection and params.
    */
   fetchUncached(connection: string, params: Readonly<Record<string, string>>): Promise<TokenResponse> {
     const client = this.#clients.get(connection);
     if (client === undefined) return Promise.reject(new Error(`unknown connection ${connection}`));
     const id = `${connection}\u0000${JSON.stringify(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
-    const last = this.#lastTests.get(id);
-    if (last !== undefined && Date.now() - last.at < TEST_COOLDOWN_MS) return last.outcome;
     return this.#tests.run(id, () => {
       const { totalMs } = client.connection.timeouts;
-      const outcome = withDeadline(
+      return withDeadline(
         totalMs,
         (signal) => this.#attempt(client, params, totalMs, {}, signal, { attempt: 1, maxAttempts: 1 }),
         () => this.#budgetExpired(client, totalMs),
       );
-      const remembered = { at: Number.POSITIVE_INFINITY, outcome };
-      this.#lastTests.set(id, remembered);
-      // The cool-down counts from the answer; a handled copy so the memory itself never rejects unheard.
-      outcome.then(
-        () => (remembered.at = Date.now()),
-        () => (remembered.at = Date.now()),
-      );
-      return outcome;
     });
   }
 

@@ -1,12 +1,16 @@
 /** The JSON summary of one token request, shared by the `token` command and the admin test button. */
 import { GatewayError, TokenError } from '../errors/gateway.js';
 import type { TokenResponse } from './endpoint.js';
-import type { TokenProvider } from './provider.js';
 
 /** First and last few characters only: enough to tell tokens apart, useless to an attacker. */
 function maskToken(token: string): string {
   if (token.length <= 16) return '*'.repeat(token.length);
   return `${token.slice(0, 6)}…${token.slice(-4)} (${token.length} chars)`;
+}
+
+/** Where a token straight from the token endpoint comes from: the provider, or the admin's cool-down in front of it. */
+export interface UncachedTokens {
+  fetchUncached(connection: string, params: Readonly<Record<string, string>>): Promise<TokenResponse>;
 }
 
 function summarizeTokenResult(
@@ -46,14 +50,14 @@ function summarizeTokenResult(
  * gateway understands is a summary too (`ok: false`); anything else is thrown.
  */
 export async function testToken(
-  provider: TokenProvider,
+  tokens: UncachedTokens,
   connection: string,
   params: Readonly<Record<string, string>>,
   showToken = false,
 ): Promise<{ ok: boolean; summary: Record<string, unknown> }> {
   const started = performance.now();
   try {
-    const token = await provider.fetchUncached(connection, params);
+    const token = await tokens.fetchUncached(connection, params);
     return { ok: true, summary: summarizeTokenResult(connection, { token, showToken }, performance.now() - started) };
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
