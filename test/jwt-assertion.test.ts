@@ -96,7 +96,7 @@ connections:
   async function sentForm(connection: string): Promise<URLSearchParams> {
     const client = new ConnectionClient(connections.get(connection)!);
     clients.push(client);
-    await client.requestToken({}, 5_000);
+    await client.requestToken({}, AbortSignal.timeout(5_000));
     return formOf(as.received.at(-1)!.body);
   }
 
@@ -151,7 +151,7 @@ connections:
     const client = new ConnectionClient(connections.get('default-aud')!);
     clients.push(client);
     const first = as.received.length;
-    for (let i = 0; i < 100; i++) await client.requestToken({}, 5_000);
+    for (let i = 0; i < 100; i++) await client.requestToken({}, AbortSignal.timeout(5_000));
     const jtis = as.received.slice(first).map((r) => decodeJwt(assertionOf(formOf(r.body))).jti);
     assert.equal(jtis.length, 100);
     assert.equal(new Set(jtis).size, 100);

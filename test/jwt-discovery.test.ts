@@ -86,7 +86,7 @@ describe('issuer discovery', () => {
       if (req.url === '/tenant-a/oauth2/token') return issueToken(req, res, body, index);
       json(res, 404, { error: 'not_found' });
     });
-    const token = await client(await connectionFor(`${as.url}/tenant-a`)).requestToken({}, 5_000);
+    const token = await client(await connectionFor(`${as.url}/tenant-a`)).requestToken({}, AbortSignal.timeout(5_000));
     assert.match(token.accessToken, /^tok-/);
     assert.deepEqual(
       as.received.map((r) => `${r.method} ${r.url}`),
@@ -104,7 +104,7 @@ describe('issuer discovery', () => {
       json(res, 200, { issuer: 'https://impostor.example', token_endpoint: `${as.url}/token` }),
     );
     const error = await client(await connectionFor(as.url))
-      .requestToken({}, 5_000)
+      .requestToken({}, AbortSignal.timeout(5_000))
       .then(
         () => assert.fail('expected a TokenError'),
         (e: unknown) => e as TokenError,
@@ -168,8 +168,8 @@ describe('issuer discovery', () => {
       issueToken(req, res, body, index);
     });
     const c = client(await connectionFor(as.url));
-    await Promise.all(Array.from({ length: 10 }, () => c.requestToken({}, 5_000)));
-    for (let i = 0; i < 5; i++) await c.requestToken({}, 5_000);
+    await Promise.all(Array.from({ length: 10 }, () => c.requestToken({}, AbortSignal.timeout(5_000))));
+    for (let i = 0; i < 5; i++) await c.requestToken({}, AbortSignal.timeout(5_000));
     assert.equal(discoveries(as), 1);
     assert.equal(as.received.filter((r) => r.url === '/token').length, 15);
   });
@@ -180,7 +180,8 @@ describe('issuer discovery', () => {
       json(res, 401, { error: 'invalid_client' });
     });
     const c = client(await connectionFor(as.url));
-    for (let i = 0; i < 2; i++) await assert.rejects(c.requestToken({}, 5_000), { code: 'TOKEN_REJECTED', oauthError: 'invalid_client' });
+    for (let i = 0; i < 2; i++)
+      await assert.rejects(c.requestToken({}, AbortSignal.timeout(5_000)), { code: 'TOKEN_REJECTED', oauthError: 'invalid_client' });
     assert.equal(discoveries(as), 1);
   });
 
@@ -192,9 +193,9 @@ describe('issuer discovery', () => {
       issueToken(req, res, body, index);
     });
     const c = client(await connectionFor(as.url));
-    await assert.rejects(c.requestToken({}, 5_000), { code: 'TOKEN_ENDPOINT_UNAVAILABLE', reason: 'network' });
+    await assert.rejects(c.requestToken({}, AbortSignal.timeout(5_000)), { code: 'TOKEN_ENDPOINT_UNAVAILABLE', reason: 'network' });
     tokenEndpoint = `${as.url}/token`;
-    const token = await c.requestToken({}, 5_000);
+    const token = await c.requestToken({}, AbortSignal.timeout(5_000));
     assert.match(token.accessToken, /^tok-/);
     assert.equal(discoveries(as), 2);
   });
@@ -220,7 +221,7 @@ describe('issuer discovery', () => {
 
   it('names both discovery URLs when neither has a document', async () => {
     const as = await metadataServer((_req, res) => json(res, 404, { error: 'not_found' }));
-    await assert.rejects(client(await connectionFor(as.url)).requestToken({}, 5_000), (error: TokenError) => {
+    await assert.rejects(client(await connectionFor(as.url)).requestToken({}, AbortSignal.timeout(5_000)), (error: TokenError) => {
       assert.equal(error.code, 'TOKEN_REJECTED');
       assert.match(
         error.detail,
@@ -232,7 +233,7 @@ describe('issuer discovery', () => {
 
   it('refuses a document without a usable token_endpoint', async () => {
     const as = await metadataServer((req, res) => json(res, 200, { issuer: as.url, token_endpoint: '/token' }));
-    await assert.rejects(client(await connectionFor(as.url)).requestToken({}, 5_000), (error: TokenError) => {
+    await assert.rejects(client(await connectionFor(as.url)).requestToken({}, AbortSignal.timeout(5_000)), (error: TokenError) => {
       assert.equal(error.code, 'TOKEN_RESPONSE_INVALID');
       assert.match(error.detail, /no usable token_endpoint/);
       return true;
@@ -251,7 +252,7 @@ describe('issuer discovery', () => {
     const previous = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     try {
-      await assert.rejects(client(await connectionFor(issuer)).requestToken({}, 5_000), (error: TokenError) => {
+      await assert.rejects(client(await connectionFor(issuer)).requestToken({}, AbortSignal.timeout(5_000)), (error: TokenError) => {
         assert.equal(error.code, 'TOKEN_RESPONSE_INVALID');
         assert.match(error.detail, /plain http: under an https: issuer/);
         return true;

@@ -123,7 +123,7 @@ connections:${keyConnections}
   /** A token for connection KEY straight from the server, and what introspection says about it. */
   async function tokenFor(key: string, client = new ConnectionClient(config.connections.get(key)!)): Promise<Record<string, unknown>> {
     if (!clients.includes(client)) clients.push(client);
-    const response = await client.requestToken({ scope: 'orders.read' }, 5_000);
+    const response = await client.requestToken({ scope: 'orders.read' }, AbortSignal.timeout(5_000));
     return oidc.introspect(response.accessToken);
   }
 

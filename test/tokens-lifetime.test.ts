@@ -14,9 +14,9 @@ import {
   REFRESH_AT_MAX,
   REFRESH_AT_MIN,
   toCachedToken,
-  type CachedToken,
   type LifetimePolicy,
 } from '../src/tokens/lifetime.js';
+import type { CachedToken } from '../src/tokens/types.js';
 
 const policy: LifetimePolicy = { defaultLifetimeSeconds: 300, expirySkewSeconds: 30, refreshAhead: true };
 const issued = (expiresIn: number | undefined) => ({ accessToken: 'at', expiresIn, scope: 'read' });

@@ -1,7 +1,7 @@
 /**
- * The connect phase's own time-out, shared by the upstream and token-endpoint clients: Node's
- * request time-out only counts idle time on a socket, so a peer that never accepts would be
- * waited for as long as the whole request may take.
+ * The connect phase's own time-out for the token-endpoint transport (endpoint.ts; the upstream
+ * client has undici's): the only limit below the provider's deadline, because a peer that never
+ * accepts is told apart from one that accepts and then says nothing ("connect timed out").
  */
 import type { Socket } from 'node:net';
 

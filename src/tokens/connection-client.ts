@@ -8,9 +8,17 @@ import type { ClientAuth } from '../config/types.js';
 import { outboundAgent } from '../config/tls.js';
 import { TokenError } from '../errors/gateway.js';
 import { sanitizeText } from '../errors/sanitize.js';
-import { withDeadline } from './deadline.js';
+import { untilAborted } from './deadline.js';
 import type { DpopObserver } from './types.js';
-import { callAuthServer, requestToken, TimeoutSignal, transportError, type AuthServerTransport, type TokenResponse } from './endpoint.js';
+import {
+  callAuthServer,
+  callUntilAborted,
+  requestToken,
+  TimeoutSignal,
+  transportError,
+  type AuthServerTransport,
+  type TokenResponse,
+} from './endpoint.js';
 
 /** Which client secret the last successful token request used (`clientSecret.previous`). */
 export type SecretInUse = 'current' | 'previous';
@@ -65,18 +73,6 @@ export class ConnectionClient {
     this.#transport = transport;
   }
 
-  /**
-   * One transport call under a deadline of its own: whatever the transport does or fails to do,
-   * the call is over after `timeoutMs` (or when `signal` aborts), and its socket is released.
-   */
-  #call(options: Parameters<AuthServerTransport>[0], signal?: AbortSignal): Promise<Awaited<ReturnType<AuthServerTransport>>> {
-    return withDeadline(
-      options.timeoutMs,
-      (deadline) => this.#transport({ ...options, signal: signal === undefined ? deadline : AbortSignal.any([deadline, signal]) }),
-      () => new TimeoutSignal('the authorization server did not answer in time'),
-    );
-  }
-
   #agent(url: URL): http.Agent {
     let agent = this.#agents.get(url.protocol);
     if (agent === undefined) {
@@ -87,18 +83,15 @@ export class ConnectionClient {
   }
 
   /**
-   * The token endpoint and issuer, discovering them (once, shared) when only issuer is set;
-   * discovery spends at most `timeoutMs` of the caller's time.
+   * The token endpoint and issuer, discovering them (once, shared) when only issuer is set. The
+   * discovery runs under the signal of the caller that started it; every caller stops waiting when
+   * its own signal aborts.
    */
-  metadata(timeoutMs = this.connection.timeouts.totalMs): Promise<AuthServerMetadata> {
+  metadata(signal: AbortSignal = AbortSignal.timeout(this.connection.timeouts.totalMs)): Promise<AuthServerMetadata> {
     const { tokenUrl, issuer } = this.connection;
     if (tokenUrl !== undefined) return Promise.resolve({ issuer: undefined, tokenEndpoint: tokenUrl });
-    // Shared by every caller until it settles, which the deadline guarantees.
-    this.#metadata ??= withDeadline(
-      timeoutMs,
-      (signal) => this.#discover(issuer!, Date.now() + timeoutMs, signal),
-      () => transportError(new TimeoutSignal('discovery timed out'), 'discovery endpoint', new URL(issuer!).host, 'issuer'),
-    ).then(
+    // Shared by every caller until it settles, which the first caller's signal guarantees.
+    this.#metadata ??= this.#discover(issuer!, signal).then(
       (metadata) => {
         this.#discovered = metadata.tokenEndpoint;
         return metadata;
@@ -108,7 +101,9 @@ export class ConnectionClient {
         throw error;
       },
     );
-    return this.#metadata;
+    return untilAborted(this.#metadata, signal, (reason) =>
+      transportError(new TimeoutSignal('discovery timed out', { cause: reason }), 'discovery endpoint', new URL(issuer!).host, 'issuer'),
+    );
   }
 
   /**
@@ -124,17 +119,14 @@ export class ConnectionClient {
     return this.connection.tokenUrl ?? this.#discovered;
   }
 
-  async #discover(issuer: string, deadline: number, signal: AbortSignal): Promise<AuthServerMetadata> {
+  async #discover(issuer: string, signal: AbortSignal): Promise<AuthServerMetadata> {
     const { connectMs } = this.connection.timeouts;
     const tried: string[] = [];
     for (const url of discoveryUrls(issuer)) {
       let response;
       try {
-        const timeoutMs = Math.max(1, deadline - Date.now());
-        response = await this.#call(
-          { url, headers: {}, connectTimeoutMs: Math.min(connectMs, timeoutMs), timeoutMs, agent: this.#agent(url) },
-          signal,
-        );
+        const call = { url, headers: {}, connectTimeoutMs: connectMs, agent: this.#agent(url), signal };
+        response = await callUntilAborted(this.#transport, call, 'discovery timed out');
       } catch (error) {
         throw transportError(error, 'discovery endpoint', url.host, 'issuer');
       }
@@ -185,19 +177,17 @@ export class ConnectionClient {
 
   /**
    * One token request with the given effective params; a fresh client assertion every call. Over
-   * after `timeoutMs` (discovery included), or earlier when `signal` aborts. On a DPoP connection the
+   * when `signal` aborts (the provider's deadline, discovery included). On a DPoP connection the
    * endpoint may demand a nonce first: the request is then sent twice, and `onNonceChallenge` hears
    * of the first (it reached the endpoint, and took `seconds`) before the second is sent. So it does
    * of a request refused with the current secret and sent again with `clientSecret.previous`.
    */
   async requestToken(
     params: Readonly<Record<string, string>>,
-    timeoutMs: number,
-    signal?: AbortSignal,
+    signal: AbortSignal,
     onNonceChallenge?: (seconds: number) => void,
   ): Promise<TokenResponse> {
-    const deadline = Date.now() + timeoutMs;
-    const metadata = await this.metadata(timeoutMs);
+    const metadata = await this.metadata(signal);
     const url = new URL(metadata.tokenEndpoint);
     const dpop = this.connection.dpopSigner;
     const sendWith = async (auth: ClientAuth): Promise<TokenResponse> => {
@@ -206,17 +196,16 @@ export class ConnectionClient {
       const headers: Record<string, string> = {};
       await auth.apply(body, headers, metadata);
       if (dpop !== undefined) headers.dpop = dpop.proof('POST', url.origin, url.pathname);
-      // Discovery (and signing) came out of the same time-out: the token request gets what is left.
-      const remainingMs = Math.max(1, deadline - Date.now());
+      // Discovery and signing came out of the same deadline: the token request gets what is left of it.
       const options = {
         url,
         body: body.toString(),
         headers,
-        connectTimeoutMs: Math.min(this.connection.timeouts.connectMs, remainingMs),
-        timeoutMs: remainingMs,
+        connectTimeoutMs: this.connection.timeouts.connectMs,
         agent: this.#agent(url),
+        signal,
       };
-      const transport: AuthServerTransport = (call) => this.#call(call, signal);
+      const transport = this.#transport;
       // A token endpoint found by discovery is the issuer's to fix.
       const key = this.connection.tokenUrl === undefined ? 'issuer' : 'tokenUrl';
       return dpop === undefined

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { armConnectTimeout } from './connect-timeout.js';
+import { untilAborted } from './deadline.js';
 import { TokenError, type FailureCause } from '../errors/gateway.js';
 import { reasonForOAuthError } from '../errors/reasons.js';
 import { sanitizeText } from '../errors/sanitize.js';
@@ -30,11 +31,14 @@ export interface TokenResponse {
 export interface HttpCallOptions {
   url: URL;
   headers: Record<string, string>;
+  /** The connect phase's own limit; it can only end the call before `signal` does. */
   connectTimeoutMs: number;
-  timeoutMs: number;
   agent?: http.Agent | undefined;
-  /** Aborts the call (the caller's deadline passed); the promise then rejects with the signal's reason. */
-  signal?: AbortSignal | undefined;
+  /**
+   * The call's deadline, kept by the provider (deadline.ts): when it aborts, the call is over and
+   * its socket destroyed. The transport arms no timer of its own for the whole call.
+   */
+  signal: AbortSignal;
 }
 
 export interface PostFormOptions extends HttpCallOptions {
@@ -50,11 +54,11 @@ export interface RawResponse {
 /**
  * How a request reaches an authorization server: POST a form (`body`) or GET (none). Swappable
  * (oauth4webapi's customFetch) so the token logic can be driven without a socket; the default is
- * callAuthServer. A transport must settle, but callers do not rely on it (see deadline.ts).
+ * callAuthServer. A transport must settle, but callers do not rely on it (callUntilAborted).
  */
 export type AuthServerTransport = (options: HttpCallOptions & { body?: string }) => Promise<RawResponse>;
 
-/** A time-out, from the transport's own timers or from the caller's deadline. */
+/** A time-out: the connect phase's, or the deadline's (the call's signal aborted). */
 export class TimeoutSignal extends Error {}
 class TooLarge extends Error {}
 /** The peer answered something that is not an HTTP response to this request. */
@@ -64,8 +68,9 @@ class NotAnAnswer extends Error {
 
 /**
  * One call to an authorization server over node:http(s). Never follows redirects (node:http does
- * not), caps the response body, has connect and total time-outs, and settles on every way a
- * request can end: a response, an error, an abort, an unasked protocol switch, or a bare close.
+ * not), caps the response body, ends with its signal (and its connect phase with connectTimeoutMs),
+ * and settles on every way a request can end: a response, an error, an abort, an unasked protocol
+ * switch, or a bare close.
  */
 export const callAuthServer: AuthServerTransport = (options) => {
   const { url, body, signal } = options;
@@ -75,16 +80,15 @@ export const callAuthServer: AuthServerTransport = (options) => {
     const finish = (error: Error | undefined, response?: RawResponse) => {
       if (settled) return;
       settled = true;
-      clearTimeout(total);
-      signal?.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', onAbort);
       if (error !== undefined) {
         reject(error);
         // Whatever is left of the exchange is of no use now; a socket in doubt never goes back to the pool.
         req.destroy();
       } else resolve(response!);
     };
-    // Aborted by a deadline above this call: for the server's account, that is a time-out.
-    const onAbort = () => finish(new TimeoutSignal('token request timed out', { cause: signal?.reason }));
+    // Aborted by the deadline above this call: for the server's account, that is a time-out.
+    const onAbort = () => finish(new TimeoutSignal('token request timed out', { cause: signal.reason }));
     const req = transport.request(url, {
       method: body === undefined ? 'GET' : 'POST',
       agent: options.agent,
@@ -98,9 +102,8 @@ export const callAuthServer: AuthServerTransport = (options) => {
               'content-length': String(Buffer.byteLength(body)),
             },
     });
-    const total = setTimeout(() => finish(new TimeoutSignal('token request timed out')), options.timeoutMs);
-    if (signal?.aborted === true) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
     req.once('socket', (socket) =>
       armConnectTimeout(socket, options.connectTimeoutMs, () => finish(new TimeoutSignal('connect timed out'))),
     );
@@ -131,6 +134,20 @@ export const callAuthServer: AuthServerTransport = (options) => {
     req.end(body);
   });
 };
+
+/**
+ * One transport call whose wait ends when its signal aborts, whatever the transport does or fails
+ * to do (a swapped transport may never settle): then a TimeoutSignal saying `timedOut`.
+ */
+export function callUntilAborted(
+  transport: AuthServerTransport,
+  options: HttpCallOptions & { body?: string },
+  timedOut: string,
+): Promise<RawResponse> {
+  // The executor turns a synchronous throw of the transport into a rejection.
+  const call = new Promise<RawResponse>((started) => started(transport(options)));
+  return untilAborted(call, options.signal, (reason) => new TimeoutSignal(timedOut, { cause: reason }));
+}
 
 /** `Retry-After` as seconds (delta or HTTP date), or undefined. */
 function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
@@ -327,7 +344,7 @@ export async function requestToken(
   const { host } = options.url;
   let response: RawResponse;
   try {
-    response = await transport(options);
+    response = await callUntilAborted(transport, options, 'token request timed out');
   } catch (error) {
     throw transportError(error, 'token endpoint', host, key);
   }

@@ -14,8 +14,8 @@ import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors/gateway.js';
 import { LocalTokenCache } from './cache.js';
 import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
 import { ConnectionClient, type SecretInUse } from './connection-client.js';
-import { sleepUntil, withDeadline } from './deadline.js';
-import type { AuthServerTransport, TokenResponse } from './endpoint.js';
+import { cutShort, sleepUntil, withDeadline } from './deadline.js';
+import { TimeoutSignal, type AuthServerTransport, type TokenResponse } from './endpoint.js';
 import { describeCauseShort, withCheck } from './failure-cause.js';
 import { toCachedToken } from './lifetime.js';
 import { REJECTION_MEMORY_MS, Rejections } from './rejections.js';
@@ -191,7 +191,7 @@ export class TokenProvider {
       const { totalMs } = client.connection.timeouts;
       return withDeadline(
         totalMs,
-        (signal) => this.#attempt(client, params, totalMs, {}, signal, { attempt: 1, maxAttempts: 1 }),
+        (signal) => this.#attempt(client, params, {}, signal, { attempt: 1, maxAttempts: 1 }),
         () => this.#budgetExpired(client, totalMs),
       );
     });
@@ -245,10 +245,11 @@ export class TokenProvider {
       if (client === undefined) return Promise.reject(new Error(`unknown connection ${key.connection}`));
       const shared = this.#shared;
       const budgetMs = tokenWaitBudgetMs(client.connection, shared);
+      const endsAt = Date.now() + budgetMs;
       return withDeadline(
         budgetMs,
         (signal) => {
-          const load = () => this.#fetchWithRetries(key, client, context, signal);
+          const load = () => this.#fetchWithRetries(key, client, context, { signal, endsAt });
           return shared === undefined ? load() : shared.fetch(key, client.connection, load);
         },
         () => this.#budgetExpired(client, budgetMs),
@@ -264,12 +265,16 @@ export class TokenProvider {
     });
   }
 
-  /** A remembered rejection, then attempts with backoff inside the retry budget. */
+  /**
+   * A remembered rejection, then attempts with backoff inside the retry budget. Each attempt ends
+   * `timeouts.totalMs` after it is sent or with the retry budget, under the caller's budget `signal`
+   * (ending at `endsAt`): an attempt that would outlast that budget gets no timer of its own.
+   */
   async #fetchWithRetries(
     key: TokenKey,
     client: ConnectionClient,
     context: TokenRequestContext,
-    signal: AbortSignal,
+    { signal, endsAt }: { signal: AbortSignal; endsAt: number },
   ): Promise<CachedToken> {
     const { retry, timeouts } = client.connection;
     const remembered = this.#rejections.recall(key.id);
@@ -277,15 +282,14 @@ export class TokenProvider {
     const deadline = Date.now() + retry.budgetMs;
     for (let attempt = 1; ; attempt++) {
       const sentAt = Date.now();
+      const attemptEndsAt = Math.min(sentAt + timeouts.totalMs, deadline);
+      const own =
+        attemptEndsAt < endsAt ? cutShort(signal, attemptEndsAt - sentAt, () => new TimeoutSignal('token request timed out')) : undefined;
       try {
-        const response = await this.#attempt(
-          client,
-          key.params,
-          Math.max(1, Math.min(timeouts.totalMs, deadline - sentAt)),
-          context,
-          signal,
-          { attempt, maxAttempts: retry.maxAttempts },
-        );
+        const response = await this.#attempt(client, key.params, context, own?.signal ?? signal, {
+          attempt,
+          maxAttempts: retry.maxAttempts,
+        }).finally(() => own?.clear());
         return toCachedToken(client.connection.token, response, sentAt);
       } catch (error) {
         if (!(error instanceof TokenError)) throw error;
@@ -308,7 +312,6 @@ export class TokenProvider {
   async #attempt(
     client: ConnectionClient,
     params: Readonly<Record<string, string>>,
-    timeoutMs: number,
     context: TokenRequestContext,
     signal: AbortSignal,
     number: AttemptNumber,
@@ -329,7 +332,7 @@ export class TokenProvider {
       started = performance.now();
     };
     try {
-      const response = await client.requestToken(params, timeoutMs, signal, challenged);
+      const response = await client.requestToken(params, signal, challenged);
       span?.end(client.tokenEndpoint);
       this.#observer.tokenRequest(connection, 'success', (performance.now() - started) / 1000);
       this.#circuits.success(connection);
