@@ -1,13 +1,13 @@
 /**
  * One connection's way to its token endpoint: where it is (configured, or discovered from the
- * issuer), how the client authenticates, and the keep-alive agent the requests share.
+ * issuer), how the client authenticates, and the undici dispatcher the requests share.
  */
-import http from 'node:http';
 import type { Connection } from '../config/load.js';
 import type { ClientAuth } from '../config/types.js';
-import { outboundAgent } from '../config/tls.js';
 import { TokenError } from '../errors/gateway.js';
 import { sanitizeText } from '../errors/sanitize.js';
+import type { Agent } from 'undici';
+import { authServerDispatcher } from './auth-server-dispatcher.js';
 import { untilAborted } from './deadline.js';
 import type { DpopObserver } from './types.js';
 import {
@@ -35,8 +35,6 @@ export interface AuthServerMetadata {
   readonly tokenEndpoint: string;
 }
 
-const KEEP_ALIVE = { keepAlive: true, maxSockets: 16, keepAliveMsecs: 1_000 };
-
 /**
  * OIDC Discovery 1.0 §4 first (issuer + /.well-known/openid-configuration), then RFC 8414 §3
  * (/.well-known/oauth-authorization-server inserted before the issuer's path).
@@ -52,8 +50,8 @@ function discoveryUrls(issuer: string): URL[] {
 
 export class ConnectionClient {
   readonly connection: Connection;
-  /** One keep-alive agent per scheme: a discovered token endpoint may use another than the issuer. */
-  readonly #agents = new Map<string, http.Agent>();
+  /** The dispatcher for the issuer and the token endpoint alike (one undici Agent serves every origin). */
+  readonly #dispatcher: Agent;
   #metadata: Promise<AuthServerMetadata> | undefined;
   #discovered: string | undefined;
   /**
@@ -71,15 +69,7 @@ export class ConnectionClient {
     this.#observer = observer;
     this.#mutualTls = connection.auth.tlsCredentials !== undefined;
     this.#transport = transport;
-  }
-
-  #agent(url: URL): http.Agent {
-    let agent = this.#agents.get(url.protocol);
-    if (agent === undefined) {
-      agent = outboundAgent(url.protocol, KEEP_ALIVE, this.connection.tls, this.connection.auth.tlsCredentials);
-      this.#agents.set(url.protocol, agent);
-    }
-    return agent;
+    this.#dispatcher = authServerDispatcher(connection.tls, connection.auth.tlsCredentials, connection.timeouts.connectMs);
   }
 
   /**
@@ -120,12 +110,11 @@ export class ConnectionClient {
   }
 
   async #discover(issuer: string, signal: AbortSignal): Promise<AuthServerMetadata> {
-    const { connectMs } = this.connection.timeouts;
     const tried: string[] = [];
     for (const url of discoveryUrls(issuer)) {
       let response;
       try {
-        const call = { url, headers: {}, connectTimeoutMs: connectMs, agent: this.#agent(url), signal };
+        const call = { url, headers: {}, dispatcher: this.#dispatcher, signal };
         response = await callUntilAborted(this.#transport, call, 'discovery timed out');
       } catch (error) {
         throw transportError(error, 'discovery endpoint', url.host, 'issuer');
@@ -201,8 +190,7 @@ export class ConnectionClient {
         url,
         body: body.toString(),
         headers,
-        connectTimeoutMs: this.connection.timeouts.connectMs,
-        agent: this.#agent(url),
+        dispatcher: this.#dispatcher,
         signal,
       };
       const transport = this.#transport;
@@ -252,7 +240,7 @@ export class ConnectionClient {
   }
 
   close(): void {
-    for (const agent of this.#agents.values()) agent.destroy();
+    void this.#dispatcher.destroy().catch(() => undefined);
   }
 }
 

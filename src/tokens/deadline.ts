@@ -6,8 +6,8 @@
  * In the token path one owner decides the time, the provider: the caller's budget (withDeadline)
  * and, inside it, each attempt's (cutShort). Everything below it (connection-client.ts, the
  * transport) gets only the AbortSignal and arms no timer of its own for the whole request; the
- * connect phase's limit is the one transport option (connect-timeout.ts), and it can only end a
- * request earlier than the signal.
+ * connect phase's limit is the one dispatcher option (auth-server-dispatcher.ts), and it can only
+ * end a request earlier than the signal.
  */
 
 /** Node fires a timer longer than this after 1 ms (TimersOverflowWarning): never arm one. */

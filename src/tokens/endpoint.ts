@@ -3,9 +3,8 @@
  * §5.1 / §5.2. This is the one boundary where transport and token-endpoint failures become
  * TokenErrors; retries and caching live in provider.ts.
  */
-import http from 'node:http';
-import https from 'node:https';
-import { armConnectTimeout } from './connect-timeout.js';
+import type http from 'node:http';
+import { request, type Dispatcher } from 'undici';
 import { untilAborted } from './deadline.js';
 import { TokenError, type FailureCause } from '../errors/gateway.js';
 import { reasonForOAuthError } from '../errors/reasons.js';
@@ -31,9 +30,8 @@ export interface TokenResponse {
 export interface HttpCallOptions {
   url: URL;
   headers: Record<string, string>;
-  /** The connect phase's own limit; it can only end the call before `signal` does. */
-  connectTimeoutMs: number;
-  agent?: http.Agent | undefined;
+  /** The connection's undici dispatcher (auth-server-dispatcher.ts: TLS settings, connect time-out). */
+  dispatcher?: Dispatcher | undefined;
   /**
    * The call's deadline, kept by the provider (deadline.ts): when it aborts, the call is over and
    * its socket destroyed. The transport arms no timer of its own for the whole call.
@@ -67,73 +65,60 @@ class NotAnAnswer extends Error {
 }
 
 /**
- * One call to an authorization server over node:http(s). Never follows redirects (node:http does
- * not), caps the response body, ends with its signal (and its connect phase with connectTimeoutMs),
- * and settles on every way a request can end: a response, an error, an abort, an unasked protocol
- * switch, or a bare close.
+ * One call to an authorization server through undici (the same client stack as the upstreams).
+ * Never follows redirects (undici does not without an interceptor), caps the response body, ends
+ * with its signal (the connect phase also with the dispatcher's connect time-out), and settles on
+ * every way a request can end: a response, an error, an abort, an unasked protocol switch (undici
+ * refuses it), or a bare close.
  */
-export const callAuthServer: AuthServerTransport = (options) => {
+export const callAuthServer: AuthServerTransport = async (options) => {
   const { url, body, signal } = options;
-  const transport = url.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (error: Error | undefined, response?: RawResponse) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      if (error !== undefined) {
-        reject(error);
-        // Whatever is left of the exchange is of no use now; a socket in doubt never goes back to the pool.
-        req.destroy();
-      } else resolve(response!);
-    };
-    // Aborted by the deadline above this call: for the server's account, that is a time-out.
-    const onAbort = () => finish(new TimeoutSignal('token request timed out', { cause: signal.reason }));
-    const req = transport.request(url, {
+  // Aborted by the deadline above this call: for the server's account, that is a time-out.
+  const timedOut = () => new TimeoutSignal('token request timed out', { cause: signal.reason });
+  if (signal.aborted) throw timedOut();
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await request(url, {
+      dispatcher: options.dispatcher,
       method: body === undefined ? 'GET' : 'POST',
-      agent: options.agent,
       headers:
         body === undefined
           ? { ...options.headers, accept: 'application/json' }
-          : {
-              ...options.headers,
-              'content-type': 'application/x-www-form-urlencoded',
-              accept: 'application/json',
-              'content-length': String(Buffer.byteLength(body)),
-            },
+          : { ...options.headers, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body,
+      signal,
     });
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    req.once('socket', (socket) =>
-      armConnectTimeout(socket, options.connectTimeoutMs, () => finish(new TimeoutSignal('connect timed out'))),
-    );
-    req.on('error', (error) => finish(error));
-    // RFC 9110 §15.2.2: a 101 answers only a request that asked to switch, and ours never do. Without
-    // this listener Node drops the socket and emits nothing but 'close'.
-    req.on('upgrade', (_res, socket) => {
-      socket.destroy();
-      finish(new NotAnAnswer('the token endpoint switched protocols unasked (HTTP 101)'));
-    });
-    // Whatever ends the request without one of the events above ends the wait too.
-    req.on('close', () => finish(new NotAnAnswer('the connection closed before a complete answer')));
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_TOKEN_RESPONSE_BYTES) {
-          finish(new TooLarge(`token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`));
-          return;
-        }
-        chunks.push(chunk);
-      });
-      res.on('error', (error) => finish(error));
-      res.on('aborted', () => finish(new Error('token response aborted')));
-      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.end(body);
-  });
+  } catch (error) {
+    throw signal.aborted ? timedOut() : notAnAnswer(error);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_TOKEN_RESPONSE_BYTES) throw new TooLarge(`token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    // Whatever is left of the exchange is of no use now; a socket in doubt never goes back to the pool.
+    response.body.destroy();
+    throw signal.aborted ? timedOut() : error instanceof TooLarge ? error : notAnAnswer(error);
+  }
+  return { status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks) };
 };
+
+/**
+ * undici's words for a peer that did not answer this request with HTTP, as the causes an operator
+ * reads; socket and TLS errors (a code of node's) pass unchanged to transportCause.
+ */
+function notAnAnswer(error: unknown): unknown {
+  const { code, message } = error as { code?: string; message?: string };
+  // RFC 9110 §15.2.2: a 101 answers only a request that asked to switch, and ours never do.
+  if (code === 'UND_ERR_SOCKET' && message === 'bad upgrade')
+    return new NotAnAnswer('the token endpoint switched protocols unasked (HTTP 101)', { cause: error });
+  if (code === 'UND_ERR_SOCKET') return new NotAnAnswer('the connection closed before a complete answer', { cause: error });
+  return error;
+}
 
 /**
  * One transport call whose wait ends when its signal aborts, whatever the transport does or fails
