@@ -3,30 +3,26 @@
  *
  *   local cache (cache.ts) → single flight (single-flight.ts) under the caller's deadline
  *   (deadline.ts) → shared cache (cache/, optional) → rejection memory (rejections.ts) → retries
- *   (retry.ts) → circuit (circuit.ts) → token endpoint client (connection-client.ts)
+ *   (retry.ts) → attempts through the circuit (attempts.ts, circuit.ts) → token endpoint client
+ *   (connection-client.ts)
  *
  * Callers only wait when no valid token exists, and never longer than the connection's budget
  * (tokenWaitBudgetMs); a token past its refresh point is renewed in the background while the
  * cached one keeps being served, and a token is never handed out past its expiry less the skew.
  */
 import type { Connection } from '../config/load.js';
-import { DEFAULT_RETRY_AFTER_S, TokenError } from '../errors/gateway.js';
+import { TokenError } from '../errors/gateway.js';
+import { Attempts } from './attempts.js';
 import { LocalTokenCache } from './cache.js';
 import { Circuits, CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
 import { ConnectionClient, type SecretInUse } from './connection-client.js';
 import { cutShort, sleepUntil, withDeadline } from './deadline.js';
 import { TimeoutSignal, type AuthServerTransport, type TokenResponse } from './endpoint.js';
-import { describeCauseShort, withCheck } from './failure-cause.js';
 import { toCachedToken } from './lifetime.js';
 import { REJECTION_MEMORY_MS, Rejections } from './rejections.js';
 import { BACKOFF_CAP_MS, nextAttemptAt } from './retry.js';
 import { SingleFlight } from './single-flight.js';
-import type { AttemptNumber, CachedToken, SharedTokenStore, TokenKey, TokenObserver, TokenRequestContext } from './types.js';
-
-export { CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_MAX_OPEN_MS, CIRCUIT_OPEN_MS } from './circuit.js';
-export { REJECTION_MEMORY_MS } from './rejections.js';
-export { BACKOFF_BASE_MS, BACKOFF_CAP_MS } from './retry.js';
-export { MAX_SKEW_SHARE, MAX_TOKEN_LIFETIME_S, REFRESH_AT_MAX, REFRESH_AT_MIN, REFRESH_LEAD_ROUND_TRIPS } from './lifetime.js';
+import type { CachedToken, SharedTokenStore, TokenKey, TokenObserver, TokenRequestContext } from './types.js';
 
 /** Knobs for tests and tuning; the defaults are the constants above. */
 export interface TokenProviderOptions {
@@ -42,30 +38,8 @@ export interface TokenProviderOptions {
  * The longest a caller waits for a token of `connection`: the retry budget, plus, with a shared
  * cache, the wait for another replica's request. The deadline is kept by the waiter (deadline.ts).
  */
-export function tokenWaitBudgetMs(connection: Connection, shared?: SharedTokenStore): number {
+function tokenWaitBudgetMs(connection: Connection, shared?: SharedTokenStore): number {
   return connection.retry.budgetMs + (shared?.maxWaitMs?.(connection) ?? 0);
-}
-
-/**
- * The error a caller gets when its budget ran out, whatever the token endpoint was doing: it names
- * the server (when known) and the last failure of this connection, if there was one.
- */
-function budgetExpired(connection: string, budgetMs: number, host: string | undefined, last: TokenError | undefined): TokenError {
-  const server = host === undefined ? 'the token endpoint' : `the token endpoint ${host}`;
-  const cause = last?.failureCause;
-  const lastCause = cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`;
-  return new TokenError('TOKEN_ENDPOINT_TIMEOUT', 'timeout', {
-    detail: withCheck(`no token from ${server} within the connection's budget of ${budgetMs} ms${lastCause}`, cause),
-    connection,
-    retryable: true,
-    endpointHost: host,
-    failureCause: cause,
-  });
-}
-
-/** host[:port] of a URL, or undefined. */
-function hostOf(url: string | undefined): string | undefined {
-  return url !== undefined && URL.canParse(url) ? new URL(url).host : undefined;
 }
 
 export class TokenProvider {
@@ -74,9 +48,8 @@ export class TokenProvider {
   readonly #flights = new SingleFlight<CachedToken>();
   readonly #tests = new SingleFlight<TokenResponse>();
   readonly #rejections: Rejections;
-  readonly #circuits: Circuits;
-  /** Each connection's last retryable failure since its last answer: the cause told while its circuit is open. */
-  readonly #lastFailures = new Map<string, TokenError>();
+  /** Token requests through each connection's circuit, told to the observer (attempts.ts). */
+  readonly #attempts: Attempts;
   /** Background refreshes that failed wait until this time before the next try. */
   readonly #refreshBackoff = new Map<string, number>();
   readonly #observer: TokenObserver;
@@ -88,11 +61,12 @@ export class TokenProvider {
     this.#shared = shared;
     this.#transport = options.transport;
     this.#rejections = new Rejections(options.rejectionMemoryMs ?? REJECTION_MEMORY_MS);
-    this.#circuits = new Circuits({
+    const circuits = new Circuits({
       failureThreshold: options.circuitFailureThreshold ?? CIRCUIT_FAILURE_THRESHOLD,
       openMs: options.circuitOpenMs ?? CIRCUIT_OPEN_MS,
       maxOpenMs: options.circuitMaxOpenMs ?? CIRCUIT_MAX_OPEN_MS,
     });
+    this.#attempts = new Attempts(circuits, observer);
     for (const connection of connections) this.#clients.set(connection.key, this.#client(connection));
   }
 
@@ -119,8 +93,7 @@ export class TokenProvider {
         this.#rejections.forgetPrefix(`${key}\u0000`);
         continue;
       }
-      this.#circuits.forget(key);
-      this.#lastFailures.delete(key);
+      this.#attempts.forget(key);
       this.dropConnection(key);
     }
     for (const [key, connection] of next) if (!this.#clients.has(key)) this.#clients.set(key, this.#client(connection));
@@ -191,8 +164,8 @@ export class TokenProvider {
       const { totalMs } = client.connection.timeouts;
       return withDeadline(
         totalMs,
-        (signal) => this.#attempt(client, params, {}, signal, { attempt: 1, maxAttempts: 1 }),
-        () => this.#budgetExpired(client, totalMs),
+        (signal) => this.#attempts.attempt(client, params, {}, signal, { attempt: 1, maxAttempts: 1 }),
+        () => this.#attempts.budgetExpired(client, totalMs),
       );
     });
   }
@@ -252,7 +225,7 @@ export class TokenProvider {
           const load = () => this.#fetchWithRetries(key, client, context, { signal, endsAt });
           return shared === undefined ? load() : shared.fetch(key, client.connection, load);
         },
-        () => this.#budgetExpired(client, budgetMs),
+        () => this.#attempts.budgetExpired(client, budgetMs),
       ).then((token) => {
         // A reload that changed the connection while this was in flight: hand the token to the
         // callers already waiting, but do not cache what the old config obtained.
@@ -286,10 +259,12 @@ export class TokenProvider {
       const own =
         attemptEndsAt < endsAt ? cutShort(signal, attemptEndsAt - sentAt, () => new TimeoutSignal('token request timed out')) : undefined;
       try {
-        const response = await this.#attempt(client, key.params, context, own?.signal ?? signal, {
-          attempt,
-          maxAttempts: retry.maxAttempts,
-        }).finally(() => own?.clear());
+        const response = await this.#attempts
+          .attempt(client, key.params, context, own?.signal ?? signal, {
+            attempt,
+            maxAttempts: retry.maxAttempts,
+          })
+          .finally(() => own?.clear());
         return toCachedToken(client.connection.token, response, sentAt);
       } catch (error) {
         if (!(error instanceof TokenError)) throw error;
@@ -298,102 +273,10 @@ export class TokenProvider {
           throw error;
         }
         const resumeAt = signal.aborted ? undefined : nextAttemptAt(attempt, error, retry, deadline);
-        if (resumeAt === undefined) throw this.#withRetryAfter(error, key.connection);
+        if (resumeAt === undefined) throw this.#attempts.withRetryAfter(error, key.connection);
         // Not before the Retry-After has passed by the clock the circuit reads, or it would still be open.
         await sleepUntil(resumeAt, signal);
       }
     }
-  }
-
-  /**
-   * One token request through the circuit, told to the observer. Every TokenError that leaves here
-   * names its connection (a new error: the transport's may be shared).
-   */
-  async #attempt(
-    client: ConnectionClient,
-    params: Readonly<Record<string, string>>,
-    context: TokenRequestContext,
-    signal: AbortSignal,
-    number: AttemptNumber,
-  ): Promise<TokenResponse> {
-    const connection = client.connection.key;
-    const admission = this.#circuits.admit(connection);
-    if (!admission.allowed) {
-      const error = this.#circuitOpen(client, admission.openUntil);
-      this.#observer.tokenFailure(connection, error, context, number);
-      throw error;
-    }
-    let started = performance.now();
-    const span = context.trace?.tokenAttempt(connection, number.attempt);
-    // RFC 9449 §8: a use_dpop_nonce answer is a request of its own on the wire, counted as one that
-    // got no token; the retry carrying the nonce is timed from when it is sent.
-    const challenged = (seconds: number): void => {
-      this.#observer.tokenRequest(connection, 'failure', seconds);
-      started = performance.now();
-    };
-    try {
-      const response = await client.requestToken(params, signal, challenged);
-      span?.end(client.tokenEndpoint);
-      this.#observer.tokenRequest(connection, 'success', (performance.now() - started) / 1000);
-      this.#circuits.success(connection);
-      this.#lastFailures.delete(connection);
-      return response;
-    } catch (thrown) {
-      span?.end(client.tokenEndpoint, thrown);
-      if (!(thrown instanceof TokenError)) {
-        this.#circuits.release(connection, admission.probe);
-        throw thrown;
-      }
-      const error = thrown.with({ connection });
-      this.#observer.tokenRequest(connection, 'failure', (performance.now() - started) / 1000);
-      this.#observer.tokenFailure(connection, error, context, number);
-      // An OAuth error is an answer: the server is up, so it closes the circuit like a success.
-      if (!error.retryable) {
-        this.#circuits.success(connection);
-        this.#lastFailures.delete(connection);
-      } else {
-        this.#lastFailures.set(connection, error);
-        this.#circuits.failure(connection, admission.probe, error.retryAfter === undefined ? undefined : error.retryAfter * 1000);
-      }
-      throw error;
-    }
-  }
-
-  /** The server a connection calls: its token endpoint (configured or discovered), else its issuer. */
-  #host(client: ConnectionClient): string | undefined {
-    return hostOf(client.tokenEndpoint) ?? hostOf(client.connection.issuer);
-  }
-
-  #budgetExpired(client: ConnectionClient, budgetMs: number): TokenError {
-    const key = client.connection.key;
-    return budgetExpired(key, budgetMs, this.#lastFailures.get(key)?.endpointHost ?? this.#host(client), this.#lastFailures.get(key));
-  }
-
-  /**
-   * The refusal while the circuit is open names the server and the failure that opened it, and
-   * keeps saying "check tokenUrl" when that failure was config-shaped: an outage and a wrong host
-   * must not read alike.
-   */
-  #circuitOpen(client: ConnectionClient, openUntil: number): TokenError {
-    const connection = client.connection.key;
-    const last = this.#lastFailures.get(connection);
-    const host = last?.endpointHost ?? this.#host(client);
-    const cause = last?.failureCause;
-    const server = host === undefined ? 'the token endpoint' : `the token endpoint ${host}`;
-    const lastCause = cause === undefined ? '' : ` (last: ${describeCauseShort(cause)})`;
-    return new TokenError('TOKEN_ENDPOINT_UNAVAILABLE', 'circuit_open', {
-      detail: withCheck(`${server} failed repeatedly${lastCause}; tokengate is not calling it for a moment`, cause),
-      connection,
-      retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((openUntil - Date.now()) / 1000)),
-      endpointHost: host,
-      failureCause: cause,
-    });
-  }
-
-  /** TOKEN_ENDPOINT_UNAVAILABLE always carries a Retry-After (docs/errors.md): the server's, else the circuit's, else a default. */
-  #withRetryAfter(error: TokenError, connection: string): TokenError {
-    if (error.code !== 'TOKEN_ENDPOINT_UNAVAILABLE' || error.retryAfter !== undefined) return error;
-    const openUntil = this.#circuits.openUntil(connection);
-    return error.with({ retryAfter: Math.max(DEFAULT_RETRY_AFTER_S, Math.ceil((openUntil - Date.now()) / 1000)) });
   }
 }
