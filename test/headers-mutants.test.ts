@@ -57,6 +57,19 @@ describe('callerResponseHeaders', () => {
     ]);
   });
 
+  it('reads keep-alive or close in a longer Connection list as one option among others, however it is spaced', () => {
+    for (const connection of ['X-One,close', 'close,X-One', 'x-one, keep-alive', 'keep-alive ,x-one']) {
+      assert.deepEqual(
+        answer(['Connection', connection, 'X-One', '1', 'X-Two', '2']),
+        [
+          ['X-Two', '2'],
+          ['x-request-id', 'our-id'],
+        ],
+        connection,
+      );
+    }
+  });
+
   it('honours every Connection line, not only the last', () => {
     assert.deepEqual(answer(['Connection', 'x-one', 'Connection', 'x-two', 'X-One', '1', 'X-Two', '2', 'X-Three', '3']), [
       ['X-Three', '3'],
@@ -278,6 +291,15 @@ describe('upstreamRequestHeaders', () => {
   it('keeps cookies whose names only look like the admin ones', () => {
     const line = 'tokengate_session_x=1; Tokengate_Session=2; xtokengate_login=3; tokengate_=4';
     assert.deepEqual(passed([['Cookie', line]]), [['Cookie', line]]);
+  });
+
+  it('takes admin cookie names out of Cookie lines only: another header with the same text goes on as sent', () => {
+    const lines: Array<[string, string]> = [
+      ['X-Note', 'a=1;tokengate_session=s'],
+      ['X-Only', 'tokengate_login=l'],
+      ['X-Empty', ''],
+    ];
+    assert.deepEqual(passed(lines), lines);
   });
 
   it('drops a Cookie line that held only admin cookies, and keeps the lines around it', () => {
