@@ -7,21 +7,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Route } from '../src/config/types.js';
 import { normalizePath, splitTarget } from '../src/routing/path.js';
-import { hostName, prefixMatches, Router, upstreamPath } from '../src/routing/router.js';
+import { hostName, prefixMatches, Router, upstreamPath, type RoutePattern } from '../src/routing/router.js';
 
-/** A route as the Router reads it: only `match`, `name` and `stripPrefix` matter to routing. */
-function route(name: string, pathPrefix: string, options: { methods?: string[]; host?: string; stripPrefix?: boolean } = {}): Route {
-  return {
-    name,
-    match: { pathPrefix, methods: options.methods, host: options.host },
-    stripPrefix: options.stripPrefix ?? false,
-  } as unknown as Route;
+/** A route as the Router reads it (RoutePattern), named so a test can say which one matched. */
+interface NamedRoute extends RoutePattern {
+  readonly name: string;
 }
 
-const routerOf = (...routes: Route[]) => new Router(routes, (r) => `data:${r.name}`);
-const matched = (router: Router<string>, method: string, host: string | undefined, path: string) =>
+function route(name: string, pathPrefix: string, options: { methods?: string[]; host?: string; stripPrefix?: boolean } = {}): NamedRoute {
+  return { name, match: { pathPrefix, methods: options.methods, host: options.host }, stripPrefix: options.stripPrefix ?? false };
+}
+
+const routerOf = (...routes: NamedRoute[]) => new Router(routes, (r) => `data:${r.name}`);
+const matched = (router: Router<string, NamedRoute>, method: string, host: string | undefined, path: string) =>
   router.match(method, host, path)?.route.name;
 
 describe('splitTarget', () => {
