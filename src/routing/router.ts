@@ -49,18 +49,23 @@ class PrefixIndex<T, R extends RoutePattern> {
     // win: leaving it out keeps each list as short as the number of distinct method filters.
     if (shadowed(list, entry.methods)) return;
     list.push(entry);
+    // Stryker disable next-line EqualityOperator: >= only rewrites the same length
     if (entry.prefix.length > this.#maxLength) this.#maxLength = entry.prefix.length;
   }
 
   /** The lowest-ordered entry whose prefix matches `path` and that accepts `method`, below `best`. */
   match(method: string, path: string, best: Entry<T, R> | undefined): Entry<T, R> | undefined {
     best = firstAccepting(this.#byPrefix.get('/'), method, best);
+    // Stryker disable next-line ConditionalExpression: every prefix starts with /, so the loop finds none for such a path
     if (path.charCodeAt(0) !== 47 /* / */) return best;
     const end = Math.min(path.length, this.#maxLength);
+    // Stryker disable next-line StringLiteral: indexOf('') walks each character; the cuts not at a / are skipped below
     for (let slash = path.indexOf('/', 1); ; slash = path.indexOf('/', slash + 1)) {
       // prefixMatches: the prefix is the whole path, or the path continues with a `/`.
+      // Stryker disable next-line EqualityOperator,ConditionalExpression: slash is never 0, and past `end` no cut can match
       const cut = slash < 0 || slash > end ? end : slash;
       if (cut === path.length || path.charCodeAt(cut) === 47) best = firstAccepting(this.#byPrefix.get(path.slice(0, cut)), method, best);
+      // Stryker disable next-line EqualityOperator,ConditionalExpression: slash is never 0; past `end` the loop re-checks `end` only
       if (slash < 0 || slash >= end) return best;
     }
   }
@@ -69,9 +74,11 @@ class PrefixIndex<T, R extends RoutePattern> {
 function shadowed<T, R extends RoutePattern>(list: readonly Entry<T, R>[], methods: ReadonlySet<string> | undefined): boolean {
   const covered = new Set<string>();
   for (const earlier of list) {
+    // Stryker disable next-line BooleanLiteral: an entry behind a method-less one is never reached; keeping it costs memory only
     if (earlier.methods === undefined) return true;
     for (const method of earlier.methods) covered.add(method);
   }
+  // Stryker disable next-line ConditionalExpression: on an empty list the loop below returns false anyway
   if (methods === undefined || list.length === 0) return false;
   for (const method of methods) if (!covered.has(method)) return false;
   return true;
@@ -85,6 +92,7 @@ function firstAccepting<T, R extends RoutePattern>(
 ): Entry<T, R> | undefined {
   if (list === undefined) return best;
   for (const entry of list) {
+    // Stryker disable next-line EqualityOperator: no two entries share an order, so > and >= agree
     if (best !== undefined && entry.order >= best.order) return best;
     if (entry.methods === undefined || entry.methods.has(method)) return entry;
   }
@@ -133,6 +141,7 @@ export class Router<T, R extends RoutePattern = RoutePattern> {
   /** `path` must already be normalised (routing/path.ts); `host` as from hostName(). */
   match(method: string, host: string | undefined, path: string): CompiledMatch<T, R> | undefined {
     const best = this.#anyHost.match(method, path, undefined);
+    // Stryker disable next-line ConditionalExpression: the map's keys are strings, so get(undefined) is undefined too
     const byHost = host === undefined ? undefined : this.#byHost.get(host);
     return byHost === undefined ? best : byHost.match(method, path, best);
   }
