@@ -5,7 +5,8 @@
  * Why the state hangs on the response under a Symbol: a closure per request (`res.once('finish',
  * () => …)`) would cost a function object and its context on every request. Instead the request's
  * state is one plain object set on `res` under a Symbol, and the listeners are shared module-level
- * functions that find it through `this` (docs/performance.md, "gateway handler, own code").
+ * functions that find it through `this`. The upstream call's events (forwarder.ts) are handed the
+ * same object. What this code costs per request: docs/performance.md, "gateway handler, own code".
  */
 import type { ServerResponse } from 'node:http';
 import type { Histogram } from 'prom-client';
