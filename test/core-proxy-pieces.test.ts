@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import type { Route } from '../src/config/types.js';
-import { UPSTREAM_ERROR_REASONS } from '../src/observability/metrics.js';
+import { UPSTREAM_ERROR_REASONS } from '../src/errors/reasons.js';
 import { parseConfig } from '../src/pipeline/build.js';
 import { bodyPlan, unauthorizedOutcome, wantsReplay, type Attempt } from '../src/proxy/replay-policy.js';
 import { HEAD_TIMEOUT_CODE, UNUSABLE_ANSWER_CODE } from '../src/proxy/upstream-call.js';

@@ -4,11 +4,9 @@
  * upstream's own error text, only the code when it says which network step failed.
  */
 import { GatewayError } from '../errors/gateway.js';
+// The reasons (UPSTREAM_ERROR_REASONS, `as const`) are listed with the other metric reasons: proxy decides, errors/ spells them.
 import type { UpstreamErrorReason } from '../errors/reasons.js';
 import { HEAD_TIMEOUT_CODE, UNUSABLE_ANSWER_CODE } from './upstream-call.js';
-
-/** The reasons, and the list of them, live with the metric they label: observability sits below proxy. */
-export type { UpstreamErrorReason } from '../errors/reasons.js';
 
 const NETWORK_UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 /** undici's code for the connect time-out, and the one for timeouts.responseMs. */
