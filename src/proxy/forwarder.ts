@@ -14,11 +14,11 @@ import { GatewayError, TokenError } from '../errors/gateway.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { dpopChallengeError } from '../tokens/dpop/nonces.js';
-import { accessTokenHash } from '../tokens/dpop/proof.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import type { CachedToken, TokenKey } from '../tokens/types.js';
 import type { RouteDpop } from './compile.js';
 import { releaseCallerClose, type ExchangeRecorder, type RecordedExchange } from './exchange-record.js';
+import { dpopProof, rememberNonce } from './dpop.js';
 import { hasBody } from './framing.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { endsAtHead, writeAnswerHead } from './answer-head.js';
@@ -157,7 +157,8 @@ export class Forwarder {
       authorization: token === undefined ? undefined : `${route.dpop === undefined ? 'Bearer' : 'DPoP'} ${token.accessToken}`,
       bodyless,
     });
-    if (route.dpop !== undefined && token !== undefined) headers.push('dpop', this.#dpopProof(exchange, route.dpop, token.accessToken));
+    if (route.dpop !== undefined && token !== undefined)
+      headers.push('dpop', dpopProof(route.dpop, exchange, exchange.method, req.url!, token.accessToken));
     exchange.trace?.upstreamStart(headers, route.upstream, req.url!);
     const call = new UpstreamCall(res, exchange, Forwarder.#upstreamEvents);
     exchange.proxyReq = call;
@@ -170,15 +171,6 @@ export class Forwarder {
       headersTimeoutMs: route.route.timeouts.responseMs,
       upgrade: exchange.upgrade === undefined ? undefined : req.headers.upgrade,
     });
-  }
-
-  /** RFC 9449 §7.1: a fresh proof per request, `htu` without the query, `ath` binding it to the token. */
-  #dpopProof(exchange: Exchange, dpop: RouteDpop, accessToken: string): string {
-    if (dpop.athOf?.token !== accessToken) dpop.athOf = { token: accessToken, ath: accessTokenHash(accessToken) };
-    const url = exchange.req.url!;
-    const query = url.indexOf('?');
-    exchange.dpopNonce = dpop.signer.nonces.get(dpop.origin);
-    return dpop.signer.proof(exchange.method, dpop.origin, query === -1 ? url : url.slice(0, query), dpop.athOf.ath);
   }
 
   static readonly #upstreamEvents: UpstreamCallEvents<Exchange> = {
@@ -206,7 +198,7 @@ export class Forwarder {
     const { res, route } = exchange;
     const caller = exchange.upgrade!;
     exchange.trace?.upstreamResponse(101);
-    route.dpop?.signer.nonces.remember(route.dpop.origin, headers['dpop-nonce']);
+    if (route.dpop !== undefined) rememberNonce(route.dpop, headers);
     // The caller left while the upstream answered: its 'close' has recorded it.
     if (res.destroyed || caller.destroyed) return void upstream.destroy();
     exchange.proxyReq = undefined;
@@ -268,7 +260,7 @@ export class Forwarder {
    * asking for it may be replayed (replay-policy.ts). True when a replay took the answer over.
    */
   #dpopAnswer(exchange: Exchange, dpop: RouteDpop, headers: IncomingHttpHeaders, status: number): boolean {
-    dpop.signer.nonces.remember(dpop.origin, headers['dpop-nonce']);
+    rememberNonce(dpop, headers);
     if (status !== 401 || exchange.token === undefined) return false;
     const challenge = dpopChallengeError(headers['www-authenticate']);
     const connection = exchange.route.key!.connection;

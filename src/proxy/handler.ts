@@ -2,7 +2,7 @@
  * The proxy listener's request handler: a composition of the proxy's pieces, in the order a
  * request meets them. framing.ts (refuse what two parsers could read differently) → routing/target.ts
  * (authority, normalised path, query) → the router → the access policy → the route's own refusals
- * → forwarder.ts (token, body, upstream call, answer, replay, failure); exchange-record.ts records
+ * → forwarder.ts (token, body, DPoP, upstream call, answer, replay, failure); exchange-record.ts records
  * every request when its answer is complete. Everything per route (target, socket pool, metric
  * children, token key) is built once per config in proxy/compile.ts; the per-request path
  * allocates only what each request really owns.
