@@ -344,5 +344,8 @@ describe('the rest of the config', () => {
     assert.equal(config.file, 'gateway.yaml');
     assert.equal(config.listen.tls, undefined);
     assert.equal(config.cache.encryptionKey, undefined);
+    const traced = await load(yaml({ extra: 'tracing: { enabled: true }' }));
+    assert.equal(traced.tracing?.enabled, true);
+    assert.ok(Object.isFrozen(traced.tracing));
   });
 });
