@@ -20,7 +20,7 @@ const CONNECTION = 'c: { clientId: id, tokenUrl: https://auth.example/token, cli
 /** A config with one secret `s`, connection `c`, and the routes (YAML list items) given. */
 function yaml({ routes = [ROUTE], secrets = '', connections = '', extra = '' } = {}): string {
   return [
-    `secrets:\n  s: { env: S }\n  k: { env: K }${secrets}`,
+    `secrets:\n  s: { env: S }\n  k: { env: K }${extra.includes('{ secret: ck }') ? '\n  ck: { env: CACHE_KEY }' : ''}${secrets}`,
     `connections:\n  ${CONNECTION}${connections}`,
     `routes:\n${routes.map((r) => `  - ${r}`).join('\n')}`,
     extra,
@@ -28,6 +28,9 @@ function yaml({ routes = [ROUTE], secrets = '', connections = '', extra = '' } =
 }
 const ROUTE = '{ name: r, match: { pathPrefix: /r }, upstream: https://api.example, auth: { connection: c } }';
 const route = (fields: string, name = 'r') => `{ name: ${name}, match: { pathPrefix: /r }, upstream: https://api.example, ${fields} }`;
+
+const CACHE_KEY = Buffer.alloc(32, 7).toString('base64');
+const ENCRYPTED_REDIS = 'cache: { store: redis, encryptionKey: { secret: ck } }';
 
 const load = (text: string, env: NodeJS.ProcessEnv = ENV, file = 'gateway.yaml') => parseConfig(text, file, { env });
 
@@ -206,6 +209,17 @@ describe('client certificate and key', requireProgram('openssl', 'openssl'), () 
 });
 
 describe('connections', () => {
+  it('DPoP with the redis store and a key of its own is accepted', async () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const text = yaml({
+      secrets: '\n  dk: { env: DPOP_KEY }',
+      connections: '\n  d: { clientId: id, tokenUrl: https://auth.example/token, clientSecret: { secret: s }, dpop: { key: dk } }',
+      extra: 'cache: { store: redis, allowPlaintext: true }',
+    });
+    const config = await load(text, { ...ENV, DPOP_KEY: encodeKey(privateKey, 'pkcs8') });
+    assert.ok(config.connections.has('d'));
+  });
+
   it('DPoP with the redis store needs a key the replicas share', async () => {
     const text = yaml({
       connections: '\n  d: { clientId: id, tokenUrl: https://auth.example/token, clientSecret: { secret: s }, dpop: {} }',
@@ -221,17 +235,18 @@ describe('connections', () => {
   it('managed signing keys: refused with redis and no encryption key, a warning with memory', async () => {
     const managed = '\n  m: { clientId: id, tokenUrl: https://auth.example/token, privateKeyJwt: { managed: {} } }';
     const redis = yaml({ connections: managed, extra: 'cache: { store: redis, allowPlaintext: true }' });
-    assert.match(await problemAt(redis, 'connections.m.privateKeyJwt.managed'), /^with cache\.store: redis the managed keys are shared/);
+    assert.equal(
+      await problemAt(redis, 'connections.m.privateKeyJwt.managed'),
+      'with cache.store: redis the managed keys are shared through Redis, encrypted: ' +
+        'set cache.encryptionKey (allowPlaintext does not cover private keys)',
+    );
     const memory = await load(yaml({ connections: managed }));
     assert.deepEqual(memory.warnings, [
       'connections.m.privateKeyJwt.managed: with cache.store: memory each process makes its own keys; ' +
         'replicas behind one JWKS URL need cache.store: redis to sign with keys the JWKS publishes',
     ]);
-    const encrypted = await load(
-      yaml({ connections: managed, extra: 'cache: { store: redis, encryptionKey: { secret: k } }' }).replace('k: { env: K }', 'k: { env: CACHE_KEY }'),
-      { ...ENV, CACHE_KEY: Buffer.alloc(32, 7).toString('base64') },
-    ).catch((error: unknown) => error);
-    assert.ok(!(encrypted instanceof ConfigError && encrypted.problems.some((p) => p.path.startsWith('connections.m'))));
+    const encrypted = await load(yaml({ connections: managed, extra: ENCRYPTED_REDIS }), { ...ENV, CACHE_KEY });
+    assert.deepEqual(encrypted.warnings, [], 'redis with an encryption key: shared keys, nothing to warn about');
   });
 });
 
@@ -248,6 +263,19 @@ describe('routes', () => {
     }
   });
 
+  it('an http: upstream without tls is accepted', async () => {
+    const config = await load(yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, upstream: http://api.example, auth: { type: none } }'] }));
+    assert.equal(config.routes[0]!.upstreamUrl.protocol, 'http:');
+  });
+
+  it('a route the schema refused is not checked again (its problems are the schema\'s alone)', async () => {
+    const found = await problems(yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, auth: { type: none } }', ROUTE.replace('name: r', 'name: r2')] }));
+    assert.deepEqual(
+      found.map((p) => p.split(':')[0]),
+      ['routes[0].upstream'],
+    );
+  });
+
   it('tls on an http: upstream is refused', async () => {
     const text = yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, upstream: http://api.example, auth: { type: none }, tls: {} }'] });
     assert.equal(await problemAt(text, 'routes[0].tls'), 'applies to an https: upstream only');
@@ -255,7 +283,10 @@ describe('routes', () => {
 
   it('client-connection auth needs a known connection; none takes neither connection nor params', async () => {
     assert.equal(await problemAt(yaml({ routes: [route('auth: {}')] }), 'routes[0].auth.connection'), 'required when auth.type is client-connection');
-    assert.equal(await problemAt(yaml({ routes: [route('auth: { connection: x }')] }), 'routes[0].auth.connection'), 'unknown connection "x"; known: c');
+    assert.equal(
+      await problemAt(yaml({ routes: [route('auth: { connection: x }')], connections: `\n  ${CONNECTION.replace('c:', 'd:')}` }), 'routes[0].auth.connection'),
+      'unknown connection "x"; known: c, d',
+    );
     assert.equal(
       await problemAt(`routes:\n  - ${route('auth: { connection: x }')}`, 'routes[0].auth.connection'),
       'unknown connection "x"; known: none',
@@ -314,12 +345,29 @@ describe('routes', () => {
 describe('the rest of the config', () => {
   it('refuses an admin allowedHosts entry that is not a host name, at its index', async () => {
     const text = yaml({ extra: 'admin: { allowedHosts: [ok.example, "bad host"] }' });
-    assert.ok((await problems(text)).some((p) => p.startsWith('admin.allowedHosts[1]: ')));
+    const found = (await problems(text)).filter((p) => p.startsWith('admin.allowedHosts'));
+    assert.equal(found.length, 1, found.join(' | '));
+    assert.ok(found[0]!.startsWith('admin.allowedHosts[1]: '));
   });
 
   it('redis without an encryption key needs allowPlaintext', async () => {
     assert.match(await problemAt(yaml({ extra: 'cache: { store: redis }' }), 'cache.encryptionKey'), /^store: redis keeps tokens at rest/);
     await load(yaml({ extra: 'cache: { store: redis, allowPlaintext: true }' }));
+    const encrypted = await load(yaml({ extra: ENCRYPTED_REDIS }), { ...ENV, CACHE_KEY });
+    assert.equal(encrypted.cache.store, 'redis');
+    assert.equal(encrypted.cache.encryptionKey?.reveal(), CACHE_KEY);
+  });
+
+  it('a problem about a key that is missing from the file is placed at the line of its parent', async () => {
+    const text = yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, upstream: https://api.example,\n      auth: {} }'], extra: '\ncache: { store: redis }' });
+    const found = await load(text).then(
+      () => assert.fail('accepted'),
+      (error: unknown) => (error as ConfigError).problems,
+    );
+    const lines = text.split('\n');
+    const lineOf = (needle: string) => lines.findIndex((l) => l.includes(needle)) + 1;
+    assert.equal(found.find((p) => p.path === 'routes[0].auth.connection')?.line, lineOf('auth: {}'));
+    assert.equal(found.find((p) => p.path === 'cache.encryptionKey')?.line, lineOf('cache: { store: redis }'));
   });
 
   it('an encryption key naming an unknown secret is refused at its key path', async () => {
@@ -344,6 +392,7 @@ describe('the rest of the config', () => {
     assert.equal(config.file, 'gateway.yaml');
     assert.equal(config.listen.tls, undefined);
     assert.equal(config.cache.encryptionKey, undefined);
+    assert.equal(config.cache.store, 'memory');
     const traced = await load(yaml({ extra: 'tracing: { enabled: true }' }));
     assert.equal(traced.tracing?.enabled, true);
     assert.ok(Object.isFrozen(traced.tracing));

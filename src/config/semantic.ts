@@ -96,6 +96,8 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
   const connections = new Map<string, ConnectionSettings>();
   for (const [key, conn] of Object.entries(raw.connections)) {
     const built = connectionSettings(key, conn, secretRef, verify, report, problems.file);
+    // connectionSettings is undefined only after reporting a problem, so throwIfAny refuses the config anyway.
+    // Stryker disable next-line ConditionalExpression: equivalent (above)
     if (built !== undefined) connections.set(key, built);
     // Replicas share tokens through Redis, and a token only works with the key it is bound to (RFC 9449 §6).
     if (conn.dpop !== undefined && conn.dpop.key === undefined && raw.cache.store === 'redis') {
@@ -232,6 +234,9 @@ function managedKeyChecks(key: string, cache: ValidatedConfig['raw']['cache'], r
 }
 
 function deepFreeze<T>(value: T): T {
+  // Object.isFrozen is true for primitives and null, and re-freezing a frozen object's children only freezes
+  // more (Secrets keep their value in a private field), so weakening the type checks changes nothing.
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (above)
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof URL)) {
     for (const item of Object.values(value)) deepFreeze(item);
     Object.freeze(value);
