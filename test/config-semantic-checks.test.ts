@@ -122,6 +122,14 @@ describe('access policies', () => {
     assert.ok((await problems(text)).some((p) => p.startsWith('routes[0].access.allowFrom[1]: ')));
   });
 
+  it('a bad address is reported together with the other semantic problems, not after them', async () => {
+    const text = yaml({ routes: [ROUTE, route('auth: { type: none }, access: { allowFrom: [not-an-address] }')] });
+    assert.deepEqual(await problems(text), [
+      'routes[1].name: duplicate route name "r" (also routes[0])',
+      'routes[1].access.allowFrom[0]: "not-an-address" is not an IPv4 or IPv6 address or CIDR block',
+    ]);
+  });
+
   it('a bad header name is refused at access.header', async () => {
     const text = yaml({ routes: [route('auth: { type: none }, access: { header: "x key", allowFrom: [::1] }')] });
     assert.ok((await problems(text)).some((p) => p.startsWith('routes[0].access.header: ')));
@@ -178,6 +186,12 @@ describe('client certificate and key', requireProgram('openssl', 'openssl'), () 
     assert.equal(pair.certificate.reveal(), env.CERT);
     assert.equal(pair.key.reveal(), env.KEY);
     assert.ok(Object.isFrozen(pair));
+  });
+
+  it('a CA bundle alone verifies, with no warning', async () => {
+    const config = await load(withTls('{ ca: cert }'), env);
+    assert.notEqual(config.routes[0]!.tls, undefined);
+    assert.deepEqual(config.warnings, []);
   });
 
   it('one without the other is refused at tls', async () => {
