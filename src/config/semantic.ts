@@ -203,6 +203,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     access: topAccess,
     connections,
     routes: Object.freeze(routes),
+    // Stryker disable next-line ConditionalExpression: equivalent, Object.freeze(undefined) is undefined
     tracing: raw.tracing === undefined ? undefined : Object.freeze(raw.tracing),
     warnings: Object.freeze(warnings),
     secretFiles: secretFiles(raw.secrets, problems.file),
