@@ -11,7 +11,7 @@ import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import fc from 'fast-check';
 import { connectionOf, LocalTokenCache } from '../src/tokens/cache.js';
-import type { CachedToken } from '../src/tokens/lifetime.js';
+import type { CachedToken } from '../src/tokens/types.js';
 import { SingleFlight } from '../src/tokens/single-flight.js';
 
 const NOW = 1_700_000_000_000;
