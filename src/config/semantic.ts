@@ -42,6 +42,8 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     try {
       allowList(allowFrom);
     } catch (error) {
+      // allowList throws nothing but ValueProblem; the rethrow is for a bug, which no test can provoke.
+      // Stryker disable next-line ConditionalExpression: equivalent (above)
       if (!(error instanceof ValueProblem)) throw error;
       report([...keyPath, 'allowFrom', error.index ?? 0], error.message);
     }
@@ -50,6 +52,8 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     if (apiKeys.length === 0 && allowFrom.length === 0) report(keyPath, 'an access policy needs apiKeys, allowFrom, or both');
     return Object.freeze({
       header: policy.header.toLowerCase(),
+      // An unknown key secret was reported above, so the config is refused before this list is used.
+      // Stryker disable next-line MethodExpression,ConditionalExpression: equivalent (above)
       apiKeys: Object.freeze(apiKeys.filter((s): s is Secret => s !== undefined)),
       allowFrom: Object.freeze([...allowFrom]),
     });
@@ -96,6 +100,8 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
   const connections = new Map<string, ConnectionSettings>();
   for (const [key, conn] of Object.entries(raw.connections)) {
     const built = connectionSettings(key, conn, secretRef, verify, report, problems.file);
+    // connectionSettings is undefined only after reporting a problem, so throwIfAny refuses the config anyway.
+    // Stryker disable next-line ConditionalExpression: equivalent (above)
     if (built !== undefined) connections.set(key, built);
     // Replicas share tokens through Redis, and a token only works with the key it is bound to (RFC 9449 §6).
     if (conn.dpop !== undefined && conn.dpop.key === undefined && raw.cache.store === 'redis') {
@@ -197,6 +203,7 @@ export function checkSemantics(validated: ValidatedConfig, secrets: ReadonlyMap<
     access: topAccess,
     connections,
     routes: Object.freeze(routes),
+    // Stryker disable next-line ConditionalExpression: equivalent, Object.freeze(undefined) is undefined
     tracing: raw.tracing === undefined ? undefined : Object.freeze(raw.tracing),
     warnings: Object.freeze(warnings),
     secretFiles: secretFiles(raw.secrets, problems.file),
@@ -232,6 +239,9 @@ function managedKeyChecks(key: string, cache: ValidatedConfig['raw']['cache'], r
 }
 
 function deepFreeze<T>(value: T): T {
+  // Object.isFrozen is true for primitives and null, and re-freezing a frozen object's children only freezes
+  // more (Secrets keep their value in a private field), so weakening the type checks changes nothing.
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (above)
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof URL)) {
     for (const item of Object.values(value)) deepFreeze(item);
     Object.freeze(value);
