@@ -19,9 +19,9 @@ const LAYERS = [
   ['src/observability'],
   ['src/cache'],
   ['src/proxy'],
-  ['src/pipeline'],
+  ['src/runtime'],
   ['src/admin'],
-  ['src/server.ts', 'src/cli.ts'],
+  ['src/gateway', 'src/cli.ts'],
 ];
 const layerZones = LAYERS.flatMap((layer, level) =>
   layer.map((target) => ({

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly } from '../src/runtime/build.js';
 import { TokenProvider } from '../src/tokens/provider.js';
 import { tokenKey, type CachedToken, type SharedTokenStore, type TokenKey } from '../src/tokens/types.js';
 
@@ -80,7 +80,7 @@ async function measureOne(connections: number): Promise<PeekResult> {
   try {
     const file = join(dir, 'gateway.yaml');
     writeFileSync(file, configYaml(connections));
-    const config = await loadConfig(file, { env: { BENCH_CLIENT_SECRET: 'bench' } });
+    const config = await buildConfigOnly(file, { env: { BENCH_CLIENT_SECRET: 'bench' } });
     const provider = new TokenProvider(
       config.connections.values(),
       { tokenRequest: () => undefined, tokenFailure: () => undefined },

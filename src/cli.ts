@@ -8,9 +8,9 @@ import { Metrics } from './observability/metrics.js';
 import { Usage } from './observability/usage.js';
 import { ConfigError, formatProblem } from './config/errors.js';
 import { createLogger } from './observability/log.js';
-import { buildConfig } from './pipeline/build.js';
-import { configWarnings } from './pipeline/warnings.js';
-import { Gateway } from './server.js';
+import { buildConfig } from './runtime/build.js';
+import { configWarnings } from './config/warnings.js';
+import { Gateway } from './gateway/gateway.js';
 import { Telemetry } from './observability/token-observer.js';
 import { TokenProvider } from './tokens/provider.js';
 import { testToken } from './tokens/summary.js';
@@ -65,7 +65,7 @@ async function serve(args: string[]): Promise<number> {
 }
 
 /**
- * Every stage of the pipeline `serve` and a reload run, the compile stage included; only the
+ * Every stage of the pipeline `serve` and a reload run, the runtime build included; only the
  * commit (listeners, Redis, token requests) is left out. Every warning `serve` would log is
  * printed; with --strict a warning fails the check (exit 1), so a CI gate refuses what serve warns about.
  */

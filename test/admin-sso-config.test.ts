@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
 import { parseDuration } from '../src/config/duration.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { encodeKey, generateKey } from './support/keys.js';
 import { CookieJar, listenPeopleProvider, signInAtProvider, step, type PeopleProvider } from './support/oidc-people.js';
@@ -30,7 +30,7 @@ ${more}`;
 
 async function problemsOf(text: string): Promise<Array<{ path: string; message: string }>> {
   try {
-    await parseConfig(text, 'gateway.yaml', { env: {} });
+    await buildConfigTextOnly(text, 'gateway.yaml', { env: {} });
   } catch (error) {
     assert.ok(error instanceof ConfigError, String(error));
     return [...error.problems];
@@ -43,7 +43,7 @@ const withSecret = (extra = '', issuer?: string) =>
 
 describe('admin.auth.oidc and admin.sessions in the config', () => {
   it('loads a minimal single sign-on block with its defaults (scopes, redirect URL, memory sessions for 8h)', async () => {
-    const config = await parseConfig(yaml(withSecret()), 'gateway.yaml', { env: {} });
+    const config = await buildConfigTextOnly(yaml(withSecret()), 'gateway.yaml', { env: {} });
     const oidc = config.admin.auth?.oidc;
     assert.deepEqual(oidc?.scopes, ['openid', 'profile', 'email']);
     assert.equal(oidc?.redirectUrl, undefined);

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { writeConfig } from './support/gateway.js';
 
 async function problemsOf(yaml: string, env: NodeJS.ProcessEnv = {}, file = 'gateway.yaml') {
   try {
-    await parseConfig(yaml, file, { env });
+    await buildConfigTextOnly(yaml, file, { env });
   } catch (error) {
     assert.ok(error instanceof ConfigError);
     return error.problems.map((p) => ({ path: p.path, message: p.message }));

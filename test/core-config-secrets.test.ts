@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 
 const PASSWORD = 'hunter2-audit';
 
 async function problemsOf(yaml: string): Promise<ConfigError> {
   try {
-    await parseConfig(yaml, 'audit.yaml', { env: {} });
+    await buildConfigTextOnly(yaml, 'audit.yaml', { env: {} });
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
     return error;

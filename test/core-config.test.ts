@@ -6,9 +6,9 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, type ConfigProblem } from '../src/config/errors.js';
-import { loadConfig, parseConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly, buildConfigTextOnly } from '../src/runtime/build.js';
 import { createLogger } from '../src/observability/log.js';
-import { Gateway } from '../src/server.js';
+import { Gateway } from '../src/gateway/gateway.js';
 import { writeConfig } from './support/gateway.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,7 +43,7 @@ const ENV = { TG_CFG_SECRET: 'x' };
 
 describe('config problems', () => {
   it('accepts a valid config as one frozen object', async () => {
-    const config = await parseConfig(VALID, 'ok.yaml', { env: ENV });
+    const config = await buildConfigTextOnly(VALID, 'ok.yaml', { env: ENV });
     assert.equal(config.routes[0]!.name, 'r');
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.routes) && Object.isFrozen(config.routes[0]!.match));
   });
@@ -103,7 +103,10 @@ describe('config problems', () => {
   ];
   for (const [what, yaml, path, message, line] of cases) {
     it(`reports ${what} with its key path and line`, async () => {
-      const problem = problemAt(await problemsOf(() => parseConfig(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })), path);
+      const problem = problemAt(
+        await problemsOf(() => buildConfigTextOnly(yaml, 'bad.yaml', { env: what.includes('unset') ? {} : ENV })),
+        path,
+      );
       assert.match(problem.message, message);
       assert.equal(problem.line, line);
       assert.equal(typeof problem.column, 'number');
@@ -112,7 +115,7 @@ describe('config problems', () => {
 
   it('accepts an http: tokenUrl on a loopback host', async () => {
     await assert.doesNotReject(() =>
-      parseConfig(VALID.replace('https://auth.example/token', 'http://127.0.0.1:9/token'), 'ok.yaml', { env: ENV }),
+      buildConfigTextOnly(VALID.replace('https://auth.example/token', 'http://127.0.0.1:9/token'), 'ok.yaml', { env: ENV }),
     );
   });
 
@@ -131,7 +134,7 @@ routes:
   - { name: c, match: { pathPrefix: /c }, upstream: https://api.example, auth: { connection: nowhere } }
   - { name: b, match: { pathPrefix: /d }, upstream: https://api.example, auth: { type: none } }
 `;
-    const problems = await problemsOf(() => parseConfig(yaml, 'many.yaml', { env: {} }));
+    const problems = await problemsOf(() => buildConfigTextOnly(yaml, 'many.yaml', { env: {} }));
     const paths = problems.map((p) => p.path).sort();
     assert.deepEqual(paths, [
       'connections.c.clientSecret.secret',
@@ -148,7 +151,7 @@ routes:
 
   it('reports a YAML syntax error with line and column', async () => {
     const [problem, ...rest] = await problemsOf(() =>
-      parseConfig('routes:\n  - name: a\n    match: { pathPrefix: /a\n  - name: b\n', 'syntax.yaml'),
+      buildConfigTextOnly('routes:\n  - name: a\n    match: { pathPrefix: /a\n  - name: b\n', 'syntax.yaml'),
     );
     assert.equal(rest.length, 0);
     assert.match(problem!.message, /YAML syntax error/);
@@ -159,7 +162,7 @@ routes:
   it('names the file, key path and line:column in the error message', async () => {
     const { configFile } = writeConfig(VALID.replace('connection: c }', 'connection: nope }'));
     await assert.rejects(
-      () => loadConfig(configFile, { env: ENV }),
+      () => buildConfigOnly(configFile, { env: ENV }),
       (error: unknown) =>
         error instanceof ConfigError && error.message.includes(`${configFile}:7:`) && error.message.includes('routes[0].auth.connection'),
     );

@@ -1,7 +1,7 @@
 /** The token side of the core: single flight, RFC 6749 §2.3.1 encoding, secrets kept out of sight. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { TokenProvider } from '../src/tokens/provider.js';
 import { tokenKey } from '../src/tokens/types.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -93,7 +93,7 @@ describe('token lifetime in the cache', () => {
 
   async function providerFor(body: Record<string, unknown>, token = '') {
     const tokens = await startTokenEndpoint((_req, res) => json(res, 200, body));
-    const config = await parseConfig(
+    const config = await buildConfigTextOnly(
       `
 secrets: { s: { value: lifetime-secret } }
 connections:

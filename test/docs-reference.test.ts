@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { CONFIG_DOC_FILE, renderConfigDoc } from '../scripts/config-doc.js';
 import { Metrics } from '../src/observability/metrics.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { ERRORS, type ErrorCode } from '../src/errors/codes.js';
 import { TokengateError } from '../src/errors/base.js';
 import { ACCESS_DENIALS, TOKEN_FAILURE_REASONS, UPSTREAM_ERROR_REASONS } from '../src/errors/reasons.js';
@@ -53,7 +53,7 @@ describe('configuration reference (docs/configuration.md)', () => {
     const example = /## Configuration[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
     assert.ok(example !== undefined, 'README.md has a yaml block under ## Configuration');
     assert.ok(example.trimEnd().split('\n').length <= 20);
-    const config = await parseConfig(example, 'README.md', { env: { PARTNER_CLIENT_SECRET: 'example' } });
+    const config = await buildConfigTextOnly(example, 'README.md', { env: { PARTNER_CLIENT_SECRET: 'example' } });
     assert.equal(config.routes.length, 2);
   });
 });

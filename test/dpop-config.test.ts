@@ -10,7 +10,7 @@ import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify }
 import { ConfigError } from '../src/config/errors.js';
 import type { TokenError } from '../src/errors/gateway.js';
 import type { DpopSigner } from '../src/tokens/dpop/proof.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
 import { encodeKey, generateKey, type KeySpec } from './support/keys.js';
 import { json, startEchoUpstream, startServer, startTokenEndpoint, type TestServer } from './support/servers.js';
@@ -36,7 +36,7 @@ function keySecret(spec: KeySpec, encoding: 'pkcs8' | 'jwk' = 'pkcs8'): string {
 
 async function problemsOf(yaml: string): Promise<Array<{ path: string; message: string }>> {
   try {
-    await parseConfig(yaml, 'gateway.yaml', { env: {} });
+    await buildConfigTextOnly(yaml, 'gateway.yaml', { env: {} });
   } catch (error) {
     assert.ok(error instanceof ConfigError, String(error));
     return error.problems.map(({ path, message }) => ({ path, message }));
@@ -116,14 +116,14 @@ describe('DPoP config', () => {
       [{ type: 'rsa' }, 'PS256'],
     ];
     for (const [spec, algorithm] of cases) {
-      const config = await parseConfig(yamlWith('{ key: dpop-key }', keySecret(spec, 'jwk')), 'gateway.yaml', { env: {} });
+      const config = await buildConfigTextOnly(yamlWith('{ key: dpop-key }', keySecret(spec, 'jwk')), 'gateway.yaml', { env: {} });
       assert.equal(config.connections.get('c')!.dpopSigner!.algorithm, algorithm);
     }
   });
 
   it('the thumbprint is RFC 7638 (as jose computes it), and a generated key lives as long as the process', async () => {
-    const first = (await parseConfig(yamlWith('{}'), 'gateway.yaml', { env: {} })).connections.get('c')!.dpopSigner as DpopSigner;
-    const again = (await parseConfig(yamlWith('{}'), 'gateway.yaml', { env: {} })).connections.get('c')!.dpopSigner!;
+    const first = (await buildConfigTextOnly(yamlWith('{}'), 'gateway.yaml', { env: {} })).connections.get('c')!.dpopSigner as DpopSigner;
+    const again = (await buildConfigTextOnly(yamlWith('{}'), 'gateway.yaml', { env: {} })).connections.get('c')!.dpopSigner!;
     assert.equal(first.algorithm, 'ES256');
     assert.equal(first.thumbprint, await calculateJwkThumbprint({ ...first.key.publicJwk }, 'sha256'));
     assert.equal(again.thumbprint, first.thumbprint, 'a reload keeps the generated key (and the tokens bound to it)');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { GatewayError } from '../src/errors/gateway.js';
 import { TokenProvider } from '../src/tokens/provider.js';
 import { tokenKey } from '../src/tokens/types.js';
@@ -139,7 +139,7 @@ routes:
   });
 
   it('token endpoint: the caller gets a token or a coded error within the budget', { timeout: 60_000 }, async () => {
-    const config = await parseConfig(
+    const config = await buildConfigTextOnly(
       `
 secrets: { s: { value: prop-secret } }
 connections:

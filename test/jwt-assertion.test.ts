@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { loadConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly } from '../src/runtime/build.js';
 import { type Connection } from '../src/config/load.js';
 import { CLIENT_ASSERTION_TYPE } from '../src/tokens/client-auth.js';
 import { ConnectionClient } from '../src/tokens/connection-client.js';
@@ -84,7 +84,7 @@ connections:
 `,
       { 'client.pem': encodeKey(key.privateKey, 'sec1'), 'client.crt': certificate },
     );
-    connections = (await loadConfig(configFile)).connections;
+    connections = (await buildConfigOnly(configFile)).connections;
   });
 
   after(async () => {

@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ConfigError, type ConfigProblem } from '../src/config/errors.js';
-import { loadConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly } from '../src/runtime/build.js';
 import { writeConfig } from './support/gateway.js';
 import { encodeKey, generateKey, selfSignedCertificate } from './support/keys.js';
 import { requireProgram } from './support/programs.js';
@@ -38,7 +38,7 @@ connections:
 
 async function problemsOf(configFile: string): Promise<readonly ConfigProblem[]> {
   try {
-    await loadConfig(configFile);
+    await buildConfigOnly(configFile);
   } catch (error) {
     assert.ok(error instanceof ConfigError);
     assert.equal(error.code, 'CONFIG_INVALID');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { loadConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly } from '../src/runtime/build.js';
 import { type Connection } from '../src/config/load.js';
 import { TokenError } from '../src/errors/gateway.js';
 import { ConnectionClient } from '../src/tokens/connection-client.js';
@@ -32,7 +32,7 @@ connections:
     clientSecret: { secret: s, method: client_secret_post }
     retry: { maxAttempts: 3 }
 `);
-  return (await loadConfig(configFile)).connections.get('disco')!;
+  return (await buildConfigOnly(configFile)).connections.get('disco')!;
 }
 
 /** A gateway config whose connection "disco" discovers `issuer`; `routes` follows `routes:`. */

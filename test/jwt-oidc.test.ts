@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly } from '../src/runtime/build.js';
 import { type Config } from '../src/config/load.js';
 import { ConnectionClient } from '../src/tokens/connection-client.js';
 import { startGateway, writeConfig } from './support/gateway.js';
@@ -112,7 +112,7 @@ connections:${keyConnections}
 `,
       files,
     );
-    config = await loadConfig(configFile);
+    config = await buildConfigOnly(configFile);
   });
 
   after(async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../src/observability/metrics.js';
-import { loadConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly } from '../src/runtime/build.js';
 import { metricValue } from './support/faults.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
 import { programPath, requireProgram } from './support/programs.js';
@@ -205,7 +205,7 @@ routes:
     auth: { type: none }
 `);
     const metrics = new Metrics();
-    metrics.declareSeries(await loadConfig(configFile));
+    metrics.declareSeries(await buildConfigOnly(configFile));
     const samples = parseExposition(await metrics.registry.metrics());
     const declared = (name: string) => [...samples].filter(([key]) => key.startsWith(`${name}{`)).map(([key, value]) => `${key} ${value}`);
     assert.deepEqual(

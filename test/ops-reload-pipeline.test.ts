@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
-import { buildConfigText } from '../src/pipeline/build.js';
+import { buildConfigText } from '../src/runtime/build.js';
 import { startLiveGateway, type LiveGateway } from './support/live-config.js';
 import { runCli, ServeProcess } from './support/processes.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
-import { buildConfigText } from '../src/pipeline/build.js';
+import { buildConfigText } from '../src/runtime/build.js';
 import { startLiveGateway, type LiveGateway } from './support/live-config.js';
 import { runCli } from './support/processes.js';
 

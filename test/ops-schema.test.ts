@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { CONFIG_JSON_SCHEMA_FILE, renderConfigJsonSchema } from '../src/config/json-schema.js';
-import { loadConfig } from '../src/pipeline/build.js';
+import { buildConfigOnly } from '../src/runtime/build.js';
 
 const EXAMPLE = 'config/gateway.yaml';
 const committed = readFileSync(CONFIG_JSON_SCHEMA_FILE, 'utf8');
@@ -41,7 +41,7 @@ describe('config JSON Schema', () => {
   });
 
   it('and the loader accepts the example config too', async () => {
-    const config = await loadConfig(EXAMPLE, { env: { PARTNER_CLIENT_SECRET: 'example-secret' } });
+    const config = await buildConfigOnly(EXAMPLE, { env: { PARTNER_CLIENT_SECRET: 'example-secret' } });
     assert.equal(config.listen.port, 8080);
     assert.equal(config.routes.length, 2);
   });

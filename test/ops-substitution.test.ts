@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 
-const config = (yaml: string, env: NodeJS.ProcessEnv) => parseConfig(yaml, 'gateway.yaml', { env });
+const config = (yaml: string, env: NodeJS.ProcessEnv) => buildConfigTextOnly(yaml, 'gateway.yaml', { env });
 
 const ROUTE = `
 routes:

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import type { Route } from '../src/config/types.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { hostName, prefixMatches, Router } from '../src/routing/router.js';
 
 /** The oracle: first match wins, one route after the other. */
@@ -36,7 +36,7 @@ async function routesFrom(specs: readonly RouteSpec[]): Promise<readonly Route[]
       auth: { type: 'none' },
     })),
   });
-  return (await parseConfig(yaml, 'routes.yaml')).routes;
+  return (await buildConfigTextOnly(yaml, 'routes.yaml')).routes;
 }
 
 // Few segment names and hosts, so that random routes overlap, shadow and nest one another.

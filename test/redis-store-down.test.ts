@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../src/observability/metrics.js';
 import { RedisTokenStore } from '../src/cache/redis-store.js';
 import { createLogger } from '../src/observability/log.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import type { AuthServerTransport } from '../src/tokens/endpoint.js';
 import { TokenProvider } from '../src/tokens/provider.js';
 import { tokenKey } from '../src/tokens/types.js';
@@ -89,7 +89,7 @@ describe('refresh ahead while the store is down', requireProgram('redis-server',
       const body = { access_token: `tok-${requests}`, token_type: 'Bearer', expires_in: 300 };
       return Promise.resolve({ status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(body)) });
     };
-    const config = await parseConfig(
+    const config = await buildConfigTextOnly(
       `
 secrets: { s: { value: down-secret } }
 connections:

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { Metrics } from '../src/observability/metrics.js';
 import { RedisTokenStore } from '../src/cache/redis-store.js';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { createLogger } from '../src/observability/log.js';
 import { tokenKey, type CachedToken } from '../src/tokens/types.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -213,7 +213,7 @@ describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-
     // the lease must not be granted over a token it has not read (one run in three fetched twice).
     const prefix = newPrefix();
     const connection = (
-      await parseConfig(config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }), 'gateway.yaml', {})
+      await buildConfigTextOnly(config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }), 'gateway.yaml', {})
     ).connections.get('fake')!;
     const log = createLogger({ level: 'silent' });
     const replica = () =>
@@ -264,7 +264,7 @@ describe('shared cache entries in Redis', requireProgram('redis-server', 'redis-
   it('names a damaged entry by its code in the log: CACHE_ENTRY_UNREADABLE, CACHE_ENTRY_IMPLAUSIBLE', async () => {
     const prefix = newPrefix();
     const connection = (
-      await parseConfig(config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }), 'gateway.yaml', {})
+      await buildConfigTextOnly(config(`${tokenEndpoint.url}/token`, upstream.url, { url: redis.url, prefix }), 'gateway.yaml', {})
     ).connections.get('fake')!;
     const lines: Array<Record<string, unknown>> = [];
     const store = new RedisTokenStore({
@@ -316,7 +316,7 @@ cache: { store: redis, redis: { url: "${url}" }, encryptionKey: { secret: cache-
 `;
   const problems = async (text: string) => {
     try {
-      await parseConfig(text, 'gateway.yaml');
+      await buildConfigTextOnly(text, 'gateway.yaml');
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       assert.equal(error.code, 'CONFIG_INVALID');
@@ -345,7 +345,7 @@ cache: { store: redis, redis: ${redis}, encryptionKey: { secret: cache-key } }
 `;
 
   it('accepts a Sentinel set or a Cluster, passwords as secrets, TLS as for token endpoints', async () => {
-    const sentinel = await parseConfig(
+    const sentinel = await buildConfigTextOnly(
       ha('{ sentinel: { name: mymaster, nodes: ["10.0.0.1:26379", "[::1]:26380"], password: { secret: redis-pw }, tls: {} } }'),
       'gateway.yaml',
     );
@@ -358,9 +358,9 @@ cache: { store: redis, redis: ${redis}, encryptionKey: { secret: cache-key } }
     ]);
     assert.equal(topology.password?.reveal(), 'pw');
     assert.ok(topology.tls !== undefined);
-    const cluster = await parseConfig(ha('{ cluster: { nodes: ["10.0.1.1:7000"], username: gw } }'), 'gateway.yaml');
+    const cluster = await buildConfigTextOnly(ha('{ cluster: { nodes: ["10.0.1.1:7000"], username: gw } }'), 'gateway.yaml');
     assert.equal(cluster.cache.redis.topology.kind, 'cluster');
-    const plain = await parseConfig(ha('{}'), 'gateway.yaml');
+    const plain = await buildConfigTextOnly(ha('{}'), 'gateway.yaml');
     assert.deepEqual(plain.cache.redis.topology, { kind: 'server', url: 'redis://127.0.0.1:6379' });
   });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { TokenError } from '../src/errors/gateway.js';
 import { TokenProvider } from '../src/tokens/provider.js';
 import { tokenKey, type TokenObserver } from '../src/tokens/types.js';
@@ -164,7 +164,7 @@ describe('circuit per connection (TokenProvider)', () => {
   });
 
   async function makeProvider(options: { rejectionMemoryMs?: number } = {}) {
-    const config = await parseConfig(
+    const config = await buildConfigTextOnly(
       `
 secrets: { s: { value: secret-0123456789 } }
 connections:
@@ -246,7 +246,7 @@ connections:
     await makeProvider({ rejectionMemoryMs: 100 });
     const rejecting = await startTokenEndpoint((_req, res) => json(res, 400, { error: 'invalid_scope' }));
     try {
-      const config = await parseConfig(
+      const config = await buildConfigTextOnly(
         `
 secrets: { s: { value: secret-0123456789 } }
 connections:

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { acceptReusedAssertions } from './support/secretless.js';
@@ -258,7 +258,7 @@ routes:
 describe('clientAssertion and clientSecret.previous config checks', () => {
   const problems = async (block: string): Promise<string[]> => {
     try {
-      await parseConfig(
+      await buildConfigTextOnly(
         `
 secrets:
   s: { value: a-secret }

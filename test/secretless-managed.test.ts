@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { launchChromium, requireChromium } from './support/browser.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
@@ -168,7 +168,7 @@ ${block}
 `;
   const problems = async (yaml: string): Promise<string[]> => {
     try {
-      await parseConfig(yaml, 'gateway.yaml');
+      await buildConfigTextOnly(yaml, 'gateway.yaml');
     } catch (error) {
       if (error instanceof ConfigError) return error.problems.map((p) => `${p.path}: ${p.message}`);
       throw error;
@@ -209,12 +209,12 @@ ${block}
       plaintext.some((p) => p.startsWith('connections.c.privateKeyJwt.managed: with cache.store: redis')),
       plaintext.join('\n'),
     );
-    const shared = await parseConfig(
+    const shared = await buildConfigTextOnly(
       base('    privateKeyJwt: { managed: {} }', 'cache: { store: redis, encryptionKey: { secret: cache-key } }'),
       'gateway.yaml',
     );
     assert.ok(!shared.warnings.some((w) => w.includes('managed')));
-    const memory = await parseConfig(base('    privateKeyJwt: { managed: { rotateEvery: 24h, overlap: 1h } }'), 'gateway.yaml');
+    const memory = await buildConfigTextOnly(base('    privateKeyJwt: { managed: { rotateEvery: 24h, overlap: 1h } }'), 'gateway.yaml');
     assert.ok(memory.warnings.some((w) => w.includes('privateKeyJwt.managed') && w.includes('cache.store: redis')));
   });
 });

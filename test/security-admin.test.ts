@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { parseDocument } from 'yaml';
 import { createAdminApp } from '../src/admin/app.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { startGateway, writeConfig, type TestGateway } from './support/gateway.js';
 import { ServeProcess } from './support/processes.js';
 import { requireProgram } from './support/programs.js';
@@ -141,7 +141,7 @@ describe('admin plane: admin.allowedHosts', () => {
 
   it('refuses an allowedHosts entry that is not a host name as a config problem at its key path', async () => {
     await assert.rejects(
-      parseConfig(
+      buildConfigTextOnly(
         config('http://127.0.0.1:9/token', { hosts: true }).replace('[ TokenGate-Admin.Internal ]', '[ "admin.internal:9090" ]'),
         'a.yaml',
         {
@@ -327,12 +327,15 @@ describe('admin plane: admin and access keys are never connection credentials', 
       'clientSecret: { secret: client-secret }',
       'clientSecret: { secret: admin-key }',
     );
-    await assert.rejects(parseConfig(yaml, 'a.yaml', { env }), (error: Error & { problems?: { path: string; message: string }[] }) => {
-      const problem = error.problems?.find((p) => p.path === 'connections.orders.clientSecret.secret');
-      assert.match(problem?.message ?? '', /admin\.auth\.apiKeys\[0\]/);
-      assert.ok(!JSON.stringify(error.problems).includes(ADMIN_KEY));
-      return true;
-    });
+    await assert.rejects(
+      buildConfigTextOnly(yaml, 'a.yaml', { env }),
+      (error: Error & { problems?: { path: string; message: string }[] }) => {
+        const problem = error.problems?.find((p) => p.path === 'connections.orders.clientSecret.secret');
+        assert.match(problem?.message ?? '', /admin\.auth\.apiKeys\[0\]/);
+        assert.ok(!JSON.stringify(error.problems).includes(ADMIN_KEY));
+        return true;
+      },
+    );
   });
 });
 
@@ -543,7 +546,7 @@ describe('admin plane: admin JSON bodies', () => {
       'connections:\n  __proto__: { clientId: x, tokenUrl: "http://127.0.0.1:9/t", clientSecret: { secret: client-secret } }\n',
     );
     await assert.rejects(
-      parseConfig(yaml, 'a.yaml', { env }),
+      buildConfigTextOnly(yaml, 'a.yaml', { env }),
       (error: Error & { problems?: { path: string }[] }) => error.problems?.some((p) => p.path === 'connections.__proto__') === true,
     );
   });

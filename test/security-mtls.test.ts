@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startOidcProvider, type OidcServer } from './support/oidc.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
@@ -254,7 +254,7 @@ ${connection}
   const env = { TG_CERT: pki.client.cert, TG_KEY: pki.client.key, TG_OTHER_KEY: pki.selfSigned.key };
   const problems = async (text: string) => {
     try {
-      await parseConfig(text, 'gateway.yaml', { env });
+      await buildConfigTextOnly(text, 'gateway.yaml', { env });
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       return error.problems.map((p) => `${p.path}: ${p.message}`);
@@ -282,7 +282,7 @@ ${connection}
   });
 
   it('sends only client_id in the form: the certificate is the credential', async () => {
-    const config = await parseConfig(
+    const config = await buildConfigTextOnly(
       yaml('    tokenUrl: https://as.example/token\n    tlsClientAuth: { certificate: cert, key: key }'),
       'gateway.yaml',
       { env },

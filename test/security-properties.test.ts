@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { Secret } from '../src/config/secret.js';
 import { AccessChecker } from '../src/proxy/access.js';
 import { normalizePath } from '../src/routing/path.js';
@@ -36,7 +36,7 @@ const configEnv = () => ({
 /** Parses and fails the property on anything but a ConfigError. */
 async function loadsOrConfigError(text: string): Promise<void> {
   try {
-    const config = await parseConfig(text, 'property.yaml', { env: configEnv() });
+    const config = await buildConfigTextOnly(text, 'property.yaml', { env: configEnv() });
     assert.ok(Object.isFrozen(config));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -219,13 +219,13 @@ describe('config loader properties', requireProgram('openssl', 'openssl'), () =>
 
   it('regression: an alias to its own ancestor is a ConfigError with the key path, not a stack overflow', async () => {
     await assert.rejects(
-      () => parseConfig('routes:\n  - &r\n    name: x\n    self: *r\n', 'property.yaml'),
+      () => buildConfigTextOnly('routes:\n  - &r\n    name: x\n    self: *r\n', 'property.yaml'),
       (error: unknown) => error instanceof ConfigError && error.problems[0]?.path === 'routes[0].self',
     );
   });
 
   it('loads the unmutated config the next property starts from', async () => {
-    assert.equal((await parseConfig(stringify(VALID_CONFIG), 'property.yaml', { env: configEnv() })).routes.length, 3);
+    assert.equal((await buildConfigTextOnly(stringify(VALID_CONFIG), 'property.yaml', { env: configEnv() })).routes.length, 3);
   });
 
   it('throws nothing but ConfigError on a full config with values removed, retyped or moved', async () => {
@@ -312,7 +312,7 @@ describe('path normalisation and matching properties', () => {
         fc.array(fc.tuple(prefix, basePath, fc.boolean()), { minLength: 1, maxLength: 4 }),
         rawPath,
         async (routes, path) => {
-          const config = await parseConfig(
+          const config = await buildConfigTextOnly(
             stringify({
               routes: routes.map(([pathPrefix, base, stripPrefix], i) => ({
                 name: `r${i}`,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { startEchoUpstream, type TestServer } from './support/servers.js';
 import { requireProgram } from './support/programs.js';
@@ -220,7 +220,7 @@ secrets:
 `;
   const problems = async (text: string) => {
     try {
-      await parseConfig(secrets + text, 'gateway.yaml', { env });
+      await buildConfigTextOnly(secrets + text, 'gateway.yaml', { env });
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       return error.problems.map((p) => `${p.path}: ${p.message}`);
@@ -284,7 +284,7 @@ ${lines}`;
   });
 
   it('records insecureSkipVerify as a warning with its key path', async () => {
-    const config = await parseConfig(
+    const config = await buildConfigTextOnly(
       secrets + connection('    tokenUrl: https://auth.example/token\n    tls: { insecureSkipVerify: true }'),
       'gateway.yaml',
       { env },

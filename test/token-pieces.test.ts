@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { TokenError } from '../src/errors/gateway.js';
 import { TestCooldown } from '../src/admin/test-cooldown.js';
 import { Circuits } from '../src/tokens/circuit.js';
@@ -20,7 +20,7 @@ import { SingleFlight } from '../src/tokens/single-flight.js';
 const observer = { tokenRequest: () => undefined, tokenFailure: () => undefined };
 
 async function connections(retry = '{ maxAttempts: 3, budgetMs: 400 }') {
-  const config = await parseConfig(
+  const config = await buildConfigTextOnly(
     `
 secrets: { s: { value: pieces-secret } }
 connections:

@@ -14,7 +14,7 @@ import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import { FileReadProblem, readRegularFile } from '../config/read.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observability/log.js';
-import { buildConfigText } from '../pipeline/build.js';
+import { buildConfigText } from '../runtime/build.js';
 import { AdminError } from '../errors/admin.js';
 
 export type Validation = { ok: true; config: Config } | { ok: false; problems: readonly ConfigProblem[] };

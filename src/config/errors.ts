@@ -7,7 +7,7 @@ export interface ConfigProblem {
   column?: number;
 }
 
-/** Every problem of a config file at once; thrown by loadConfig, printed by `validate`. */
+/** Every problem of a config file at once; thrown by buildConfig, printed by `validate`. */
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
   readonly file: string;

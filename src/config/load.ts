@@ -1,7 +1,7 @@
 /**
  * The config layer's stages in order: read → parse (with positions) → substitute → validate (zod)
- * → resolve secrets → semantic checks. The result is a CheckedConfig; src/pipeline/build.ts adds
- * the compile stage. Every problem is collected and reported at once, each with the file, the key
+ * → resolve secrets → semantic checks. The result is a CheckedConfig; src/runtime/build.ts adds
+ * the last stage, building the runtime. Every problem is collected and reported at once, each with the file, the key
  * path and, where the YAML tells us, line and column.
  */
 import { resolve } from 'node:path';

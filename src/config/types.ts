@@ -1,6 +1,6 @@
 /**
  * The shapes a config takes after each stage of the pipeline (docs/reloads.md). The config layer
- * produces `CheckedConfig`; the compile stage (src/pipeline) turns it into the `Config` that runs.
+ * produces `CheckedConfig`; the runtime build (src/runtime/build.ts) turns it into the `Config` that runs.
  * Nothing here comes from the token or cache layers: they depend on the config, never the reverse.
  */
 import type { RawConfig, RawConnection, RawRoute } from './schema.js';

@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { accessTokenHash } from '../tokens/dpop/proof.js';
-import type { RouteDpop } from './compile.js';
+import type { RouteDpop } from './runtime.js';
 
 /**
  * RFC 9449 §7.1: a fresh proof per request, `htu` without the query, `ath` binding it to the

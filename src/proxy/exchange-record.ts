@@ -13,7 +13,7 @@ import type { Histogram } from 'prom-client';
 import type { Metrics, RequestCounts } from '../observability/metrics.js';
 import { AccessLog, type Logger } from '../observability/log.js';
 import type { RequestTrace } from '../tracing/request-trace.js';
-import type { RouteRuntime, Runtime } from './compile.js';
+import type { RouteRuntime, Runtime } from './runtime.js';
 
 /** The `route` label, and the access log's route, of a request no route took. */
 export const UNMATCHED = 'unmatched';

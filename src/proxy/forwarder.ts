@@ -16,7 +16,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { dpopChallengeError } from '../tokens/dpop/nonces.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import type { CachedToken, TokenKey } from '../tokens/types.js';
-import type { RouteDpop } from './compile.js';
+import type { RouteDpop } from './runtime.js';
 import { releaseCallerClose, type ExchangeRecorder, type RecordedExchange } from './exchange-record.js';
 import { dpopProof, rememberNonce } from './dpop.js';
 import { hasBody } from './framing.js';

@@ -4,7 +4,7 @@
  * (authority, normalised path, query) → the router → the access policy → the route's own refusals
  * → forwarder.ts (token, body, DPoP, upstream call, answer, replay, failure); exchange-record.ts records
  * every request when its answer is complete. Everything per route (target, socket pool, metric
- * children, token key) is built once per config in proxy/compile.ts; the per-request path
+ * children, token key) is built once per config in runtime/route-table.ts; the per-request path
  * allocates only what each request really owns.
  */
 import { randomUUID } from 'node:crypto';
@@ -19,7 +19,7 @@ import { parseTarget, TARGET_REFUSAL_DETAIL } from '../routing/target.js';
 import type { TokenProvider } from '../tokens/provider.js';
 import type { Tracing } from '../tracing/tracing.js';
 import type { AccessChecker } from './access.js';
-import type { Runtime } from './compile.js';
+import type { Runtime } from './runtime.js';
 import {
   cancelOnCallerClose,
   ExchangeRecorder,
@@ -34,12 +34,12 @@ import { acceptRequestId } from './headers.js';
 import { writeProblem } from '../errors/problem.js';
 import { responseOnSocket, Upgrades } from './upgrade.js';
 
-export type { Runtime } from './compile.js';
+export type { Runtime } from './runtime.js';
 
 /** Connections on which a request was refused as malformed (#refuse): they close after its answer. */
 const REFUSED_CONNECTIONS = new WeakSet<Socket>();
 
-/** One per proxy listener (server.ts): `handle` serves its requests, `upgrade` its WebSocket handshakes. */
+/** One per proxy listener (gateway/listeners.ts): `handle` serves its requests, `upgrade` its WebSocket handshakes. */
 export class ProxyHandler {
   #runtime: Runtime;
   readonly #metrics: Metrics;
@@ -75,7 +75,7 @@ export class ProxyHandler {
   }
 
   /**
-   * The proxy listener's WebSocket handshakes (server.ts passes on no other upgrade): the same
+   * The proxy listener's WebSocket handshakes (gateway/listeners.ts passes on no other upgrade): the same
    * pipeline as any request, on a response object of the handshake's own socket.
    */
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {

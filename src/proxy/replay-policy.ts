@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Route } from '../config/types.js';
 import { dpopChallengeError } from '../tokens/dpop/nonces.js';
-import type { RouteDpop } from './compile.js';
+import type { RouteDpop } from './runtime.js';
 import { hasBody } from './framing.js';
 
 /** What the policy reads of the attempt an answer belongs to (the handler's Exchange is one). */

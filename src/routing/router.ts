@@ -24,7 +24,8 @@ export interface CompiledMatch<T, R extends RoutePattern = RoutePattern> {
   readonly data: T;
 }
 
-interface Entry<T, R extends RoutePattern> extends CompiledMatch<T, R> {
+interface Entry<R extends RoutePattern> {
+  readonly route: R;
   /** The route's position in the config: the lower wins. */
   readonly order: number;
   readonly prefix: string;
@@ -37,12 +38,12 @@ interface Entry<T, R extends RoutePattern> extends CompiledMatch<T, R> {
  * segments joined by `/`, so the prefixes a path can match are the path cut at each `/` (and the
  * whole path): one map look-up per segment of the path, never one per route.
  */
-class PrefixIndex<T, R extends RoutePattern> {
-  readonly #byPrefix = new Map<string, Entry<T, R>[]>();
+class PrefixIndex<R extends RoutePattern> {
+  readonly #byPrefix = new Map<string, Entry<R>[]>();
   /** Matching never looks deeper than the longest prefix: a long path costs no more than that. */
   #maxLength = 0;
 
-  add(entry: Entry<T, R>): void {
+  add(entry: Entry<R>): void {
     let list = this.#byPrefix.get(entry.prefix);
     if (list === undefined) this.#byPrefix.set(entry.prefix, (list = []));
     // A route behind others with the same prefix and host that accept all of its methods can never
@@ -54,7 +55,7 @@ class PrefixIndex<T, R extends RoutePattern> {
   }
 
   /** The lowest-ordered entry whose prefix matches `path` and that accepts `method`, below `best`. */
-  match(method: string, path: string, best: Entry<T, R> | undefined): Entry<T, R> | undefined {
+  match(method: string, path: string, best: Entry<R> | undefined): Entry<R> | undefined {
     best = firstAccepting(this.#byPrefix.get('/'), method, best);
     // Stryker disable next-line ConditionalExpression: every prefix starts with /, so the loop finds none for such a path
     if (path.charCodeAt(0) !== 47 /* / */) return best;
@@ -71,7 +72,7 @@ class PrefixIndex<T, R extends RoutePattern> {
   }
 }
 
-function shadowed<T, R extends RoutePattern>(list: readonly Entry<T, R>[], methods: ReadonlySet<string> | undefined): boolean {
+function shadowed<R extends RoutePattern>(list: readonly Entry<R>[], methods: ReadonlySet<string> | undefined): boolean {
   const covered = new Set<string>();
   for (const earlier of list) {
     // Stryker disable next-line BooleanLiteral: an entry behind a method-less one is never reached; keeping it costs memory only
@@ -85,11 +86,11 @@ function shadowed<T, R extends RoutePattern>(list: readonly Entry<T, R>[], metho
 }
 
 /** The first entry of `list` (config order) that accepts `method`, if it comes before `best`. */
-function firstAccepting<T, R extends RoutePattern>(
-  list: readonly Entry<T, R>[] | undefined,
+function firstAccepting<R extends RoutePattern>(
+  list: readonly Entry<R>[] | undefined,
   method: string,
-  best: Entry<T, R> | undefined,
-): Entry<T, R> | undefined {
+  best: Entry<R> | undefined,
+): Entry<R> | undefined {
   if (list === undefined) return best;
   for (const entry of list) {
     // Stryker disable next-line EqualityOperator: no two entries share an order, so > and >= agree
@@ -112,42 +113,70 @@ export function prefixMatches(prefix: string, path: string): boolean {
   return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47); /* / */
 }
 
-export class Router<T, R extends RoutePattern = RoutePattern> {
-  readonly #entries: readonly Entry<T, R>[];
+/** The index of a route list by host and path prefix: built once, shared by every Router over it. */
+export class RouteIndex<R extends RoutePattern> {
+  readonly routes: readonly R[];
   /** Routes without a host filter. */
-  readonly #anyHost = new PrefixIndex<T, R>();
+  readonly #anyHost = new PrefixIndex<R>();
   /** Routes with one, by that host (lower case). */
-  readonly #byHost = new Map<string, PrefixIndex<T, R>>();
+  readonly #byHost = new Map<string, PrefixIndex<R>>();
 
-  constructor(routes: readonly R[], attach: (route: R) => T) {
-    this.#entries = routes.map((route, order) => ({
-      route,
-      data: attach(route),
-      order,
-      prefix: route.match.pathPrefix,
-      methods: route.match.methods === undefined ? undefined : new Set(route.match.methods),
-      host: route.match.host?.toLowerCase(),
-    }));
-    for (const entry of this.#entries) {
+  constructor(routes: readonly R[]) {
+    this.routes = routes;
+    for (const [order, route] of routes.entries()) {
+      const entry: Entry<R> = {
+        route,
+        order,
+        prefix: route.match.pathPrefix,
+        methods: route.match.methods === undefined ? undefined : new Set(route.match.methods),
+        host: route.match.host?.toLowerCase(),
+      };
       let index = this.#anyHost;
       if (entry.host !== undefined) {
-        index = this.#byHost.get(entry.host) ?? new PrefixIndex<T, R>();
+        index = this.#byHost.get(entry.host) ?? new PrefixIndex<R>();
         this.#byHost.set(entry.host, index);
       }
       index.add(entry);
     }
   }
 
-  /** `path` must already be normalised (routing/path.ts); `host` as from hostName(). */
-  match(method: string, host: string | undefined, path: string): CompiledMatch<T, R> | undefined {
+  /** The order of the first route that matches, or undefined. */
+  match(method: string, host: string | undefined, path: string): number | undefined {
     const best = this.#anyHost.match(method, path, undefined);
     // Stryker disable next-line ConditionalExpression: the map's keys are strings, so get(undefined) is undefined too
     const byHost = host === undefined ? undefined : this.#byHost.get(host);
-    return byHost === undefined ? best : byHost.match(method, path, best);
+    return (byHost === undefined ? best : byHost.match(method, path, best))?.order;
+  }
+}
+
+export class Router<T, R extends RoutePattern = RoutePattern> {
+  readonly #index: RouteIndex<R>;
+  /** By route order. */
+  readonly #matches: readonly CompiledMatch<T, R>[];
+
+  /** `routes` may be the index of another Router: the routes are then not indexed again (withData). */
+  constructor(routes: readonly R[] | RouteIndex<R>, attach: (route: R, order: number) => T) {
+    this.#index = routes instanceof RouteIndex ? routes : new RouteIndex(routes);
+    this.#matches = this.#index.routes.map((route, order) => ({ route, data: attach(route, order) }));
+  }
+
+  /** `path` must already be normalised (routing/path.ts); `host` as from hostName(). */
+  match(method: string, host: string | undefined, path: string): CompiledMatch<T, R> | undefined {
+    const order = this.#index.match(method, host, path);
+    // Stryker disable next-line ConditionalExpression: #matches[undefined] is undefined too; the check says what is meant
+    return order === undefined ? undefined : this.#matches[order];
   }
 
   get routes(): readonly CompiledMatch<T, R>[] {
-    return this.#entries;
+    return this.#matches;
+  }
+
+  /**
+   * The same routes, with other data attached to each, over the same index: what a commit does
+   * to a route table built ahead of it costs one object per route and cannot fail on the routes.
+   */
+  withData<U>(attach: (data: T, route: R) => U): Router<U, R> {
+    return new Router(this.#index, (route, order) => attach(this.#matches[order]!.data, route));
   }
 }
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observability/log.js';
-import { Gateway } from '../../src/server.js';
+import { Gateway } from '../../src/gateway/gateway.js';
 
 export interface TestGateway {
   gateway: Gateway;

@@ -1,14 +1,12 @@
 /**
- * The last stage of the config pipeline: every runtime object built from a CheckedConfig. It is
- * part of validating (`tokengate validate` runs it), so whatever the runtime would fail to build
- * is a config problem at its key path, found before anything is swapped in.
+ * The connections of a config built: each one's client authentication and DPoP signer, and the
+ * console's single sign-on client, which authenticates to its provider exactly as a connection
+ * does. Part of building the config (`tokengate validate` runs it), so a credential the runtime
+ * could not use is a config problem at its key path, found before anything is swapped in.
  */
-import { decodeEncryptionKey, ENCRYPTION_KEY_BYTES } from '../cache/crypto.js';
-import type { Checked } from '../config/load.js';
-import { clientTlsOptions, serverTlsOptions } from '../config/tls.js';
-import type { ClientAuth, Config, Connection, ConnectionSettings, DpopProofSigner } from '../config/types.js';
-import { compileRoutes, type CompiledRoutes } from '../proxy/compile.js';
-import type { UpstreamPool } from '../proxy/upstream-pool.js';
+import type { CheckedConfig, ClientAuth, Config, Connection, ConnectionSettings, DpopProofSigner } from '../config/types.js';
+import type { Report } from '../config/report.js';
+import { clientTlsOptions } from '../config/tls.js';
 import { clientAssertionFile } from '../tokens/assertion-file.js';
 import {
   clientSecretBasic,
@@ -26,28 +24,15 @@ import type { Secret } from '../config/secret.js';
 import { DpopKeyProblem, loadDpopKey } from '../tokens/dpop/key.js';
 import { DpopSigner } from '../tokens/dpop/proof.js';
 
-/** A config ready to run: what a commit swaps in, in one step. */
-export interface Compiled {
-  readonly config: Config;
-  readonly routes: CompiledRoutes;
-  /** The listener's certificate and key (a rotation applies on reload), undefined for plain HTTP. */
-  readonly listenerTls: { readonly cert: string; readonly key: string } | undefined;
-  /** The encryption key of the shared token cache, decoded. */
-  readonly encryptionKey: Buffer | undefined;
-}
-
-export interface CompileOptions {
-  /** The socket pools of the running config, reused where a route's upstream and TLS did not change. */
-  readonly pools?: ReadonlyMap<string, UpstreamPool>;
-  /** The running gateway's managed signing keys (privateKeyJwt.managed); without them such a connection cannot sign. */
-  readonly managedKeys?: ManagedKeys;
-}
-
-export function compile({ config: checked, problems }: Checked, options: CompileOptions = {}): Compiled {
-  const report = problems.report;
+/**
+ * Every connection with its client authentication and DPoP signer; a connection whose credentials
+ * cannot be used is reported and left out (the reported problem fails the build).
+ * `managedKeys` are the running gateway's (privateKeyJwt.managed); without them such a connection cannot sign.
+ */
+export function buildConnections(checked: CheckedConfig, report: Report, managedKeys: ManagedKeys | undefined): Map<string, Connection> {
   const connections = new Map<string, Connection>();
   for (const settings of checked.connections.values()) {
-    const auth = clientAuth(settings, report, options.managedKeys);
+    const auth = clientAuth(settings, report, managedKeys);
     const dpopSigner = dpop(settings, report);
     if (auth === undefined || dpopSigner === null) continue;
     try {
@@ -58,33 +43,7 @@ export function compile({ config: checked, problems }: Checked, options: Compile
     }
     connections.set(settings.key, Object.freeze({ ...settings, auth, dpopSigner }));
   }
-  const config: Config = Object.freeze({ ...checked, connections, admin: compileAdmin(checked.admin, report) });
-
-  let encryptionKey: Buffer | undefined;
-  const secret = config.cache.encryptionKey;
-  if (secret !== undefined) {
-    encryptionKey = decodeEncryptionKey(secret.reveal());
-    if (encryptionKey === undefined) {
-      report(
-        ['cache', 'encryptionKey', 'secret'],
-        `secret "${secret.name}" must be ${ENCRYPTION_KEY_BYTES} bytes as 64 hex digits or base64 (e.g. openssl rand -base64 32)`,
-      );
-    }
-  }
-
-  let listenerTls: Compiled['listenerTls'];
-  if (config.listen.tls !== undefined) {
-    try {
-      const { cert, key } = serverTlsOptions(config.listen.tls);
-      listenerTls = Object.freeze({ cert, key });
-    } catch (error) {
-      report(['listen', 'tls'], `cannot build the TLS context: ${(error as Error).message}`);
-    }
-  }
-
-  const routes = compileRoutes(config, options.pools ?? new Map(), report);
-  problems.throwIfAny();
-  return { config, routes, listenerTls, encryptionKey };
+  return connections;
 }
 
 /**
@@ -92,10 +51,7 @@ export function compile({ config: checked, problems }: Checked, options: Compile
  * algorithm here so that `validate` reports a mismatch at `connections.KEY.dpop.algorithm`; null
  * after reporting a problem.
  */
-function dpop(
-  settings: ConnectionSettings,
-  report: (keyPath: readonly PropertyKey[], message: string) => void,
-): DpopProofSigner | undefined | null {
+function dpop(settings: ConnectionSettings, report: Report): DpopProofSigner | undefined | null {
   if (settings.dpop === undefined) return undefined;
   try {
     return new DpopSigner(loadDpopKey({ connection: settings.key, secret: settings.dpop.key, algorithm: settings.dpop.algorithm }));
@@ -106,10 +62,8 @@ function dpop(
   }
 }
 
-type Report = (keyPath: readonly PropertyKey[], message: string) => void;
-
-/** The single sign-on client authenticates to its provider exactly as a connection does (same strategies, same checks). */
-function compileAdmin(admin: Config['admin'], report: Report): Config['admin'] {
+/** The admin settings with the single sign-on client's authentication (same strategies, same checks as a connection). */
+export function buildAdminSignIn(admin: Config['admin'], report: Report): Config['admin'] {
   const oidc = admin.auth?.oidc;
   if (admin.auth === undefined || oidc === undefined) return admin;
   const auth = clientAuth({ key: '', clientId: oidc.clientId, credentials: oidc.credentials }, report, undefined, [

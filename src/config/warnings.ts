@@ -3,8 +3,8 @@
  * reload) and `validate` prints: a CI gate built on `validate --strict` refuses exactly what
  * `serve` would warn about. Each warning keeps the log event it is written under.
  */
-import { isLoopbackHost } from '../config/checks.js';
-import type { ConfigOf, ConnectionSettings } from '../config/types.js';
+import { isLoopbackHost } from './checks.js';
+import type { ConfigOf, ConnectionSettings } from './types.js';
 
 export interface ConfigWarning {
   readonly event: 'config_warning' | 'no_access_policy' | 'tracing_warning';
