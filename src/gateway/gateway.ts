@@ -4,9 +4,6 @@
  * the config file while serving is gateway/config-watcher.ts.
  */
 import http from 'node:http';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { createAdminApp } from '../admin/app.js';
 import { createSessionStore, type SessionStore } from '../admin/session-store.js';
 import { redisKeySets } from '../cache/key-set-store.js';
@@ -18,9 +15,7 @@ import { Metrics } from '../observability/metrics.js';
 import { Telemetry } from '../observability/token-observer.js';
 import { Usage } from '../observability/usage.js';
 import { ProxyHandler } from '../proxy/handler.js';
-import { answerClientError } from '../proxy/client-error.js';
 import { keepTickShape } from '../proxy/tick-shape.js';
-import { isWebSocketUpgrade, serveAsOrdinary } from '../proxy/upgrade.js';
 import { destroyPool } from '../proxy/upstream-pool.js';
 import { buildConfig, type BuiltConfig } from '../runtime/build.js';
 import { attachTelemetry } from '../runtime/route-table.js';
@@ -29,19 +24,12 @@ import { TokenProvider } from '../tokens/provider.js';
 import { resolveTracing, type ResolvedTracing } from '../tracing/settings.js';
 import type { Tracing } from '../tracing/tracing.js';
 import { ConfigWatcher } from './config-watcher.js';
+import { createProxyServer, listen, urlOf, type ProxyServer } from './listeners.js';
 import { ConfigReloads, logConfigWarnings, type ReloadResult } from './reload.js';
 
 export type { ReloadResult } from './reload.js';
 
 type TracingModule = typeof import('../tracing/tracing.js');
-
-/**
- * How often Node checks headersTimeout and requestTimeout (its default is 30 s, which would let a
- * slow client hold a socket far past a short headersTimeoutMs).
- */
-const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
-
-type ProxyServer = http.Server | https.Server;
 
 export interface GatewayOptions {
   configFile: string;
@@ -128,22 +116,7 @@ export class Gateway {
       proxyListen.tls === undefined ? 'http' : 'https',
       this.#tracing,
     );
-    const serverOptions: http.ServerOptions = {
-      maxHeaderSize: proxyListen.maxHeaderBytes,
-      headersTimeout: proxyListen.headersTimeoutMs,
-      requestTimeout: proxyListen.requestTimeoutMs,
-      connectionsCheckingInterval: Math.min(MAX_TIMEOUT_CHECK_INTERVAL_MS, proxyListen.headersTimeoutMs),
-    };
-    this.#proxyServer =
-      proxyListen.tls === undefined
-        ? http.createServer(serverOptions, this.#handler.handle)
-        : https.createServer({ ...serverOptions, ...built.listenerTls }, this.#handler.handle);
-    this.#proxyServer.on('clientError', answerClientError);
-    const proxyServer = this.#proxyServer;
-    proxyServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (isWebSocketUpgrade(req)) this.#handler.upgrade(req, socket, head);
-      else serveAsOrdinary(proxyServer, req, socket, head);
-    });
+    this.#proxyServer = createProxyServer(proxyListen, built.listenerTls, this.#handler);
     this.#sessions = createSessionStore(config, log);
     this.#reloads = new ConfigReloads(
       {
@@ -301,21 +274,4 @@ export class Gateway {
     await Promise.all(this.#reloads.openPools.map(destroyPool));
     this.log.info({ event: 'stopped' }, 'tokengate stopped');
   }
-}
-
-function listen(server: ProxyServer, host: string, port: number): Promise<void> {
-  return new Promise((done, fail) => {
-    server.once('error', fail);
-    server.listen(port, host, () => {
-      server.off('error', fail);
-      done();
-    });
-  });
-}
-
-function urlOf(server: ProxyServer): string {
-  const address = server.address() as AddressInfo | null;
-  if (address === null) return '';
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `${server instanceof https.Server ? 'https' : 'http'}://${host}:${address.port}`;
 }
