@@ -111,4 +111,34 @@ describe('route index', () => {
     assert.equal(router.match('GET', undefined, deep)?.route.name, 'r0');
     assert.equal(router.match('GET', undefined, `/a${'/c'.repeat(20_000)}`)?.route.name, 'r1');
   });
+
+  it('withData gives every route new data and matches exactly as the router it came from', async () => {
+    const routes = await routesFrom([
+      { pathPrefix: '/a', methods: ['GET'], host: undefined },
+      { pathPrefix: '/a', methods: undefined, host: 'one.test' },
+      { pathPrefix: '/', methods: undefined, host: undefined },
+    ]);
+    const built = new Router(routes, (route) => route.name);
+    const bound = built.withData((name, route) => ({ name, prefix: route.match.pathPrefix }));
+    assert.deepEqual(
+      bound.routes.map((match) => match.data),
+      [
+        { name: 'r0', prefix: '/a' },
+        { name: 'r1', prefix: '/a' },
+        { name: 'r2', prefix: '/' },
+      ],
+    );
+    for (const [method, host, path] of [
+      ['GET', undefined, '/a/x'],
+      ['POST', 'one.test', '/a/x'],
+      ['POST', undefined, '/a/x'],
+      ['GET', 'two.test', '/b'],
+    ] as const) {
+      const before = built.match(method, host, path);
+      const after = bound.match(method, host, path);
+      assert.equal(after?.route, before?.route, `${method} ${host ?? '-'} ${path}`);
+      assert.equal(after?.data.name, before?.data);
+    }
+    assert.equal(bound.match('POST', 'one.test', '/a/x')?.data.name, 'r1');
+  });
 });
