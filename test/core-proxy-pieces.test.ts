@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import type { Route } from '../src/config/types.js';
 import { UPSTREAM_ERROR_REASONS } from '../src/errors/reasons.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { bodyPlan, unauthorizedOutcome, wantsReplay, type Attempt } from '../src/proxy/replay-policy.js';
 import { HEAD_TIMEOUT_CODE, UNUSABLE_ANSWER_CODE } from '../src/proxy/upstream-call.js';
 import { upstreamFailureError, upstreamFailureReason } from '../src/proxy/upstream-failure.js';
@@ -134,7 +134,7 @@ describe('upstream failure mapping (proxy/upstream-failure.ts)', () => {
 });
 
 async function routeWith(replay: Record<string, unknown>): Promise<Route> {
-  const config = await parseConfig(
+  const config = await buildConfigTextOnly(
     stringify({ routes: [{ name: 'r', match: { pathPrefix: '/' }, upstream: 'http://u.example', auth: { type: 'none' }, ...replay }] }),
     'pieces.yaml',
   );
