@@ -1,7 +1,7 @@
 /**
  * The semantic checks (config/semantic.ts) one by one: each problem at its key path with its
  * message, each warning, and the checked config they build (routes normalised and frozen, access
- * policies, key pairs, secret files). In process, through parseConfig: no CLI, no sockets.
+ * policies, key pairs, secret files). In process, through buildConfigTextOnly: no CLI, no sockets.
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/pipeline/build.js';
+import { buildConfigTextOnly } from '../src/runtime/build.js';
 import { encodeKey, selfSignedCertificate } from './support/keys.js';
 import { requireProgram } from './support/programs.js';
 
@@ -32,7 +32,7 @@ const route = (fields: string, name = 'r') => `{ name: ${name}, match: { pathPre
 const CACHE_KEY = Buffer.alloc(32, 7).toString('base64');
 const ENCRYPTED_REDIS = 'cache: { store: redis, encryptionKey: { secret: ck } }';
 
-const load = (text: string, env: NodeJS.ProcessEnv = ENV, file = 'gateway.yaml') => parseConfig(text, file, { env });
+const load = (text: string, env: NodeJS.ProcessEnv = ENV, file = 'gateway.yaml') => buildConfigTextOnly(text, file, { env });
 
 /** Every problem as `path: message`. */
 async function problems(text: string, env: NodeJS.ProcessEnv = ENV): Promise<string[]> {
@@ -60,12 +60,18 @@ describe('secrets', () => {
 
   it('an unknown secret is refused at its key path, naming the known ones', async () => {
     const text = yaml().replace('clientSecret: { secret: s }', 'clientSecret: { secret: nope }');
-    assert.equal(await problemAt(text, 'connections.c.clientSecret.secret'), 'unknown secret: no entry of this name under secrets (known: s, k)');
+    assert.equal(
+      await problemAt(text, 'connections.c.clientSecret.secret'),
+      'unknown secret: no entry of this name under secrets (known: s, k)',
+    );
   });
 
   it('names none when there are no secrets at all', async () => {
     const text = `routes:\n  - ${route('auth: { type: none }, access: { apiKeys: [{ secret: k }] }')}`;
-    assert.equal(await problemAt(text, 'routes[0].access.apiKeys[0].secret'), 'unknown secret: no entry of this name under secrets (known: none)');
+    assert.equal(
+      await problemAt(text, 'routes[0].access.apiKeys[0].secret'),
+      'unknown secret: no entry of this name under secrets (known: none)',
+    );
   });
 
   it('lists each file secret by its absolute path, relative ones from the config file folder', async () => {
@@ -105,7 +111,10 @@ describe('access policies', () => {
     const config = await load(yaml({ extra: 'access: { allowFrom: [127.0.0.1] }' }));
     assert.deepEqual(config.access?.allowFrom, ['127.0.0.1']);
     assert.deepEqual(config.access?.apiKeys, []);
-    assert.match(await problemAt(yaml({ extra: 'access: { header: x }' }), 'access'), /^an access policy needs apiKeys, allowFrom, or both$/);
+    assert.match(
+      await problemAt(yaml({ extra: 'access: { header: x }' }), 'access'),
+      /^an access policy needs apiKeys, allowFrom, or both$/,
+    );
   });
 
   it('refuses a policy with neither keys nor addresses, and accepts either alone', async () => {
@@ -144,7 +153,9 @@ describe('access policies', () => {
 describe('TLS verification', () => {
   it('refuses a CA bundle next to insecureSkipVerify, and warns about skipping verification', async () => {
     const both = yaml({ routes: [route('auth: { type: none }, tls: { ca: s, insecureSkipVerify: true }')] });
-    assert.ok((await problems(both)).includes('routes[0].tls.ca: a CA bundle has no effect with insecureSkipVerify: true; remove one of them'));
+    assert.ok(
+      (await problems(both)).includes('routes[0].tls.ca: a CA bundle has no effect with insecureSkipVerify: true; remove one of them'),
+    );
     const config = await load(yaml({ routes: [route('auth: { type: none }, tls: { insecureSkipVerify: true }')] }));
     assert.deepEqual(config.warnings, [
       "SECURITY: routes[0].tls.insecureSkipVerify is true: the server's certificate is not verified, so anyone on the network path can impersonate it",
@@ -153,11 +164,7 @@ describe('TLS verification', () => {
 
   it('a CA that is not PEM is refused at tls.ca; an unknown one only as unknown', async () => {
     const bad = await problems(yaml({ routes: [route('auth: { type: none }, tls: { ca: s }')] }));
-    assert.deepEqual(
-      bad.filter((p) => p.startsWith('routes[0].tls.ca: ')).length,
-      1,
-      bad.join(' | '),
-    );
+    assert.deepEqual(bad.filter((p) => p.startsWith('routes[0].tls.ca: ')).length, 1, bad.join(' | '));
     const unknown = await problems(yaml({ routes: [route('auth: { type: none }, tls: { ca: gone }')] }));
     assert.deepEqual(
       unknown.filter((p) => p.startsWith('routes[0].tls.ca: ')),
@@ -176,7 +183,12 @@ describe('TLS verification', () => {
 describe('client certificate and key', requireProgram('openssl', 'openssl'), () => {
   const one = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const env = { ...ENV, CERT: selfSignedCertificate(one.privateKey), KEY: encodeKey(one.privateKey, 'pkcs8'), OTHER: encodeKey(other.privateKey, 'pkcs8') };
+  const env = {
+    ...ENV,
+    CERT: selfSignedCertificate(one.privateKey),
+    KEY: encodeKey(one.privateKey, 'pkcs8'),
+    OTHER: encodeKey(other.privateKey, 'pkcs8'),
+  };
   const secrets = '\n  cert: { env: CERT }\n  key: { env: KEY }\n  other: { env: OTHER }';
   const withTls = (tls: string) => yaml({ secrets, routes: [route(`auth: { type: none }, tls: ${tls}`)] });
 
@@ -278,12 +290,16 @@ describe('routes', () => {
   });
 
   it('an http: upstream without tls is accepted', async () => {
-    const config = await load(yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, upstream: http://api.example, auth: { type: none } }'] }));
+    const config = await load(
+      yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, upstream: http://api.example, auth: { type: none } }'] }),
+    );
     assert.equal(config.routes[0]!.upstreamUrl.protocol, 'http:');
   });
 
-  it('a route the schema refused is not checked again (its problems are the schema\'s alone)', async () => {
-    const found = await problems(yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, auth: { type: none } }', ROUTE.replace('name: r', 'name: r2')] }));
+  it("a route the schema refused is not checked again (its problems are the schema's alone)", async () => {
+    const found = await problems(
+      yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, auth: { type: none } }', ROUTE.replace('name: r', 'name: r2')] }),
+    );
     assert.deepEqual(
       found.map((p) => p.split(':')[0]),
       ['routes[0].upstream'],
@@ -296,9 +312,15 @@ describe('routes', () => {
   });
 
   it('client-connection auth needs a known connection; none takes neither connection nor params', async () => {
-    assert.equal(await problemAt(yaml({ routes: [route('auth: {}')] }), 'routes[0].auth.connection'), 'required when auth.type is client-connection');
     assert.equal(
-      await problemAt(yaml({ routes: [route('auth: { connection: x }')], connections: `\n  ${CONNECTION.replace('c:', 'd:')}` }), 'routes[0].auth.connection'),
+      await problemAt(yaml({ routes: [route('auth: {}')] }), 'routes[0].auth.connection'),
+      'required when auth.type is client-connection',
+    );
+    assert.equal(
+      await problemAt(
+        yaml({ routes: [route('auth: { connection: x }')], connections: `\n  ${CONNECTION.replace('c:', 'd:')}` }),
+        'routes[0].auth.connection',
+      ),
       'unknown connection "x"; known: c, d',
     );
     assert.equal(
@@ -306,7 +328,10 @@ describe('routes', () => {
       'unknown connection "x"; known: none',
     );
     for (const auth of ['{ type: none, connection: c }', '{ type: none, params: { audience: a } }']) {
-      assert.equal(await problemAt(yaml({ routes: [route(`auth: ${auth}`)] }), 'routes[0].auth'), 'auth.type none takes no connection or params');
+      assert.equal(
+        await problemAt(yaml({ routes: [route(`auth: ${auth}`)] }), 'routes[0].auth'),
+        'auth.type none takes no connection or params',
+      );
     }
   });
 
@@ -321,8 +346,8 @@ describe('routes', () => {
 
   it('drops trailing slashes from a path prefix, and keeps / for one of slashes only', async () => {
     const prefix = async (p: string) =>
-      (await load(yaml({ routes: [`{ name: r, match: { pathPrefix: "${p}" }, upstream: https://api.example, auth: { type: none } }`] }))).routes[0]!
-        .match.pathPrefix;
+      (await load(yaml({ routes: [`{ name: r, match: { pathPrefix: "${p}" }, upstream: https://api.example, auth: { type: none } }`] })))
+        .routes[0]!.match.pathPrefix;
     assert.equal(await prefix('/api//'), '/api');
     assert.equal(await prefix('/api'), '/api');
     assert.equal(await prefix('///'), '/');
@@ -334,14 +359,20 @@ describe('routes', () => {
   });
 
   it('normalises the host (lower case, A-label) and refuses one with a port', async () => {
-    const host = (h: string) => yaml({ routes: [`{ name: r, match: { pathPrefix: /r, host: "${h}" }, upstream: https://api.example, auth: { type: none } }`] });
+    const host = (h: string) =>
+      yaml({ routes: [`{ name: r, match: { pathPrefix: /r, host: "${h}" }, upstream: https://api.example, auth: { type: none } }`] });
     assert.equal((await load(host('API.Bücher.example'))).routes[0]!.match.host, 'api.xn--bcher-kva.example');
     assert.ok((await problems(host('api.example:443'))).some((p) => p.startsWith('routes[0].match.host: ')));
   });
 
   it('upper-cases the methods, numbers the routes and freezes each deeply', async () => {
     const config = await load(
-      yaml({ routes: [ROUTE, '{ name: m, match: { pathPrefix: /m, methods: [get, Post] }, upstream: https://api.example, auth: { type: none } }'] }),
+      yaml({
+        routes: [
+          ROUTE,
+          '{ name: m, match: { pathPrefix: /m, methods: [get, Post] }, upstream: https://api.example, auth: { type: none } }',
+        ],
+      }),
     );
     const [first, second] = config.routes;
     assert.deepEqual(second!.match.methods, ['GET', 'POST']);
@@ -351,7 +382,9 @@ describe('routes', () => {
       [0, 1],
     );
     assert.equal(second!.upstreamUrl.href, 'https://api.example/');
-    assert.ok(Object.isFrozen(config.routes) && Object.isFrozen(second) && Object.isFrozen(second!.match) && Object.isFrozen(second!.match.methods));
+    assert.ok(
+      Object.isFrozen(config.routes) && Object.isFrozen(second) && Object.isFrozen(second!.match) && Object.isFrozen(second!.match.methods),
+    );
     assert.ok(Object.isFrozen(second!.timeouts) && Object.isFrozen(second!.effectiveParams));
   });
 });
@@ -373,7 +406,10 @@ describe('the rest of the config', () => {
   });
 
   it('a problem about a key that is missing from the file is placed at the line of its parent', async () => {
-    const text = yaml({ routes: ['{ name: r, match: { pathPrefix: /r }, upstream: https://api.example,\n      auth: {} }'], extra: '\ncache: { store: redis }' });
+    const text = yaml({
+      routes: ['{ name: r, match: { pathPrefix: /r }, upstream: https://api.example,\n      auth: {} }'],
+      extra: '\ncache: { store: redis }',
+    });
     const found = await load(text).then(
       () => assert.fail('accepted'),
       (error: unknown) => (error as ConfigError).problems,
@@ -401,7 +437,9 @@ describe('the rest of the config', () => {
 
   it('the checked config is frozen, section by section, with tracing only when configured', async () => {
     const config = await load(yaml());
-    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.listen) && Object.isFrozen(config.logging) && Object.isFrozen(config.cache));
+    assert.ok(
+      Object.isFrozen(config) && Object.isFrozen(config.listen) && Object.isFrozen(config.logging) && Object.isFrozen(config.cache),
+    );
     assert.equal(config.tracing, undefined);
     assert.equal(config.file, 'gateway.yaml');
     assert.equal(config.listen.tls, undefined);
