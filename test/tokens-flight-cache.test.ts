@@ -60,7 +60,11 @@ describe('single flight: entries', () => {
     assert.equal(await inner, 'inner');
     await nextTurn();
     assert.equal(flights.has('k'), true, 'the outer call is still under way');
-    assert.equal(flights.run('k', () => Promise.resolve('third')), running, 'a later caller joins the outer call');
+    assert.equal(
+      flights.run('k', () => Promise.resolve('third')),
+      running,
+      'a later caller joins the outer call',
+    );
     outer.resolve('outer');
     assert.equal(await running, 'outer');
     assert.equal(flights.has('k'), false);
@@ -75,9 +79,13 @@ describe('connectionOf', () => {
 
   it('never reaches into the params (property)', () => {
     fc.assert(
-      fc.property(fc.string().filter((s) => !s.includes('\u0000')), fc.string(), (connection, params) => {
-        assert.equal(connectionOf(`${connection}\u0000${params}`), connection);
-      }),
+      fc.property(
+        fc.string().filter((s) => !s.includes('\u0000')),
+        fc.string(),
+        (connection, params) => {
+          assert.equal(connectionOf(`${connection}\u0000${params}`), connection);
+        },
+      ),
     );
   });
 });
@@ -158,8 +166,20 @@ describe('local token cache', () => {
     cache.set('a\u0000scope=soon', token('2', 20_000, 45_500));
     cache.set('a\u0000scope=later', token('3', 60_000, 120_000));
     cache.set('b\u0000', token('4', 60_000, 300_000));
-    assert.deepEqual(cache.expiries(), new Map([['a', 45.5], ['b', 300]]));
-    assert.deepEqual(cache.expiries(NOW + 500), new Map([['a', 45], ['b', 299.5]]));
+    assert.deepEqual(
+      cache.expiries(),
+      new Map([
+        ['a', 45.5],
+        ['b', 300],
+      ]),
+    );
+    assert.deepEqual(
+      cache.expiries(NOW + 500),
+      new Map([
+        ['a', 45],
+        ['b', 299.5],
+      ]),
+    );
   });
 
   it('expiries leaves out a token with no finite expiry and one that has just expired', () => {
