@@ -10,7 +10,12 @@ import process from 'node:process';
 
 /** Module (path prefix) → the test files that cover it. */
 const COVERING = {
-  'src/tokens/': ['test/tokens-lifetime.test.ts', 'test/tokens-retry-circuit.test.ts', 'test/token-pieces.test.ts', 'test/tokens-flight-cache.test.ts'],
+  'src/tokens/': [
+    'test/tokens-lifetime.test.ts',
+    'test/tokens-retry-circuit.test.ts',
+    'test/token-pieces.test.ts',
+    'test/tokens-flight-cache.test.ts',
+  ],
   'src/routing/': ['test/perf-routing.test.ts', 'test/core-routing.test.ts', 'test/routing-mutants.test.ts'],
   'src/proxy/headers.ts': ['test/perf-headers.test.ts', 'test/core-headers.test.ts', 'test/headers-mutants.test.ts'],
   // Not core-config.test.ts: half of it spawns dist/cli.js, which the sandbox has no copy of (dist is ignored).

@@ -10,7 +10,8 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Histogram } from 'prom-client';
-import type { Metrics, RequestCounts } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RequestCounts } from '../observability/plain-counts.js';
 import { AccessLog, type Logger } from '../observability/log.js';
 import type { RequestTrace } from '../tracing/request-trace.js';
 import type { RouteRuntime, Runtime } from './runtime.js';

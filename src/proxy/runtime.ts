@@ -6,7 +6,7 @@
 import type { Histogram } from 'prom-client';
 import type { DpopProofSigner, Config, Route } from '../config/types.js';
 import type { AccessLog } from '../observability/log.js';
-import type { InFlightCount, PlainCounter, RequestCounts } from '../observability/metrics.js';
+import type { InFlightCount, PlainCounter, RequestCounts } from '../observability/plain-counts.js';
 import type { ConnectionStats } from '../observability/usage.js';
 import type { Router } from '../routing/router.js';
 import type { TokenKey } from '../tokens/types.js';
