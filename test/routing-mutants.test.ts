@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { normalizePath, splitTarget } from '../src/routing/path.js';
 import { hostName, prefixMatches, Router, upstreamPath, type RoutePattern } from '../src/routing/router.js';
+import { parseTarget } from '../src/routing/target.js';
 
 /** A route as the Router reads it (RoutePattern), named so a test can say which one matched. */
 interface NamedRoute extends RoutePattern {
@@ -320,5 +321,40 @@ describe('upstreamPath', () => {
   it('strips nothing from a / prefix, so the path keeps its leading /', () => {
     assert.equal(upstreamPath(route('r', '/', { stripPrefix: true }), '/v2', '/orders'), '/v2/orders');
     assert.equal(upstreamPath(route('r', '/', { stripPrefix: true }), '', '/'), '/');
+  });
+});
+
+describe('parseTarget', () => {
+  it('routes an absolute-form target only when it starts with the scheme', () => {
+    assert.equal(parseTarget('xhttp://a.example/b', 'h.example'), 'unsupported_form');
+    assert.equal(parseTarget('ftp://a.example/b', 'h.example'), 'unsupported_form');
+    assert.deepEqual(parseTarget('HTTP://A.example:8080/b?q', 'h.example'), {
+      authority: 'A.example:8080',
+      host: 'a.example',
+      path: '/b',
+      query: '?q',
+    });
+  });
+
+  it('refuses an absolute-form target with a line break in it rather than route the part before it', () => {
+    assert.equal(parseTarget('http://a.example/b\nGET /admin', 'h.example'), 'unsupported_form');
+  });
+});
+
+describe('Router.withData', () => {
+  it('attaches new data to each route over the same index: the same matches, the new data', () => {
+    const router = routerOf(route('a', '/a'), route('b', '/a/b', { methods: ['POST'] }), route('c', '/', { host: 'c.example' }));
+    const renamed = router.withData((data, r) => `${data}+${r.name}`);
+    for (const [method, host, path] of [
+      ['GET', undefined, '/a/b'],
+      ['POST', undefined, '/a/b/c'],
+      ['GET', 'c.example', '/x'],
+      ['GET', undefined, '/x'],
+    ] as const) {
+      assert.equal(renamed.match(method, host, path)?.route.name, router.match(method, host, path)?.route.name);
+      const data = renamed.match(method, host, path)?.data;
+      const name = router.match(method, host, path)?.route.name;
+      assert.equal(data, name === undefined ? undefined : `data:${name}+${name}`);
+    }
   });
 });

@@ -43,10 +43,13 @@ export function parseTarget(target: string, hostHeader: string | undefined): Req
     if (absolute === null) return 'unsupported_form';
     authority = absolute[1];
     const rest = absolute[2]!;
+    // Stryker disable next-line ConditionalExpression: a `/` before a rest that has one is `//`, which normalizePath folds into one.
     target = rest === '' || rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
   }
   const q = target.indexOf('?');
+  // Stryker disable next-line EqualityOperator: q is never 0 here, the target starts with `/` by now.
   const path = normalizePath(q < 0 ? target : target.slice(0, q));
   if (path === undefined) return 'ambiguous_path';
+  // Stryker disable next-line EqualityOperator: as above, q is never 0.
   return { authority, host: hostName(authority), path, query: q < 0 ? '' : target.slice(q) };
 }
