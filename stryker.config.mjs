@@ -16,7 +16,12 @@ const COVERING = {
     'test/token-pieces.test.ts',
     'test/tokens-flight-cache.test.ts',
   ],
-  'src/routing/': ['test/perf-routing.test.ts', 'test/core-routing.test.ts', 'test/routing-mutants.test.ts'],
+  'src/routing/': [
+    'test/perf-routing.test.ts',
+    'test/core-routing.test.ts',
+    'test/routing-mutants.test.ts',
+    'test/core-proxy-pieces.test.ts',
+  ],
   'src/proxy/headers.ts': ['test/perf-headers.test.ts', 'test/core-headers.test.ts', 'test/headers-mutants.test.ts'],
   // Not core-config.test.ts: half of it spawns dist/cli.js, which the sandbox has no copy of (dist is ignored).
   'src/config/': ['test/ops-substitution.test.ts', 'test/core-config-messages.test.ts', 'test/config-substitution-rules.test.ts'],
@@ -27,6 +32,7 @@ const COVERING = {
 const CORE = [
   'src/routing/path.ts',
   'src/routing/router.ts',
+  'src/routing/target.ts',
   'src/proxy/headers.ts',
   'src/tokens/lifetime.ts',
   'src/tokens/retry.ts',
