@@ -4,7 +4,7 @@
  */
 import { useState } from 'preact/hooks';
 import { call, problemsOf, type ConsoleState, type EditAnswer } from './api.js';
-import { Field, type FieldProps } from './field.js';
+import { Field, FormEnd, type FieldProps } from './field.js';
 import { ParamRows, paramsOf, rowsOf, type Row } from './rows.js';
 
 type Kind = 'clientSecret' | 'privateKeyJwt' | 'tlsClientAuth';
@@ -270,19 +270,7 @@ export function ConnectionForm(props: {
         onChange={(rows) => change('params', rows)}
         error={server.params}
       />
-      {server.form === undefined ? null : (
-        <p class="error" role="alert">
-          {server.form}
-        </p>
-      )}
-      <div class="actions">
-        <button type="submit" disabled={disabled}>
-          Save connection
-        </button>
-        <button type="button" class="secondary" onClick={props.onCancel}>
-          Cancel
-        </button>
-      </div>
+      <FormEnd error={server.form} save="Save connection" disabled={disabled} onCancel={props.onCancel} />
     </form>
   );
 }

@@ -54,3 +54,33 @@ export function Field(props: FieldProps) {
     </div>
   );
 }
+
+export interface FormEndProps {
+  /** The problem with the form as a whole (the server's, not tied to one field). */
+  error: string | undefined;
+  /** The submit button's words: "Save connection", "Save route". */
+  save: string;
+  disabled: boolean;
+  onCancel: () => void;
+}
+
+/** The end of an edit form: its problem as a whole, announced, then Save and Cancel. */
+export function FormEnd(props: FormEndProps) {
+  return (
+    <>
+      {props.error === undefined ? null : (
+        <p class="error" role="alert">
+          {props.error}
+        </p>
+      )}
+      <div class="actions">
+        <button type="submit" disabled={props.disabled}>
+          {props.save}
+        </button>
+        <button type="button" class="secondary" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+    </>
+  );
+}

@@ -10,7 +10,7 @@ import {
   type RoutesAnswer,
   type RouteSummary,
 } from './api.js';
-import { Field } from './field.js';
+import { Field, FormEnd } from './field.js';
 import { ParamRows, paramsOf, rowsOf, type Row } from './rows.js';
 
 function matchText(match: RouteSummary['match']): string {
@@ -121,19 +121,7 @@ function RouteForm(props: {
           disabled={disabled}
         />
       )}
-      {errors.form === undefined ? null : (
-        <p class="error" role="alert">
-          {errors.form}
-        </p>
-      )}
-      <div class="actions">
-        <button type="submit" disabled={disabled}>
-          Save route
-        </button>
-        <button type="button" class="secondary" onClick={props.onCancel}>
-          Cancel
-        </button>
-      </div>
+      <FormEnd error={errors.form} save="Save route" disabled={disabled} onCancel={props.onCancel} />
     </form>
   );
 }
