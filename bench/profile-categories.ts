@@ -26,17 +26,19 @@ const LEAVES: Array<[RegExp, string]> = [
   [/^\(program\)$/, 'V8/native, unattributed'],
 ];
 const FRAMES: Array<[RegExp, string]> = [
-  [/\/dist\/(log|log-sink)\.js|\/pino|sonic-boom/, 'logging (access line)'],
-  [/prom-client/, 'metrics'],
+  [/\/dist\/observability\/(log|log-sink|access-line)\.js|\/pino|sonic-boom/, 'logging (access line)'],
+  [/prom-client|\/dist\/observability\/(metrics|plain-counts)\.js/, 'metrics'],
   [/\/dist\/proxy\/headers\.js/, 'header rebuilding'],
   [/\/dist\/routing\//, 'routing'],
   [/\/dist\/tokens\/|node-cache/, 'token lookup'],
   [/\/dist\/tracing\//, 'tracing (off)'],
-  [/undici/, 'undici dispatch (request write, answer parse)'],
-  [/\/dist\/proxy\/(handler|upstream-call|compile|access)\.js/, 'gateway handler (own code)'],
+  [/\/dist\/proxy\/http1\//, 'upstream client (http1/: request head, answer parse)'],
+  [/undici/, 'undici'],
+  [/\/dist\/(proxy|observability|runtime)\//, 'gateway handler (own code)'],
   [/node:_http_(common|incoming)|^node:_http_server$/, 'node HTTP server (parse, response write)'],
   [/node:_http_outgoing/, 'node HTTP server (parse, response write)'],
   [/node:internal\/timers|node:timers/, 'timers'],
+  [/node:net|node:internal\/streams|node:stream|node:internal\/stream_base_commons|node:events/, 'node sockets and streams'],
   [/node:internal\/modules|node:internal\/bootstrap/, 'start-up (module loading)'],
 ];
 

@@ -69,13 +69,13 @@ export function callerResponseHeaders(raw: readonly string[], requestId: string)
  * it came but for the hop-by-hop ones and a Content-Length, which never belong in a trailer section
  * (RFC 9110 §6.5.1: framing fields).
  */
-export function callerTrailers(raw: readonly Buffer[]): Array<[string, string]> {
+export function callerTrailers(raw: readonly string[]): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = raw[i]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || lower === 'content-length') continue;
-    out.push([name, raw[i + 1]!.toString('latin1')]);
+    out.push([name, raw[i + 1]!]);
   }
   return out;
 }

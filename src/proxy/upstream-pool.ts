@@ -1,16 +1,15 @@
 /**
- * The upstream connection pools: undici `Pool`s, one per origin, TLS settings and connect time-out.
- * undici replaced node's `http.request` for forwarding: in the benchmark a bare undici forwarder
- * served about 1.2 × the requests of a bare `http.request` one at about 0.7 × its CPU per request
- * (docs/performance.md).
+ * The upstream connection pools, one per origin, TLS settings and connect time-out: tokengate's own
+ * HTTP/1.1 client on node's llhttp parser (http1/, decision 0008). undici's pools did this before
+ * (decision 0005), node's `http.request` before that; docs/performance.md says what each cost.
  */
-import { Pool } from 'undici';
 import { clientTlsOptions, keyPairId, type TlsKeyPair, type TlsVerify } from '../config/tls.js';
+import { Http1Pool } from './http1/pool.js';
 
 /** Sized for a busy gateway: as many sockets per origin as node's agent had (maxSockets 512). */
 const CONNECTIONS = 512;
 
-export type UpstreamPool = Pool;
+export type UpstreamPool = Http1Pool;
 
 /**
  * Tells pools apart: routes with the same origin, the same TLS settings and the same connect
@@ -29,13 +28,7 @@ export function poolId(url: URL, tls: TlsVerify | undefined, credentials: TlsKey
  * key pair OpenSSL refuses throws here, when the config is compiled, not at the first handshake.
  */
 export function upstreamPool(url: URL, tls: TlsVerify | undefined, credentials: TlsKeyPair | undefined, connectMs: number): UpstreamPool {
-  return new Pool(url.origin, {
-    connections: CONNECTIONS,
-    // One request at a time per socket: a pipelined request would wait behind a slow one, and an
-    // upstream that closes a socket would take the requests queued on it along (RFC 9112 §9.3.2).
-    pipelining: 1,
-    connect: { timeout: connectMs, ...clientTlsOptions(tls, credentials) },
-  });
+  return new Http1Pool(url, { connections: CONNECTIONS, connectMs, tls: clientTlsOptions(tls, credentials) });
 }
 
 /** Closes a pool's sockets, cutting short what still runs on them; never rejects. */
