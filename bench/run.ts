@@ -10,10 +10,10 @@
  *                               the load generator and upstream get CPU 0, each server CPU 1)
  *
  * Every server runs in its own process; autocannon drives them from this one, interleaved. Beside
- * the gateway and the bare http-proxy baseline: direct to the upstream, two bare forwarders doing
- * nothing else, one on node's http.request and one on an undici Pool (the engine tokengate
- * forwards with), nginx (when installed), and the gateway again with its access log off, which
- * prices the log line.
+ * the gateway and the bare http-proxy baseline: direct to the upstream, three bare forwarders doing
+ * nothing else, on node's http.request, on an undici Pool and on tokengate's own client (the
+ * engine it forwards with, src/proxy/http1/), nginx (when installed), and the gateway again with
+ * its access log off, which prices the log line.
  *
  *   npm run bench -- --curves   scaling curves instead (a few minutes; see bench/curves.ts);
  *                               --curves=routes,size runs only those curves
@@ -274,14 +274,16 @@ async function main(): Promise<number> {
     // --profile: CPU profiles of the gateway and of its baseline, to compare where the time goes.
     const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', RESULTS] : [];
     if (profile) mkdirSync(RESULTS, { recursive: true });
-    const [baseline, forwarder, undiciForwarder] = await Promise.all([
+    const [baseline, forwarder, undiciForwarder, http1Forwarder] = await Promise.all([
       forkPeer('http-proxy', join(PEERS, 'baseline.ts'), [String(upstream.port)], nodeArgs, PINNING?.server),
       quick ? undefined : forkPeer('node http forwarder', join(PEERS, 'forwarder.ts'), [String(upstream.port)], [], PINNING?.server),
       quick ? undefined : forkPeer('undici forwarder', join(PEERS, 'undici-forwarder.ts'), [String(upstream.port)], [], PINNING?.server),
+      quick ? undefined : forkPeer('http1 forwarder', join(PEERS, 'http1-forwarder.ts'), [String(upstream.port)], [], PINNING?.server),
     ]);
     peers.push(baseline);
     if (forwarder !== undefined) peers.push(forwarder);
     if (undiciForwarder !== undefined) peers.push(undiciForwarder);
+    if (http1Forwarder !== undefined) peers.push(http1Forwarder);
 
     let nginx: Peer | undefined;
     if (quick) {
@@ -339,6 +341,7 @@ async function main(): Promise<number> {
       { name: 'direct (node upstream)', url: `${upstream.url}${PATH}`, peer: upstream },
       ...(forwarder === undefined ? [] : [{ name: 'node http forwarder', url: `${forwarder.url}${PATH}`, peer: forwarder }]),
       ...(undiciForwarder === undefined ? [] : [{ name: 'undici forwarder', url: `${undiciForwarder.url}${PATH}`, peer: undiciForwarder }]),
+      ...(http1Forwarder === undefined ? [] : [{ name: 'http1 forwarder', url: `${http1Forwarder.url}${PATH}`, peer: http1Forwarder }]),
       ...(nginx === undefined ? [] : [{ name: 'nginx', url: `${nginx.url}${PATH}`, peer: nginx }]),
       { name: BASELINE, url: `${baseline.url}${PATH}`, peer: baseline },
       { name: GATEWAY, url: `${gateway.url}/api${PATH}`, peer: gateway },
@@ -513,6 +516,16 @@ async function main(): Promise<number> {
         `undici forwarder / node http forwarder: ${fmt(pairedRatio(undiciSummary, nodeForwarder, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(undiciSummary, nodeForwarder, (r) => r.cpuMicrosPerRequest))} × its CPU per request; ` +
           `over the baseline: undici ${fmt(pairedRatio(undiciSummary, base, (r) => r.requestsPerSecond))}, node ${fmt(pairedRatio(nodeForwarder, base, (r) => r.requestsPerSecond))} of its req/s`,
       );
+    const http1Summary = summaries.find((s) => s.name === 'http1 forwarder');
+    if (http1Summary !== undefined && undiciSummary !== undefined) {
+      log(
+        `http1 forwarder / undici forwarder: ${fmt(pairedRatio(http1Summary, undiciSummary, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(http1Summary, undiciSummary, (r) => r.cpuMicrosPerRequest))} × its CPU per request`,
+      );
+      if (nginxSummary !== undefined)
+        log(
+          `http1 forwarder / nginx:         ${fmt(pairedRatio(http1Summary, nginxSummary, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(http1Summary, nginxSummary, (r) => r.cpuMicrosPerRequest))} × its CPU per request (the engine alone)`,
+        );
+    }
     const quietSummary = summaries.find((s) => s.name === 'tokengate, no access log');
     if (quietSummary !== undefined) {
       const lineCost = median(gw.rounds.map((r, i) => r.cpuMicrosPerRequest - quietSummary.rounds[i]!.cpuMicrosPerRequest));

@@ -32,6 +32,8 @@ export interface ParserCallbacks<P> {
   /** A piece of the body, a copy of its own. */
   onBody: (this: P, chunk: Buffer) => void;
   onMessageComplete: (this: P) => void;
+  /** A consumed read has been parsed: the bytes consumed, or the parse error. */
+  onExecute: (this: P, result: number | Error) => void;
 }
 
 export interface Http1Parser {
@@ -41,6 +43,15 @@ export interface Http1Parser {
   finish(): undefined | Error;
   /** Releases the native parser; never called from inside one of its callbacks. */
   close(): void;
+  /**
+   * Reads `handle` (a socket's native stream) straight into the parser, as node's HTTP server
+   * does: no JavaScript read callback, Buffer or 'data' event per read. Each read's result is
+   * then reported through `onExecute`; end-of-stream and errors still reach the socket.
+   */
+  consume(handle: object): void;
+  unconsume(): void;
+  /** The read being parsed (during onExecute): where an upgrade's first tunnel bytes are. */
+  getCurrentBuffer(): Buffer;
 }
 
 interface ParserConstructor {
@@ -50,6 +61,7 @@ interface ParserConstructor {
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
   readonly kOnMessageComplete: number;
+  readonly kOnExecute: number;
   readonly kLenientNone: number;
 }
 
@@ -89,6 +101,7 @@ export function responseParser<O>(owner: O, callbacks: ParserCallbacks<Http1Pars
   parser[HTTPParser.kOnHeadersComplete] = callbacks.onHeadersComplete;
   parser[HTTPParser.kOnBody] = callbacks.onBody;
   parser[HTTPParser.kOnMessageComplete] = callbacks.onMessageComplete;
+  parser[HTTPParser.kOnExecute] = callbacks.onExecute;
   (parser as unknown as { initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void }).initialize(
     HTTPParser.RESPONSE,
     {},
