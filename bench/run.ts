@@ -286,11 +286,15 @@ async function main(): Promise<number> {
     if (http1Forwarder !== undefined) peers.push(http1Forwarder);
 
     let nginx: Peer | undefined;
+    let quietNginx: Peer | undefined;
     if (quick) {
       // nothing: the smoke test needs only the gateway and its baseline
     } else if (hasNginx()) {
+      // Both log a line per request, as tokengate does by default; a second nginx without its log
+      // stands beside the gateway without its own (issue 28 compares the two with their logs on).
       nginx = await startNginx(work, upstream.port);
-      peers.push(nginx);
+      quietNginx = await startNginx(work, upstream.port, 0, false);
+      peers.push(nginx, quietNginx);
     } else {
       log('note: nginx is not installed; its row is skipped');
     }
@@ -343,6 +347,7 @@ async function main(): Promise<number> {
       ...(undiciForwarder === undefined ? [] : [{ name: 'undici forwarder', url: `${undiciForwarder.url}${PATH}`, peer: undiciForwarder }]),
       ...(http1Forwarder === undefined ? [] : [{ name: 'http1 forwarder', url: `${http1Forwarder.url}${PATH}`, peer: http1Forwarder }]),
       ...(nginx === undefined ? [] : [{ name: 'nginx', url: `${nginx.url}${PATH}`, peer: nginx }]),
+      ...(quietNginx === undefined ? [] : [{ name: 'nginx, no access log', url: `${quietNginx.url}${PATH}`, peer: quietNginx }]),
       { name: BASELINE, url: `${baseline.url}${PATH}`, peer: baseline },
       { name: GATEWAY, url: `${gateway.url}/api${PATH}`, peer: gateway },
       ...(quiet === undefined ? [] : [{ name: 'tokengate, no access log', url: `${quiet.url}/api${PATH}`, peer: quiet }]),
@@ -506,8 +511,14 @@ async function main(): Promise<number> {
       const cpuToNginx = pairedRatio(gw, nginxSummary, (r) => r.cpuMicrosPerRequest);
       Object.assign(ratios, { gatewayToNginx: toNginx, cpuGatewayToNginx: cpuToNginx });
       log(
-        `tokengate / nginx:               ${fmt(toNginx)} of its req/s (target ≥ 0.90), ${fmt(cpuToNginx)} × its CPU per request (target ≤ 2.00; medians of the per-round ratios)`,
+        `tokengate / nginx:               ${fmt(toNginx)} of its req/s (target ≥ 0.90), ${fmt(cpuToNginx)} × its CPU per request (target ≤ 2.00; medians of the per-round ratios; both with their access log)`,
       );
+      const quietGateway = summaries.find((s) => s.name === 'tokengate, no access log');
+      const quietNginxSummary = summaries.find((s) => s.name === 'nginx, no access log');
+      if (quietGateway !== undefined && quietNginxSummary !== undefined)
+        log(
+          `  without either access log:     ${fmt(pairedRatio(quietGateway, quietNginxSummary, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(quietGateway, quietNginxSummary, (r) => r.cpuMicrosPerRequest))} × its CPU per request`,
+        );
     } else if (!quick) log('tokengate / nginx:               - (nginx is not installed)');
     const nodeForwarder = summaries.find((s) => s.name === 'node http forwarder');
     const undiciSummary = summaries.find((s) => s.name === 'undici forwarder');
@@ -521,9 +532,10 @@ async function main(): Promise<number> {
       log(
         `http1 forwarder / undici forwarder: ${fmt(pairedRatio(http1Summary, undiciSummary, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(http1Summary, undiciSummary, (r) => r.cpuMicrosPerRequest))} × its CPU per request`,
       );
-      if (nginxSummary !== undefined)
+      const bareNginx = summaries.find((s) => s.name === 'nginx, no access log');
+      if (bareNginx !== undefined)
         log(
-          `http1 forwarder / nginx:         ${fmt(pairedRatio(http1Summary, nginxSummary, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(http1Summary, nginxSummary, (r) => r.cpuMicrosPerRequest))} × its CPU per request (the engine alone)`,
+          `http1 forwarder / nginx without its log: ${fmt(pairedRatio(http1Summary, bareNginx, (r) => r.requestsPerSecond))} of its req/s, ${fmt(pairedRatio(http1Summary, bareNginx, (r) => r.cpuMicrosPerRequest))} × its CPU per request (the engine alone)`,
         );
     }
     const quietSummary = summaries.find((s) => s.name === 'tokengate, no access log');

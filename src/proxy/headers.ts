@@ -26,7 +26,8 @@ const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
 
 /** Adds to `names` the header names a Connection header value lists, beyond the fixed hop-by-hop ones. */
 function namedInConnection(connection: string | undefined, names: Set<string> | undefined): Set<string> | undefined {
-  if (connection === undefined || PLAIN_CONNECTION.test(connection)) return names;
+  // The two values nearly every message sends, spelt as nearly everyone does, before the pattern.
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close' || PLAIN_CONNECTION.test(connection)) return names;
   names ??= new Set<string>();
   for (const name of connection.split(',')) {
     const trimmed = name.trim().toLowerCase();
