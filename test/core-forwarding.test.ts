@@ -1,5 +1,5 @@
 /**
- * What the forwarding engine (undici, src/proxy/upstream-call.ts) must keep beyond the plain
+ * What the forwarding engine (src/proxy/http1/ under src/proxy/upstream-call.ts) must keep beyond the plain
  * request and answer: a slow caller slows the upstream down instead of filling the gateway's
  * memory, and interim 1xx answers before the final one (RFC 9110 §15.2) neither reach the caller
  * nor leave it waiting.
@@ -138,7 +138,7 @@ routes:
     assert.match(text, /^HTTP\/1\.1 200 Fine By Me\r\n/);
   });
 
-  // Regression: undici read the trailer section and the gateway dropped it.
+  // Regression: the client read the trailer section and the gateway dropped it.
   it("passes the upstream's trailer fields on after a chunked body (RFC 9110 §6.5)", async () => {
     const { text } = await rawRequest(gw.url, `GET /trailers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     assert.match(text, /\r\n2\r\nok\r\n0\r\nX-Checksum: 7f\r\nServer-Timing: db;dur=53\r\n\r\n$/);

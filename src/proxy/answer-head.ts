@@ -26,7 +26,7 @@ export function writeAnswerHead(res: ServerResponse, status: number, reason: str
 }
 
 /**
- * A 204 or 304 ends at its head (RFC 9110 §15.3.5, §15.4.5), and so it does for undici's parser:
+ * A 204 or 304 ends at its head (RFC 9110 §15.3.5, §15.4.5), and so it does for the client's parser:
  * bytes an upstream sends after it are garbage on that socket, never part of this answer. So does
  * an answer to HEAD (§9.3.2).
  */

@@ -4,8 +4,8 @@
  * then the answer passed on, a 401 replayed, a 101 made a tunnel, or a failure translated
  * (upstream-failure.ts). Recording is exchange-record.ts's, on the caller's response.
  *
- * Forwards through undici pools (upstream-call.ts, decision 0005). Node's own `http.request` did
- * before, and http-proxy before that (docs/performance.md says what each cost).
+ * Forwards through tokengate's own HTTP/1.1 client (http1/, decision 0008); undici pools did before,
+ * node's own `http.request` before that, and http-proxy first (docs/performance.md says what each cost).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -237,7 +237,7 @@ export class Forwarder {
       this.#upstreamFailed(exchange, error as Error);
       return false;
     }
-    // The caller gets an answer that ends at its head now, whole: undici may yet fail the exchange (a
+    // The caller gets an answer that ends at its head now, whole: the client may yet fail the exchange (a
     // 204 whose Content-Length promised bytes), and a failure after this point cuts nothing short.
     exchange.upstreamStatus = status;
     if (endsAtHead(status, exchange.method)) res.end();
@@ -293,8 +293,8 @@ export class Forwarder {
     const { req, res, route } = exchange;
     const code = failureCode(error);
     exchange.trace?.upstreamFailed(tracedFailure(code, error));
-    // An answer already complete (a 204 before its garbage, say) is not cut short afterwards. undici
-    // lets go of a request body it has sent (req.socket is then null): only a closed socket means the caller left.
+    // An answer already complete (a 204 before its garbage, say) is not cut short afterwards.
+    // req.socket can be null by now: only a closed socket means the caller left.
     if (res.destroyed || res.writableEnded || req.socket?.destroyed === true) return;
     const reason = upstreamFailureReason(code);
     this.#metrics.upstreamErrors.inc({ route: route.name, reason });

@@ -13,7 +13,7 @@ import type { TokenKey } from '../tokens/types.js';
 import type { AccessChecker } from './access.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
-/** Where a route's requests go: the undici pool of its origin and TLS settings, fixed per config. */
+/** Where a route's requests go: the connection pool of its origin and TLS settings (http1/), fixed per config. */
 export interface Upstream {
   readonly pool: UpstreamPool;
   /** The origin's parts, for traces. */
