@@ -38,7 +38,10 @@ export interface Http1Handler {
    * until `resume` is called (the caller's side is full).
    */
   onHeaders(status: number, rawHeaders: string[], resume: () => void, reason: string): boolean;
-  /** The upstream switched protocols on an upgrade request: the socket is the handler's now, with any early bytes unshifted into it. */
+  /**
+   * The upstream switched protocols on an upgrade request: the socket is the handler's now, paused,
+   * with the bytes read after the 101 put back at its front; reading it (pipe, resume) starts with them.
+   */
   onUpgrade(status: number, rawHeaders: string[], socket: Duplex): void;
   /** The read that carried the final head has been parsed and the answer has not ended yet. */
   onReadEnd(): void;
@@ -553,6 +556,9 @@ export class UpstreamConnection {
     this.#owner.removed(this, undefined);
     clearTimeout(this.#deadlineTimer);
     this.#releaseParser();
+    // Paused, so that the bytes read after the 101 wait for the tunnel's reader instead of going out
+    // as a 'data' event nobody listens to yet; piping the socket resumes it.
+    socket.pause();
     if (rest.length > 0) socket.unshift(rest);
     handler.onUpgrade(status, rawHeaders, socket);
   }
