@@ -2,7 +2,7 @@
  * CPU per request of the gateway for a fixed number of warm requests: a figure that barely moves
  * when other processes compete for the CPUs (unlike req/s), for before/after comparisons of a change.
  *
- *   npm run build && node --import tsx bench/cpu.ts [--requests=N] [--runs=N] [--access-log=off] [--profile] [--cli=dist/cli.js] [--node-args='--flag ...']
+ *   npm run build && node --import tsx bench/cpu.ts [--requests=N] [--runs=N] [--access-log=off] [--profile] [--cli=dist/cli.js] [--node-args='--flag ...'] [--path=/items/42?size=65536]
  *
  * A node upstream answering 1 KiB, a token endpoint, and `node dist/cli.js serve` (the benchmark's
  * config); a warm-up, then `runs` runs of `requests` requests at 50 connections; prints each run's
@@ -14,14 +14,16 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forkPeer, load, median, pin, PINNING, ROOT, spawnGateway, type Peer } from './support.js';
 
-const PEERS = join(ROOT, 'bench', 'peers');
-const RESULTS = join(ROOT, 'bench', 'results');
-const PATH = '/items/42?view=full';
-
 function option(name: string, fallback: string): string {
   const prefix = `--${name}=`;
   return process.argv.find((arg) => arg.startsWith(prefix))?.slice(prefix.length) ?? fallback;
 }
+
+const PEERS = join(ROOT, 'bench', 'peers');
+const RESULTS = join(ROOT, 'bench', 'results');
+/** The upstream answers 1 KiB, or `?size=N` bytes (`--path='/items/42?size=65536'`). */
+const PATH = option('path', '/items/42?view=full');
+
 
 const requests = Number(option('requests', '40000'));
 const runs = Number(option('runs', '7'));

@@ -7,70 +7,24 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { responseParser, type Http1Parser, type ParserCallbacks } from './llhttp.js';
-import { requestHead, type BodyFraming } from './request-head.js';
+import { requestHead } from './request-head.js';
+import { HeadDeadline } from './deadline.js';
+import { SocketReads } from './socket-reads.js';
+import { StreamedBody, type BodyOwner } from './streamed-body.js';
+import {
+  HEAD_TIMEOUT_CODE,
+  socketError,
+  UNUSABLE_ANSWER_CODE,
+  CONNECT_TIMEOUT_CODE,
+  type ConnectionOwner,
+  type Http1Handler,
+  type Http1Request,
+  type PooledConnection,
+} from './types.js';
 
-/** What the gateway hands the pool: one request. */
-export interface Http1Request {
-  readonly method: string;
-  readonly path: string;
-  /** A flat name/value list, written as it is (the connection adds Connection and the body's framing). */
-  readonly headers: string[];
-  /** The caller's body as a stream, or buffered, or none. */
-  readonly body: IncomingMessage | Buffer | null;
-  /** The protocol an upgrade request asks for; the head then says `connection: upgrade`. */
-  readonly upgrade?: string | undefined;
-  /**
-   * timeouts.responseMs: the wait for the final head once the request has been written (at once for
-   * a request without a body or with a buffered one, else once the caller's body has all been sent).
-   * Connecting has its own time-out, and a slow upload the caller's own request time-out.
-   */
-  readonly headersTimeoutMs: number;
-}
-
-/** The request's owner, told what happens to it in this order: connect, interim and final heads, data, complete or error. */
-export interface Http1Handler {
-  /** The request has a connection and is about to be written; `abort` ends it (with onError) at any time after. */
-  onConnect(abort: (error: Error) => void): void;
-  /**
-   * A head: interim (1xx but 101) ones too, each before the final one. Returns false to stop reading
-   * until `resume` is called (the caller's side is full).
-   */
-  onHeaders(status: number, rawHeaders: string[], resume: () => void, reason: string): boolean;
-  /**
-   * The upstream switched protocols on an upgrade request: the socket is the handler's now, paused,
-   * with the bytes read after the 101 put back at its front; reading it (pipe, resume) starts with them.
-   */
-  onUpgrade(status: number, rawHeaders: string[], socket: Duplex): void;
-  /** The read that carried the final head has been parsed and the answer has not ended yet. */
-  onReadEnd(): void;
-  /** A piece of the final answer's body. Returns false to stop reading until `resume`. */
-  onData(chunk: Buffer): boolean;
-  /** The answer ended; `trailers` are its trailer lines (empty without). */
-  onComplete(trailers: string[]): void;
-  onError(error: Error): void;
-}
-
-/** The pool a connection reports to. */
-export interface ConnectionOwner {
-  /** The connection can take another request. */
-  released(connection: UpstreamConnection): void;
-  /** The connection is gone (closed, failed, upgraded); `error` when it failed before it ever connected. */
-  removed(connection: UpstreamConnection, connectError: Error | undefined): void;
-}
-
-/** A socket error with the code it is classified by (upstream-failure.ts). */
-function socketError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-/** The code of a connect that did not complete within timeouts.connectMs (as undici named it: logs and traces keep it). */
-export const CONNECT_TIMEOUT_CODE = 'UND_ERR_CONNECT_TIMEOUT';
-/** The code of a final head that did not come within timeouts.responseMs (as undici named it). */
-export const HEAD_TIMEOUT_CODE = 'UND_ERR_HEADERS_TIMEOUT';
-/** An answer no caller may be given: an unasked 101, say. The request fails as on a broken upstream. */
-export const UNUSABLE_ANSWER_CODE = 'EPROTO';
+export type { ConnectionOwner, Http1Handler, Http1Request } from './types.js';
+export { CONNECT_TIMEOUT_CODE, HEAD_TIMEOUT_CODE, UNUSABLE_ANSWER_CODE } from './types.js';
 
 type Parser = Http1Parser & { owner: UpstreamConnection };
 
@@ -92,14 +46,6 @@ const CALLBACKS: ParserCallbacks<Parser> = {
   },
 };
 
-/** A socket's native stream, as node's net keeps it (`socket._handle`). */
-interface StreamHandle {
-  readonly isStreamBase?: boolean;
-  reading: boolean;
-  readStart(): number;
-  readStop(): number;
-}
-
 function onSocketData(this: Socket & { connection: UpstreamConnection }, chunk: Buffer): void {
   this.connection.read(chunk);
 }
@@ -120,20 +66,11 @@ function onConnectTimeout(this: Socket & { connection: UpstreamConnection }): vo
   this.destroy(socketError('connecting to the upstream timed out', CONNECT_TIMEOUT_CODE));
 }
 
-/**
- * The head's deadline, one timer per connection that is re-armed only when it fires early: a
- * request stores when its deadline falls (one clock read) instead of setting and clearing a timer
- * of its own (about 1 µs a request, docs/performance.md).
- */
-function onDeadlineTimer(connection: UpstreamConnection): void {
-  connection.deadlineTimerFired();
-}
-
 function onSocketDrain(this: Socket & { connection: UpstreamConnection }): void {
   this.connection.drained();
 }
 
-export class UpstreamConnection {
+export class UpstreamConnection implements PooledConnection, BodyOwner {
   readonly socket: Socket & { connection: UpstreamConnection };
   readonly #owner: ConnectionOwner;
   readonly #parser: Parser;
@@ -150,26 +87,20 @@ export class UpstreamConnection {
   #reusable = true;
   /** The request's body has all been written (there was none, or it was buffered, or the stream ended). */
   #bodyWritten = true;
-  #framing: BodyFraming = 'none';
   /** The caller's body while it is being streamed into this request. */
-  #streaming: IncomingMessage | undefined;
+  readonly #body: StreamedBody;
   /** The answer ended while this read was being parsed: released once the parser has returned. */
   #answered = false;
   /** An upgrade's 101 was read: the rest of the read belongs to the tunnel. */
   #upgraded: { rawHeaders: string[]; status: number } | undefined;
-  /** When the current request's head deadline falls (performance.now()), 0 when none runs. */
-  #deadlineAt = 0;
-  #deadlineTimer: NodeJS.Timeout | undefined;
-  /** When #deadlineTimer fires. */
-  #timerAt = 0;
+  readonly #deadline = new HeadDeadline(() => this.#fail(socketError('the upstream did not answer in time', HEAD_TIMEOUT_CODE)));
   /** The final head was read in the read being parsed (see read). */
   #headInRead = false;
   /** The last time the connection went idle (for the pool's idle sweep). */
   idleSince = 0;
-  /** The parser reads the socket's stream itself (see #consume); else each read comes as a 'data' event. */
-  #consumed: StreamHandle | undefined;
+  readonly #reads: SocketReads;
   readonly resume = (): void => {
-    this.#resumeReading();
+    this.#reads.resume();
   };
   /** Bytes of the current request have gone to the socket: failing it now closes the connection. */
   #written = false;
@@ -188,12 +119,14 @@ export class UpstreamConnection {
     this.socket = Object.assign(socket, { connection: this });
     this.#owner = owner;
     this.#parser = responseParser<UpstreamConnection>(this, CALLBACKS);
+    this.#reads = new SocketReads(socket, this.#parser);
+    this.#body = new StreamedBody(socket, this);
     socket.setNoDelay(true);
     socket.setTimeout(connectMs, onConnectTimeout);
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       this.#connected = true;
       socket.setTimeout(0);
-      this.#consume();
+      this.#reads.consume();
     });
     socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
@@ -264,7 +197,6 @@ export class UpstreamConnection {
     }
     // An upgrade's connection is the tunnel's or, refused, not reused (as undici did).
     if (close || request.upgrade !== undefined) this.#reusable = false;
-    this.#framing = head.framing;
     this.#written = true;
     const socket = this.socket;
     if (!stream) {
@@ -276,88 +208,27 @@ export class UpstreamConnection {
         socket.write(body);
         socket.uncork();
       }
-      return this.#armDeadline();
+      return this.#deadline.arm(request.headersTimeoutMs);
     }
     this.#bodyWritten = false;
     socket.write(head.text, 'latin1');
-    const caller = body as IncomingMessage & { upstream?: UpstreamConnection };
-    this.#streaming = caller;
-    caller.upstream = this;
-    caller.on('data', onCallerData);
-    caller.once('end', onCallerEnd);
-    caller.once('close', onCallerClose);
+    this.#body.start(body, head.framing === 'chunked');
   }
 
-  /** A piece of the caller's body: written, framed; the caller is paused while the socket is full. */
-  writeBody(chunk: Buffer, caller: IncomingMessage): void {
-    const socket = this.socket;
-    let flowing: boolean;
-    if (this.#framing === 'chunked') {
-      if (chunk.length === 0) return;
-      socket.cork();
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      flowing = socket.write('\r\n', 'latin1');
-      socket.uncork();
-    } else flowing = socket.write(chunk);
-    if (!flowing) caller.pause();
-  }
-
-  /** The caller's body ended: the chunked coding is closed, and the request is all written. */
-  endBody(caller: IncomingMessage): void {
-    this.#detachCaller(caller);
+  /** The caller's body has all been written: the deadline for the head starts now. */
+  bodySent(): void {
     this.#bodyWritten = true;
-    if (this.#framing === 'chunked') this.socket.write('0\r\n\r\n', 'latin1');
     if (this.#answered) this.#release();
-    else if (!this.#finalSeen) this.#armDeadline();
+    else if (!this.#finalSeen) this.#deadline.arm(this.#request!.headersTimeoutMs);
   }
 
   /** The caller's body stopped before its end (the caller went away): the request cannot be completed. */
-  bodyCut(caller: IncomingMessage): void {
-    this.#detachCaller(caller);
+  bodyCut(): void {
     if (!this.#bodyWritten) this.#fail(socketError('the caller went away before its body was sent', 'ECONNRESET'));
   }
 
   drained(): void {
-    this.#streaming?.resume();
-  }
-
-  #detachCaller(caller: IncomingMessage): void {
-    this.#streaming = undefined;
-    caller.off('data', onCallerData);
-    caller.off('end', onCallerEnd);
-    caller.off('close', onCallerClose);
-    (caller as IncomingMessage & { upstream?: UpstreamConnection }).upstream = undefined;
-  }
-
-  /**
-   * Node's HTTP server has its parser read the socket's native stream (consume): a read then costs
-   * no JavaScript callback, Buffer or 'data' event before the parser sees it, about a tenth of
-   * the upstream client's work per request (docs/performance.md). End-of-stream and errors still
-   * come as the socket's 'end' and 'error'; a socket without such a stream is read through 'data'.
-   */
-  #consume(): void {
-    const handle = (this.socket as unknown as { _handle?: StreamHandle & { _consumed?: boolean } })._handle;
-    if (handle?.isStreamBase !== true || handle._consumed === true) return;
-    handle._consumed = true;
-    this.#consumed = handle;
-    this.#parser.consume(handle);
-  }
-
-  #pauseReading(): void {
-    const handle = this.#consumed;
-    if (handle === undefined) return void this.socket.pause();
-    if (!handle.reading) return;
-    handle.reading = false;
-    handle.readStop();
-  }
-
-  #resumeReading(): void {
-    const handle = this.#consumed;
-    if (handle === undefined) return void this.socket.resume();
-    if (handle.reading || this.socket.destroyed) return;
-    handle.reading = true;
-    handle.readStart();
+    this.#body.drained();
   }
 
   read(chunk: Buffer): void {
@@ -388,29 +259,6 @@ export class UpstreamConnection {
     this.#headInRead = false;
   }
 
-  /** Starts the head's deadline for the request just written. */
-  #armDeadline(): void {
-    const ms = this.#request!.headersTimeoutMs;
-    const now = performance.now();
-    this.#deadlineAt = now + ms;
-    // The timer already set fires no later than this deadline: it looks again then.
-    if (this.#deadlineTimer !== undefined && this.#timerAt <= this.#deadlineAt) return;
-    clearTimeout(this.#deadlineTimer);
-    this.#timerAt = now + ms;
-    this.#deadlineTimer = setTimeout(onDeadlineTimer, ms, this).unref();
-  }
-
-  deadlineTimerFired(): void {
-    this.#deadlineTimer = undefined;
-    if (this.#deadlineAt === 0) return;
-    const now = performance.now();
-    const left = this.#deadlineAt - now;
-    // Timers run on a millisecond clock: a deadline less than a millisecond away has passed.
-    if (left < 1) return this.#fail(socketError('the upstream did not answer in time', HEAD_TIMEOUT_CODE));
-    this.#timerAt = this.#deadlineAt;
-    this.#deadlineTimer = setTimeout(onDeadlineTimer, Math.ceil(left), this).unref();
-  }
-
   /** The upstream closed its side: an answer that runs to the close ends here; any other request fails. */
   ended(): void {
     if (this.#handler !== undefined) {
@@ -430,8 +278,8 @@ export class UpstreamConnection {
 
   closed(): void {
     if (this.#handler !== undefined) this.#fail(socketError('the upstream connection closed', 'UND_ERR_SOCKET'));
-    if (this.#streaming !== undefined) this.#detachCaller(this.#streaming);
-    clearTimeout(this.#deadlineTimer);
+    this.#body.stop();
+    this.#deadline.dispose();
     this.#releaseParser();
     this.#owner.removed(this, this.#connected ? undefined : this.#connectError);
   }
@@ -443,10 +291,7 @@ export class UpstreamConnection {
    * while it lives), once the stack of any callback of its own has unwound.
    */
   #releaseParser(): void {
-    if (this.#consumed !== undefined) {
-      this.#parser.unconsume();
-      this.#consumed = undefined;
-    }
+    this.#reads.unconsume();
     this.#parser.owner = undefined as unknown as UpstreamConnection;
     setImmediate(closeParser, this.#parser);
   }
@@ -469,7 +314,7 @@ export class UpstreamConnection {
         return 1;
       }
       this.#upgraded = { rawHeaders: headers, status };
-      this.#deadlineAt = 0;
+      this.#deadline.disarm();
       return 2;
     }
     // RFC 9110 §15.2: interim answers come before the final one, each a message of its own without a body.
@@ -479,17 +324,17 @@ export class UpstreamConnection {
       return 1;
     }
     this.#finalSeen = true;
-    this.#deadlineAt = 0;
+    this.#deadline.disarm();
     this.#headInRead = true;
     if (!keepAlive) this.#reusable = false;
-    if (!handler.onHeaders(status, headers, this.resume, reason)) this.#pauseReading();
+    if (!handler.onHeaders(status, headers, this.resume, reason)) this.#reads.pause();
     return this.#request?.method === 'HEAD' ? 1 : 0;
   }
 
   body(chunk: Buffer): void {
     const handler = this.#handler;
     if (handler === undefined || this.#interim) return;
-    if (!handler.onData(chunk)) this.#pauseReading();
+    if (!handler.onData(chunk)) this.#reads.pause();
   }
 
   complete(): void {
@@ -501,8 +346,8 @@ export class UpstreamConnection {
     this.#answered = true;
     // An answer before the whole body was sent (a 413, say): the rest of the body is not sent, and
     // the request on the wire is incomplete, so the connection is not reused.
-    if (this.#streaming !== undefined) {
-      this.#detachCaller(this.#streaming);
+    if (this.#body.active) {
+      this.#body.stop();
       this.#bodyWritten = true;
       this.#reusable = false;
     }
@@ -519,7 +364,7 @@ export class UpstreamConnection {
     this.#answered = false;
     this.#request = undefined;
     if (!this.#reusable || this.socket.destroyed) return void this.socket.destroy();
-    this.#resumeReading();
+    this.#reads.resume();
     this.#owner.released(this);
   }
 
@@ -528,11 +373,11 @@ export class UpstreamConnection {
     if (!this.#connected) this.#connectError ??= error;
     const handler = this.#handler;
     this.#handler = undefined;
-    if (this.#streaming !== undefined) this.#detachCaller(this.#streaming);
+    this.#body.stop();
     this.#request = undefined;
     this.#answered = false;
     this.#reusable = false;
-    this.#deadlineAt = 0;
+    this.#deadline.disarm();
     this.socket.destroy();
     handler?.onError(error);
   }
@@ -544,17 +389,14 @@ export class UpstreamConnection {
     this.#handler = undefined;
     this.#request = undefined;
     const socket = this.socket;
-    if (this.#consumed !== undefined) {
-      this.#parser.unconsume();
-      this.#consumed = undefined;
-    }
+    this.#reads.unconsume();
     socket.off('data', onSocketData);
     socket.off('end', onSocketEnd);
     socket.off('error', onSocketError);
     socket.off('close', onSocketClose);
     socket.off('drain', onSocketDrain);
     this.#owner.removed(this, undefined);
-    clearTimeout(this.#deadlineTimer);
+    this.#deadline.dispose();
     this.#releaseParser();
     // Paused, so that the bytes read after the 101 wait for the tunnel's reader instead of going out
     // as a 'data' event nobody listens to yet; piping the socket resumes it.
@@ -570,16 +412,4 @@ function writeStreamed(connection: UpstreamConnection, request: Http1Request, ha
 
 function closeParser(parser: Http1Parser): void {
   parser.close();
-}
-
-function onCallerData(this: IncomingMessage & { upstream?: UpstreamConnection }, chunk: Buffer): void {
-  this.upstream?.writeBody(chunk, this);
-}
-
-function onCallerEnd(this: IncomingMessage & { upstream?: UpstreamConnection }): void {
-  this.upstream?.endBody(this);
-}
-
-function onCallerClose(this: IncomingMessage & { upstream?: UpstreamConnection }): void {
-  this.upstream?.bodyCut(this);
 }
