@@ -24,7 +24,6 @@ const RESULTS = join(ROOT, 'bench', 'results');
 /** The upstream answers 1 KiB, or `?size=N` bytes (`--path='/items/42?size=65536'`). */
 const PATH = option('path', '/items/42?view=full');
 
-
 const requests = Number(option('requests', '40000'));
 const runs = Number(option('runs', '7'));
 const accessLog = option('access-log', 'info');
